@@ -1,0 +1,103 @@
+"""``nessa ingest``, ``nessa info`` and ``nessa verify``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+__all__ = ["register"]
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(t) for t in text.replace("x", ",").split(",") if t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shape must be comma-separated integers, got {text!r}") from None
+    if not dims or min(dims) <= 0:
+        raise argparse.ArgumentTypeError(f"--shape must be positive integers, got {text!r}")
+    return dims
+
+
+def register(sub) -> None:
+    p = sub.add_parser("ingest", help="turn IDX / NumPy / image-folder / Arrow / Parquet data into a store",
+                       description="Ingest SOURCE into the store DEST (atomically). An IDX folder becomes DEST/train and DEST/test.")
+    p.add_argument("source")
+    p.add_argument("dest")
+    p.add_argument("--kind", choices=["idx", "arrays", "images", "table"], help="input kind (default: detect)")
+    p.add_argument("--name", help="data set name recorded in the manifest (default: DEST's folder name)")
+    p.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
+    p.add_argument("--shard-mb", type=float, default=64.0, help="maximum shard size in MiB (default 64)")
+    p.add_argument("--sample-column", help="table input: sample column name")
+    p.add_argument("--label-column", help="table input: label column name")
+    p.add_argument("--shape", type=_shape, help="table input: per-sample shape, e.g. 28,28")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_ingest)
+
+    p = sub.add_parser("info", help="describe a store")
+    p.add_argument("store")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_info)
+
+    p = sub.add_parser("verify", help="re-hash and re-check a store (non-zero exit on any mismatch)")
+    p.add_argument("store")
+    p.set_defaults(func=_verify)
+
+
+def _ingest(args) -> int:
+    from storage_service.cli import CliError
+    from storage_service.ingest import IngestError, ingest
+
+    if args.shard_mb <= 0:
+        raise CliError(f"--shard-mb must be positive, got {args.shard_mb}")
+    try:
+        made = ingest(args.source, args.dest, kind=args.kind, name=args.name, overwrite=args.overwrite,
+                      shard_bytes=int(args.shard_mb * (1 << 20)), sample_column=args.sample_column,
+                      label_column=args.label_column, shape=args.shape, progress=not args.quiet)
+    except IngestError as exc:
+        raise CliError(str(exc)) from None
+    for rel, m in made.items():
+        where = args.dest if rel == "." else f"{args.dest}/{rel}"
+        print(f"{where}: {m.num_samples} samples, {m.num_classes} classes, shape {list(m.sample_shape)} {m.dtype}, {len(m.shards)} shard(s)")
+    return 0
+
+
+def _info_doc(store) -> dict:
+    m = store.manifest
+    return {
+        "name": m.name, "path": str(store.path), "format_version": m.format_version, "num_samples": m.num_samples,
+        "num_classes": m.num_classes, "class_names": m.class_names, "class_counts": m.class_counts,
+        "sample_shape": list(m.sample_shape), "dtype": m.dtype, "sample_nbytes": m.sample_nbytes,
+        "num_shards": len(m.shards), "bytes": sum((store.path / s.file).stat().st_size for s in m.shards),
+    }
+
+
+def _info(args) -> int:
+    from storage_service.cli import CliError
+    from storage_service.store import Store, StoreError
+
+    try:
+        doc = _info_doc(Store(args.store))
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    if args.json:
+        json.dump(doc, sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"{doc['name']} ({doc['path']}), format v{doc['format_version']}")
+    print(f"  {doc['num_samples']} samples, shape {doc['sample_shape']} {doc['dtype']}, {doc['num_shards']} shard(s), {doc['bytes'] / 1e6:.1f} MB")
+    for name, count in zip(doc["class_names"], doc["class_counts"]):
+        print(f"  {count:>10}  {name}")
+    return 0
+
+
+def _verify(args) -> int:
+    from storage_service.store import verify_store
+
+    problems = verify_store(args.store)
+    for p in problems:
+        print(f"nessa: verify: {p}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"{args.store}: OK")
+    return 0

@@ -1,0 +1,132 @@
+"""Turn external data into NeSSA stores (``nessa ingest SOURCE DEST``).
+
+Sources (auto-detected, or named with ``kind``):
+
+* ``idx``: a folder of MNIST / Fashion-MNIST IDX files (gzipped or not); becomes ``DEST/train``
+  and ``DEST/test`` (whichever splits are present).
+* ``arrays``: an ``.npz`` with ``x`` and ``y``, or a folder with ``x.npy`` and ``y.npy``.
+* ``images``: a folder with one sub-folder of images per class (Pillow).
+* ``table``: an Arrow IPC or Parquet table with a sample and a label column.
+
+Every ingest is atomic: it writes into a temporary sibling folder and renames it into place.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from storage_service.ingest.arrays import load_arrays
+from storage_service.ingest.idx import FASHION_MNIST_CLASSES, find_idx_pairs, load_idx_pair
+from storage_service.ingest.images import iter_images, scan_image_folder
+from storage_service.ingest.labels import as_int_labels
+from storage_service.ingest.table import TABLE_SUFFIXES, load_table
+from storage_service.ingest.writer import (DEFAULT_SHARD_BYTES, IngestError, StoreWriter, atomic_dir, write_chunks,
+                                           write_store)
+from storage_service.manifest import Manifest
+
+__all__ = ["SourceKind", "ingest", "detect_kind", "write_store", "IngestError", "StoreWriter", "DEFAULT_SHARD_BYTES"]
+
+
+class SourceKind(str, enum.Enum):
+    IDX = "idx"
+    ARRAYS = "arrays"
+    IMAGES = "images"
+    TABLE = "table"
+
+
+def detect_kind(source: Path) -> SourceKind:
+    if not source.exists():
+        raise IngestError(f"{source}: no such file or folder")
+    if source.is_dir():
+        entries = [p for p in source.iterdir() if not p.name.startswith(".")]
+        if not entries:
+            raise IngestError(f"{source}: empty input (empty folder)")
+        if any("idx" in p.name for p in entries if p.is_file()):
+            return SourceKind.IDX
+        if (source / "x.npy").exists() or (source / "y.npy").exists():
+            return SourceKind.ARRAYS
+        if any(p.is_dir() for p in entries):
+            return SourceKind.IMAGES
+        raise IngestError(f"{source}: cannot tell the input kind (no IDX files, x.npy/y.npy, or class sub-folders)")
+    suffix = source.suffix.lower()
+    if suffix in (".npz", ".npy"):
+        return SourceKind.ARRAYS
+    if suffix in TABLE_SUFFIXES:
+        return SourceKind.TABLE
+    raise IngestError(f"{source}: unknown input file type {suffix!r} (expected .npz, .npy, .arrow, .feather, .parquet, or a folder)")
+
+
+def _chunks(x: np.ndarray, labels: np.ndarray, rows: int = 8192):
+    """Row chunks, so the progress bar moves on large arrays."""
+    for lo in range(0, len(labels), rows):
+        yield x[lo : lo + rows], labels[lo : lo + rows]
+
+
+def _check_samples(x: np.ndarray, where) -> np.ndarray:
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        raise IngestError(f"{where}: samples contain NaN or infinite values")
+    return x
+
+
+def ingest(source: str | Path, dest: str | Path, *, kind: SourceKind | str | None = None, name: str | None = None,
+           overwrite: bool = False, shard_bytes: int = DEFAULT_SHARD_BYTES, sample_column: str | None = None,
+           label_column: str | None = None, shape: Sequence[int] | None = None, progress: bool = True) -> dict[str, Manifest]:
+    """Ingest ``source`` into ``dest``; returns ``{relative store path: manifest}``."""
+    source, dest = Path(source), Path(dest)
+    kind = SourceKind(kind) if kind is not None else detect_kind(source)
+    if not source.exists():
+        raise IngestError(f"{source}: no such file or folder")
+    if dest.exists() and not overwrite:
+        raise IngestError(f"{dest}: destination exists (use --overwrite to replace it)")
+    base = name or dest.name
+    out: dict[str, Manifest] = {}
+
+    def bar(total: int, desc: str):
+        return tqdm(total=total, unit="samples", desc=desc, disable=not progress, leave=False)
+
+    if kind is SourceKind.IDX:
+        pairs = find_idx_pairs(source)
+        if not pairs:
+            raise IngestError(f"{source}: no IDX image/label pairs (train-images-idx3-ubyte[.gz] + train-labels-idx1-ubyte[.gz], or t10k-…)")
+        loaded = {split: load_idx_pair(*paths) for split, paths in pairs.items()}  # validate all before writing
+        classes = FASHION_MNIST_CLASSES if "fashion" in str(source.resolve()).lower() else None
+        with atomic_dir(dest, overwrite=overwrite) as tmp:
+            for split, (x, y) in loaded.items():
+                labels, names = as_int_labels(y, where=str(pairs[split][1]))
+                num_classes = max(int(labels.max()) + 1, len(classes or []))
+                sub = tmp / split
+                sub.mkdir()
+                with bar(len(labels), split) as pb:
+                    out[split] = write_chunks(sub, _chunks(x, labels), progress=pb, name=f"{base}/{split}", sample_shape=x.shape[1:],
+                                              dtype=x.dtype, num_classes=num_classes,
+                                              class_names=classes if classes and num_classes == len(classes) else None,
+                                              shard_bytes=shard_bytes, extra={"source": "idx"})
+        return out
+
+    if kind is SourceKind.IMAGES:
+        classes, files = scan_image_folder(source)
+        with atomic_dir(dest, overwrite=overwrite) as tmp, bar(len(files), base) as pb:
+            first = next(iter_images(files[:1]))[0]
+            out["."] = write_chunks(tmp, iter_images(files), progress=pb, name=base, sample_shape=first.shape[1:],
+                                    dtype=np.uint8, class_names=classes, num_classes=len(classes), shard_bytes=shard_bytes,
+                                    extra={"source": "images"})
+        return out
+
+    if kind is SourceKind.ARRAYS:
+        x, y, xp, yp = load_arrays(source)
+        where = xp
+    else:
+        x, y = load_table(source, sample_column=sample_column, label_column=label_column, shape=shape)
+        xp = yp = where = source
+    _check_samples(x, where)
+    labels, names = as_int_labels(y, where=str(yp))
+    with atomic_dir(dest, overwrite=overwrite) as tmp, bar(len(labels), base) as pb:
+        out["."] = write_chunks(tmp, _chunks(x, labels), progress=pb, name=base, sample_shape=x.shape[1:], dtype=x.dtype,
+                                class_names=names, num_classes=len(names) if names else None, shard_bytes=shard_bytes,
+                                extra={"source": kind.value})
+    return out

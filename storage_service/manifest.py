@@ -1,0 +1,113 @@
+"""The store manifest (``manifest.json``): schema, validation, and (de)serialisation.
+
+The schema is documented in storage_service/README.md; bump ``FORMAT_VERSION`` on any
+incompatible change and keep reading older versions where possible.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST_NAME", "ShardInfo", "Manifest", "ManifestError"]
+
+FORMAT = "nessa-store"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+
+class ManifestError(ValueError):
+    """The manifest is missing, malformed, or inconsistent."""
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    file: str  # file name inside the store directory
+    rows: int
+    first_id: int  # global id of the shard's first row; shards hold consecutive ids
+    sha256: str  # of the whole file
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    num_samples: int
+    num_classes: int
+    class_names: list[str]
+    class_counts: list[int]
+    sample_shape: tuple[int, ...]
+    dtype: str
+    shards: list[ShardInfo]
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def sample_nbytes(self) -> int:
+        return int(math.prod(self.sample_shape)) * np.dtype(self.dtype).itemsize
+
+    def to_json(self) -> str:
+        doc = asdict(self)
+        doc["sample_shape"] = list(self.sample_shape)
+        doc["sample_nbytes"] = self.sample_nbytes
+        return json.dumps(doc, indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, doc: dict, *, where: str = "manifest") -> "Manifest":
+        if not isinstance(doc, dict):
+            raise ManifestError(f"{where}: expected a JSON object")
+        if doc.get("format") != FORMAT:
+            raise ManifestError(f"{where}: not a NeSSA store (format={doc.get('format')!r})")
+        version = doc.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ManifestError(f"{where}: unsupported format_version {version!r} (this NeSSA reads {FORMAT_VERSION})")
+        try:
+            shards = [ShardInfo(str(s["file"]), int(s["rows"]), int(s["first_id"]), str(s["sha256"])) for s in doc["shards"]]
+            m = cls(
+                name=str(doc["name"]),
+                num_samples=int(doc["num_samples"]),
+                num_classes=int(doc["num_classes"]),
+                class_names=[str(c) for c in doc["class_names"]],
+                class_counts=[int(c) for c in doc["class_counts"]],
+                sample_shape=tuple(int(s) for s in doc["sample_shape"]),
+                dtype=str(np.dtype(doc["dtype"])),
+                shards=shards,
+                extra=dict(doc.get("extra", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ManifestError(f"{where}: malformed field: {exc}") from None
+        m.check(where=where)
+        return m
+
+    def check(self, *, where: str = "manifest") -> None:
+        """Internal consistency (counts add up, shards tile the id range)."""
+        if len(self.class_names) != self.num_classes or len(self.class_counts) != self.num_classes:
+            raise ManifestError(f"{where}: class_names/class_counts must have num_classes={self.num_classes} entries")
+        if sum(self.class_counts) != self.num_samples:
+            raise ManifestError(f"{where}: class_counts sum to {sum(self.class_counts)}, num_samples is {self.num_samples}")
+        next_id = 0
+        for s in self.shards:
+            if s.first_id != next_id:
+                raise ManifestError(f"{where}: shard {s.file} starts at id {s.first_id}, expected {next_id}")
+            if "/" in s.file or s.file.startswith("."):
+                raise ManifestError(f"{where}: shard file name {s.file!r} must be a plain file name")
+            next_id += s.rows
+        if next_id != self.num_samples:
+            raise ManifestError(f"{where}: shards hold {next_id} rows, num_samples is {self.num_samples}")
+
+    @classmethod
+    def load(cls, store_dir: str | Path) -> "Manifest":
+        path = Path(store_dir) / MANIFEST_NAME
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise ManifestError(f"{store_dir}: no {MANIFEST_NAME} (not a NeSSA store)") from None
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ManifestError(f"{path}: invalid JSON: {exc}") from None
+        return cls.from_dict(doc, where=str(path))
