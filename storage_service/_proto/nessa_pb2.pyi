@@ -1,0 +1,213 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Strategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STRATEGY_UNSPECIFIED: _ClassVar[Strategy]
+    STRATEGY_FULL: _ClassVar[Strategy]
+    STRATEGY_RANDOM: _ClassVar[Strategy]
+    STRATEGY_CRAIG: _ClassVar[Strategy]
+
+class Backend(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BACKEND_UNSPECIFIED: _ClassVar[Backend]
+    BACKEND_CPU: _ClassVar[Backend]
+    BACKEND_EMU: _ClassVar[Backend]
+    BACKEND_XRT: _ClassVar[Backend]
+
+class SelectionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SELECTION_STATE_UNSPECIFIED: _ClassVar[SelectionState]
+    SELECTION_STATE_RUNNING: _ClassVar[SelectionState]
+    SELECTION_STATE_DONE: _ClassVar[SelectionState]
+    SELECTION_STATE_FAILED: _ClassVar[SelectionState]
+STRATEGY_UNSPECIFIED: Strategy
+STRATEGY_FULL: Strategy
+STRATEGY_RANDOM: Strategy
+STRATEGY_CRAIG: Strategy
+BACKEND_UNSPECIFIED: Backend
+BACKEND_CPU: Backend
+BACKEND_EMU: Backend
+BACKEND_XRT: Backend
+SELECTION_STATE_UNSPECIFIED: SelectionState
+SELECTION_STATE_RUNNING: SelectionState
+SELECTION_STATE_DONE: SelectionState
+SELECTION_STATE_FAILED: SelectionState
+
+class ListDatasetsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListDatasetsResponse(_message.Message):
+    __slots__ = ("datasets",)
+    DATASETS_FIELD_NUMBER: _ClassVar[int]
+    datasets: _containers.RepeatedCompositeFieldContainer[DatasetInfo]
+    def __init__(self, datasets: _Optional[_Iterable[_Union[DatasetInfo, _Mapping]]] = ...) -> None: ...
+
+class GetDatasetRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DatasetInfo(_message.Message):
+    __slots__ = ("name", "num_samples", "num_classes", "class_names", "class_counts", "sample_shape", "dtype", "format_version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
+    CLASS_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_SHAPE_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    num_samples: int
+    num_classes: int
+    class_names: _containers.RepeatedScalarFieldContainer[str]
+    class_counts: _containers.RepeatedScalarFieldContainer[int]
+    sample_shape: _containers.RepeatedScalarFieldContainer[int]
+    dtype: str
+    format_version: int
+    def __init__(self, name: _Optional[str] = ..., num_samples: _Optional[int] = ..., num_classes: _Optional[int] = ..., class_names: _Optional[_Iterable[str]] = ..., class_counts: _Optional[_Iterable[int]] = ..., sample_shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[str] = ..., format_version: _Optional[int] = ...) -> None: ...
+
+class ModelHeader(_message.Message):
+    __slots__ = ("arch", "version", "size", "sha256", "dataset")
+    ARCH_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    arch: str
+    version: int
+    size: int
+    sha256: str
+    dataset: str
+    def __init__(self, arch: _Optional[str] = ..., version: _Optional[int] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., dataset: _Optional[str] = ...) -> None: ...
+
+class PushModelChunk(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: ModelHeader
+    data: bytes
+    def __init__(self, header: _Optional[_Union[ModelHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("arch", "version", "size", "sha256", "datasets")
+    ARCH_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    DATASETS_FIELD_NUMBER: _ClassVar[int]
+    arch: str
+    version: int
+    size: int
+    sha256: str
+    datasets: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, arch: _Optional[str] = ..., version: _Optional[int] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., datasets: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SelectRequest(_message.Message):
+    __slots__ = ("dataset", "strategy", "fraction", "seed", "model_version", "backend", "no_wait")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    NO_WAIT_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    strategy: Strategy
+    fraction: float
+    seed: int
+    model_version: int
+    backend: Backend
+    no_wait: bool
+    def __init__(self, dataset: _Optional[str] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., fraction: _Optional[float] = ..., seed: _Optional[int] = ..., model_version: _Optional[int] = ..., backend: _Optional[_Union[Backend, str]] = ..., no_wait: _Optional[bool] = ...) -> None: ...
+
+class GetSelectionRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class SelectionInfo(_message.Message):
+    __slots__ = ("id", "dataset", "strategy", "fraction", "seed", "model_version", "backend", "state", "num_selected", "class_counts", "objective", "seconds", "error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    NUM_SELECTED_FIELD_NUMBER: _ClassVar[int]
+    CLASS_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    dataset: str
+    strategy: Strategy
+    fraction: float
+    seed: int
+    model_version: int
+    backend: Backend
+    state: SelectionState
+    num_selected: int
+    class_counts: _containers.RepeatedScalarFieldContainer[int]
+    objective: float
+    seconds: float
+    error: str
+    def __init__(self, id: _Optional[str] = ..., dataset: _Optional[str] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., fraction: _Optional[float] = ..., seed: _Optional[int] = ..., model_version: _Optional[int] = ..., backend: _Optional[_Union[Backend, str]] = ..., state: _Optional[_Union[SelectionState, str]] = ..., num_selected: _Optional[int] = ..., class_counts: _Optional[_Iterable[int]] = ..., objective: _Optional[float] = ..., seconds: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
+
+class StreamSamplesRequest(_message.Message):
+    __slots__ = ("dataset", "selection", "fraction", "epoch", "seed", "rank", "world_size", "start_offset", "batch_bytes")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    SELECTION_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    WORLD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    START_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    BATCH_BYTES_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    selection: str
+    fraction: float
+    epoch: int
+    seed: int
+    rank: int
+    world_size: int
+    start_offset: int
+    batch_bytes: int
+    def __init__(self, dataset: _Optional[str] = ..., selection: _Optional[str] = ..., fraction: _Optional[float] = ..., epoch: _Optional[int] = ..., seed: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., start_offset: _Optional[int] = ..., batch_bytes: _Optional[int] = ...) -> None: ...
+
+class BatchHeader(_message.Message):
+    __slots__ = ("selection_id", "epoch", "offset", "count", "total", "padding")
+    SELECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PADDING_FIELD_NUMBER: _ClassVar[int]
+    selection_id: str
+    epoch: int
+    offset: int
+    count: int
+    total: int
+    padding: bytes
+    def __init__(self, selection_id: _Optional[str] = ..., epoch: _Optional[int] = ..., offset: _Optional[int] = ..., count: _Optional[int] = ..., total: _Optional[int] = ..., padding: _Optional[bytes] = ...) -> None: ...
+
+class SampleBatch(_message.Message):
+    __slots__ = ("header", "body")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    header: BatchHeader
+    body: bytes
+    def __init__(self, header: _Optional[_Union[BatchHeader, _Mapping]] = ..., body: _Optional[bytes] = ...) -> None: ...

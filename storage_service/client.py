@@ -1,0 +1,427 @@
+"""Client library for the NeSSA storage service (``nessa.v1.Storage``), used by the trainer.
+
+Usage::
+
+    from storage_service.client import StorageClient
+
+    with StorageClient("127.0.0.1:50051", token=None, root_cert=None) as c:
+        c.list_datasets()                       # -> [DatasetInfo]
+        info = c.get_dataset("fm/train")        # -> DatasetInfo(name, num_samples, num_classes,
+                                                #    class_names, class_counts, sample_shape, dtype)
+        c.push_model("small_cnn", model.state_dict(), version=1, dataset="fm/train")  # -> ModelInfo
+        sel = c.select("fm/train", "craig", 0.1, seed=0, model_version=None, backend="cpu")
+        # -> SelectionInfo(id, dataset, strategy, fraction, num_selected, class_counts,
+        #                  objective, seconds, state); wait=False returns at once (state
+        #                  "running"); poll with c.get_selection(sel.id)
+        for b in c.stream_samples("fm/train", selection=sel.id, epoch=3, seed=0,
+                                  rank=0, world_size=1, start_offset=0, batch_bytes=1 << 20):
+            b.offset, b.count, b.ids, b.labels, b.weights, b.samples, b.nbytes
+
+Facts the trainer can rely on:
+
+* ``stream_samples`` yields ``SampleBatch`` objects: ``ids`` int64, ``labels`` int32,
+  ``weights`` float32 and ``samples`` ``[n, *sample_shape]`` of the store's dtype (uint8 for
+  images). They are read-only numpy views of the received message (no copy); copy them (or
+  convert, e.g. ``host.models.to_input``) before writing to them.
+* ``selection`` is ``"full"``, ``"random"`` (needs ``fraction``) or a selection id. The order is
+  a permutation seeded by ``(seed, epoch)``; rank ``r`` of ``world_size`` gets positions
+  ``r, r + w, ...`` of it (shares are disjoint and together complete). ``start_offset`` is a
+  position within the rank's share: resume from ``last.offset + last.count``.
+* Calls retry with exponential backoff while the server is UNAVAILABLE (``retries`` times). A
+  stream interrupted that way is resumed transparently from the next undelivered offset, so
+  the caller sees every row of its share exactly once.
+* Errors raise ``StorageError`` with ``.code`` (a ``grpc.StatusCode``) and the server's
+  message; a failed selection raises ``SelectionFailed``.
+* ``token`` sends ``authorization: Bearer <token>``; ``root_cert`` (PEM path or bytes) turns
+  on TLS (``server_name`` overrides the name checked against the certificate).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import grpc
+import numpy as np
+
+from storage_service._proto import nessa_pb2 as pb
+from storage_service._wire import decode_sample_batch
+
+__all__ = [
+    "StorageClient",
+    "StorageError",
+    "SelectionFailed",
+    "DatasetInfo",
+    "ModelInfo",
+    "SelectionInfo",
+    "SampleBatch",
+    "MAX_MESSAGE_BYTES",
+]
+
+#: Largest message either side accepts (a batch is capped at 64 MiB of samples by the server).
+MAX_MESSAGE_BYTES = 128 << 20
+_SERVICE = "/nessa.v1.Storage/"
+_STRATEGIES = {"full": pb.STRATEGY_FULL, "random": pb.STRATEGY_RANDOM, "craig": pb.STRATEGY_CRAIG}
+_STRATEGY_NAMES = {v: k for k, v in _STRATEGIES.items()}
+_BACKENDS = {"cpu": pb.BACKEND_CPU, "emu": pb.BACKEND_EMU, "xrt": pb.BACKEND_XRT}
+_BACKEND_NAMES = {v: k for k, v in _BACKENDS.items()}
+_STATES = {pb.SELECTION_STATE_RUNNING: "running", pb.SELECTION_STATE_DONE: "done", pb.SELECTION_STATE_FAILED: "failed"}
+
+
+class StorageError(Exception):
+    """A call failed: ``code`` is the ``grpc.StatusCode``, ``details`` the server's message."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+class SelectionFailed(StorageError):
+    """The server could not compute a selection (``info`` holds its SelectionInfo)."""
+
+    def __init__(self, info: "SelectionInfo"):
+        super().__init__(grpc.StatusCode.ABORTED, f"selection {info.id} failed: {info.error}")
+        self.info = info
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    num_samples: int
+    num_classes: int
+    class_names: list[str]
+    class_counts: list[int]
+    sample_shape: tuple[int, ...]
+    dtype: str
+    format_version: int = 0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    arch: str
+    version: int
+    size: int
+    sha256: str
+    datasets: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SelectionInfo:
+    id: str
+    dataset: str
+    strategy: str
+    fraction: float
+    num_selected: int
+    class_counts: list[int]
+    objective: float
+    seconds: float
+    state: str  # "running" | "done" | "failed"
+    seed: int = 0
+    model_version: int = 0
+    backend: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class SampleBatch:
+    """One received batch; arrays are read-only views of the message (see module docs)."""
+
+    selection_id: str
+    epoch: int
+    offset: int
+    count: int
+    total: int
+    ids: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray
+    samples: np.ndarray
+    nbytes: int
+
+
+def _dataset(m: pb.DatasetInfo) -> DatasetInfo:
+    return DatasetInfo(
+        name=m.name,
+        num_samples=m.num_samples,
+        num_classes=m.num_classes,
+        class_names=list(m.class_names),
+        class_counts=[int(c) for c in m.class_counts],
+        sample_shape=tuple(int(d) for d in m.sample_shape),
+        dtype=m.dtype,
+        format_version=m.format_version,
+    )
+
+
+def _selection(m: pb.SelectionInfo) -> SelectionInfo:
+    return SelectionInfo(
+        id=m.id,
+        dataset=m.dataset,
+        strategy=_STRATEGY_NAMES.get(m.strategy, str(m.strategy)),
+        fraction=m.fraction,
+        num_selected=m.num_selected,
+        class_counts=[int(c) for c in m.class_counts],
+        objective=m.objective,
+        seconds=m.seconds,
+        state=_STATES.get(m.state, "unknown"),
+        seed=m.seed,
+        model_version=m.model_version,
+        backend=_BACKEND_NAMES.get(m.backend, ""),
+        error=m.error,
+    )
+
+
+def _model(m: pb.ModelInfo) -> ModelInfo:
+    return ModelInfo(arch=m.arch, version=m.version, size=m.size, sha256=m.sha256, datasets=list(m.datasets))
+
+
+def _decode_batch(data: bytes) -> SampleBatch:
+    d = decode_sample_batch(data)
+    b, n = d.batch, d.header.count
+
+    def values(i: int, dtype) -> np.ndarray:
+        col = b.column(i)
+        return np.frombuffer(col.buffers()[1], dtype=dtype, count=col.offset + len(col))[col.offset :]
+
+    col = b.column(3)
+    row_bytes = col.type.byte_width
+    raw = np.frombuffer(col.buffers()[1], dtype=np.uint8, count=(col.offset + len(col)) * row_bytes)
+    samples = raw[col.offset * row_bytes :].view(d.dtype).reshape((len(col), *d.sample_shape))
+    if len(col) != n:
+        raise StorageError(grpc.StatusCode.DATA_LOSS, f"batch header says {n} rows, body holds {len(col)}")
+    return SampleBatch(
+        selection_id=d.header.selection_id,
+        epoch=d.header.epoch,
+        offset=d.header.offset,
+        count=n,
+        total=d.header.total,
+        ids=values(0, np.int64),
+        labels=values(1, np.int32),
+        weights=values(2, np.float32),
+        samples=samples,
+        nbytes=d.nbytes,
+    )
+
+
+def _read_cert(root_cert) -> bytes:
+    if isinstance(root_cert, (bytes, bytearray)):
+        return bytes(root_cert)
+    with open(root_cert, "rb") as f:
+        return f.read()
+
+
+def _state_bytes(state) -> bytes:
+    """safetensors bytes of a model: bytes as given, or a state dict / module saved here."""
+    if isinstance(state, (bytes, bytearray, memoryview)):
+        return bytes(state)
+    if hasattr(state, "state_dict"):
+        state = state.state_dict()
+    if not isinstance(state, dict):
+        raise TypeError(f"state must be safetensors bytes or a dict of tensors, got {type(state).__name__}")
+    from safetensors.torch import save  # lazy: torch only when pushing tensors
+
+    return save({k: v.detach().cpu().contiguous() for k, v in state.items()})
+
+
+class StorageClient:
+    """A connection to one storage server. Thread-safe; use as a context manager or ``close()``."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        root_cert: str | os.PathLike | bytes | None = None,
+        timeout: float = 60.0,
+        retries: int = 5,
+        backoff: float = 0.2,
+        max_backoff: float = 5.0,
+        server_name: str | None = None,
+    ):
+        if not isinstance(target, str) or not target:
+            raise ValueError(f"target must be 'host:port', got {target!r}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        self.target = target
+        self.timeout = float(timeout)
+        self.retries = int(retries)
+        self._backoff = (float(backoff), float(max_backoff))
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+        if root_cert is not None:
+            if server_name:
+                options.append(("grpc.ssl_target_name_override", server_name))
+            creds = grpc.ssl_channel_credentials(root_certificates=_read_cert(root_cert))
+            self._channel = grpc.secure_channel(target, creds, options=options)
+        else:
+            self._channel = grpc.insecure_channel(target, options=options)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        ser = lambda m: m.SerializeToString()  # noqa: E731
+        uu = lambda name, resp: self._channel.unary_unary(_SERVICE + name, request_serializer=ser, response_deserializer=resp.FromString)  # noqa: E731
+        self._list = uu("ListDatasets", pb.ListDatasetsResponse)
+        self._get = uu("GetDataset", pb.DatasetInfo)
+        self._select = uu("Select", pb.SelectionInfo)
+        self._get_sel = uu("GetSelection", pb.SelectionInfo)
+        self._push = self._channel.stream_unary(_SERVICE + "PushModel", request_serializer=ser, response_deserializer=pb.ModelInfo.FromString)
+        # The body is read in place: the deserializer gets gRPC's bytes and returns views.
+        self._stream = self._channel.unary_stream(_SERVICE + "StreamSamples", request_serializer=ser, response_deserializer=_decode_batch)
+
+    # -- plumbing --------------------------------------------------------------------------
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "StorageClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Block until the channel connects (raises StorageError UNAVAILABLE after ``timeout``)."""
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise StorageError(grpc.StatusCode.UNAVAILABLE, f"{self.target} not reachable within {timeout}s") from None
+
+    def _sleep(self, attempt: int) -> None:
+        base, cap = self._backoff
+        time.sleep(min(cap, base * 2**attempt) * (0.5 + random.random() / 2))
+
+    def _call(self, method, request, timeout: float | None = None) -> Any:
+        for attempt in range(self.retries + 1):
+            try:
+                return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
+                    self._sleep(attempt)
+                    continue
+                raise StorageError(exc.code(), exc.details() or "") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- calls -----------------------------------------------------------------------------
+    def list_datasets(self) -> list[DatasetInfo]:
+        return [_dataset(d) for d in self._call(self._list, pb.ListDatasetsRequest()).datasets]
+
+    def get_dataset(self, name: str) -> DatasetInfo:
+        return _dataset(self._call(self._get, pb.GetDatasetRequest(name=name)))
+
+    def push_model(self, arch, state, version: int, *, dataset: str | None = None, chunk_bytes: int = 1 << 20) -> ModelInfo:
+        """Upload ``state`` (safetensors bytes, a state dict or a module) as model ``version``."""
+        blob = _state_bytes(state)
+        arch = getattr(arch, "value", arch)
+        header = pb.ModelHeader(arch=str(arch), version=int(version), size=len(blob), sha256=hashlib.sha256(blob).hexdigest(), dataset=dataset or "")
+        view = memoryview(blob)
+
+        def chunks():
+            yield pb.PushModelChunk(header=header, data=bytes(view[:chunk_bytes]))
+            for pos in range(chunk_bytes, len(blob), chunk_bytes):
+                yield pb.PushModelChunk(data=bytes(view[pos : pos + chunk_bytes]))
+
+        # A generator cannot be replayed, so each attempt makes a new one (pushes are idempotent).
+        for attempt in range(self.retries + 1):
+            try:
+                return _model(self._push(chunks(), timeout=self.timeout, metadata=self._metadata))
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
+                    self._sleep(attempt)
+                    continue
+                raise StorageError(exc.code(), exc.details() or "") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def select(
+        self,
+        dataset: str,
+        strategy: str,
+        fraction: float = 1.0,
+        *,
+        seed: int = 0,
+        model_version: int | None = None,
+        backend: str = "cpu",
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> SelectionInfo:
+        """Select a subset; with ``wait`` block (polling past the call deadline) until done."""
+        strategy = getattr(strategy, "value", strategy)
+        if strategy not in _STRATEGIES:
+            raise ValueError(f"strategy must be one of {sorted(_STRATEGIES)}, got {strategy!r}")
+        backend = getattr(backend, "value", backend)
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend must be one of {sorted(_BACKENDS)}, got {backend!r}")
+        request = pb.SelectRequest(
+            dataset=dataset,
+            strategy=_STRATEGIES[strategy],
+            fraction=float(fraction),
+            seed=int(seed),
+            model_version=int(model_version or 0),
+            backend=_BACKENDS[backend],
+            no_wait=not wait,
+        )
+        info = _selection(self._call(self._select, request, timeout=timeout))
+        if not wait:
+            return info
+        limit = time.monotonic() + (timeout or self.timeout) * 10
+        delay = 0.05
+        while info.state == "running":
+            if time.monotonic() > limit:
+                raise StorageError(grpc.StatusCode.DEADLINE_EXCEEDED, f"selection {info.id} still running")
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            info = self.get_selection(info.id)
+        if info.state == "failed":
+            raise SelectionFailed(info)
+        return info
+
+    def get_selection(self, id: str) -> SelectionInfo:
+        return _selection(self._call(self._get_sel, pb.GetSelectionRequest(id=id)))
+
+    def stream_samples(
+        self,
+        dataset: str,
+        *,
+        selection: str = "full",
+        epoch: int = 0,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        start_offset: int = 0,
+        batch_bytes: int = 1 << 20,
+        fraction: float | None = None,
+    ) -> Iterator[SampleBatch]:
+        """Yield this rank's share of the epoch's order from ``start_offset`` (see module docs)."""
+        if selection == "random" and fraction is None:
+            raise ValueError("selection='random' needs a fraction")
+        request = pb.StreamSamplesRequest(
+            dataset=dataset,
+            selection=selection,
+            fraction=float(fraction or 0.0),
+            epoch=int(epoch),
+            seed=int(seed),
+            rank=int(rank),
+            world_size=int(world_size),
+            start_offset=int(start_offset),
+            batch_bytes=int(batch_bytes),
+        )
+        failures = 0
+        while True:
+            call = self._stream(request, metadata=self._metadata)
+            try:
+                for batch in call:
+                    failures = 0
+                    request.start_offset = batch.offset + batch.count
+                    yield batch
+                return
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAVAILABLE and failures < self.retries:
+                    self._sleep(failures)
+                    failures += 1
+                    continue  # resume from the next undelivered offset
+                raise StorageError(exc.code(), exc.details() or "") from None
+            finally:
+                call.cancel()  # no-op when finished; stops the server when the caller breaks off
