@@ -1,0 +1,66 @@
+"""Euclidean distances for facility location, by float32 GEMM in row blocks.
+
+``||a - b||^2 = |a|^2 + |b|^2 - 2 a.b``: one SGEMM per block of rows written straight into the
+output matrix, then a fused (numba) pass turns Gram entries into distances in place, so the
+peak memory is the ``n x n`` float32 matrix plus one small block. Features are centred first
+(distances are translation invariant) to reduce cancellation in the expansion; the diagonal
+is exactly 0 and tiny negative squared distances from rounding are clamped to 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from host import _fl_kernels as _k
+
+__all__ = ["pairwise_distances", "distances_to", "matrix_bytes"]
+
+_BLOCK_ROWS = 1024
+
+
+def matrix_bytes(n: int) -> int:
+    """Bytes of the float32 ``n x n`` distance matrix the CPU greedy needs for ``n`` members."""
+    return 4 * int(n) * int(n)
+
+
+def _centred(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return np.ascontiguousarray(x - x.mean(axis=0, dtype=np.float64).astype(np.float32))
+
+
+def pairwise_distances(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(D, max)``: float32 ``D[j, i] = ||x_j - x_i||`` for ``x`` ``[n, d]`` and its maximum."""
+    xc = _centred(x)
+    n = xc.shape[0]
+    sq = np.einsum("ij,ij->i", xc, xc, dtype=np.float32)
+    out = np.empty((n, n), dtype=np.float32)
+    xt = xc.T
+    mx = np.float32(0.0)
+    for r0 in range(0, n, _BLOCK_ROWS):
+        r1 = min(n, r0 + _BLOCK_ROWS)
+        blk = out[r0:r1]
+        np.matmul(xc[r0:r1], xt, out=blk)
+        mx = max(mx, _k.finish_distances(blk, sq[r0:r1], sq, r0))
+    return out, float(mx)
+
+
+def distances_to(x: np.ndarray, centres: np.ndarray, *, block_rows: int = 8192) -> np.ndarray:
+    """float32 ``[len(centres), len(x)]`` distances (rows: centres), in bounded blocks."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    c = np.ascontiguousarray(centres, dtype=np.float32)
+    mu = x.mean(axis=0, dtype=np.float64).astype(np.float32) if len(x) else np.zeros(x.shape[1], np.float32)
+    x = x - mu
+    c = c - mu
+    sq_x = np.einsum("ij,ij->i", x, x, dtype=np.float32)
+    sq_c = np.einsum("ij,ij->i", c, c, dtype=np.float32)
+    out = np.empty((len(c), len(x)), dtype=np.float32)
+    for r0 in range(0, len(c), block_rows):
+        r1 = min(len(c), r0 + block_rows)
+        blk = out[r0:r1]
+        np.matmul(c[r0:r1], x.T, out=blk)
+        blk *= -2.0
+        blk += sq_c[r0:r1, None]
+        blk += sq_x[None, :]
+        np.maximum(blk, 0.0, out=blk)
+        np.sqrt(blk, out=blk)
+    return out
