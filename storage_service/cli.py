@@ -17,6 +17,8 @@ __all__ = ["main", "build_parser", "CliError"]
 _COMMAND_MODULES = (
     "storage_service._cli_store",  # ingest, info, verify
     "host._cli",  # select
+    "trainer._cli",  # train, demo
+    "sim._cli",  # simulate
 )
 
 
@@ -53,4 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Re-import so CliError is the package's class, not a __main__ copy of it.
+    from storage_service.cli import main as _main
+
+    sys.exit(_main())

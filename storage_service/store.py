@@ -123,21 +123,21 @@ class Store:
     def take_bytes(self, ids) -> np.ndarray:
         """Rows of ``ids`` as a new ``[n, row_bytes]`` uint8 array, in the order given."""
         ids = self._check_ids(ids)
-        out = np.empty((ids.size, self._row_bytes), dtype=np.uint8)
         if ids.size == 0:
-            return out
-        batch = np.searchsorted(self._starts, ids, side="right") - 1
+            return np.empty((0, self._row_bytes), dtype=np.uint8)
         if len(self._views) == 1:
-            np.take(self._views[0], ids, axis=0, out=out)
-            return out
-        order = np.argsort(batch, kind="stable")
-        cuts = np.searchsorted(batch[order], np.arange(len(self._views) + 1))
+            return np.take(self._views[0], ids, axis=0)
+        batch = np.searchsorted(self._starts, ids, side="right") - 1
+        # Group ids by record batch; a small-int key lets numpy use its O(n) radix sort.
+        key = batch.astype(np.int16 if len(self._views) < 2**15 else np.int64)
+        order = np.argsort(key, kind="stable")
+        cuts = np.searchsorted(key[order], np.arange(len(self._views) + 1))
+        out = np.empty((ids.size, self._row_bytes), dtype=np.uint8)
         for b in range(len(self._views)):
             lo, hi = cuts[b], cuts[b + 1]
-            if lo == hi:
-                continue
-            pos = order[lo:hi]
-            out[pos] = self._views[b][ids[pos] - self._starts[b]]
+            if lo < hi:
+                pos = order[lo:hi]
+                out[pos] = np.take(self._views[b], ids[pos] - self._starts[b], axis=0)
         return out
 
     def take(self, ids) -> tuple[np.ndarray, np.ndarray]:

@@ -21,11 +21,11 @@ def as_int_labels(values, *, where: str) -> tuple[np.ndarray, list[str] | None]:
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
             bad = arr[~(np.isfinite(arr) & (arr == np.round(np.nan_to_num(arr))))][0]
-            raise _err(where, f"non-integer label {bad!r}")
+            raise _err(where, f"non-integer label {bad.item()!r}")
     if arr.size and arr.min() < 0:
-        raise _err(where, f"negative label {arr.min()!r}")
+        raise _err(where, f"negative label {arr.min().item()!r}")
     if arr.size and arr.max() > np.iinfo(np.int32).max:
-        raise _err(where, f"label {arr.max()!r} too large")
+        raise _err(where, f"label {arr.max().item()!r} too large")
     return arr.astype(np.int32), None
 
 

@@ -23,7 +23,7 @@ from storage_service.store import Store
 __all__ = ["IngestError", "write_store", "StoreWriter", "atomic_dir", "DEFAULT_SHARD_BYTES", "DEFAULT_BATCH_BYTES"]
 
 DEFAULT_SHARD_BYTES = 64 << 20  # keeps a shard comfortably inside one P2P transfer window
-DEFAULT_BATCH_BYTES = 4 << 20  # record batch size inside a shard (take() works per batch)
+DEFAULT_BATCH_BYTES = 64 << 20  # record batch size: one batch per default shard keeps take() a single gather
 
 
 class IngestError(ValueError):
@@ -81,6 +81,8 @@ class StoreWriter:
         self._shard_rows = 0
         self._next_id = 0
         self._counts = np.zeros(0, dtype=np.int64)
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pending_rows = 0
 
     def _open_shard(self) -> None:
         file = self.directory / f"shard-{len(self._shards):05d}.arrow"
@@ -113,25 +115,38 @@ class StoreWriter:
         if self.num_classes is not None and labels.size and labels.max() >= self.num_classes:
             raise IngestError(f"{self.name}: label {int(labels.max())} >= num_classes {self.num_classes}")
         rows = samples.reshape(samples.shape[0], -1).view(np.uint8).reshape(samples.shape[0], self.row_bytes)
-        pos = 0
-        while pos < rows.shape[0]:
-            if self._writer is None or self._shard_rows >= self.rows_per_shard:
-                self._close_shard()
-                self._open_shard()
-            take = min(self.rows_per_batch, self.rows_per_shard - self._shard_rows, rows.shape[0] - pos)
-            chunk = np.ascontiguousarray(rows[pos : pos + take])
-            sample = pa.FixedSizeBinaryArray.from_buffers(pa.binary(self.row_bytes), take, [None, pa.py_buffer(chunk)])
-            ids = pa.array(np.arange(self._next_id, self._next_id + take, dtype=np.int64))
-            batch = pa.record_batch([ids, pa.array(labels[pos : pos + take], pa.int32()), sample], schema=self._schema)
-            self._writer.write_batch(batch)
-            self._shard_rows += take
-            self._next_id += take
-            pos += take
+        # Buffer small appends so record batches come out full-sized (take() gathers per batch).
+        self._pending.append((rows, labels))
+        self._pending_rows += rows.shape[0]
+        while self._pending_rows >= self._batch_target():
+            self._flush(self._batch_target())
         counts = np.bincount(labels, minlength=max(len(self._counts), int(labels.max(initial=-1)) + 1))
         counts[: len(self._counts)] += self._counts
         self._counts = counts
 
+    def _batch_target(self) -> int:
+        room = self.rows_per_shard - self._shard_rows if self._writer is not None else self.rows_per_shard
+        return min(self.rows_per_batch, room if room > 0 else self.rows_per_shard)
+
+    def _flush(self, take: int) -> None:
+        """Write the first ``take`` pending rows as one record batch."""
+        if self._writer is None or self._shard_rows >= self.rows_per_shard:
+            self._close_shard()
+            self._open_shard()
+        rows = np.concatenate([r for r, _ in self._pending]) if len(self._pending) > 1 else self._pending[0][0]
+        labels = np.concatenate([l for _, l in self._pending]) if len(self._pending) > 1 else self._pending[0][1]
+        chunk = np.ascontiguousarray(rows[:take])
+        sample = pa.FixedSizeBinaryArray.from_buffers(pa.binary(self.row_bytes), take, [None, pa.py_buffer(chunk)])
+        ids = pa.array(np.arange(self._next_id, self._next_id + take, dtype=np.int64))
+        self._writer.write_batch(pa.record_batch([ids, pa.array(labels[:take], pa.int32()), sample], schema=self._schema))
+        self._shard_rows += take
+        self._next_id += take
+        self._pending = [(rows[take:], labels[take:])] if take < rows.shape[0] else []
+        self._pending_rows -= take
+
     def finish(self) -> Manifest:
+        while self._pending_rows:
+            self._flush(min(self._pending_rows, self._batch_target()))
         self._close_shard()
         if self._next_id == 0:
             raise IngestError(f"{self.name}: empty input (no samples)")
