@@ -1,0 +1,182 @@
+"""The storage service's behaviour as plain functions (no gRPC here; servicer.py adapts them).
+
+``StorageCore(root)`` owns the data set catalog (``discover(root)``), the model registry and the
+selection manager, all persisted under ``root/.nessa/``. Every method raises a
+``storage_service._errors.ServiceError`` subclass for a bad request.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from storage_service._errors import FailedPrecondition, InvalidArgument, NotFound
+from storage_service._proto import nessa_pb2 as pb
+from storage_service._wire import BatchEncoder
+from storage_service.models_registry import DEFAULT_MAX_MODEL_BYTES, ModelRecord, ModelRegistry
+from storage_service.sampling import check_share, random_subset, rows_per_batch, share
+from storage_service.selections import MODEL_STRATEGIES, SelectionManager, SelectionParams, SelectionRecord, Strategy, check_fraction, selection_id
+
+__all__ = ["StorageCore", "StreamParams", "BACKENDS", "STATE_DIR"]
+
+#: Backends a selection may run on (host.backends names).
+BACKENDS = ("cpu", "emu", "xrt")
+#: Folder under the store root for the service's own files (hidden: discover() skips it).
+STATE_DIR = ".nessa"
+#: The literal selection names StreamSamples accepts besides selection ids.
+_BUILTIN = {"full", "random"}
+
+
+@dataclass(frozen=True)
+class StreamParams:
+    dataset: str
+    selection: str
+    fraction: float = 0.0
+    epoch: int = 0
+    seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+    start_offset: int = 0
+    batch_bytes: int = 0
+
+
+class StorageCore:
+    """Data sets, models and selections under one store root."""
+
+    def __init__(self, root: str | os.PathLike, *, backend: str = "cpu", max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES, select_workers: int = 1):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise ValueError(f"store root {str(self.root)!r} is not a directory")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        self.backend = backend
+        self._lock = threading.Lock()
+        self._stores: dict[str, object] = {}
+        state = self.root / STATE_DIR
+        self.models = ModelRegistry(state / "models", self._dataset_shapes, max_bytes=max_model_bytes)
+        self.selections = SelectionManager(state / "selections", workers=select_workers)
+
+    # -- data sets -------------------------------------------------------------------------
+    def _paths(self) -> dict[str, Path]:
+        from storage_service.store import discover
+
+        return discover(self.root)
+
+    def store(self, name: str):
+        """The opened store ``name`` (cached; NOT_FOUND if there is none)."""
+        from storage_service.store import Store, StoreError
+
+        with self._lock:
+            st = self._stores.get(name)
+        if st is not None:
+            return st
+        if not name or not isinstance(name, str):
+            raise InvalidArgument("data set name is empty")
+        path = self._paths().get(name)
+        if path is None:
+            raise NotFound(f"data set {name!r} not found under the store root")
+        try:
+            st = Store(path)
+        except StoreError as exc:
+            raise FailedPrecondition(f"data set {name!r} cannot be opened: {exc}") from None
+        with self._lock:
+            return self._stores.setdefault(name, st)
+
+    def dataset_names(self) -> list[str]:
+        return sorted(self._paths())
+
+    def _dataset_shapes(self) -> dict[str, tuple[tuple[int, ...], int]]:
+        out = {}
+        for name in self.dataset_names():
+            try:
+                m = self.store(name).manifest
+            except (NotFound, FailedPrecondition):
+                continue
+            out[name] = (tuple(m.sample_shape), int(m.num_classes))
+        return out
+
+    # -- models ----------------------------------------------------------------------------
+    def push_model(self, header: pb.ModelHeader, blob: bytes) -> ModelRecord:
+        if header.size and header.size != len(blob):
+            raise InvalidArgument(f"model header says {header.size} bytes, {len(blob)} arrived")
+        if not header.sha256:
+            raise InvalidArgument("model header has no sha256 checksum")
+        return self.models.push(header.arch, int(header.version), blob, sha256=header.sha256, dataset=header.dataset)
+
+    # -- selections ------------------------------------------------------------------------
+    def select(self, dataset: str, strategy: Strategy, fraction: float, *, seed: int = 0, model_version: int = 0, backend: str = "") -> SelectionRecord:
+        """Start (or find) a selection; returns its record at once (maybe still running)."""
+        store = self.store(dataset)
+        fraction = check_fraction(strategy, fraction)
+        backend = backend or self.backend
+        if backend not in BACKENDS:
+            raise InvalidArgument(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        load_model = None
+        model_sha = ""
+        if strategy in MODEL_STRATEGIES:
+            rec = self.models.resolve(dataset, model_version)
+            model_version, model_sha = rec.version, rec.sha256
+            load_model = lambda: self._build_model(rec, store)  # noqa: E731
+        else:
+            model_version = 0
+        params = SelectionParams(dataset, strategy, fraction, int(seed), backend, int(model_version), model_sha)
+        return self.selections.start(selection_id(params, len(store)), params, store, load_model)
+
+    def _build_model(self, rec: ModelRecord, store):
+        from host.models import build_model
+
+        m = store.manifest
+        model = build_model(rec.arch, tuple(m.sample_shape), int(m.num_classes))
+        model.load_state_dict(self.models.load_state(rec.version))
+        return model.eval()
+
+    # -- streaming -------------------------------------------------------------------------
+    def _source(self, p: StreamParams, store) -> tuple[np.ndarray, np.ndarray]:
+        n = len(store)
+        if p.selection == "full":
+            return np.arange(n, dtype=np.int64), np.ones(n, np.float32)
+        if p.selection == "random":
+            fraction = check_fraction(Strategy.RANDOM, p.fraction)
+            ids = random_subset(store.labels, fraction, p.seed)
+            return ids, np.ones(len(ids), np.float32)
+        if not p.selection:
+            raise InvalidArgument("selection is empty: give 'full', 'random' or a selection id")
+        rec = self.selections.get(p.selection)
+        if rec.dataset != p.dataset:
+            raise InvalidArgument(f"selection {p.selection} belongs to data set {rec.dataset!r}, not {p.dataset!r}")
+        return self.selections.arrays(p.selection)
+
+    def stream(self, p: StreamParams) -> Iterator[bytes]:
+        """SampleBatch wire bytes for the request; checks everything before the first batch."""
+        store = self.store(p.dataset)
+        world = p.world_size or 1
+        try:
+            check_share(p.rank, world)
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from None
+        ids, weights = self._source(p, store)
+        ids, weights = share(ids, weights, seed=p.seed, epoch=p.epoch, rank=p.rank, world_size=world)
+        total = len(ids)
+        if p.start_offset > total:
+            raise InvalidArgument(f"start_offset {p.start_offset} is past the end of this rank's share ({total} rows)")
+        m = store.manifest
+        row_bytes = int(np.prod(m.sample_shape)) * np.dtype(m.dtype).itemsize
+        encoder = BatchEncoder(row_bytes, m.sample_shape, m.dtype)
+        step = rows_per_batch(row_bytes, p.batch_bytes)
+        return self._batches(store, encoder, ids, weights, p, total, step)
+
+    def _batches(self, store, encoder: BatchEncoder, ids, weights, p: StreamParams, total: int, step: int) -> Iterator[bytes]:
+        for pos in range(int(p.start_offset), total, step):
+            chunk = ids[pos : pos + step]
+            samples, labels = store.take(chunk)
+            rows = samples.reshape(len(chunk), -1).view(np.uint8)
+            header = pb.BatchHeader(selection_id=p.selection, epoch=p.epoch, offset=pos, count=len(chunk), total=total)
+            yield encoder.encode(header, chunk, labels, weights[pos : pos + step], rows)
+
+    def close(self) -> None:
+        self.selections.shutdown(wait=False)

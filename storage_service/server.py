@@ -1,0 +1,112 @@
+"""Build and run the storage server: ``create_server(addr, store_root, ...) -> (server, port)``.
+
+The server carries the ``nessa.v1.Storage`` service, the standard gRPC health service
+(``grpc.health.v1.Health``, SERVING while up) and server reflection. It binds 127.0.0.1 unless
+told otherwise, speaks TLS when given a certificate and key, and checks a bearer token when
+given one. ``stop(grace)`` is graceful: health turns NOT_SERVING, new calls are refused, and
+calls in flight get ``grace`` seconds to finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from storage_service._core import BACKENDS, StorageCore
+from storage_service.auth import BearerTokenInterceptor
+from storage_service.client import MAX_MESSAGE_BYTES
+from storage_service.models_registry import DEFAULT_MAX_MODEL_BYTES
+from storage_service.servicer import SERVICE_NAME, StorageServicer
+from storage_service.tls import server_credentials
+
+__all__ = ["StorageServer", "create_server", "DEFAULT_PORT"]
+
+DEFAULT_PORT = 50051
+_log = logging.getLogger("nessa.service")
+
+
+class StorageServer:
+    """A started server: ``port``, ``core``, ``stop(grace)``, ``wait_for_termination()``."""
+
+    def __init__(self, grpc_server: grpc.Server, core: StorageCore, health_servicer: health.HealthServicer, port: int):
+        self.grpc_server = grpc_server
+        self.core = core
+        self.port = port
+        self._health = health_servicer
+
+    def stop(self, grace: float | None = 5.0) -> None:
+        """Stop serving; calls in flight get ``grace`` seconds. Blocks until stopped."""
+        self._health.enter_graceful_shutdown()
+        self.grpc_server.stop(grace).wait()
+        self.core.close()
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return self.grpc_server.wait_for_termination(timeout)
+
+    def __enter__(self) -> "StorageServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop(grace=1.0)
+
+
+def create_server(
+    addr: str = f"127.0.0.1:{DEFAULT_PORT}",
+    store_root: str | os.PathLike = ".",
+    *,
+    token: str | None = None,
+    tls_cert: str | os.PathLike | None = None,
+    tls_key: str | os.PathLike | None = None,
+    backend: str = "cpu",
+    max_workers: int = 32,
+    select_workers: int = 1,
+    max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES,
+) -> tuple[StorageServer, int]:
+    """Create, bind and start a server on ``addr`` (port 0 picks a free port).
+
+    Returns ``(server, port)``. Raises ValueError naming the bad option (missing store root,
+    half a TLS pair, unknown backend, port already taken, ...).
+    """
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("TLS needs both --tls-cert and --tls-key")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if max_workers < 2:
+        raise ValueError(f"max_workers must be >= 2, got {max_workers}")
+    if ":" not in addr:
+        raise ValueError(f"address must be host:port, got {addr!r}")
+    creds = server_credentials(tls_cert, tls_key) if tls_cert is not None else None
+    core = StorageCore(store_root, backend=backend, max_model_bytes=max_model_bytes, select_workers=select_workers)
+    interceptors = [BearerTokenInterceptor(token)] if token else []
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="nessa-rpc"),
+        interceptors=interceptors,
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
+        ],
+        maximum_concurrent_rpcs=max_workers * 4,
+    )
+    server.add_generic_rpc_handlers((StorageServicer(core).handlers(),))
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    try:
+        port = server.add_secure_port(addr, creds) if creds is not None else server.add_insecure_port(addr)
+    except RuntimeError as exc:
+        core.close()
+        raise ValueError(f"cannot bind {addr}: {exc}") from None
+    if port == 0:
+        core.close()
+        raise ValueError(f"cannot bind {addr} (in use or not a local address)")
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    _log.info("serving %s on port %d (tls=%s, token=%s)", store_root, port, creds is not None, bool(token))
+    return StorageServer(server, core, health_servicer, port), port

@@ -1,0 +1,190 @@
+"""gRPC adapter for ``nessa.v1.Storage``: protobuf in, plain calls on ``StorageCore``, protobuf out.
+
+Status codes: a ``ServiceError`` keeps its code (INVALID_ARGUMENT, NOT_FOUND, ...); any other
+exception is logged and answered INTERNAL with its message, so callers never see UNKNOWN.
+``StreamSamples`` returns ready-made wire bytes (see ``_wire``): ``handlers()`` registers an
+identity serializer for it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+
+import grpc
+
+from storage_service._core import StorageCore, StreamParams
+from storage_service._errors import InvalidArgument, ResourceExhausted, ServiceError
+from storage_service._proto import nessa_pb2 as pb
+from storage_service.selections import SelectionRecord, Strategy
+
+__all__ = ["StorageServicer", "SERVICE_NAME"]
+
+SERVICE_NAME = "nessa.v1.Storage"
+_log = logging.getLogger("nessa.service")
+_STRATEGY = {pb.STRATEGY_FULL: Strategy.FULL, pb.STRATEGY_RANDOM: Strategy.RANDOM, pb.STRATEGY_CRAIG: Strategy.CRAIG}
+_STRATEGY_PB = {v.value: k for k, v in _STRATEGY.items()}
+_BACKEND = {pb.BACKEND_UNSPECIFIED: "", pb.BACKEND_CPU: "cpu", pb.BACKEND_EMU: "emu", pb.BACKEND_XRT: "xrt"}
+_BACKEND_PB = {v: k for k, v in _BACKEND.items() if v}
+_STATE_PB = {"running": pb.SELECTION_STATE_RUNNING, "done": pb.SELECTION_STATE_DONE, "failed": pb.SELECTION_STATE_FAILED}
+#: Select answers RUNNING this long before the caller's deadline rather than let it expire.
+_DEADLINE_MARGIN_S = 0.25
+_NO_DEADLINE_WAIT_S = 3600.0
+
+
+def _status(exc: Exception, method: str) -> tuple[grpc.StatusCode, str]:
+    if isinstance(exc, ServiceError):
+        return exc.code, str(exc)
+    _log.exception("%s failed", method)
+    return grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}: {exc}"
+
+
+def _unary(fn):
+    @functools.wraps(fn)
+    def wrapper(self, request, context):
+        try:
+            return fn(self, request, context)
+        except Exception as exc:  # noqa: BLE001 - mapped to a status, never UNKNOWN
+            code, message = _status(exc, fn.__name__)
+        context.abort(code, message)
+
+    return wrapper
+
+
+def _dataset_pb(name: str, m) -> pb.DatasetInfo:
+    return pb.DatasetInfo(
+        name=name,
+        num_samples=m.num_samples,
+        num_classes=m.num_classes,
+        class_names=list(m.class_names),
+        class_counts=[int(c) for c in m.class_counts],
+        sample_shape=[int(d) for d in m.sample_shape],
+        dtype=str(m.dtype),
+        format_version=int(m.format_version),
+    )
+
+
+def _selection_pb(r: SelectionRecord) -> pb.SelectionInfo:
+    return pb.SelectionInfo(
+        id=r.id,
+        dataset=r.dataset,
+        strategy=_STRATEGY_PB[r.strategy],
+        fraction=r.fraction,
+        seed=r.seed,
+        model_version=r.model_version,
+        backend=_BACKEND_PB.get(r.backend, pb.BACKEND_UNSPECIFIED),
+        state=_STATE_PB[r.state],
+        num_selected=r.num_selected,
+        class_counts=r.class_counts,
+        objective=r.objective,
+        seconds=r.seconds,
+        error=r.error,
+    )
+
+
+class StorageServicer:
+    """One instance serves every call; ``StorageCore`` is thread-safe."""
+
+    def __init__(self, core: StorageCore):
+        self.core = core
+
+    @_unary
+    def ListDatasets(self, request, context):
+        out = pb.ListDatasetsResponse()
+        for name in self.core.dataset_names():
+            try:
+                out.datasets.append(_dataset_pb(name, self.core.store(name).manifest))
+            except ServiceError:
+                continue  # a broken store is left out of the list (GetDataset names the problem)
+        return out
+
+    @_unary
+    def GetDataset(self, request, context):
+        return _dataset_pb(request.name, self.core.store(request.name).manifest)
+
+    @_unary
+    def PushModel(self, request_iterator, context):
+        header, blob = None, bytearray()
+        for chunk in request_iterator:
+            if header is None:
+                if not chunk.HasField("header"):
+                    raise InvalidArgument("the first PushModel chunk must carry the header")
+                header = chunk.header
+                self.core.models.check_size(header.size)
+            elif chunk.HasField("header"):
+                raise InvalidArgument("only the first PushModel chunk may carry a header")
+            blob += chunk.data
+            self.core.models.check_size(len(blob))
+            if header.size and len(blob) > header.size:
+                raise InvalidArgument(f"model header says {header.size} bytes, more arrived")
+        if header is None:
+            raise InvalidArgument("PushModel received no chunks")
+        rec = self.core.push_model(header, bytes(blob))
+        return pb.ModelInfo(arch=rec.arch, version=rec.version, size=rec.size, sha256=rec.sha256, datasets=rec.datasets)
+
+    @_unary
+    def Select(self, request, context):
+        strategy = _STRATEGY.get(request.strategy)
+        if strategy is None:
+            raise InvalidArgument(f"unknown or unset strategy {request.strategy}; use full, random or craig")
+        if request.backend not in _BACKEND:
+            raise InvalidArgument(f"unknown backend {request.backend}; use cpu, emu or xrt")
+        if not math.isfinite(request.fraction):
+            raise InvalidArgument(f"fraction must be in (0, 1], got {request.fraction}")
+        rec = self.core.select(
+            request.dataset,
+            strategy,
+            request.fraction,
+            seed=request.seed,
+            model_version=request.model_version,
+            backend=_BACKEND[request.backend],
+        )
+        if rec.state == "running" and not request.no_wait:
+            remaining = context.time_remaining()
+            budget = _NO_DEADLINE_WAIT_S if remaining is None else remaining - _DEADLINE_MARGIN_S
+            if budget > 0:
+                rec = self.core.selections.wait(rec.id, budget)
+        return _selection_pb(rec)
+
+    @_unary
+    def GetSelection(self, request, context):
+        return _selection_pb(self.core.selections.get(request.id))
+
+    def StreamSamples(self, request, context):
+        params = StreamParams(
+            dataset=request.dataset,
+            selection=request.selection,
+            fraction=request.fraction,
+            epoch=request.epoch,
+            seed=request.seed,
+            rank=request.rank,
+            world_size=request.world_size or 1,
+            start_offset=request.start_offset,
+            batch_bytes=request.batch_bytes,
+        )
+        try:
+            for wire in self.core.stream(params):
+                if not context.is_active():
+                    return  # the client cancelled or went away
+                yield wire
+            return
+        except Exception as exc:  # noqa: BLE001 - mapped to a status, never UNKNOWN
+            code, message = _status(exc, "StreamSamples")
+        context.abort(code, message)
+
+    def handlers(self) -> grpc.GenericRpcHandler:
+        """The generic handler to add to a ``grpc.Server``."""
+        ser = lambda m: m.SerializeToString()  # noqa: E731
+        identity = lambda wire: wire  # noqa: E731 - StreamSamples yields finished wire bytes
+        return grpc.method_handlers_generic_handler(
+            SERVICE_NAME,
+            {
+                "ListDatasets": grpc.unary_unary_rpc_method_handler(self.ListDatasets, pb.ListDatasetsRequest.FromString, ser),
+                "GetDataset": grpc.unary_unary_rpc_method_handler(self.GetDataset, pb.GetDatasetRequest.FromString, ser),
+                "PushModel": grpc.stream_unary_rpc_method_handler(self.PushModel, pb.PushModelChunk.FromString, ser),
+                "Select": grpc.unary_unary_rpc_method_handler(self.Select, pb.SelectRequest.FromString, ser),
+                "GetSelection": grpc.unary_unary_rpc_method_handler(self.GetSelection, pb.GetSelectionRequest.FromString, ser),
+                "StreamSamples": grpc.unary_stream_rpc_method_handler(self.StreamSamples, pb.StreamSamplesRequest.FromString, identity),
+            },
+        )
