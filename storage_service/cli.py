@@ -16,6 +16,7 @@ __all__ = ["main", "build_parser", "CliError"]
 #: Modules that contribute sub-commands, in the order they appear in ``--help``.
 _COMMAND_MODULES = (
     "storage_service._cli_store",  # ingest, info, verify
+    "storage_service._cli_serve",  # serve
     "host._cli",  # select
     "trainer._cli",  # train, demo
     "sim._cli",  # simulate

@@ -1,0 +1,88 @@
+"""``nessa serve STORE_ROOT``: run the gRPC storage service until SIGINT / SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--port must be an integer, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"--port must be in [0, 65535], got {port}")
+    return port
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve the stores under STORE_ROOT over gRPC (select + stream subsets)",
+        description="Serve every store under STORE_ROOT over gRPC (nessa.v1.Storage, health, reflection). "
+        "Binds 127.0.0.1 unless --host says otherwise. Token: --token-file, else $NESSA_TOKEN, else none.",
+    )
+    p.add_argument("store_root", metavar="STORE_ROOT")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=_port, default=50051, help="port (default 50051; 0 picks a free one)")
+    p.add_argument("--tls-cert", help="PEM certificate chain (with --tls-key turns on TLS)")
+    p.add_argument("--tls-key", help="PEM private key")
+    p.add_argument("--token-file", help="file holding the bearer token clients must send")
+    p.add_argument("--backend", choices=["cpu", "emu", "xrt"], default="cpu", help="default selection backend (default cpu)")
+    p.add_argument("--workers", type=int, default=32, help="RPC threads (default 32)")
+    p.add_argument("--select-workers", type=int, default=1, help="selection worker threads (default 1)")
+    p.add_argument("--max-model-mb", type=float, default=256.0, help="largest model a client may push, MiB (default 256)")
+    p.add_argument("--grace", type=float, default=10.0, help="seconds calls in flight get at shutdown (default 10)")
+    p.set_defaults(func=_serve)
+
+
+def _serve(args) -> int:
+    import logging
+    import signal
+    import threading
+    from pathlib import Path
+
+    from storage_service.auth import load_token
+    from storage_service.cli import CliError
+    from storage_service.server import create_server
+
+    if not Path(args.store_root).is_dir():
+        raise CliError(f"STORE_ROOT {args.store_root!r} is not a directory")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise CliError("--tls-cert and --tls-key go together")
+    if args.workers < 2 or args.select_workers < 1:
+        raise CliError("--workers must be >= 2 and --select-workers >= 1")
+    if args.max_model_mb <= 0:
+        raise CliError(f"--max-model-mb must be positive, got {args.max_model_mb}")
+    try:
+        token = load_token(args.token_file)
+    except ValueError as exc:
+        raise CliError(f"--token-file: {exc}") from None
+    host = f"[{args.host}]" if ":" in args.host and not args.host.startswith("[") else args.host
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        server, port = create_server(
+            f"{host}:{args.port}",
+            args.store_root,
+            token=token,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            backend=args.backend,
+            max_workers=args.workers,
+            select_workers=args.select_workers,
+            max_model_bytes=int(args.max_model_mb * (1 << 20)),
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    names = server.core.dataset_names()
+    print(f"nessa serve: listening on {args.host}:{port} ({'TLS' if args.tls_cert else 'plaintext'}, "
+          f"{'token' if token else 'no token'}), {len(names)} data set(s): {', '.join(names) or '-'}", flush=True)
+    stop.wait()
+    print("nessa serve: shutting down", flush=True)
+    server.stop(grace=args.grace)
+    return 0
