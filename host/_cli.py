@@ -1,0 +1,173 @@
+"""``nessa select``: choose a weighted coreset of a store, per class, and save it as .npz.
+
+Output schema (``SEL_FORMAT_VERSION`` = 1), a NumPy .npz without pickled objects:
+
+    format_version  int64 scalar
+    ids             int64 [|S|]   global store ids, grouped by class, greedy order inside a class
+    weights         float32 [|S|] loss weights (sum |S| unless --raw-weights: member counts)
+    labels          int64 [|S|]   class of each selected id
+    objective       float64 scalar, sum over classes of F(S_c)
+    classes, class_n, class_k     int64 [C']  per class: label, size, budget
+    class_objective, class_seconds float64 [C']
+    fraction, seconds float64 scalars; optimizer, backend, source  str scalars; seed int64
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["register", "load_model", "SEL_FORMAT_VERSION"]
+
+SEL_FORMAT_VERSION = 1
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "select",
+        help="select a weighted coreset of a store (greedy facility location per class)",
+        description="Select FRACTION of each class of STORE by greedy facility location over "
+        "gradient-proxy features (from --model/--arch) or precomputed --features; write SEL.npz.",
+    )
+    p.add_argument("store", help="store directory (manifest.json + shards)")
+    p.add_argument("--fraction", type=float, required=True, help="fraction to keep, in (0, 1]")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="model state (.safetensors) used to compute the features; needs --arch")
+    src.add_argument("--features", help="precomputed features (.npy, float [N, D], rows in store id order)")
+    p.add_argument("--arch", help="architecture of --model (e.g. small_cnn, resnet20)")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--optimizer", default="lazy", help="lazy (exact greedy, default), stochastic or naive")
+    p.add_argument("--backend", default="cpu", help="cpu (default) or emu / xrt / pynq (FPGA kernels)")
+    p.add_argument("--seed", type=int, default=0, help="seed (stochastic greedy, GreeDi partitions)")
+    p.add_argument("--epsilon", type=float, default=None, help="stochastic greedy epsilon (default 0.01)")
+    p.add_argument("--budget", default="per_class", choices=["per_class", "global"], help="how the fraction is split")
+    p.add_argument("--memory-budget-mb", type=float, default=None, help="GreeDi above this distance-matrix size per class (default 2048)")
+    p.add_argument("--embedding", action="store_true", help="features: outer product with the penultimate embedding")
+    p.add_argument("--batch-size", type=int, default=512, help="feature batch size (default 512)")
+    p.add_argument("--raw-weights", action="store_true", help="keep member counts as weights (no normalisation)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_select)
+
+
+def load_model(path: str | os.PathLike, arch: str, sample_shape, num_classes: int):
+    """Build ``arch`` and load the safetensors state at ``path`` strictly (ValueError naming
+    the first missing / unexpected / mis-shaped key)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from host.models import build_model
+
+    model = build_model(arch, sample_shape, num_classes)  # ValueError on unknown arch
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"cannot read model state {path}: {exc}") from None
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing:
+        raise ValueError(f"model state {path} does not fit arch {arch!r}: missing key {missing[0]!r} ({len(missing)} missing)")
+    if unexpected:
+        raise ValueError(f"model state {path} does not fit arch {arch!r}: unexpected key {unexpected[0]!r} ({len(unexpected)} unexpected)")
+    for name, ref in expected.items():
+        got = state[name]
+        if tuple(got.shape) != tuple(ref.shape):
+            raise ValueError(
+                f"model state {path} does not fit arch {arch!r}: key {name!r} has shape {list(got.shape)}, "
+                f"expected {list(ref.shape)}"
+            )
+        if got.is_floating_point() and not bool(got.isfinite().all()):
+            raise ValueError(f"model state {path}: key {name!r} holds NaN or infinite values")
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def _features(args, store):
+    import numpy as np
+
+    from storage_service.cli import CliError
+
+    if args.features is not None:
+        if args.arch is not None:
+            raise CliError("--arch goes with --model, not with --features")
+        try:
+            feats = np.load(args.features, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise CliError(f"cannot read features {args.features}: {exc}") from None
+        if feats.ndim != 2:
+            raise CliError(f"features {args.features} must be 2-D [N, D], got shape {list(feats.shape)}")
+        if feats.shape[0] != len(store):
+            raise CliError(f"length mismatch: features {args.features} has {feats.shape[0]} rows, store has {len(store)} samples")
+        if not np.issubdtype(feats.dtype, np.floating) and not np.issubdtype(feats.dtype, np.integer):
+            raise CliError(f"features {args.features} must be numeric, got {feats.dtype}")
+        return feats, str(args.features)
+    if args.arch is None:
+        raise CliError("--model needs --arch (e.g. --arch small_cnn)")
+    if args.batch_size < 1:
+        raise CliError(f"--batch-size must be >= 1, got {args.batch_size}")
+    m = store.manifest
+    try:
+        model = load_model(args.model, args.arch, tuple(m.sample_shape), int(m.num_classes))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if args.backend == "cpu":
+        from host.features import store_features
+
+        return store_features(model, store, batch_size=args.batch_size, embedding=args.embedding, progress=not args.quiet), str(args.model)
+    from host.features import gradient_features
+
+    samples, labels = store.take(np.arange(len(store)))
+    feats = gradient_features(model, samples, labels, sample_shape=tuple(m.sample_shape), batch_size=args.batch_size,
+                              embedding=args.embedding, backend=args.backend)
+    return feats, str(args.model)
+
+
+def _select(args) -> int:
+    import numpy as np
+
+    from host.facility_location import DEFAULT_EPSILON
+    from host.selection import DEFAULT_MEMORY_BUDGET, select
+    from storage_service.cli import CliError
+    from storage_service.store import Store, StoreError
+
+    if not (0.0 < args.fraction <= 1.0):  # also rejects NaN
+        raise CliError(f"--fraction must be in (0, 1], got {args.fraction}")
+    if args.memory_budget_mb is not None and not args.memory_budget_mb > 0:
+        raise CliError(f"--memory-budget-mb must be positive, got {args.memory_budget_mb}")
+    try:
+        store = Store(args.store)
+    except (StoreError, OSError) as exc:
+        raise CliError(f"cannot open store {args.store}: {exc}") from None
+    feats, source = _features(args, store)
+    budget = DEFAULT_MEMORY_BUDGET if args.memory_budget_mb is None else int(args.memory_budget_mb * (1 << 20))
+    try:
+        sel = select(
+            feats, store.labels, args.fraction, optimizer=args.optimizer, seed=args.seed, backend=args.backend,
+            normalize_weights=not args.raw_weights, budget=args.budget, memory_budget_bytes=budget,
+            epsilon=DEFAULT_EPSILON if args.epsilon is None else args.epsilon, progress=not args.quiet,
+        )
+    except (ValueError, RuntimeError) as exc:
+        raise CliError(str(exc)) from None
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    pc = sel.per_class
+    with open(tmp, "wb") as fh:  # a file object keeps the name exactly as given (no .npz appended)
+        np.savez(
+            fh, format_version=np.int64(SEL_FORMAT_VERSION), ids=sel.ids, weights=sel.weights, labels=sel.labels,
+            objective=np.float64(sel.objective),
+            classes=np.array([r.cls for r in pc], np.int64), class_n=np.array([r.n for r in pc], np.int64),
+            class_k=np.array([r.k for r in pc], np.int64),
+            class_objective=np.array([r.objective for r in pc], np.float64),
+            class_seconds=np.array([r.seconds for r in pc], np.float64),
+            fraction=np.float64(sel.fraction), seconds=np.float64(sel.seconds), optimizer=np.str_(sel.optimizer),
+            backend=np.str_(sel.backend), source=np.str_(source), seed=np.int64(args.seed),
+        )
+    os.replace(tmp, out)
+    if not args.quiet:
+        print(f"{out}: {len(sel)} of {len(store)} examples ({len(pc)} classes), objective {sel.objective:.6g}, "
+              f"{sel.seconds:.2f}s ({sel.optimizer}, {sel.backend})", file=sys.stderr)
+    print(str(out))
+    return 0
