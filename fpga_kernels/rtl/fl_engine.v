@@ -1,0 +1,298 @@
+// fl_engine: the greedy facility-location controller (one class per run).
+//
+//   CHECK args --> CLEAR cover + table (n cycles)
+//   repeat k times:                                   (greedy step t)
+//     SCAN  j = 0..n-1, skip selected --> row job j --> datapath GAIN --> fl_argmax (ties: lowest j)
+//     WAIT  all rows summed --> write ids[t], gains[t] (lo, hi) --> mark j* {selected, pos = t}
+//     UPDATE row j* through the datapath: cover = max(cover, row)
+//   WEIGHTS j = 0..n-1 ascending, selected only --> datapath WEIGHT (count + claim s == cover)
+//           --> write weights[pos(j)]
+//   FINISH (all writes answered) --> ap_done / ap_ready
+// The SCAN of candidate j+1 overlaps the row read of candidate j (the read master accepts the
+// next job as soon as it is idle), so a candidate costs its beats plus the read turnaround.
+// status bits (0 = ok): 0 n not in 1..N_MAX, 1 k not in 1..n, 2 ld < n or ld % LANES != 0,
+// 3 sim_ptr not aligned to DATA_W/8, 4 an out pointer not 4-byte aligned (bits 0-4: nothing
+// is read or written); 8 AXI read error, 9 AXI write error (results are suspect).
+`default_nettype none
+module fl_engine #(
+    parameter integer LANES  = 32,   // elements per beat (bus = 16*LANES bits); power of two, 2..32
+    parameter integer N_MAX  = 4096, // largest class (cover / table depth); power of two, >= 2*LANES
+    parameter integer GAIN_W = 40,   // bits of a gain; >= 16 + log2(N_MAX), <= 64
+    parameter integer ADDR_W = 64    // AXI address bits; 32..64
+) (
+    input  wire                 clk,
+    input  wire                 rst,            // synchronous, active high
+    // ap_ctrl_hs
+    input  wire                 ap_start,
+    output wire                 ap_done,
+    output wire                 ap_idle,
+    output wire                 ap_ready,
+    // arguments (stable while running)
+    input  wire [63:0]          sim_ptr,
+    input  wire [31:0]          n_arg,
+    input  wire [31:0]          k_arg,
+    input  wire [31:0]          ld_arg,
+    input  wire [63:0]          ids_ptr,
+    input  wire [63:0]          gains_ptr,
+    input  wire [63:0]          weights_ptr,
+    output reg  [31:0]          status,
+    output reg  [63:0]          cycles,
+    // read master jobs
+    output reg                  job_valid,
+    input  wire                 job_ready,
+    output reg  [ADDR_W-1:0]    job_addr,
+    output wire [$clog2(N_MAX/LANES):0] job_beats,
+    output reg  [$clog2(N_MAX)-1:0] job_tag,
+    input  wire                 rd_err,
+    // datapath
+    output reg  [1:0]           mode,
+    output wire [$clog2(LANES)-1:0] n_rem,
+    output wire                 clr_en,
+    output wire [$clog2(N_MAX/LANES)-1:0] clr_addr,
+    input  wire                 row_valid,
+    input  wire [$clog2(N_MAX)-1:0] row_tag,
+    input  wire [GAIN_W-1:0]    row_sum,
+    // write master
+    output reg                  wr_valid,
+    input  wire                 wr_ready,
+    output reg  [ADDR_W-1:0]    wr_addr,
+    output reg  [31:0]          wr_data,
+    input  wire                 wr_idle,
+    input  wire                 wr_err
+);
+    localparam integer IDX_W = $clog2(N_MAX);          // candidate index bits
+    localparam integer CNT_W = IDX_W + 1;              // counts up to N_MAX
+    localparam integer LG_L  = $clog2(LANES);
+    localparam integer BW    = $clog2(N_MAX / LANES) + 1;
+    localparam [1:0] M_GAIN = 2'd0, M_UPDATE = 2'd1, M_WEIGHT = 2'd2;
+
+    generate
+        if (LANES < 2 || LANES > 32 || (LANES & (LANES - 1)) != 0) begin : g_bad_lanes
+            initial $fatal(1, "fl_engine: LANES=%0d must be a power of two in 2..32", LANES);
+        end
+        if (N_MAX < 2 * LANES || N_MAX > (1 << 20) || (N_MAX & (N_MAX - 1)) != 0) begin : g_bad_nmax
+            initial $fatal(1, "fl_engine: N_MAX=%0d must be a power of two in 2*LANES..2**20", N_MAX);
+        end
+        if (GAIN_W < 16 + $clog2(N_MAX) || GAIN_W > 64) begin : g_bad_gain
+            initial $fatal(1, "fl_engine: GAIN_W=%0d must be in %0d..64", GAIN_W, 16 + $clog2(N_MAX));
+        end
+        if (ADDR_W < 32 || ADDR_W > 64) begin : g_bad_addr
+            initial $fatal(1, "fl_engine: ADDR_W=%0d must be in 32..64", ADDR_W);
+        end
+    endgenerate
+
+    localparam [4:0] S_IDLE = 0, S_CHECK = 1, S_CLEAR = 2, S_ITER = 3, S_SCAN_RD = 4,
+                     S_SCAN_CHK = 5, S_SCAN_ISSUE = 6, S_WAIT_ROWS = 7, S_WR_ID = 8,
+                     S_WR_GLO = 9, S_WR_GHI = 10, S_SEL_SET = 11, S_UPD_ISSUE = 12,
+                     S_UPD_WAIT = 13, S_W_SCAN_RD = 14, S_W_SCAN_CHK = 15, S_W_ISSUE = 16,
+                     S_W_WAIT = 17, S_W_WRITE = 18, S_FINISH = 19, S_DONE = 20;
+    reg [4:0] state;
+
+    // latched arguments
+    reg [ADDR_W-1:0] sim_a, ids_a, gains_a, weights_a;
+    reg [CNT_W-1:0]  n, k;
+    reg [33:0]       row_bytes;                 // ld * 2
+    reg [BW-1:0]     nbeats;                    // ceil(n / LANES)
+
+    // loop state
+    reg [CNT_W-1:0]  j, t;                      // candidate, greedy step
+    reg [CNT_W-1:0]  issued, received;          // rows of the current pass
+    reg [IDX_W+33:0] prod;                      // j * row_bytes (one multiply per candidate)
+    reg              arg_clear;                 // fl_argmax clear pulse
+
+    // {selected, pos} per candidate
+    reg              tb_we;
+    reg [IDX_W-1:0]  tb_waddr;
+    reg [IDX_W:0]    tb_wdata;
+    wire [IDX_W:0]   tb_q;
+    fl_sdp_ram #(.DEPTH(N_MAX), .WIDTH(IDX_W + 1)) u_table (
+        .clk(clk), .wr_en(tb_we), .wr_addr(tb_waddr), .wr_data(tb_wdata),
+        .rd_addr(j[IDX_W-1:0]), .rd_data(tb_q)
+    );
+    wire tb_selected = tb_q[IDX_W];
+
+    wire             best_valid;
+    wire [GAIN_W-1:0] best_val;
+    wire [IDX_W-1:0] best_idx;
+    wire [63:0]      best64 = best_val;         // zero-extended for the two gain words
+    wire [63:0]      sum64  = row_sum;          // zero-extended weight count
+    fl_argmax #(.VAL_W(GAIN_W), .IDX_W(IDX_W)) u_argmax (
+        .clk(clk), .rst(rst), .clear(arg_clear),
+        .in_valid(row_valid && mode == M_GAIN), .in_val(row_sum), .in_idx(row_tag),
+        .best_valid(best_valid), .best_val(best_val), .best_idx(best_idx)
+    );
+
+    assign ap_idle   = (state == S_IDLE);
+    assign ap_done   = (state == S_DONE);
+    assign ap_ready  = (state == S_DONE);
+    assign job_beats = nbeats;
+    assign n_rem     = n[LG_L-1:0];
+    assign clr_en    = (state == S_CLEAR) && (j < nbeats);
+    assign clr_addr  = j[BW-2:0];
+
+    // argument checks, evaluated on the live registers in S_CHECK
+    wire [4:0] arg_err;
+    assign arg_err[0] = (n_arg == 0) || (n_arg > N_MAX);
+    assign arg_err[1] = (k_arg == 0) || (k_arg > n_arg);
+    assign arg_err[2] = (ld_arg < n_arg) || (ld_arg[LG_L-1:0] != 0);
+    assign arg_err[3] = (sim_ptr[LG_L:0] != 0);   // DATA_W/8 = 2*LANES bytes
+    assign arg_err[4] = (ids_ptr[1:0] != 0) || (gains_ptr[1:0] != 0) || (weights_ptr[1:0] != 0);
+
+    wire last_j = (j + 1'b1 == n);
+
+    always @(posedge clk) begin
+        tb_we     <= 1'b0;
+        arg_clear <= 1'b0;
+        if (rst) begin
+            state     <= S_IDLE;
+            status    <= 32'd0;
+            cycles    <= 64'd0;
+            job_valid <= 1'b0;
+            wr_valid  <= 1'b0;
+            mode      <= M_GAIN;
+        end else begin
+            if (state != S_IDLE) cycles <= cycles + 1'b1;
+            if (row_valid) received <= received + 1'b1;
+            case (state)
+                S_IDLE: if (ap_start) begin
+                    cycles    <= 64'd1;
+                    sim_a     <= sim_ptr[ADDR_W-1:0];
+                    ids_a     <= ids_ptr[ADDR_W-1:0];
+                    gains_a   <= gains_ptr[ADDR_W-1:0];
+                    weights_a <= weights_ptr[ADDR_W-1:0];
+                    n         <= n_arg[CNT_W-1:0];
+                    k         <= k_arg[CNT_W-1:0];
+                    row_bytes <= {1'b0, ld_arg, 1'b0};
+                    nbeats    <= (n_arg[BW+LG_L-1:0] + LANES - 1) >> LG_L;
+                    state     <= S_CHECK;
+                end
+                S_CHECK: begin
+                    status <= {27'd0, arg_err};
+                    j      <= {CNT_W{1'b0}};
+                    t      <= {CNT_W{1'b0}};
+                    mode   <= M_GAIN;
+                    state  <= (arg_err != 0) ? S_DONE : S_CLEAR;
+                end
+                S_CLEAR: begin                              // table[j] = 0, cover word j = 0
+                    tb_we    <= 1'b1;
+                    tb_waddr <= j[IDX_W-1:0];
+                    tb_wdata <= {(IDX_W+1){1'b0}};
+                    j        <= last_j ? {CNT_W{1'b0}} : j + 1'b1;
+                    if (last_j) state <= S_ITER;
+                end
+                S_ITER: begin                               // start greedy step t
+                    arg_clear <= 1'b1;
+                    j         <= {CNT_W{1'b0}};
+                    issued    <= {CNT_W{1'b0}};
+                    received  <= {CNT_W{1'b0}};
+                    state     <= S_SCAN_RD;
+                end
+                S_SCAN_RD: begin                            // table read of j in flight
+                    prod  <= j[IDX_W-1:0] * row_bytes;
+                    state <= S_SCAN_CHK;
+                end
+                S_SCAN_CHK: begin
+                    if (tb_selected) begin
+                        j     <= j + 1'b1;
+                        state <= last_j ? S_WAIT_ROWS : S_SCAN_RD;
+                    end else begin
+                        job_valid <= 1'b1;
+                        job_addr  <= sim_a + prod;
+                        job_tag   <= j[IDX_W-1:0];
+                        state     <= S_SCAN_ISSUE;
+                    end
+                end
+                S_SCAN_ISSUE: if (job_ready) begin
+                    job_valid <= 1'b0;
+                    issued    <= issued + 1'b1;
+                    j         <= j + 1'b1;
+                    state     <= last_j ? S_WAIT_ROWS : S_SCAN_RD;
+                end
+                S_WAIT_ROWS: if (received == issued && !row_valid) begin
+                    wr_valid <= 1'b1;
+                    wr_addr  <= ids_a + {t, 2'b00};
+                    wr_data  <= {{(32-IDX_W){1'b0}}, best_idx};
+                    state    <= S_WR_ID;
+                end
+                S_WR_ID: if (wr_ready) begin
+                    wr_addr <= gains_a + {t, 3'b000};
+                    wr_data <= best64[31:0];
+                    state   <= S_WR_GLO;
+                end
+                S_WR_GLO: if (wr_ready) begin
+                    wr_addr <= gains_a + {t, 3'b100};
+                    wr_data <= best64[63:32];
+                    state   <= S_WR_GHI;
+                end
+                S_WR_GHI: if (wr_ready) begin
+                    wr_valid <= 1'b0;
+                    tb_we    <= 1'b1;
+                    tb_waddr <= best_idx;
+                    tb_wdata <= {1'b1, t[IDX_W-1:0]};
+                    prod     <= best_idx * row_bytes;
+                    state    <= S_SEL_SET;
+                end
+                S_SEL_SET: begin
+                    mode      <= M_UPDATE;
+                    job_valid <= 1'b1;
+                    job_addr  <= sim_a + prod;
+                    job_tag   <= best_idx;
+                    received  <= {CNT_W{1'b0}};
+                    state     <= S_UPD_ISSUE;
+                end
+                S_UPD_ISSUE: if (job_ready) begin
+                    job_valid <= 1'b0;
+                    state     <= S_UPD_WAIT;
+                end
+                S_UPD_WAIT: if (row_valid) begin          // cover updated for row j*
+                    t <= t + 1'b1;
+                    j <= {CNT_W{1'b0}};
+                    if (t + 1'b1 == k) begin
+                        mode  <= M_WEIGHT;
+                        state <= S_W_SCAN_RD;
+                    end else begin
+                        mode  <= M_GAIN;
+                        state <= S_ITER;
+                    end
+                end
+                S_W_SCAN_RD: begin
+                    prod  <= j[IDX_W-1:0] * row_bytes;
+                    state <= S_W_SCAN_CHK;
+                end
+                S_W_SCAN_CHK: begin
+                    if (!tb_selected) begin
+                        j     <= j + 1'b1;
+                        state <= last_j ? S_FINISH : S_W_SCAN_RD;
+                    end else begin
+                        job_valid <= 1'b1;
+                        job_addr  <= sim_a + prod;
+                        job_tag   <= tb_q[IDX_W-1:0];   // carry pos so the result needs no lookup
+                        state     <= S_W_ISSUE;
+                    end
+                end
+                S_W_ISSUE: if (job_ready) begin
+                    job_valid <= 1'b0;
+                    state     <= S_W_WAIT;
+                end
+                S_W_WAIT: if (row_valid) begin
+                    wr_valid <= 1'b1;
+                    wr_addr  <= weights_a + {row_tag, 2'b00};
+                    wr_data  <= sum64[31:0];
+                    state    <= S_W_WRITE;
+                end
+                S_W_WRITE: if (wr_ready) begin
+                    wr_valid <= 1'b0;
+                    j        <= j + 1'b1;
+                    state    <= last_j ? S_FINISH : S_W_SCAN_RD;
+                end
+                S_FINISH: if (wr_idle && !wr_valid) begin
+                    status <= status | {22'd0, wr_err, rd_err, 8'd0};
+                    state  <= S_DONE;
+                end
+                S_DONE: state <= S_IDLE;
+                default: state <= S_IDLE;
+            endcase
+        end
+    end
+endmodule
+`default_nettype wire

@@ -1,0 +1,108 @@
+"""Register map, status bits and similarity-row layout of the ``nessa_fl_rtl`` kernel.
+
+The single source of these numbers for Python (the cocotb benches, the benchmark and any host
+code that drives the kernel); fl_axil_ctrl.v and kernel.xml carry the same offsets.
+
+Layout of ``sim_ptr``: uint16 ``[n][ld]`` row-major, row ``j`` = similarities of candidate ``j``
+to every member; ``ld`` (elements) is a multiple of the kernel's LANES -- ``ROW_ALIGN`` (32, one
+512-bit beat) suits every build. Padding columns are never read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ROW_ALIGN", "REG", "STATUS_BITS", "KernelArgs", "cycle_model", "decode_status", "pack_rows"]
+
+#: Row stride multiple (elements) that every LANES <= 32 build accepts.
+ROW_ALIGN = 32
+
+#: Byte offsets in s_axi_control (64-bit pointers: low word at the offset, high word at +4).
+REG = {
+    "control": 0x00,  # bit0 ap_start, bit1 ap_done (COR), bit2 ap_idle, bit3 ap_ready (COR), bit7 auto_restart
+    "gie": 0x04,
+    "ier": 0x08,
+    "isr": 0x0C,
+    "sim_ptr": 0x10,
+    "n": 0x18,
+    "k": 0x1C,
+    "ld": 0x20,
+    "out_ids_ptr": 0x28,
+    "out_gains_ptr": 0x30,
+    "out_weights_ptr": 0x38,
+    "status": 0x40,  # read-only
+    "cycles": 0x44,  # read-only, 64 bits
+}
+
+#: status register bits (0 = ok). Bits 0-4: the run was refused, nothing read or written.
+STATUS_BITS = {
+    0: "n not in 1..N_MAX",
+    1: "k not in 1..n",
+    2: "ld < n or ld not a multiple of LANES",
+    3: "sim_ptr not aligned to the bus width (2*LANES bytes)",
+    4: "an output pointer is not 4-byte aligned",
+    8: "AXI read error response",
+    9: "AXI write error response",
+}
+
+
+def decode_status(status: int) -> list[str]:
+    """Human-readable problems named by a status word ([] when 0)."""
+    return [msg for bit, msg in STATUS_BITS.items() if status >> bit & 1]
+
+
+@dataclass(frozen=True)
+class KernelArgs:
+    """Kernel arguments in register (and C++ model) order."""
+
+    sim_ptr: int
+    n: int
+    k: int
+    ld: int
+    out_ids_ptr: int
+    out_gains_ptr: int
+    out_weights_ptr: int
+
+    def words(self) -> list[tuple[int, int]]:
+        """(offset, 32-bit value) writes that program these arguments."""
+        out = []
+        for name in ("sim_ptr", "n", "k", "ld", "out_ids_ptr", "out_gains_ptr", "out_weights_ptr"):
+            val = getattr(self, name)
+            out.append((REG[name], val & 0xFFFFFFFF))
+            if name.endswith("_ptr"):
+                out.append((REG[name] + 4, val >> 32))
+        return out
+
+
+def pack_rows(sim: np.ndarray, align: int = ROW_ALIGN) -> tuple[np.ndarray, int]:
+    """Pad an ``n x n`` uint16 similarity matrix to ``n x ld`` rows (ld a multiple of ``align``)."""
+    sim = np.asarray(sim)
+    if sim.ndim != 2 or sim.shape[0] != sim.shape[1]:
+        raise ValueError(f"sim must be a square matrix, got shape {sim.shape}")
+    if sim.dtype != np.uint16:
+        raise ValueError(f"sim must be uint16, got {sim.dtype}")
+    if align < 1:
+        raise ValueError(f"align must be >= 1, got {align}")
+    n = sim.shape[0]
+    ld = -(-n // align) * align
+    out = np.zeros((n, ld), dtype=np.uint16)
+    out[:, :n] = sim
+    return out, ld
+
+
+def cycle_model(n: int, k: int, lanes: int, row_cycles_extra: int, step_extra: int, fixed: int,
+                weight_extra: int) -> int:
+    """Cycles of one run: the engine's exact schedule with the memory-dependent constants fitted.
+
+    Every greedy step t reads the n - t unselected rows (ceil(n/lanes) beats each, plus
+    ``row_cycles_extra`` turnaround cycles), then writes three words and reads row j* once more;
+    the weight pass reads the k selected rows one at a time. The constants depend on the AXI
+    slave's latency, so bench/rtl_cycles.py fits them on short simulated runs and checks the
+    model against full runs before it extrapolates. Unselected-candidate scans hide under row reads.
+    """
+    beats = -(-n // lanes)
+    evals = k * n - k * (k - 1) // 2
+    return (fixed + n + evals * (beats + row_cycles_extra) + k * (step_extra + beats)
+            + k * (beats + weight_extra) + (n - k) * 2)

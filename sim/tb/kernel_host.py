@@ -1,0 +1,135 @@
+"""The host side of ``nessa_fl_rtl`` inside cocotb: DDR model, register programming, a run.
+
+Mirrors what XRT does on a card: buffers in DDR (cocotbext-axi ``AxiRam`` on m_axi_gmem),
+arguments written to s_axi_control (``AxiLiteMaster``), ap_start, wait for ap_done (polling
+the control register or waiting on the interrupt line), read the results back.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from cocotb.triggers import ClockCycles, RisingEdge
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+
+from fpga_kernels.rtl.regmap import REG, KernelArgs, pack_rows
+from sim.tb.common import pause_pattern
+
+__all__ = ["KernelHost", "RunResult", "SIM_BASE"]
+
+SIM_BASE = 0x1_0000  # byte address of the similarity rows in the DDR model
+GUARD = 0xA5         # fill byte of the output regions: what the kernel must not touch
+
+
+@dataclass
+class RunResult:
+    ids: np.ndarray
+    gains: np.ndarray
+    weights: np.ndarray
+    status: int
+    cycles: int
+
+
+class KernelHost:
+    """DDR + control-bus model around one ``nessa_fl_rtl`` instance."""
+
+    def __init__(self, dut, mem_size: int = 1 << 22, pause: str = "none", seed: int = 0):
+        self.dut = dut
+        self.clk = dut.ap_clk
+        self.lanes = len(dut.m_axi_gmem_rdata) // 16
+        self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_gmem"), dut.ap_clk, dut.ap_rst_n,
+                          reset_active_level=False, size=mem_size)
+        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi_control"), dut.ap_clk, dut.ap_rst_n,
+                                  reset_active_level=False)
+        self.set_pause(pause, seed)
+        for bus in (self.ram, self.axil):  # per-burst INFO lines cost more than the simulation
+            for obj in (bus.write_if, bus.read_if):
+                obj.log.setLevel(logging.WARNING)
+
+    def set_pause(self, mode: str, seed: int = 0) -> None:
+        """Stall every AXI channel of the DDR model with the named pattern (none / idle / backpressure)."""
+        chans = [self.ram.read_if.ar_channel, self.ram.read_if.r_channel, self.ram.write_if.aw_channel,
+                 self.ram.write_if.w_channel, self.ram.write_if.b_channel]
+        for i, ch in enumerate(chans):
+            gen = pause_pattern(mode, seed * 10 + i)
+            if gen is None:
+                ch.clear_pause_generator()
+            else:
+                ch.set_pause_generator(gen)
+
+    def idle_queues(self) -> bool:
+        """True when no AXI transaction is queued or in flight in the bus models."""
+        r, w = self.ram.read_if, self.ram.write_if
+        return (r.ar_channel.empty() and r.r_channel.empty() and w.aw_channel.empty() and w.w_channel.empty()
+                and w.b_channel.empty() and r.r_channel.idle() and w.b_channel.idle()
+                and self.axil.write_if.aw_channel.empty() and self.axil.read_if.ar_channel.empty())
+
+    def layout(self, n: int, k: int, ld: int) -> KernelArgs:
+        """Buffers: rows at SIM_BASE, then ids, gains, weights, each with a guard gap."""
+        end = SIM_BASE + n * ld * 2
+        ids = (end + 0x100) & ~0x3F
+        gains = (ids + 4 * k + 0x100) & ~0x3F
+        weights = (gains + 8 * k + 0x100) & ~0x3F
+        return KernelArgs(SIM_BASE, n, k, ld, ids, gains, weights)
+
+    def load(self, sim: np.ndarray, k: int, align: int | None = None) -> KernelArgs:
+        rows, ld = pack_rows(sim, align or self.lanes)
+        args = self.layout(sim.shape[0], k, ld)
+        self.ram.write(SIM_BASE, rows.tobytes())
+        self.ram.write(args.out_ids_ptr, bytes([GUARD]) * (args.out_weights_ptr + 4 * k + 64 - args.out_ids_ptr))
+        return args
+
+    async def program(self, args: KernelArgs) -> None:
+        for off, val in args.words():
+            await self.axil.write_dword(off, val)
+
+    async def start(self) -> None:
+        await self.axil.write_dword(REG["control"], 1)
+
+    async def wait_done(self, poll_gap: int = 64, limit: int = 50_000_000) -> None:
+        """Poll the control register until ap_done (clear-on-read) is seen."""
+        waited = 0
+        while True:
+            ctrl = await self.axil.read_dword(REG["control"])
+            if ctrl & 0b10:
+                assert ctrl & 0b100, f"ap_idle must be set with ap_done (control={ctrl:#x})"
+                return
+            await ClockCycles(self.clk, poll_gap)
+            waited += poll_gap
+            assert waited < limit, "kernel did not finish"
+
+    async def wait_interrupt(self, limit: int = 50_000_000) -> None:
+        for _ in range(limit):
+            await RisingEdge(self.clk)
+            if self.dut.interrupt.value == 1:
+                return
+        raise AssertionError("no interrupt")
+
+    async def results(self, args: KernelArgs) -> RunResult:
+        k = args.k
+        ids = np.frombuffer(self.ram.read(args.out_ids_ptr, 4 * k), dtype="<u4").astype(np.int64)
+        gains = np.frombuffer(self.ram.read(args.out_gains_ptr, 8 * k), dtype="<u8").astype(np.uint64)
+        weights = np.frombuffer(self.ram.read(args.out_weights_ptr, 4 * k), dtype="<u4").astype(np.int64)
+        status = await self.axil.read_dword(REG["status"])
+        lo = await self.axil.read_dword(REG["cycles"])
+        hi = await self.axil.read_dword(REG["cycles"] + 4)
+        return RunResult(ids, gains, weights, status, lo | hi << 32)
+
+    def guards_intact(self, args: KernelArgs) -> bool:
+        """Bytes between and after the output arrays still hold the guard pattern."""
+        k = args.k
+        spans = [(args.out_ids_ptr + 4 * k, args.out_gains_ptr), (args.out_gains_ptr + 8 * k, args.out_weights_ptr),
+                 (args.out_weights_ptr + 4 * k, args.out_weights_ptr + 4 * k + 64)]
+        return all(self.ram.read(a, b - a) == bytes([GUARD]) * (b - a) for a, b in spans)
+
+    async def run(self, sim: np.ndarray, k: int, use_irq: bool = False) -> tuple[KernelArgs, RunResult]:
+        args = self.load(sim, k)
+        await self.program(args)
+        await self.start()
+        if use_irq:
+            await self.wait_interrupt()
+        else:
+            await self.wait_done()
+        return args, await self.results(args)
