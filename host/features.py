@@ -61,6 +61,8 @@ def _run(model, batches: Iterable[tuple[Any, np.ndarray]], n: int, sample_shape,
         with torch.inference_mode(), tqdm(total=n, disable=not progress, desc="features", unit="ex") as bar:
             for samples, labels in batches:
                 y = _check_labels(labels, len(samples), num_classes)
+                if isinstance(samples, np.ndarray) and not samples.flags.writeable:
+                    samples = np.array(samples)  # store batches are read-only mmaps; torch wants writable
                 x = to_input(samples, sample_shape).to(device)
                 g = _batch_features(model, x, torch.as_tensor(y, device=device), embedding)
                 out[pos : pos + len(y)] = g.cpu().numpy()
