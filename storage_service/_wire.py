@@ -172,10 +172,13 @@ class BatchEncoder:
         regions = []
         for col, width in zip(back.columns, (8, 4, 4, self.row_bytes)):
             off = col.buffers()[1].address - msg.address
-            if not 0 <= off <= msg.size - n * width:
+            if n and not 0 <= off <= msg.size - n * width:
                 raise AssertionError("pyarrow did not read the IPC message in place")  # pragma: no cover
             regions.append((base + off, n * width))
-        layout = _Layout(self._schema_msg + msg.to_pybytes() + _EOS, tuple(regions))
+        template = self._schema_msg + msg.to_pybytes() + _EOS
+        if n == 0:  # empty buffers may live anywhere: nothing to fill, copy the template whole
+            regions = [(len(template), 0)] * 4
+        layout = _Layout(template, tuple(regions))
         if len(self._layouts) > 8:  # typically two sizes per stream: full batches and the last
             self._layouts.clear()
         self._layouts[n] = layout

@@ -1,0 +1,65 @@
+"""``nessa serve``: starts, serves, stops cleanly on SIGTERM; bad options exit 2 with a message."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from service_helpers import make_root
+from storage_service.cli import main
+from storage_service.client import StorageClient
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_serve_runs_and_stops_on_sigterm(tmp_path):
+    root = make_root(tmp_path / "root")
+    (tmp_path / "tok").write_text("t0ken\n")
+    env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "storage_service.cli", "serve", str(root), "--port", "0", "--token-file", str(tmp_path / "tok")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+    )
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+) \(plaintext, token\), 2 data set\(s\): a, img/b", line)
+        assert m, line + proc.stderr.read() if proc.poll() is not None else line
+        with StorageClient(f"127.0.0.1:{m.group(1)}", token="t0ken") as c:
+            assert c.get_dataset("img/b").num_samples == 90
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert "shutting down" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--tls-cert", "c.pem"], "go together"),
+        (["--token-file", "/nonexistent/tok"], "cannot read token file"),
+        (["--backend", "gpu"], None),
+        (["--port", "70000"], None),
+        (["--max-model-mb", "0"], "must be positive"),
+    ],
+)
+def test_bad_options(tmp_path, capsys, extra, message):
+    make_root(tmp_path)
+    with pytest.raises(SystemExit) if message is None else contextlib.nullcontext():
+        assert main(["serve", str(tmp_path), *extra]) == 2
+    err = capsys.readouterr().err
+    if message:
+        assert message in err
+
+
+def test_missing_root(tmp_path, capsys):
+    assert main(["serve", str(tmp_path / "absent")]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
