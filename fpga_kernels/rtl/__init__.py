@@ -5,6 +5,7 @@ the emulator loads is ``cmodel/nessa_fl_rtl.cpp``; README.md documents the desig
 """
 
 from fpga_kernels.rtl.regmap import (
+    ARG_ORDER,
     ROW_ALIGN,
     REG,
     STATUS_BITS,
@@ -14,4 +15,4 @@ from fpga_kernels.rtl.regmap import (
     pack_rows,
 )
 
-__all__ = ["ROW_ALIGN", "REG", "STATUS_BITS", "KernelArgs", "cycle_model", "decode_status", "pack_rows"]
+__all__ = ["ARG_ORDER", "ROW_ALIGN", "REG", "STATUS_BITS", "KernelArgs", "cycle_model", "decode_status", "pack_rows"]

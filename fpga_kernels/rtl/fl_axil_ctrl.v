@@ -9,13 +9,14 @@
 //   0x0C ISR      bit0 ap_done, bit1 ap_ready status (toggle on write 1)
 //   0x10/0x14 sim_ptr      0x18 n      0x1C k      0x20 ld (row stride in elements)
 //   0x28/0x2C out_ids_ptr  0x30/0x34 out_gains_ptr  0x38/0x3C out_weights_ptr
-//   0x40 status (R): argument / AXI error bits of the last run (0 = ok; see fl_engine.v)
-//   0x44/0x48 cycles (R): clock cycles of the last run, start to done
+//   0x40/0x44 out_stats_ptr (the kernel writes uint64 {status, cycles} there at the end)
+//   0x48 status (R): argument / AXI error bits of the last run (0 = ok; see fl_engine.v)
+//   0x4C/0x50 cycles (R): clock cycles of the last run (see fl_engine.v)
 // Unmapped offsets read 0 and ignore writes. Responses are always OKAY.
 // interrupt = GIE & |(ISR & IER-gated events); the Vitis shell wires it to the host.
 `default_nettype none
 module fl_axil_ctrl #(
-    parameter integer C_ADDR_W = 7   // s_axi_control address bits; 7..12 (map spans 0x00..0x48)
+    parameter integer C_ADDR_W = 7   // s_axi_control address bits; 7..12 (map spans 0x00..0x50)
 ) (
     input  wire                clk,
     input  wire                rst,          // synchronous, active high
@@ -51,6 +52,7 @@ module fl_axil_ctrl #(
     output wire [63:0]         out_ids_ptr,
     output wire [63:0]         out_gains_ptr,
     output wire [63:0]         out_weights_ptr,
+    output wire [63:0]         out_stats_ptr,
     // read-only results
     input  wire [31:0]         status,
     input  wire [63:0]         cycles
@@ -82,7 +84,7 @@ module fl_axil_ctrl #(
     // ---- registers ----
     reg        int_start, int_done, int_ready, int_auto, int_gie;
     reg [1:0]  int_ier, int_isr;
-    reg [31:0] r [4:15];  // argument words at 0x10 + 4*(i-4)
+    reg [31:0] r [4:17];  // argument words at 0x10 + 4*(i-4)
 
     assign ap_start        = int_start;
     assign interrupt       = int_gie & (|int_isr);
@@ -93,6 +95,7 @@ module fl_axil_ctrl #(
     assign out_ids_ptr     = {r[11], r[10]};
     assign out_gains_ptr   = {r[13], r[12]};
     assign out_weights_ptr = {r[15], r[14]};
+    assign out_stats_ptr   = {r[17], r[16]};
 
     wire do_write = aw_have & w_have & ~bvalid;
     wire [C_ADDR_W-3:0] widx = waddr[C_ADDR_W-1:2];
@@ -106,7 +109,7 @@ module fl_axil_ctrl #(
             aw_have <= 1'b0; w_have <= 1'b0; bvalid <= 1'b0; rvalid <= 1'b0;
             int_start <= 1'b0; int_done <= 1'b0; int_ready <= 1'b0; int_auto <= 1'b0;
             int_gie <= 1'b0; int_ier <= 2'b00; int_isr <= 2'b00;
-            for (q = 4; q <= 15; q = q + 1) r[q] <= 32'd0;
+            for (q = 4; q <= 17; q = q + 1) r[q] <= 32'd0;
         end else begin
             // address / data capture
             if (s_axi_awvalid && s_axi_awready) begin aw_have <= 1'b1; waddr <= s_axi_awaddr; end
@@ -131,7 +134,7 @@ module fl_axil_ctrl #(
                     if (wstrb[0]) int_ier <= wdata[1:0];
                 end else if (widx == 3) begin
                     if (wstrb[0]) int_isr <= int_isr ^ wdata[1:0];
-                end else if (widx >= 4 && widx <= 15) begin
+                end else if (widx >= 4 && widx <= 17) begin
                     r[widx] <= (r[widx] & ~wmask) | (wdata & wmask);
                 end
             end
@@ -149,10 +152,10 @@ module fl_axil_ctrl #(
                     1:  rdata <= {31'd0, int_gie};
                     2:  rdata <= {30'd0, int_ier};
                     3:  rdata <= {30'd0, int_isr};
-                    4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15: rdata <= r[ridx];
-                    16: rdata <= status;
-                    17: rdata <= cycles[31:0];
-                    18: rdata <= cycles[63:32];
+                    4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17: rdata <= r[ridx];
+                    18: rdata <= status;
+                    19: rdata <= cycles[31:0];
+                    20: rdata <= cycles[63:32];
                     default: rdata <= 32'd0;
                 endcase
             end

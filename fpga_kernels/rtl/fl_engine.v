@@ -7,12 +7,14 @@
 //     UPDATE row j* through the datapath: cover = max(cover, row)
 //   WEIGHTS j = 0..n-1 ascending, selected only --> datapath WEIGHT (count + claim s == cover)
 //           --> write weights[pos(j)]
-//   FINISH (all writes answered) --> ap_done / ap_ready
+//   FINISH (all writes answered) --> stats[0] = status, stats[1] = cycles --> ap_done / ap_ready
 // The SCAN of candidate j+1 overlaps the row read of candidate j (the read master accepts the
 // next job as soon as it is idle), so a candidate costs its beats plus the read turnaround.
 // status bits (0 = ok): 0 n not in 1..N_MAX, 1 k not in 1..n, 2 ld < n or ld % LANES != 0,
 // 3 sim_ptr not aligned to DATA_W/8, 4 an out pointer not 4-byte aligned (bits 0-4: nothing
-// is read or written); 8 AXI read error, 9 AXI write error (results are suspect).
+// is read, only the stats words are written -- unless out_stats_ptr is the misaligned one);
+// 8 AXI read error, 9 AXI write error (results are suspect).
+// cycles counts from ap_start's acceptance to the last result word answered (stats excluded).
 `default_nettype none
 module fl_engine #(
     parameter integer LANES  = 32,   // elements per beat (bus = 16*LANES bits); power of two, 2..32
@@ -35,6 +37,7 @@ module fl_engine #(
     input  wire [63:0]          ids_ptr,
     input  wire [63:0]          gains_ptr,
     input  wire [63:0]          weights_ptr,
+    input  wire [63:0]          stats_ptr,
     output reg  [31:0]          status,
     output reg  [63:0]          cycles,
     // read master jobs
@@ -81,6 +84,7 @@ module fl_engine #(
         end
     endgenerate
 
+    localparam [4:0] S_ST0 = 21, S_ST1 = 22, S_ST2 = 23, S_ST3 = 24, S_DRAIN = 25;
     localparam [4:0] S_IDLE = 0, S_CHECK = 1, S_CLEAR = 2, S_ITER = 3, S_SCAN_RD = 4,
                      S_SCAN_CHK = 5, S_SCAN_ISSUE = 6, S_WAIT_ROWS = 7, S_WR_ID = 8,
                      S_WR_GLO = 9, S_WR_GHI = 10, S_SEL_SET = 11, S_UPD_ISSUE = 12,
@@ -89,7 +93,9 @@ module fl_engine #(
     reg [4:0] state;
 
     // latched arguments
-    reg [ADDR_W-1:0] sim_a, ids_a, gains_a, weights_a;
+    reg [ADDR_W-1:0] sim_a, ids_a, gains_a, weights_a, stats_a;
+    reg              stats_ok;                  // out_stats_ptr usable (4-byte aligned)
+    reg              counting;                  // cycles still running
     reg [CNT_W-1:0]  n, k;
     reg [33:0]       row_bytes;                 // ld * 2
     reg [BW-1:0]     nbeats;                    // ceil(n / LANES)
@@ -136,7 +142,8 @@ module fl_engine #(
     assign arg_err[1] = (k_arg == 0) || (k_arg > n_arg);
     assign arg_err[2] = (ld_arg < n_arg) || (ld_arg[LG_L-1:0] != 0);
     assign arg_err[3] = (sim_ptr[LG_L:0] != 0);   // DATA_W/8 = 2*LANES bytes
-    assign arg_err[4] = (ids_ptr[1:0] != 0) || (gains_ptr[1:0] != 0) || (weights_ptr[1:0] != 0);
+    assign arg_err[4] = (ids_ptr[1:0] != 0) || (gains_ptr[1:0] != 0) || (weights_ptr[1:0] != 0)
+                     || (stats_ptr[1:0] != 0);
 
     wire last_j = (j + 1'b1 == n);
 
@@ -151,11 +158,14 @@ module fl_engine #(
             wr_valid  <= 1'b0;
             mode      <= M_GAIN;
         end else begin
-            if (state != S_IDLE) cycles <= cycles + 1'b1;
+            if (state != S_IDLE && counting) cycles <= cycles + 1'b1;
             if (row_valid) received <= received + 1'b1;
             case (state)
                 S_IDLE: if (ap_start) begin
                     cycles    <= 64'd1;
+                    counting  <= 1'b1;
+                    stats_a   <= stats_ptr[ADDR_W-1:0];
+                    stats_ok  <= (stats_ptr[1:0] == 2'b00);
                     sim_a     <= sim_ptr[ADDR_W-1:0];
                     ids_a     <= ids_ptr[ADDR_W-1:0];
                     gains_a   <= gains_ptr[ADDR_W-1:0];
@@ -171,7 +181,7 @@ module fl_engine #(
                     j      <= {CNT_W{1'b0}};
                     t      <= {CNT_W{1'b0}};
                     mode   <= M_GAIN;
-                    state  <= (arg_err != 0) ? S_DONE : S_CLEAR;
+                    state  <= (arg_err != 0) ? S_FINISH : S_CLEAR;
                 end
                 S_CLEAR: begin                              // table[j] = 0, cover word j = 0
                     tb_we    <= 1'b1;
@@ -286,8 +296,34 @@ module fl_engine #(
                     state    <= last_j ? S_FINISH : S_W_SCAN_RD;
                 end
                 S_FINISH: if (wr_idle && !wr_valid) begin
-                    status <= status | {22'd0, wr_err, rd_err, 8'd0};
-                    state  <= S_DONE;
+                    status   <= status | {22'd0, wr_err, rd_err, 8'd0};
+                    counting <= 1'b0;
+                    state    <= stats_ok ? S_ST0 : S_DONE;
+                end
+                S_ST0: begin                                // stats[0] = status (uint64)
+                    wr_valid <= 1'b1;
+                    wr_addr  <= stats_a;
+                    wr_data  <= status;
+                    state    <= S_ST1;
+                end
+                S_ST1: if (wr_ready) begin
+                    wr_addr <= stats_a + 4;
+                    wr_data <= 32'd0;
+                    state   <= S_ST2;
+                end
+                S_ST2: if (wr_ready) begin                  // stats[1] = cycles (uint64)
+                    wr_addr <= stats_a + 8;
+                    wr_data <= cycles[31:0];
+                    state   <= S_ST3;
+                end
+                S_ST3: if (wr_ready) begin
+                    wr_addr <= stats_a + 12;
+                    wr_data <= cycles[63:32];
+                    state   <= S_DRAIN;
+                end
+                S_DRAIN: begin
+                    if (wr_ready) wr_valid <= 1'b0;
+                    if (!wr_valid && wr_idle) state <= S_DONE;
                 end
                 S_DONE: state <= S_IDLE;
                 default: state <= S_IDLE;

@@ -8,7 +8,8 @@
 //   out_ids_ptr     uint32 [k]  selected candidates in selection order
 //   out_gains_ptr   uint64 [k]  marginal gain of each pick (little endian, two words)
 //   out_weights_ptr uint32 [k]  members whose most similar selected element is ids[t]
-//   Register map: fl_axil_ctrl.v. Bad arguments: ap_done with status != 0, nothing written.
+//   out_stats_ptr   uint64 [2]  {status (0 = ok), cycles}, written last (also on refused runs)
+//   Register map: fl_axil_ctrl.v. Bad arguments: ap_done with status != 0, only stats written.
 //
 //   s_axi_control --> fl_axil_ctrl --(args, ap_start)--> fl_engine --(jobs)--> fl_axi_rd --AR/R--> m_axi_gmem
 //                                                          |   ^                 | beats
@@ -99,7 +100,7 @@ module nessa_fl_rtl #(
     always @(posedge ap_clk) rst <= ~ap_rst_n;
 
     wire        ap_start, ap_done, ap_idle, ap_ready;
-    wire [63:0] sim_ptr, ids_ptr, gains_ptr, weights_ptr, cycles;
+    wire [63:0] sim_ptr, ids_ptr, gains_ptr, weights_ptr, stats_ptr, cycles;
     wire [31:0] n_arg, k_arg, ld_arg, status;
 
     fl_axil_ctrl #(.C_ADDR_W(C_S_AXI_CONTROL_ADDR_WIDTH)) u_ctrl (
@@ -118,6 +119,7 @@ module nessa_fl_rtl #(
         .interrupt(interrupt),
         .sim_ptr(sim_ptr), .n(n_arg), .k(k_arg), .ld(ld_arg),
         .out_ids_ptr(ids_ptr), .out_gains_ptr(gains_ptr), .out_weights_ptr(weights_ptr),
+        .out_stats_ptr(stats_ptr),
         .status(status), .cycles(cycles)
     );
 
@@ -139,7 +141,7 @@ module nessa_fl_rtl #(
         .clk(ap_clk), .rst(rst),
         .ap_start(ap_start), .ap_done(ap_done), .ap_idle(ap_idle), .ap_ready(ap_ready),
         .sim_ptr(sim_ptr), .n_arg(n_arg), .k_arg(k_arg), .ld_arg(ld_arg),
-        .ids_ptr(ids_ptr), .gains_ptr(gains_ptr), .weights_ptr(weights_ptr),
+        .ids_ptr(ids_ptr), .gains_ptr(gains_ptr), .weights_ptr(weights_ptr), .stats_ptr(stats_ptr),
         .status(status), .cycles(cycles),
         .job_valid(job_valid), .job_ready(job_ready), .job_addr(job_addr),
         .job_beats(job_beats), .job_tag(job_tag), .rd_err(rd_err),

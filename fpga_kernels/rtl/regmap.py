@@ -14,7 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ROW_ALIGN", "REG", "STATUS_BITS", "KernelArgs", "cycle_model", "decode_status", "pack_rows"]
+__all__ = ["ARG_ORDER", "ROW_ALIGN", "REG", "STATUS_BITS", "KernelArgs", "cycle_model", "decode_status", "pack_rows"]
+
+#: Kernel arguments in register order (= the C++ model's parameter order).
+ARG_ORDER = ("sim_ptr", "n", "k", "ld", "out_ids_ptr", "out_gains_ptr", "out_weights_ptr", "out_stats_ptr")
 
 #: Row stride multiple (elements) that every LANES <= 32 build accepts.
 ROW_ALIGN = 32
@@ -32,11 +35,12 @@ REG = {
     "out_ids_ptr": 0x28,
     "out_gains_ptr": 0x30,
     "out_weights_ptr": 0x38,
-    "status": 0x40,  # read-only
-    "cycles": 0x44,  # read-only, 64 bits
+    "out_stats_ptr": 0x40,  # uint64 [2] {status, cycles}, written by the kernel at the end
+    "status": 0x48,  # read-only
+    "cycles": 0x4C,  # read-only, 64 bits
 }
 
-#: status register bits (0 = ok). Bits 0-4: the run was refused, nothing read or written.
+#: status bits (0 = ok). Bits 0-4: the run was refused, nothing read; only the stats are written.
 STATUS_BITS = {
     0: "n not in 1..N_MAX",
     1: "k not in 1..n",
@@ -64,11 +68,12 @@ class KernelArgs:
     out_ids_ptr: int
     out_gains_ptr: int
     out_weights_ptr: int
+    out_stats_ptr: int
 
     def words(self) -> list[tuple[int, int]]:
         """(offset, 32-bit value) writes that program these arguments."""
         out = []
-        for name in ("sim_ptr", "n", "k", "ld", "out_ids_ptr", "out_gains_ptr", "out_weights_ptr"):
+        for name in ARG_ORDER:
             val = getattr(self, name)
             out.append((REG[name], val & 0xFFFFFFFF))
             if name.endswith("_ptr"):

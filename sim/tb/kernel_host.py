@@ -30,6 +30,7 @@ class RunResult:
     weights: np.ndarray
     status: int
     cycles: int
+    stats: tuple[int, int]  # {status, cycles} as the kernel wrote them to out_stats_ptr
 
 
 class KernelHost:
@@ -67,18 +68,19 @@ class KernelHost:
                 and self.axil.write_if.aw_channel.empty() and self.axil.read_if.ar_channel.empty())
 
     def layout(self, n: int, k: int, ld: int) -> KernelArgs:
-        """Buffers: rows at SIM_BASE, then ids, gains, weights, each with a guard gap."""
+        """Buffers: rows at SIM_BASE, then ids, gains, weights, stats, each with a guard gap."""
         end = SIM_BASE + n * ld * 2
         ids = (end + 0x100) & ~0x3F
         gains = (ids + 4 * k + 0x100) & ~0x3F
         weights = (gains + 8 * k + 0x100) & ~0x3F
-        return KernelArgs(SIM_BASE, n, k, ld, ids, gains, weights)
+        stats = (weights + 4 * k + 0x100) & ~0x3F
+        return KernelArgs(SIM_BASE, n, k, ld, ids, gains, weights, stats)
 
     def load(self, sim: np.ndarray, k: int, align: int | None = None) -> KernelArgs:
         rows, ld = pack_rows(sim, align or self.lanes)
         args = self.layout(sim.shape[0], k, ld)
         self.ram.write(SIM_BASE, rows.tobytes())
-        self.ram.write(args.out_ids_ptr, bytes([GUARD]) * (args.out_weights_ptr + 4 * k + 64 - args.out_ids_ptr))
+        self.ram.write(args.out_ids_ptr, bytes([GUARD]) * (args.out_stats_ptr + 16 + 64 - args.out_ids_ptr))
         return args
 
     async def program(self, args: KernelArgs) -> None:
@@ -115,13 +117,14 @@ class KernelHost:
         status = await self.axil.read_dword(REG["status"])
         lo = await self.axil.read_dword(REG["cycles"])
         hi = await self.axil.read_dword(REG["cycles"] + 4)
-        return RunResult(ids, gains, weights, status, lo | hi << 32)
+        st = np.frombuffer(self.ram.read(args.out_stats_ptr, 16), dtype="<u8")
+        return RunResult(ids, gains, weights, status, lo | hi << 32, (int(st[0]), int(st[1])))
 
     def guards_intact(self, args: KernelArgs) -> bool:
         """Bytes between and after the output arrays still hold the guard pattern."""
         k = args.k
         spans = [(args.out_ids_ptr + 4 * k, args.out_gains_ptr), (args.out_gains_ptr + 8 * k, args.out_weights_ptr),
-                 (args.out_weights_ptr + 4 * k, args.out_weights_ptr + 4 * k + 64)]
+                 (args.out_weights_ptr + 4 * k, args.out_stats_ptr), (args.out_stats_ptr + 16, args.out_stats_ptr + 80)]
         return all(self.ram.read(a, b - a) == bytes([GUARD]) * (b - a) for a, b in spans)
 
     async def run(self, sim: np.ndarray, k: int, use_irq: bool = False) -> tuple[KernelArgs, RunResult]:

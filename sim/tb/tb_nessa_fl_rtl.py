@@ -35,6 +35,7 @@ def _check(kind, sim, k, res, args=None, host=None):
     assert np.array_equal(res.gains, gold.gains), f"{where}: gains {res.gains} != {gold.gains}"
     assert np.array_equal(res.weights, gold.weights), f"{where}: weights {res.weights} != {gold.weights}"
     assert res.weights.sum() == sim.shape[0]
+    assert res.stats == (0, res.cycles), f"{where}: stats words {res.stats} != (0, {res.cycles})"
     if host is not None:
         assert host.guards_intact(args), f"{where}: kernel wrote outside its output arrays"
 
@@ -101,7 +102,8 @@ async def test_bad_arguments(dut):
         1: [dict(k=0), dict(k=9)],
         2: [dict(ld=4 if lanes > 4 else 6), dict(ld=good.ld + 1)],
         3: [dict(sim_ptr=SIM_BASE + 2)],
-        4: [dict(out_ids_ptr=good.out_ids_ptr + 2), dict(out_weights_ptr=good.out_weights_ptr + 1)],
+        4: [dict(out_ids_ptr=good.out_ids_ptr + 2), dict(out_weights_ptr=good.out_weights_ptr + 1),
+            dict(out_stats_ptr=good.out_stats_ptr + 2)],
     }
     for bit, variants in bad.items():
         for change in variants:
@@ -113,8 +115,11 @@ async def test_bad_arguments(dut):
             await host.wait_done()
             res = await host.results(good)
             assert res.status >> bit & 1, f"{change}: status {res.status:#x} lacks bit {bit}"
-            assert res.cycles < 8, f"{change}: refused run took {res.cycles} cycles"
+            assert res.cycles <= 4, f"{change}: refused run took {res.cycles} cycles"
             assert host.guards_intact(good) and set(host.ram.read(good.out_ids_ptr, 4)) == {0xA5}
+            if bit != 4:
+                assert res.stats == (res.status, res.cycles), f"{change}: stats {res.stats}"
+            host.ram.write(good.out_stats_ptr, bytes([0xA5]) * 16)
     # and the kernel still works afterwards
     await host.program(good)
     await host.start()
