@@ -1,0 +1,275 @@
+"""Calibrate the performance model on this machine and check it against a measured demo run.
+
+    python -m sim.calibrate [--data FASHION_MNIST_DIR] [--out sim/perf/calibration.json]
+                            [--demo-dir DIR | --run-demo] [--epochs 5 --subset-epochs 15 --reselect-every 3]
+
+Step 1 measures, each in isolation, the inputs the model needs for this machine (no GPU, no
+SmartSSD: the storage host is this machine, the "GPU" is its CPU, selection is the CPU backend):
+
+* ``train_s_per_sample``  — small_cnn SGD steps on Fashion-MNIST batches of 128 (the demo's model);
+* ``stream_bps``          — the storage service's StreamSamples over loopback gRPC, full train set;
+* ``read_bps``            — ``Store.take`` of the whole train set (shards memory-mapped);
+* ``feature_s_per_sample``— ``host.gradient_features`` on 10,000 samples;
+* ``select_ops``          — ``host.select(optimizer="lazy")`` on *synthetic* clustered features
+  (20,000 x 10, 10 classes), divided into the model's operation count for that workload — a
+  different workload from the demo's, so the prediction below is not fitted to the demo.
+
+Step 2 builds the ``this-machine`` scenario from them and predicts the wall time (training +
+selection, the trainer's ``wall_s``) of each run of ``nessa demo``; step 3 reads the demo's
+metrics (``--demo-dir``, or runs the demo with ``--run-demo``) and reports the error.
+Everything is written to ``--out`` (JSON, ``version`` 1), which ``nessa simulate --scenario
+this-machine`` reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["measure", "this_machine_scenario", "predict_run", "compare_demo", "main", "CALIBRATION_FILE"]
+
+CALIBRATION_FILE = Path(__file__).resolve().parent / "perf" / "calibration.json"
+_VERSION = 1
+
+
+def _timed(fn, *args, **kw):
+    t = time.perf_counter()
+    out = fn(*args, **kw)
+    return out, time.perf_counter() - t
+
+
+def measure(data: Path, work: Path, *, threads: int | None = None) -> dict:
+    """Micro-measurements of this machine (see module docstring); takes about a minute."""
+    import numpy as np
+    import torch
+
+    import host
+    from host.models import build_model, to_input
+    from sim.perf.params import Optimizer
+    from sim.perf.work import budget, host_ops
+    from storage_service.client import StorageClient
+    from storage_service.ingest import ingest
+    from storage_service.server import create_server
+    from storage_service.store import Store
+
+    if threads:
+        torch.set_num_threads(threads)
+    root = work / "store"
+    ingest(data, root / "fashion-mnist", progress=False)
+    st = Store(root / "fashion-mnist" / "train")
+    m = st.manifest
+    shape = tuple(m.sample_shape)
+    n = len(st)
+    ids = np.arange(n, dtype=np.int64)
+
+    # Store read rate (the "SSD read" stage: page cache after the first pass).
+    st.take(ids)
+    (samples, labels), t_read = _timed(st.take, ids)
+    read_bps = samples.nbytes / t_read
+
+    # Training step time of the demo's model.
+    torch.manual_seed(0)
+    model = build_model("small_cnn", shape, m.num_classes)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    bs, steps, warm = 128, 60, 5
+    model.train()
+    t0 = 0.0
+    for i in range(steps + warm):
+        if i == warm:
+            t0 = time.perf_counter()
+        sl = slice((i * bs) % (n - bs), (i * bs) % (n - bs) + bs)
+        x = to_input(samples[sl], shape)
+        y = torch.as_tensor(labels[sl], dtype=torch.long)
+        w = torch.ones(bs)
+        loss = (torch.nn.functional.cross_entropy(model(x), y, reduction="none") * w).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    train_s_per_sample = (time.perf_counter() - t0) / (steps * bs)
+
+    # Feature extraction rate (what the storage host runs at each reselection).
+    model.eval()
+    nf = 10_000
+    _, t_feat = _timed(host.gradient_features, model, samples[:nf], labels[:nf], sample_shape=shape, batch_size=512)
+    feature_s_per_sample = t_feat / nf
+
+    # Selection rate on synthetic clustered features (not the demo's features).
+    rng = np.random.default_rng(0)
+    c, per, d, frac = 10, 2000, 10, 0.1
+    centers = rng.normal(size=(c * 5, d)).astype(np.float32) * 3
+    feats = (centers[rng.integers(0, c * 5, c * per)] + rng.normal(size=(c * per, d))).astype(np.float32)
+    labs = np.repeat(np.arange(c), per)
+    host.select(feats[:2000], labs[:2000], frac, optimizer="lazy")  # warm-up (imports, allocators)
+    _, t_sel = _timed(host.select, feats, labs, frac, optimizer="lazy")
+    ops = c * host_ops(per, budget(per, frac), d, Optimizer.LAZY, 0.01)
+    select_ops = ops / t_sel
+
+    # Loopback gRPC stream of the full train set (what the trainer receives).
+    server, port = create_server("127.0.0.1:0", store_root=root)  # returned already started
+    try:
+        with StorageClient(f"127.0.0.1:{port}") as client:
+            list(client.stream_samples("fashion-mnist/train", batch_bytes=1 << 20))  # warm-up
+            t = time.perf_counter()
+            got = sum(b.nbytes for b in client.stream_samples("fashion-mnist/train", batch_bytes=1 << 20))
+            t_stream = time.perf_counter() - t
+    finally:
+        server.stop(grace=None)
+    return {
+        "train_s_per_sample": train_s_per_sample,
+        "feature_s_per_sample": feature_s_per_sample,
+        "select_ops": select_ops,
+        "select_seconds_synthetic": t_sel,
+        "read_bps": read_bps,
+        "stream_bps": got / t_stream,
+        "stream_bytes": int(got),
+        "num_samples": n,
+        "sample_bytes": int(np.prod(shape)),
+        "num_classes": int(m.num_classes),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def this_machine_scenario(cal: dict, *, fraction: float = 0.1, reselect_every: int = 3):
+    """The scenario of this machine: one storage host (CPU engine) feeding a CPU trainer."""
+    from sim.perf.params import Cpu, Dataset, Engine, Optimizer, Scenario, Selection, Storage, Trainer, Fpga
+    from sim.perf.scenarios import SMALL_CNN_28_BYTES, SMALL_CNN_28_MACS
+
+    meas = cal["measured"]
+    src = "measured on this machine by sim/calibrate.py"
+    inf = 1e15  # links that do not exist here (PCIe to a GPU): never the bottleneck
+    over = {f: src for f in ("storage.ssd_read_bw", "storage.host_nic_bw", "trainer.train_s_per_sample",
+                             "cpu.feature_s_per_sample", "cpu.select_ops")}
+    over.update({"storage.host_pcie_bw": "not a bottleneck here (no PCIe hop: memory-mapped store)",
+                 "storage.drive_link_bw": "not a bottleneck here (no PCIe hop: memory-mapped store)",
+                 "trainer.gpu_pcie_bw": "not a bottleneck here (CPU trainer)",
+                 "trainer.host_nic_bw": "loopback: the storage side's stream rate is the limit"})
+    return Scenario(
+        name="this-machine",
+        description=f"this machine ({cal['machine']['cpus']} CPUs): CPU storage host over loopback gRPC, CPU trainer",
+        dataset=Dataset("fashion-mnist", meas["num_samples"], meas["sample_bytes"], meas["num_classes"], 0,
+                        SMALL_CNN_28_MACS, SMALL_CNN_28_BYTES),
+        storage=Storage(drives=1, storage_hosts=1, ssd_read_bw=meas["read_bps"], drive_link_bw=inf,
+                        host_pcie_bw=inf, host_nic_bw=meas["stream_bps"]),
+        fpga=Fpga(),
+        trainer=Trainer(gpus=1, gpu_hosts=1, train_s_per_sample=meas["train_s_per_sample"], gpu_pcie_bw=inf,
+                        host_nic_bw=inf),
+        selection=Selection(fraction=fraction, reselect_every=reselect_every, optimizer=Optimizer.LAZY),
+        engine=Engine.CPU,
+        cpu=Cpu(feature_s_per_sample=meas["feature_s_per_sample"], select_ops=meas["select_ops"]),
+        drive_counts=(1,),
+        source_overrides=tuple(sorted(over.items())),
+    )
+
+
+def predict_run(sc, strategy: str, epochs: int, *, serial: bool = False) -> float:
+    """Predicted ``wall_s`` (training + selection, no evaluation) of one demo run.
+
+    ``serial``: stages add up instead of overlapping (what a machine with too few cores for
+    the pipeline does); the model's default is the pipelined ``max``.
+    """
+    from sim.perf.model import System, _stream, budget_total, selection_seconds
+
+    tr = sc.trainer
+    if strategy == "full":
+        samples = sc.dataset.num_samples
+    else:
+        samples = budget_total(sc)
+    stages = _stream(sc, samples, tr.train_s_per_sample)
+    epoch = sum(stages.values()) if serial else max(stages.values())
+    selections = math.ceil(epochs / sc.selection.reselect_every)
+    select = sum(selection_seconds(sc, System.NESSA).values()) if strategy == "nessa" else 0.0
+    return epochs * epoch + selections * select
+
+
+def _final_records(demo_dir: Path) -> dict[str, dict]:
+    out = {}
+    for p in sorted(demo_dir.glob("*/metrics.jsonl")):
+        lines = [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
+        if lines:
+            out[lines[-1]["strategy"]] = lines[-1]
+    return out
+
+
+def compare_demo(sc, demo_dir: Path) -> list[dict]:
+    """Predicted vs measured ``wall_s`` per demo run (pipelined and serial predictions)."""
+    rows = []
+    for strategy, rec in _final_records(demo_dir).items():
+        pred = predict_run(sc, strategy, int(rec["epoch"]))
+        pred_serial = predict_run(sc, strategy, int(rec["epoch"]), serial=True)
+        meas = float(rec["wall_s"])
+        rows.append({
+            "run": rec.get("run", strategy), "strategy": strategy, "epochs": int(rec["epoch"]),
+            "measured_wall_s": meas, "measured_selection_s": float(rec.get("selection_s", 0.0)),
+            "predicted_wall_s": pred, "error": (pred - meas) / meas,
+            "predicted_serial_wall_s": pred_serial, "error_serial": (pred_serial - meas) / meas,
+        })
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sim.calibrate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, help="Fashion-MNIST IDX folder (default: the demo's search order)")
+    ap.add_argument("--out", type=Path, default=CALIBRATION_FILE)
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--demo-dir", type=Path, help="out dir of a finished `nessa demo` run to compare with")
+    g.add_argument("--run-demo", action="store_true", help="run `nessa demo` now (a few minutes) and compare")
+    ap.add_argument("--epochs", type=int, default=5, help="demo: full-data epochs (as `nessa demo`)")
+    ap.add_argument("--subset-epochs", type=int, default=None, help="demo: subset epochs (default 3x)")
+    ap.add_argument("--reselect-every", type=int, default=3)
+    ap.add_argument("--fraction", type=float, default=0.1)
+    ap.add_argument("--threads", type=int)
+    args = ap.parse_args(argv)
+
+    from trainer.demo import DemoOptions, find_fashion_mnist, run_demo
+
+    data, looked = find_fashion_mnist(args.data)
+    if data is None:
+        print(f"calibrate: Fashion-MNIST not found (looked in {', '.join(looked)}); give --data", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="nessa-cal-") as tmp:
+        meas = measure(data, Path(tmp), threads=args.threads)
+    cal = {
+        "version": _VERSION,
+        "command": "python -m sim.calibrate " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                    "python": platform.python_version()},
+        "measured": meas,
+        "demo": {"fraction": args.fraction, "reselect_every": args.reselect_every},
+    }
+    sc = this_machine_scenario(cal, fraction=args.fraction, reselect_every=args.reselect_every)
+    for k, v in meas.items():
+        print(f"measured {k:24s} {v:.6g}" if isinstance(v, float) else f"measured {k:24s} {v}")
+    demo_dir = args.demo_dir
+    if args.run_demo:
+        demo_dir = Path(tempfile.mkdtemp(prefix="nessa-cal-demo-"))
+        t0 = time.perf_counter()
+        run_demo(DemoOptions(data=data, out_dir=demo_dir, fraction=args.fraction, epochs=args.epochs,
+                             subset_epochs=args.subset_epochs, reselect_every=args.reselect_every,
+                             threads=args.threads, progress=False))
+        cal["demo"]["seconds"] = time.perf_counter() - t0
+        cal["demo"]["epochs"] = args.epochs
+        cal["demo"]["subset_epochs"] = args.subset_epochs or 3 * args.epochs
+    if demo_dir is not None:
+        rows = compare_demo(sc, demo_dir)
+        cal["comparison"] = rows
+        print(f"\n{'run':10s} {'epochs':>6s} {'measured s':>10s} {'model s':>9s} {'error':>7s} {'serial s':>9s} {'error':>7s}")
+        for r in rows:
+            print(f"{r['run']:10s} {r['epochs']:6d} {r['measured_wall_s']:10.1f} {r['predicted_wall_s']:9.1f} "
+                  f"{100 * r['error']:+6.1f}% {r['predicted_serial_wall_s']:9.1f} {100 * r['error_serial']:+6.1f}%")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(cal, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""Inputs of the SmartSSD-cluster performance model, each with its unit and its source.
+
+Every default is declared with :func:`param`, which stores ``unit`` and ``source`` in the
+dataclass field's metadata; ``source`` starts with ``"assumption"`` when no published or
+measured figure backs it. :func:`sources` turns any of these dataclasses into rows for the
+assumption table (SIMULATION.md, ``nessa simulate --sources``).
+
+Units: bytes, bytes/s, seconds, Hz, watts. ``GB`` means 1e9 bytes throughout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Optimizer",
+    "Engine",
+    "Cpu",
+    "Dataset",
+    "Storage",
+    "Fpga",
+    "Trainer",
+    "Selection",
+    "Scenario",
+    "param",
+    "sources",
+    "is_assumption",
+]
+
+GB = 1e9
+
+# Source strings used more than once (kept short; SIMULATION.md expands them).
+SRC_P2P = "Xilinx/AMD SmartSSD documentation: measured SSD->FPGA P2P read rate (as cited in the project brief)"
+SRC_PCIE3 = "PCI-SIG PCIe 3.0: 8 GT/s per lane, 128b/130b encoding -> 0.985 GB/s per lane"
+SRC_PCIE4 = "PCI-SIG PCIe 4.0: 16 GT/s per lane, 128b/130b encoding -> 1.97 GB/s per lane"
+SRC_KU15P = "Xilinx DS890 (UltraScale+ product tables): XCKU15P has 1,968 DSP slices"
+SRC_INT8 = "Xilinx WP486 (INT8 on DSP48E2): two int8 multiply-accumulates per DSP slice per cycle"
+SRC_A100 = "NVIDIA A100 datasheet: 400 W max TDP (SXM4)"
+SRC_CAPACITY = "Samsung/Xilinx SmartSSD CSD launch material: 3.84 TB capacity"
+
+
+def param(default: Any, unit: str, source: str, **kw: Any) -> Any:
+    """A dataclass field with ``unit`` and ``source`` recorded in its metadata."""
+    return field(default=default, metadata={"unit": unit, "source": source}, **kw)
+
+
+def is_assumption(source: str) -> bool:
+    return source.lower().startswith("assumption")
+
+
+class Optimizer(str, enum.Enum):
+    """How many candidate evaluations greedy facility location performs per class part."""
+
+    NAIVE = "naive"  # every unselected candidate re-evaluated at every step (exact)
+    LAZY = "lazy"  # exact result; one full pass, then a few stale bounds re-evaluated per step (Minoux 1978)
+    STOCHASTIC = "stochastic"  # (n/k) ln(1/eps) random candidates per step (Mirzasoleiman et al. 2015)
+
+
+class Engine(str, enum.Enum):
+    """Where NeSSA's selection runs on the storage side."""
+
+    FPGA = "fpga"  # the SmartSSD's FPGA, data read over P2P
+    CPU = "cpu"  # the storage host's CPUs (the CPU backend; what this machine has)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """What is stored: ``num_samples`` fixed-size samples (the Store's fixed_size_binary rows)."""
+
+    name: str = param("dataset", "-", "label only")
+    num_samples: int = param(60_000, "samples", "Fashion-MNIST train size (Xiao et al. 2017)")
+    sample_bytes: int = param(784, "bytes", "Fashion-MNIST: 28x28 uint8")
+    num_classes: int = param(10, "classes", "Fashion-MNIST")
+    feature_dim: int = param(0, "values", "0 = num_classes (softmax - onehot gradient proxy, DESIGN.md)")
+    # MACs of one forward pass of the model whose features the selector computes.
+    # The training model itself unless a smaller proxy selects (Coleman et al. 2020, "Selection via Proxy").
+    model_macs: float = param(1_117_056.0, "MAC/sample", "small_cnn of host.models at 28x28, counted by sim.perf.macs")
+    model_bytes: int = param(424_056, "bytes", "small_cnn float32 state, counted by sim.perf.macs (pushed to every drive)")
+
+    @property
+    def dim(self) -> int:
+        return self.feature_dim or self.num_classes
+
+    @property
+    def total_bytes(self) -> float:
+        return float(self.num_samples) * self.sample_bytes
+
+
+@dataclass(frozen=True)
+class Storage:
+    """The storage side: SmartSSDs spread evenly over storage hosts."""
+
+    drives: int = param(1, "drives", "scenario input")
+    storage_hosts: int = param(1, "hosts", "scenario input")
+    p2p_bw: float = param(2.36 * GB, "B/s per drive", SRC_P2P)
+    # Conventional read SSD -> host DRAM for (a) and (b); the SSD, not the path, is the limit.
+    ssd_read_bw: float = param(2.36 * GB, "B/s per drive", "assumption: equal to the P2P figure (the NAND side limits both paths)")
+    drive_link_bw: float = param(4 * 0.985 * GB, "B/s per drive", SRC_PCIE3 + " (SmartSSD is Gen3 x4)")
+    host_pcie_bw: float = param(16 * 0.985 * GB, "B/s per host", "assumption: drives behind one Gen3 x16 switch uplink; " + SRC_PCIE3)
+    host_nic_bw: float = param(12.5 * GB, "B/s per host", "assumption: one 100 Gb/s NIC per storage host")
+    drive_capacity: float = param(3.84e12, "bytes", SRC_CAPACITY)
+    drive_active_w: float = param(25.0, "W", "assumption: U.2 slot power envelope while the FPGA works")
+    drive_idle_w: float = param(8.0, "W", "assumption: SSD + idle FPGA")
+
+    @property
+    def drives_per_host(self) -> int:
+        return math.ceil(self.drives / self.storage_hosts)
+
+
+@dataclass(frozen=True)
+class Fpga:
+    """Throughput of the on-drive kernels (KU15P). Swap in measured figures with ``replace``."""
+
+    clock_hz: float = param(200e6, "Hz", "assumption: kernel clock stated by the RTL issue (200 MHz)")
+    # Feature kernel (quantized forward): MACs retired per cycle.
+    dsp_slices: int = param(1968, "DSP", SRC_KU15P)
+    macs_per_dsp: float = param(2.0, "MAC/DSP/cycle", SRC_INT8)
+    dsp_efficiency: float = param(0.5, "fraction", "assumption: half the DSPs busy on average (HLS dataflow, tiling losses)")
+    # Greedy engine: cycles for one candidate evaluation over a part of p members with d dims
+    # = eval_overhead + ceil(p / lanes) * ceil(d / dims_per_cycle).
+    lanes: int = param(16, "members/cycle", "assumption: 16 parallel lanes (RTL engine parameter P)")
+    dims_per_cycle: int = param(16, "dims/cycle", "assumption: one lane reduces 16 feature dims per cycle")
+    eval_overhead_cycles: float = param(32.0, "cycles/eval", "assumption: argmax + pipeline fill per candidate")
+    max_part: int = param(8192, "members", "assumption: GreeDi part cap so one part's cover vector fits on chip")
+
+    @property
+    def macs_per_s(self) -> float:
+        return self.dsp_slices * self.macs_per_dsp * self.dsp_efficiency * self.clock_hz
+
+    def eval_cycles(self, p: float, d: int) -> float:
+        return self.eval_overhead_cycles + math.ceil(p / self.lanes) * math.ceil(d / self.dims_per_cycle)
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """The GPU side."""
+
+    gpus: int = param(8, "GPUs", "scenario input")
+    gpu_hosts: int = param(1, "hosts", "scenario input")
+    train_s_per_sample: float = param(1 / 2700, "s/sample per GPU", "assumption: ResNet-50 AMP on an A100, order of NVIDIA's published training throughput")
+    # Forward only (features for (b)): forward is about 1/3 of a training step (fwd 2N, bwd 4N FLOPs).
+    forward_fraction: float = param(1 / 3, "fraction", "Kaplan et al. 2020: training ~6N FLOPs, forward ~2N -> 1/3")
+    gpu_pcie_bw: float = param(16 * 1.97 * GB, "B/s per GPU", SRC_PCIE4 + " (x16)")
+    host_nic_bw: float = param(12.5 * GB, "B/s per GPU host", "assumption: one 100 Gb/s NIC per GPU host")
+    # Greedy for (b) runs on the GPUs (a stronger baseline than CRAIG's CPU greedy):
+    # the distance GEMM at tensor-core speed, gain evaluations memory-bound, one launch per step.
+    gpu_gemm_macs: float = param(156e12 * 0.5, "MAC/s per GPU", "NVIDIA A100 datasheet: 312 TFLOPS FP16 tensor (=156e12 MAC/s); x0.5 efficiency is an assumption")
+    gpu_select_ops: float = param(2e11, "ops/s per GPU", "assumption: gain evaluation is memory-bound (2 TB/s HBM, several bytes per term)")
+    gpu_step_s: float = param(2e-5, "s per greedy step", "assumption: kernel launch + argmax synchronisation per greedy step")
+    gpu_active_w: float = param(400.0, "W", SRC_A100)
+    gpu_idle_w: float = param(60.0, "W", "assumption: idle A100 waiting for data")
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """Storage-host CPU selection speed (``engine="cpu"``, the CPU backend)."""
+
+    feature_s_per_sample: float = param(2e-5, "s/sample per host", "assumption: until calibrated (sim/calibrate.py)")
+    select_ops: float = param(2.0e9, "ops/s per host", "assumption: until calibrated (sim/calibrate.py)")
+    max_part: int = param(16384, "members", "assumption: GreeDi part cap so a part's p x p float32 matrix stays near 1 GiB")
+
+
+@dataclass(frozen=True)
+class Selection:
+    fraction: float = param(0.1, "fraction", "assumption: 10% budget (CRAIG / NeSSA CIFAR experiments use 10%-30%)")
+    reselect_every: int = param(20, "epochs", "assumption: CRAIG reselects every 20 epochs on CIFAR-10")
+    optimizer: Optimizer = param(Optimizer.STOCHASTIC, "-", "assumption: stochastic greedy on the drive")
+    epsilon: float = param(0.01, "-", "assumption: stochastic greedy epsilon")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    dataset: Dataset
+    storage: Storage
+    fpga: Fpga
+    trainer: Trainer
+    selection: Selection
+    engine: Engine = Engine.FPGA
+    cpu: Cpu = field(default_factory=Cpu)
+    drive_counts: tuple[int, ...] = (1,)
+    # Drives per storage host when sweeping drive counts (hosts = ceil(drives / this)).
+    drives_per_host: int = 8
+    # Per-field sources that replace the dataclass defaults' (``"dataset.num_samples": "..."``).
+    source_overrides: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def over_capacity(self) -> bool:
+        """True when the data set does not fit on the drives (results are still computed)."""
+        return self.dataset.total_bytes > self.storage.drives * self.storage.drive_capacity
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field that cannot be simulated."""
+        for name, value, _unit, _src in sources(self):
+            if isinstance(value, bool) or isinstance(value, (enum.Enum, str)):
+                continue
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+            if value < 0 or (value == 0 and name not in _MAY_BE_ZERO):
+                raise ValueError(f"{name} must be > 0, got {value!r}")
+        for name in _INTEGRAL:
+            obj = self
+            for part in name.split("."):
+                obj = getattr(obj, part)
+            if not isinstance(obj, int) or isinstance(obj, bool):
+                raise ValueError(f"{name} must be an integer, got {obj!r}")
+        sel = self.selection
+        if not 0 < sel.fraction <= 1:
+            raise ValueError(f"selection.fraction must be in (0, 1], got {sel.fraction!r}")
+        if not 0 < sel.epsilon < 1:
+            raise ValueError(f"selection.epsilon must be in (0, 1), got {sel.epsilon!r}")
+        if self.storage.storage_hosts > self.storage.drives:
+            raise ValueError(
+                f"storage.storage_hosts ({self.storage.storage_hosts}) must not exceed storage.drives ({self.storage.drives})"
+            )
+        if self.trainer.gpu_hosts > self.trainer.gpus:
+            raise ValueError(f"trainer.gpu_hosts ({self.trainer.gpu_hosts}) must not exceed trainer.gpus ({self.trainer.gpus})")
+        if not self.drive_counts or any((not isinstance(d, int)) or d < 1 for d in self.drive_counts):
+            raise ValueError(f"drive_counts must be a non-empty list of integers >= 1, got {list(self.drive_counts)!r}")
+        if self.drives_per_host < 1:
+            raise ValueError(f"drives_per_host must be >= 1, got {self.drives_per_host!r}")
+        if self.dataset.num_samples < self.dataset.num_classes:
+            raise ValueError("dataset.num_samples must be >= dataset.num_classes")
+
+    def with_drives(self, drives: int) -> "Scenario":
+        hosts = max(1, math.ceil(drives / self.drives_per_host))
+        st = dataclasses.replace(self.storage, drives=drives, storage_hosts=hosts)
+        return dataclasses.replace(self, storage=st)
+
+
+# Fields that may legitimately be 0 (0 = "derive it" or "not pushed").
+_MAY_BE_ZERO = {"dataset.feature_dim", "dataset.model_macs", "dataset.model_bytes", "fpga.eval_overhead_cycles"}
+_INTEGRAL = (
+    "dataset.num_samples", "dataset.sample_bytes", "dataset.num_classes", "dataset.feature_dim",
+    "storage.drives", "storage.storage_hosts", "trainer.gpus", "trainer.gpu_hosts",
+    "fpga.lanes", "fpga.dims_per_cycle", "fpga.max_part", "fpga.dsp_slices", "cpu.max_part",
+    "selection.reselect_every",
+)
+
+
+def sources(obj: Any, prefix: str = "") -> list[tuple[str, Any, str, str]]:
+    """``(name, value, unit, source)`` for every sourced field of a params dataclass (recursive).
+
+    A :class:`Scenario`'s ``source_overrides`` replace the defaults' sources field by field.
+    """
+    overrides = dict(getattr(obj, "source_overrides", ()) or ())
+    rows: list[tuple[str, Any, str, str]] = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            rows.extend(sources(value, prefix + f.name + "."))
+        elif "source" in f.metadata:
+            rows.append((prefix + f.name, value, f.metadata["unit"], f.metadata["source"]))
+    return [(n, v, u, overrides.get(n, s)) for n, v, u, s in rows]
