@@ -1,0 +1,78 @@
+"""Pick the runtime: real ``pyxrt`` when it imports and sees a device, else the x86 emulator.
+
+``load_runtime(kind)`` returns ``(module, xclbin_path)``; ``open_flow(kind)`` returns a ready
+:class:`host.device.flow.DeviceFlow`. Kinds: ``"xrt"`` (pyxrt, required), ``"emu"`` (emulator),
+``"pynq"`` (PYNQ <= 3.0.1 adapter), ``"auto"`` (xrt when available, else emu).
+
+pyxrt ships with XRT (``/opt/xilinx/xrt/python``), not on PyPI. The hardware xclbin is
+``$NESSA_XCLBIN`` or ``fpga_kernels/build/hw/nessa.xclbin`` (``make -C fpga_kernels hw``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from fpga_kernels import KERNEL_DIR
+
+__all__ = ["RUNTIME_KINDS", "load_runtime", "open_flow", "hw_xclbin_path", "import_pyxrt"]
+
+RUNTIME_KINDS = ("auto", "xrt", "emu", "pynq")
+_XRT_PYTHON = "/opt/xilinx/xrt/python"
+
+
+def hw_xclbin_path() -> Path:
+    return Path(os.environ.get("NESSA_XCLBIN") or KERNEL_DIR / "build" / "hw" / "nessa.xclbin")
+
+
+def import_pyxrt() -> ModuleType:
+    """Import pyxrt (adding XRT's python folder to the path) and check that a device exists."""
+    if Path(_XRT_PYTHON).is_dir() and _XRT_PYTHON not in sys.path:
+        sys.path.append(_XRT_PYTHON)
+    try:
+        pyxrt = importlib.import_module("pyxrt")
+    except ImportError as e:
+        raise RuntimeError(f"pyxrt is not importable (install XRT; it lives in {_XRT_PYTHON}): {e}") from e
+    count = pyxrt.enumerate_devices() if hasattr(pyxrt, "enumerate_devices") else 1
+    if count < 1:
+        raise RuntimeError("pyxrt imports but XRT sees no device")
+    return pyxrt
+
+
+def load_runtime(kind: str = "auto") -> tuple[Any, str]:
+    if kind not in RUNTIME_KINDS:
+        raise ValueError(f"unknown device runtime {kind!r}; known: {', '.join(RUNTIME_KINDS)}")
+    if kind in ("xrt", "auto"):
+        try:
+            rt = import_pyxrt()
+        except RuntimeError:
+            if kind == "xrt":
+                raise
+        else:
+            path = hw_xclbin_path()
+            if not path.is_file():
+                raise RuntimeError(f"xclbin not found at {path}: build it with `make -C {KERNEL_DIR} hw` "
+                                   "(needs Vitis) or set NESSA_XCLBIN")
+            return rt, str(path)
+    if kind == "pynq":
+        from host.device import pynq_adapter
+
+        pynq_adapter.require()
+        path = hw_xclbin_path()
+        if not path.is_file():
+            raise RuntimeError(f"xclbin not found at {path}: build it with `make -C {KERNEL_DIR} hw` or set NESSA_XCLBIN")
+        return pynq_adapter, str(path)
+    from host.device import emu
+
+    return emu, emu.default_xclbin()
+
+
+def open_flow(kind: str = "auto", device_index: int = 0) -> Any:
+    from host.device.flow import DeviceFlow
+
+    rt, path = load_runtime(kind)
+    return DeviceFlow(rt, path, device_index)

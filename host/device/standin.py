@@ -1,0 +1,208 @@
+"""An API-faithful stand-in for ``pyxrt`` that needs no card and no compiled kernels.
+
+It mirrors pyxrt's pybind11 bindings (XRT ``src/python/pybind11/src/pyxrt.cpp``) including the
+parts that bite: overloads with *required* arguments (``bo.write(buf, seek)``,
+``bo.read(size, skip)``, ``bo.sync(dir)`` or ``bo.sync(dir, size, offset)``), enum-typed flags
+and directions, and ``kernel.__call__`` *silently dropping* any argument that is neither a bo
+nor castable to a C ``int`` (the dropped argument's register keeps its old value -- here 0).
+Each call is recorded in :data:`CALLS` (``(api, args summary)``).
+
+The "card" executes the kernels with the numpy golden model (:func:`host.golden.nessa_greedy_ref`,
+:func:`host.golden.qforward.qforward`) over its own byte memory, so a host flow run against the
+stand-in returns real results that can be checked against the emulator's.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CALLS", "device", "xclbin", "uuid", "kernel", "bo", "run", "xclBOSyncDirection", "ert_cmd_state",
+           "enumerate_devices", "SIGNATURES"]
+
+CALLS: list[tuple[str, tuple[Any, ...]]] = []
+
+#: What the hardware xclbin's metadata says about each kernel's arguments.
+SIGNATURES = {
+    "nessa_greedy": ["ptr"] * 6 + ["i32"] * 7,
+    "nessa_features": ["ptr"] * 7 + ["i32"] * 4,
+}
+
+
+def _rec(api: str, *args: Any) -> None:
+    CALLS.append((api, tuple(type(a).__name__ for a in args)))
+
+
+class xclBOSyncDirection(enum.Enum):  # noqa: N801
+    XCL_BO_SYNC_BO_TO_DEVICE = 0
+    XCL_BO_SYNC_BO_FROM_DEVICE = 1
+
+
+class ert_cmd_state(enum.Enum):  # noqa: N801
+    ERT_CMD_STATE_COMPLETED = 4
+    ERT_CMD_STATE_ERROR = 5
+
+
+def enumerate_devices() -> int:
+    return 1
+
+
+def _is_int(v: Any) -> bool:  # pybind11's int caster: no floats, no str; must fit a C int
+    return isinstance(v, (int, np.integer)) and not isinstance(v, float) and -(1 << 31) <= int(v) < (1 << 31)
+
+
+class uuid:  # noqa: N801
+    def __init__(self, text: str):
+        self._text = text
+
+    def to_string(self) -> str:
+        return self._text
+
+
+class xclbin:  # noqa: N801
+    def __init__(self, path: str):
+        if not isinstance(path, str):
+            raise TypeError("xclbin(): incompatible constructor arguments")
+        if not Path(path).is_file():
+            raise RuntimeError(f"Failed to open xclbin {path}")
+        _rec("xclbin", path)
+        self._uuid = uuid("standin-" + Path(path).name)
+
+    def get_uuid(self) -> uuid:
+        return self._uuid
+
+
+class device:  # noqa: N801
+    def __init__(self, *args: Any):
+        if len(args) > 1 or (args and not isinstance(args[0], (int, str))):
+            raise TypeError("device(): incompatible constructor arguments")
+        _rec("device", *args)
+        self._loaded: dict[str, xclbin] = {}
+
+    def load_xclbin(self, xb: "xclbin | str") -> uuid:
+        if isinstance(xb, str):
+            xb = xclbin(xb)
+        if not isinstance(xb, xclbin):
+            raise TypeError("load_xclbin(): incompatible function arguments")
+        _rec("device.load_xclbin", xb)
+        self._loaded[xb.get_uuid().to_string()] = xb
+        return xb.get_uuid()
+
+
+class bo:  # noqa: N801
+    class flags(enum.Enum):
+        normal = 0
+        cacheable = 1 << 24
+        svm = 1 << 27
+        device_only = 1 << 28
+        host_only = 1 << 29
+        p2p = 1 << 30
+
+    normal, cacheable, svm = flags.normal, flags.cacheable, flags.svm
+    device_only, host_only, p2p = flags.device_only, flags.host_only, flags.p2p
+
+    def __init__(self, dev: device, size: int, flags: "bo.flags", group: int):
+        if not isinstance(dev, device) or not _is_int(size) or not isinstance(flags, bo.flags) or not _is_int(group):
+            raise TypeError("bo(): incompatible constructor arguments")
+        _rec("bo", dev, size, flags, group)
+        self._mem = np.zeros(int(size), dtype=np.uint8)  # host view and card memory kept coherent
+
+    def write(self, buf: Any, seek: int) -> None:
+        _rec("bo.write", buf, seek)
+        data = np.frombuffer(memoryview(buf).cast("B"), dtype=np.uint8)
+        self._mem[seek:seek + data.size] = data
+
+    def read(self, size: int, skip: int) -> np.ndarray:
+        _rec("bo.read", size, skip)
+        return self._mem[skip:skip + size].view(np.int8).copy()
+
+    def sync(self, direction: xclBOSyncDirection, *rest: int) -> None:
+        if not isinstance(direction, xclBOSyncDirection) or len(rest) not in (0, 2):
+            raise TypeError("sync(): incompatible function arguments")
+        _rec("bo.sync", direction, *rest)
+
+    def map(self) -> memoryview:
+        _rec("bo.map")
+        return memoryview(self._mem)
+
+    def size(self) -> int:
+        return int(self._mem.size)
+
+
+class run:  # noqa: N801
+    def __init__(self, state: ert_cmd_state):
+        self._state = state
+
+    def wait(self, *timeout_ms: int) -> ert_cmd_state:
+        _rec("run.wait", *timeout_ms)
+        return self._state
+
+
+class kernel:  # noqa: N801
+    class cu_access_mode(enum.Enum):
+        exclusive = 0
+        shared = 1
+        none = 2
+
+    exclusive, shared, none = cu_access_mode.exclusive, cu_access_mode.shared, cu_access_mode.none
+
+    def __init__(self, dev: device, xuuid: uuid, name: str, *mode: "kernel.cu_access_mode"):
+        if not isinstance(dev, device) or not isinstance(xuuid, uuid) or not isinstance(name, str):
+            raise TypeError("kernel(): incompatible constructor arguments")
+        _rec("kernel", dev, xuuid, name, *mode)
+        if xuuid.to_string() not in dev._loaded or name not in SIGNATURES:
+            raise RuntimeError(f"No kernel '{name}' in the loaded xclbin")
+        self._name = name
+
+    def group_id(self, argno: int) -> int:
+        _rec("kernel.group_id", argno)
+        if SIGNATURES[self._name][argno] != "ptr":
+            raise RuntimeError("group_id: scalar argument")
+        return 0
+
+    def __call__(self, *args: Any) -> run:
+        _rec("kernel()", *args)
+        regs: list[Any] = [0] * len(SIGNATURES[self._name])
+        for i, a in enumerate(args[: len(regs)]):
+            if isinstance(a, bo) or _is_int(a):  # anything else is dropped without a word, like pyxrt
+                regs[i] = a if isinstance(a, bo) else int(a)
+        try:
+            _EXEC[self._name](*regs)
+            return run(ert_cmd_state.ERT_CMD_STATE_COMPLETED)
+        except Exception:  # noqa: BLE001 - a crashed compute unit reports an error state
+            return run(ert_cmd_state.ERT_CMD_STATE_ERROR)
+
+
+def _exec_greedy(feats: bo, sim: bo, ids: bo, weights: bo, gains: bo, stats: bo, n: int, d: int, k: int,
+                 maxd_q: int, mode: int, seed: int, sample_size: int) -> None:
+    from host.golden.nessa_greedy import nessa_greedy_ref
+
+    q = feats._mem[: 2 * n * d].view(np.int16).reshape(n, d)
+    res, m = nessa_greedy_ref(q, k, maxd_q, mode, seed & 0xFFFFFFFF, sample_size)
+    ids._mem[: 4 * k] = res.ids.astype(np.uint32).view(np.uint8)
+    weights._mem[: 4 * k] = res.weights.astype(np.uint32).view(np.uint8)
+    gains._mem[: 8 * k] = res.gains.astype(np.uint64).view(np.uint8)
+    st = np.array([res.objective, 0, 0, 0, m], dtype=np.uint64)
+    stats._mem[:40] = st.view(np.uint8)
+
+
+def _exec_features(samples: bo, labels: bo, prog: bo, weights: bo, feats: bo, embed: bo, stats: bo,
+                   in_offset: int, prog_words: int, n: int, flags: int) -> None:
+    from host.golden.qforward import qforward
+    from host.quantize.format import QModel
+
+    p = prog._mem[: 4 * prog_words].view(np.int32)
+    qm = QModel(program=p, weights=weights._mem[: int(p[15])].view(np.int8))
+    sb = qm.sample_bytes
+    x = samples._mem[in_offset:in_offset + n * sb].reshape(n, sb)
+    r = qforward(qm, x, labels._mem[: 4 * n].view(np.int32))
+    feats._mem[: r.features.nbytes] = r.features.view(np.uint8).reshape(-1)
+    if flags & 1:
+        embed._mem[: r.embedding.nbytes] = r.embedding.view(np.uint8).reshape(-1)
+    stats._mem[:16] = np.array([0, n, qm.header["n_ops"], 0], dtype=np.int32).view(np.uint8)
+
+
+_EXEC = {"nessa_greedy": _exec_greedy, "nessa_features": _exec_features}
