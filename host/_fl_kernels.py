@@ -10,14 +10,14 @@ its closest selected element, ``max_dist`` while nothing covers it). With the si
 so the similarity matrix is never materialised and ``max_dist`` only enters through the
 initial ``dc``. ``objective = sum_i w_i * (max_dist - dc[i])``.
 
-Exactness (why lazy == naive bit for bit): every gain, in every optimizer, is computed by
-``_gain`` below: ``v = dc[i] - D[j, i]`` in float32, clipped at 0, accumulated in float64
-into 8 lanes in a fixed order, lanes summed in a fixed order. No fastmath, so LLVM may not
-reorder it whatever it inlines into. Since ``dc`` only decreases, each term only decreases,
-and rounded addition is monotone, so a computed gain never exceeds an earlier computed gain
-of the same candidate: stale heap entries are true upper bounds of what naive would compute.
-The heap orders by (gain desc, index asc) and only a freshly evaluated top is selected, so
-ties go to the lowest index exactly as in naive's ``argmax``.
+Exactness (why lazy == naive bit for bit): every gain, in every optimizer, is computed by the
+same machine code (``_gain``, reached from a single call site inside the one ``greedy``
+kernel), so a row's gain for a given ``dc`` is the same bits whichever optimizer asks. Since
+``dc`` only decreases, every term only decreases, and rounded addition is monotone for a
+fixed summation tree, a recomputed gain never exceeds an earlier one of the same candidate:
+stale heap entries are true upper bounds of what naive would compute now. The heap orders by
+(gain desc, index asc) and only a freshly evaluated top is selected, so ties go to the lowest
+index exactly as in naive's argmax.
 """
 
 from __future__ import annotations
@@ -30,38 +30,30 @@ __all__: list[str] = []  # internal module
 _JIT = dict(cache=True, nogil=True)
 
 
-@nb.njit(**_JIT)
+@nb.njit(fastmath=True, cache=True, nogil=True)
 def _gain(row, dc, w, weighted):
-    """sum_i w_i * max(0, dc[i] - row[i]) with a fixed evaluation order (see module doc)."""
-    n = row.shape[0]
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
-    n8 = n - n % 8
+    """sum_i w_i * max(0, dc[i] - row[i]) (float32 terms, float64 accumulation, SIMD).
+
+    fastmath lets LLVM vectorise the reduction, i.e. pick its own summation tree. That tree is
+    a property of the compiled code, so this function is only ever called from one site
+    (``_evaluate``, inside the single ``greedy`` kernel): every optimizer then evaluates a row
+    with the very same instructions, which is what makes lazy == naive bit for bit.
+    """
+    s = 0.0
     zero = np.float32(0.0)
     if weighted:
-        for i in range(0, n8, 8):
-            a0 += w[i] * max(dc[i] - row[i], zero)
-            a1 += w[i + 1] * max(dc[i + 1] - row[i + 1], zero)
-            a2 += w[i + 2] * max(dc[i + 2] - row[i + 2], zero)
-            a3 += w[i + 3] * max(dc[i + 3] - row[i + 3], zero)
-            a4 += w[i + 4] * max(dc[i + 4] - row[i + 4], zero)
-            a5 += w[i + 5] * max(dc[i + 5] - row[i + 5], zero)
-            a6 += w[i + 6] * max(dc[i + 6] - row[i + 6], zero)
-            a7 += w[i + 7] * max(dc[i + 7] - row[i + 7], zero)
-        for i in range(n8, n):
-            a0 += w[i] * max(dc[i] - row[i], zero)
+        for i in range(row.shape[0]):
+            s += w[i] * max(dc[i] - row[i], zero)
     else:
-        for i in range(0, n8, 8):
-            a0 += max(dc[i] - row[i], zero)
-            a1 += max(dc[i + 1] - row[i + 1], zero)
-            a2 += max(dc[i + 2] - row[i + 2], zero)
-            a3 += max(dc[i + 3] - row[i + 3], zero)
-            a4 += max(dc[i + 4] - row[i + 4], zero)
-            a5 += max(dc[i + 5] - row[i + 5], zero)
-            a6 += max(dc[i + 6] - row[i + 6], zero)
-            a7 += max(dc[i + 7] - row[i + 7], zero)
-        for i in range(n8, n):
-            a0 += max(dc[i] - row[i], zero)
-    return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+        for i in range(row.shape[0]):
+            s += max(dc[i] - row[i], zero)
+    return s
+
+
+@nb.njit(**_JIT)
+def _evaluate(D, cands, m, dc, w, weighted, out):
+    for a in range(m):
+        out[a] = _gain(D[cands[a]], dc, w, weighted)
 
 
 @nb.njit(**_JIT)
@@ -69,35 +61,6 @@ def _update(row, dc):
     for i in range(dc.shape[0]):
         if row[i] < dc[i]:
             dc[i] = row[i]
-
-
-@nb.njit(**_JIT)
-def _all_gains(D, dc, w, weighted, selected, out):
-    for j in range(D.shape[0]):
-        out[j] = -1.0 if selected[j] else _gain(D[j], dc, w, weighted)
-
-
-@nb.njit(**_JIT)
-def naive_greedy(D, k, dc, w, weighted):
-    """Re-evaluate every unselected candidate each step. ``dc`` is updated in place."""
-    n = D.shape[0]
-    ids = np.empty(k, np.int64)
-    gains = np.empty(k, np.float64)
-    selected = np.zeros(n, np.bool_)
-    g = np.empty(n, np.float64)
-    for t in range(k):
-        _all_gains(D, dc, w, weighted, selected, g)
-        j = 0
-        best = -2.0
-        for c in range(n):  # strict '>' keeps the lowest index on ties
-            if g[c] > best:
-                best = g[c]
-                j = c
-        ids[t] = j
-        gains[t] = g[j]
-        selected[j] = True
-        _update(D[j], dc)
-    return ids, gains
 
 
 @nb.njit(**_JIT)
@@ -124,74 +87,89 @@ def _sift_down(hg, hi, pos, size):
             return
 
 
-@nb.njit(**_JIT)
-def lazy_greedy(D, k, dc, w, weighted):
-    """Minoux's lazy greedy; returns (ids, gains, evaluations). Same result as naive_greedy."""
-    n = D.shape[0]
-    ids = np.empty(k, np.int64)
-    gains = np.empty(k, np.float64)
-    hg = np.empty(n, np.float64)
-    hi = np.arange(n).astype(np.int64)
-    stamp = np.zeros(n, np.int64)  # step at which the bound was last evaluated
-    selected = np.zeros(n, np.bool_)
-    _all_gains(D, dc, w, weighted, selected, hg)
-    evals = n
-    for pos in range(n // 2 - 1, -1, -1):
-        _sift_down(hg, hi, pos, n)
-    size = n
-    for t in range(k):
-        while True:
-            j = hi[0]
-            if stamp[j] == t:
-                break
-            hg[0] = _gain(D[j], dc, w, weighted)
-            stamp[j] = t
-            evals += 1
-            _sift_down(hg, hi, 0, size)
-        ids[t] = j
-        gains[t] = hg[0]
-        size -= 1
-        hg[0] = hg[size]
-        hi[0] = hi[size]
-        _sift_down(hg, hi, 0, size)
-        _update(D[j], dc)
-        # Bounds evaluated at step t are stale from step t+1 on (stamp t != t+1).
-    return ids, gains, evals
+NAIVE, LAZY, STOCHASTIC = 0, 1, 2
 
 
 @nb.njit(**_JIT)
-def stochastic_greedy(D, k, dc, w, weighted, sample_size, seed):
-    """Stochastic greedy (Mirzasoleiman et al. 2015): best of a random sample per step.
+def greedy(D, k, dc, w, weighted, mode, sample_size, seed):
+    """All three optimizers; returns (ids, gains, evaluations); ``dc`` is updated in place.
 
-    The sample is drawn without replacement from the unselected candidates (a partial
-    Fisher-Yates shuffle over the pool); ties within a sample go to the lowest index.
+    * NAIVE: every step evaluates all unselected candidates, argmax (first index on ties).
+    * LAZY (Minoux): evaluate all once, heap of bounds ordered (gain desc, index asc); pop the
+      top, re-evaluate it if its bound is from an earlier step, select it once it is fresh.
+    * STOCHASTIC (Mirzasoleiman et al. 2015): evaluate ``sample_size`` candidates drawn without
+      replacement from the unselected ones (partial Fisher-Yates), take the best (lowest
+      index on ties).
+
+    The loop is written so that ``_evaluate`` has exactly one call site (see ``_gain``).
     """
     n = D.shape[0]
     np.random.seed(seed)
     ids = np.empty(k, np.int64)
     gains = np.empty(k, np.float64)
-    pool = np.arange(n).astype(np.int64)
-    remaining = n
-    for t in range(k):
-        s = min(sample_size, remaining)
-        best = -1.0
-        best_pos = -1
-        for a in range(s):
-            b = a + np.random.randint(0, remaining - a)
-            pool[a], pool[b] = pool[b], pool[a]
-            c = pool[a]
-            g = _gain(D[c], dc, w, weighted)
-            if g > best or (g == best and c < pool[best_pos]):
-                best = g
-                best_pos = a
-        j = pool[best_pos]
-        ids[t] = j
-        gains[t] = best
-        remaining -= 1
-        pool[best_pos] = pool[remaining]
-        pool[remaining] = j
+    pool = np.arange(n).astype(np.int64)  # naive/stochastic: unselected first; lazy: heap ids
+    hg = np.empty(n, np.float64)  # gains of evaluated candidates (lazy: heap keys)
+    stamp = np.full(n, -1, np.int64)  # lazy: step at which a bound was evaluated
+    remaining = n  # unselected candidates (naive/stochastic: pool[:remaining])
+    size = n  # lazy heap size
+    evals = 0
+    t = 0
+    one = np.empty(1, np.int64)
+    val = np.empty(1, np.float64)
+    initialised = False
+    while t < k:
+        # 1. which candidates to evaluate now
+        if mode == LAZY and initialised:
+            one[0] = pool[0]
+            cands, m, out = one, 1, val
+        elif mode == STOCHASTIC:
+            m = min(sample_size, remaining)
+            for a in range(m):
+                b = a + np.random.randint(0, remaining - a)
+                pool[a], pool[b] = pool[b], pool[a]
+            cands, out = pool, hg
+        else:  # naive step, or lazy's first full pass
+            cands, m, out = pool, remaining, hg
+        # 2. the one and only evaluation site
+        _evaluate(D, cands, m, dc, w, weighted, out)
+        evals += m
+        # 3. act on the values
+        if mode == LAZY:
+            if not initialised:
+                for c in range(n):
+                    stamp[c] = 0
+                for pos in range(n // 2 - 1, -1, -1):
+                    _sift_down(hg, pool, pos, n)
+                initialised = True
+            else:
+                hg[0] = val[0]
+                stamp[pool[0]] = t
+                _sift_down(hg, pool, 0, size)
+            j = pool[0]
+            if stamp[j] != t:
+                continue  # top is stale: evaluate it next round
+            ids[t] = j
+            gains[t] = hg[0]
+            size -= 1
+            hg[0] = hg[size]
+            pool[0] = pool[size]
+            _sift_down(hg, pool, 0, size)
+        else:
+            best_pos = 0
+            for a in range(1, m):
+                if out[a] > out[best_pos] or (out[a] == out[best_pos] and cands[a] < cands[best_pos]):
+                    best_pos = a
+            j = cands[best_pos]
+            ids[t] = j
+            gains[t] = out[best_pos]
+            remaining -= 1
+            pool[best_pos] = pool[remaining]
+            pool[remaining] = j
+            if mode == NAIVE:  # keep the pool ascending so argmax ties stay lowest-index-first
+                pool[:remaining].sort()
         _update(D[j], dc)
-    return ids, gains
+        t += 1
+    return ids, gains, evals
 
 
 @nb.njit(**_JIT)
@@ -217,22 +195,20 @@ def assign_counts(D, ids, w, weighted):
     return out
 
 
-@nb.njit(parallel=True, cache=True, nogil=True)
+@nb.njit(fastmath=True, cache=True, nogil=True)
 def finish_distances(block, sq_rows, sq_all, row0):
     """In place: block[r, i] = sqrt(max(sq_rows[r] + sq_all[i] - 2 * block[r, i], 0)), where
     ``block`` holds the Gram rows ``X[row0:row0+b] @ X.T``; the diagonal is set to 0 exactly.
     Returns the block's maximum."""
     b, n = block.shape
-    mx = np.zeros(b, np.float32)
-    for r in nb.prange(b):
-        m = np.float32(0.0)
+    m = np.float32(0.0)
+    zero = np.float32(0.0)
+    two = np.float32(2.0)
+    for r in range(b):
         sr = sq_rows[r]
         for i in range(n):
-            v = sr + sq_all[i] - np.float32(2.0) * block[r, i]
-            v = np.float32(np.sqrt(v)) if v > 0 else np.float32(0.0)
+            v = np.sqrt(max(sr + sq_all[i] - two * block[r, i], zero))
             block[r, i] = v
-            if v > m:
-                m = v
-        block[r, row0 + r] = 0.0
-        mx[r] = m
-    return mx.max() if b > 0 else np.float32(0.0)
+            m = max(m, v)
+        block[r, row0 + r] = zero
+    return m

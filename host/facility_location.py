@@ -144,15 +144,9 @@ def facility_location(
     D, dmax = pairwise_distances(x)
     m = _check_max_dist(max_dist, dmax)
     dc = np.full(n, np.float32(m), dtype=np.float32)
-    if opt is Optimizer.NAIVE:
-        ids, gains = _k.naive_greedy(D, k, dc, w, weighted)
-        evals = k * n - k * (k - 1) // 2
-    elif opt is Optimizer.LAZY:
-        ids, gains, evals = _k.lazy_greedy(D, k, dc, w, weighted)
-    else:
-        size = stochastic_sample_size(n, k, eps)
-        ids, gains = _k.stochastic_greedy(D, k, dc, w, weighted, size, int(seed) & 0xFFFFFFFF)
-        evals = sum(min(size, n - t) for t in range(k))
+    mode = {Optimizer.NAIVE: _k.NAIVE, Optimizer.LAZY: _k.LAZY, Optimizer.STOCHASTIC: _k.STOCHASTIC}[opt]
+    size = stochastic_sample_size(n, k, eps) if opt is Optimizer.STOCHASTIC else n
+    ids, gains, evals = _k.greedy(D, k, dc, w, weighted, mode, size, int(seed) & 0xFFFFFFFF)
     counts = _k.assign_counts(D, ids, w, weighted)
     # sum_i w_i (m - dc_i) is the objective; summing the gains gives the same up to rounding.
     obj = float(np.dot(w, (np.float64(m) - dc.astype(np.float64)))) if weighted else float(
