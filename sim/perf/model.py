@@ -176,16 +176,19 @@ def selection_seconds(sc: Scenario, system: System) -> dict[str, float]:
             "greedy (GPUs)": _gpu_greedy_seconds(sc),
         }
     # NeSSA
-    push = ds.model_bytes * st.drives / (st.storage_hosts * st.host_nic_bw)
+    # The model crosses the network once per storage host ...
+    push = ds.model_bytes / st.host_nic_bw
     summary = budget_total(sc) * _SUMMARY_BYTES / (st.storage_hosts * st.host_nic_bw)
     if sc.engine is Engine.FPGA:
         per_drive = n / st.drives
         read = per_drive * ds.sample_bytes / st.p2p_bw
         feats = per_drive * ds.model_macs / sc.fpga.macs_per_s
+        # ... then PCIe once per drive; the P2P read does not wait for it, features do.
+        load = ds.model_bytes * st.drives_per_host / st.host_pcie_bw
         greedy, merge = _fpga_greedy_seconds(sc)
         return {
             "model push": push,
-            "read+features": max(read, feats),
+            "read+features": max(read, load + feats),
             "greedy parts": greedy,
             "greedy merge": merge,
             "summary": summary,
@@ -233,7 +236,7 @@ def _result(sc: Scenario, system: System) -> SystemResult:
         gpu_busy += n * tr.train_s_per_sample * tr.forward_fraction / tr.gpus / r
         drive_busy += b / (sc.storage.drives * sc.storage.ssd_read_bw) / r
     else:
-        ctrl = (ds.model_bytes * sc.storage.drives + subset * _SUMMARY_BYTES) / r
+        ctrl = (ds.model_bytes * sc.storage.storage_hosts + subset * _SUMMARY_BYTES) / r
         if sc.engine is Engine.FPGA:
             by = {"p2p": b / r, "drive_out": sub_b, "network": sub_b, "gpu_pcie": sub_b, "control": ctrl}
             drive_busy += (select_s - sel_stages["model push"] - sel_stages["summary"]) / r
