@@ -1,0 +1,91 @@
+"""TrainConfig: every bad option is refused at construction, naming the option."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from trainer.config import ConfigError, Schedule, TrainConfig, parse_servers
+from trainer.loop import default_arch, lr_at
+from trainer.strategies import Strategy, spec
+
+
+def make(**kw) -> TrainConfig:
+    base = dict(servers="127.0.0.1:5000", dataset="fm/train")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_defaults_and_parsing():
+    cfg = make(servers="a:1, b:2", strategy="nessa", fraction=0.1, schedule="step")
+    assert cfg.servers == ("a:1", "b:2")
+    assert cfg.strategy is Strategy.NESSA and cfg.schedule is Schedule.STEP
+    assert cfg.label == "nessa@0.1"
+    assert make(strategy="full", fraction=0.3).fraction == 1.0  # full ignores the budget
+    assert "token" not in make(token="s3cret").summary()
+    assert "s3cret" not in repr(make(token="s3cret"))
+
+
+@pytest.mark.parametrize(
+    "kw, option",
+    [
+        (dict(servers=""), "--server"),
+        (dict(servers="localhost"), "--server"),
+        (dict(servers="h:0"), "--server"),
+        (dict(servers="h:99999"), "--server"),
+        (dict(servers="h:1,h:1"), "--server"),
+        (dict(dataset=""), "--dataset"),
+        (dict(strategy="craig2"), "--strategy"),
+        (dict(fraction=0.0), "--fraction"),
+        (dict(fraction=1.5), "--fraction"),
+        (dict(fraction=float("nan")), "--fraction"),
+        (dict(epochs=0), "--epochs"),
+        (dict(reselect_every=0), "--reselect-every"),
+        (dict(batch_size=0), "--batch-size"),
+        (dict(warmup_epochs=-1), "--warmup-epochs"),
+        (dict(strategy="nessa", epochs=3, warmup_epochs=3), "--warmup-epochs"),
+        (dict(lr=0.0), "--lr"),
+        (dict(lr=math.inf), "--lr"),
+        (dict(momentum=1.0), "--momentum"),
+        (dict(schedule="linear"), "--schedule"),
+        (dict(backend="gpu"), "--backend"),
+        (dict(arch="vgg"), "--arch"),
+        (dict(device="tpu"), "--device"),
+        (dict(threads=0), "--threads"),
+        (dict(resume=True), "--resume"),
+        (dict(checkpoint_every=10), "--checkpoint-every"),
+        (dict(tls_ca="/nonexistent/ca.pem"), "--tls-ca"),
+        (dict(batch_bytes=10), "--batch-bytes"),
+    ],
+)
+def test_bad_option_is_named(kw, option):
+    with pytest.raises(ConfigError, match=option):
+        make(**kw)
+
+
+def test_parse_servers_list():
+    assert parse_servers(["h:1", "g:2"]) == ("h:1", "g:2")
+    with pytest.raises(ConfigError):
+        parse_servers(" , ")
+
+
+def test_schedules_are_pure_functions_of_progress():
+    cos = make(lr=0.1, epochs=10)
+    assert lr_at(cos, 0) == pytest.approx(0.1)
+    assert lr_at(cos, 5) == pytest.approx(0.05)
+    assert lr_at(cos, 10) == pytest.approx(0.0, abs=1e-12)
+    step = make(lr=0.1, epochs=8, schedule="step")
+    assert [round(lr_at(step, e), 6) for e in (0, 3.9, 4, 6, 7.5)] == [0.1, 0.1, 0.01, 0.001, 0.001]
+    assert lr_at(make(lr=0.1, schedule="constant"), 7) == 0.1
+
+
+def test_strategy_registry_and_arch_choice():
+    assert spec("full").server_strategy is None
+    assert spec(Strategy.RANDOM).server_strategy == "random" and spec("random").fresh_seed
+    assert spec("nessa").server_strategy == "craig" and spec("nessa").needs_model
+    with pytest.raises(ValueError, match="unknown strategy"):
+        spec("bogus")
+    assert default_arch((28, 28)) == "small_cnn"
+    assert default_arch((8, 8)) == "small_cnn"
+    assert default_arch((32, 32, 3)) == "resnet20"

@@ -1,0 +1,134 @@
+"""``nessa train`` and ``nessa demo`` (heavy imports stay inside the handlers)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model on samples streamed (and selected) by storage services",
+                       description="Train on the samples one or more NeSSA storage services stream, reselecting "
+                                   "a weighted subset next to the data every few epochs. Runs under torchrun too.")
+    p.add_argument("--server", required=True, metavar="HOST:PORT[,HOST:PORT...]",
+                   help="storage service(s); with several, each selects from its own part and streams interleave")
+    p.add_argument("--dataset", required=True, help="training data set name on the server(s), e.g. fm/train")
+    p.add_argument("--test-dataset", help="test data set evaluated after every epoch, e.g. fm/test")
+    p.add_argument("--strategy", default="full", help="full, random or nessa (default: full)")
+    p.add_argument("--fraction", type=float, default=0.1, help="per-class subset budget in (0, 1] (default 0.1)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--reselect-every", type=int, default=1, metavar="R", help="epochs between reselections")
+    p.add_argument("--warmup-epochs", type=int, default=0, help="full-data epochs before the first selection")
+    p.add_argument("--arch", help="small_cnn or resnet20 (default: by sample size)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--schedule", default="cosine", help="cosine, step or constant")
+    p.add_argument("--no-weights", action="store_true", help="ignore coreset weights (plain mean loss)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", default="cpu", help="selection backend on the storage host: cpu, emu, xrt")
+    p.add_argument("--batch-bytes", type=int, default=1 << 20, help="target bytes per streamed batch")
+    p.add_argument("--prefetch", type=int, default=4, help="streamed batches buffered per server")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--out-dir", type=Path, help="metrics.jsonl, checkpoint.pt and plots go here")
+    p.add_argument("--name", dest="run_name", help="run label in metrics and plots")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
+                   help="also checkpoint every STEPS steps inside an epoch")
+    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt")
+    p.add_argument("--token-file", type=Path, help="file with the bearer token (else $NESSA_TOKEN)")
+    p.add_argument("--tls-ca", type=Path, help="PEM root certificate: connect with TLS")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds per call (selection can be slow)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_train)
+
+    d = sub.add_parser("demo", help="end to end on one machine: ingest, serve, train full vs random vs nessa",
+                       description="Find Fashion-MNIST (--data, $NESSA_DATA, /usr/share/datasets/fashion-mnist, "
+                                   "../shared/data/fashion-mnist; else scikit-learn's digits), ingest it, start a "
+                                   "storage service on a free port, train full vs random vs nessa and compare.")
+    d.add_argument("--data", type=Path, help="Fashion-MNIST folder (IDX files, gzipped or not)")
+    d.add_argument("--out-dir", type=Path, default=Path("nessa-demo"), help="metrics, plots and table (default ./nessa-demo)")
+    d.add_argument("--work-dir", type=Path, help="keep the ingested store here (default: a temporary folder)")
+    d.add_argument("--fraction", type=float, default=0.1)
+    d.add_argument("--epochs", type=int, default=5, help="epochs of the full-data run")
+    d.add_argument("--subset-epochs", type=int, help="epochs of the subset runs (default 3x --epochs)")
+    d.add_argument("--reselect-every", type=int, default=3)
+    d.add_argument("--lr", type=float, default=0.05)
+    d.add_argument("--digits", action="store_true", help="use scikit-learn's digits even if Fashion-MNIST is there")
+    d.add_argument("--quick", action="store_true", help="digits, 1 epoch each: a fast check of the whole path")
+    d.add_argument("--threads", type=int, help="torch CPU threads")
+    d.add_argument("--no-progress", action="store_true")
+    d.set_defaults(func=_demo)
+
+
+def _token(path: Path | None) -> str | None:
+    from storage_service.cli import CliError
+
+    if path is None:
+        return os.environ.get("NESSA_TOKEN") or None
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise CliError(f"--token-file {path}: {exc.strerror}") from None
+    if not token:
+        raise CliError(f"--token-file {path}: the file is empty")
+    return token
+
+
+def _train(args: argparse.Namespace) -> int:
+    from storage_service.cli import CliError
+    from trainer.config import ConfigError, TrainConfig
+
+    try:
+        cfg = TrainConfig(
+            servers=args.server, dataset=args.dataset, test_dataset=args.test_dataset, strategy=args.strategy,
+            fraction=args.fraction, epochs=args.epochs, reselect_every=args.reselect_every,
+            warmup_epochs=args.warmup_epochs, arch=args.arch, batch_size=args.batch_size, lr=args.lr,
+            momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
+            use_weights=not args.no_weights, seed=args.seed, backend=args.backend, batch_bytes=args.batch_bytes,
+            prefetch=args.prefetch, device=args.device, out_dir=args.out_dir, run_name=args.run_name,
+            checkpoint_every=args.checkpoint_every, resume=args.resume, token=_token(args.token_file),
+            tls_ca=args.tls_ca, timeout=args.timeout, progress=not args.no_progress, threads=args.threads)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    return _run_train(cfg)
+
+
+def _run_train(cfg) -> int:
+    from storage_service.cli import CliError
+    from storage_service.client import StorageError
+    from trainer.checkpoint import CheckpointMismatch
+    from trainer.loop import train
+    from trainer.multi import IncompatibleParts
+
+    try:
+        result = train(cfg)
+    except StorageError as exc:
+        raise CliError(f"storage service: {exc}") from None
+    except (CheckpointMismatch, IncompatibleParts) as exc:
+        raise CliError(str(exc)) from None
+    final = result.final
+    if final and final.get("test_acc") is not None and int(os.environ.get("RANK", "0")) == 0:
+        print(f"{cfg.label}: test accuracy {100 * final['test_acc']:.2f}% after {final['epoch']} epochs, "
+              f"{final['wall_s']:.1f}s, {final['bytes_received'] / 1e6:.1f} MB received")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from storage_service.cli import CliError
+    from trainer.config import ConfigError
+    from trainer.demo import DemoError, DemoOptions, run_demo
+
+    opts = DemoOptions(data=args.data, out_dir=args.out_dir, work_dir=args.work_dir, fraction=args.fraction,
+                       epochs=args.epochs, subset_epochs=args.subset_epochs, reselect_every=args.reselect_every,
+                       lr=args.lr, digits=args.digits, quick=args.quick, threads=args.threads,
+                       progress=not args.no_progress)
+    try:
+        run_demo(opts)
+    except (DemoError, ConfigError) as exc:
+        raise CliError(str(exc)) from None
+    return 0

@@ -1,0 +1,161 @@
+"""The training configuration: one frozen dataclass, checked when it is built.
+
+Every bad value raises ``ConfigError`` naming the option (as the CLI spells it), so a typo
+fails before any server is contacted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trainer.strategies import Strategy
+
+__all__ = ["TrainConfig", "ConfigError", "Schedule", "parse_servers"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the option."""
+
+
+class Schedule(str, enum.Enum):
+    """Learning-rate schedules (a pure function of training progress, so resume needs no state)."""
+
+    COSINE = "cosine"
+    STEP = "step"  # x0.1 at 50% and 75% of the epochs
+    CONSTANT = "constant"
+
+
+def parse_servers(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``"h1:p1,h2:p2"`` (or a list) -> ``("h1:p1", "h2:p2")``, each checked as HOST:PORT."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    servers = tuple(s.strip() for s in items if s.strip())
+    if not servers:
+        raise ConfigError("--server: at least one HOST:PORT is needed")
+    for s in servers:
+        host, sep, port = s.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"--server: {s!r} is not HOST:PORT with a port in 1..65535")
+    if len(set(servers)) != len(servers):
+        raise ConfigError(f"--server: a server is listed twice in {','.join(servers)}")
+    return servers
+
+
+def _enum(cls: type[enum.Enum], value: object, option: str) -> enum.Enum:
+    try:
+        return cls(value)
+    except ValueError:
+        names = ", ".join(str(m.value) for m in cls)
+        raise ConfigError(f"{option}: unknown value {value!r}; choose one of {names}") from None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs. Field names map to ``nessa train --field-name``."""
+
+    servers: tuple[str, ...]
+    dataset: str
+    test_dataset: str | None = None
+    strategy: Strategy = Strategy.FULL
+    fraction: float = 0.1  # per-class budget; ignored (reported as 1.0) for ``full``
+    epochs: int = 10
+    reselect_every: int = 1  # epochs between reselections (subset strategies)
+    warmup_epochs: int = 0  # leading epochs on the full data before the first selection (CRAIG)
+    arch: str | None = None  # None: small_cnn for <=28x28, resnet20 for 32x32
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    schedule: Schedule = Schedule.COSINE
+    use_weights: bool = True  # multiply each example's loss by its coreset weight
+    seed: int = 0
+    backend: str = "cpu"  # selection backend on the storage host: cpu, emu, xrt
+    batch_bytes: int = 1 << 20  # target size of one streamed batch
+    prefetch: int = 4  # streamed batches buffered per server by the prefetch thread
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    out_dir: Path | None = None  # metrics.jsonl and checkpoint.pt go here
+    run_name: str | None = None  # label in metrics and plots; default "<strategy>@<fraction>"
+    checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch (0: epoch ends only)
+    resume: bool = False  # continue from out_dir/checkpoint.pt if it exists
+    token: str | None = field(default=None, repr=False)
+    tls_ca: Path | None = None
+    timeout: float = 3600.0  # seconds per RPC (selection can take a while)
+    progress: bool = True
+    threads: int | None = None  # torch intra-op threads (None: torch's default)
+
+    def __post_init__(self) -> None:
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
+        set_("servers", parse_servers(self.servers))
+        if not isinstance(self.dataset, str) or not self.dataset.strip():
+            raise ConfigError("--dataset: a data set name is needed (e.g. fm/train)")
+        if self.test_dataset is not None and not str(self.test_dataset).strip():
+            raise ConfigError("--test-dataset: empty name")
+        set_("strategy", _enum(Strategy, self.strategy, "--strategy"))
+        set_("schedule", _enum(Schedule, self.schedule, "--schedule"))
+        frac = self.fraction
+        if not isinstance(frac, (int, float)) or not math.isfinite(frac) or not 0.0 < frac <= 1.0:
+            raise ConfigError(f"--fraction: must be in (0, 1], got {frac!r}")
+        if self.strategy is Strategy.FULL:
+            set_("fraction", 1.0)
+        for name, low in (("epochs", 1), ("reselect_every", 1), ("batch_size", 1), ("prefetch", 1),
+                          ("batch_bytes", 1024), ("warmup_epochs", 0), ("checkpoint_every", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"--{name.replace('_', '-')}: must be an integer >= {low}, got {value!r}")
+        if self.warmup_epochs >= self.epochs and self.strategy is not Strategy.FULL:
+            raise ConfigError(f"--warmup-epochs: {self.warmup_epochs} leaves no epoch for the subset "
+                              f"(--epochs is {self.epochs})")
+        for name, low, high in (("lr", 0.0, math.inf), ("momentum", -1e-12, 1.0), ("weight_decay", -1e-12, 1.0),
+                                ("timeout", 0.0, math.inf)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or not low < value < high:
+                raise ConfigError(f"--{name.replace('_', '-')}: {value!r} is out of range")
+        if self.backend not in ("cpu", "emu", "xrt"):
+            raise ConfigError(f"--backend: unknown value {self.backend!r}; choose one of cpu, emu, xrt")
+        if self.arch is not None:
+            from host.models import Arch
+
+            set_("arch", _enum(Arch, self.arch, "--arch").value)
+        dev = self.device
+        if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+            raise ConfigError(f"--device: {dev!r}; choose auto, cpu, cuda or cuda:N")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ConfigError(f"--threads: must be >= 1, got {self.threads!r}")
+        if self.resume and self.out_dir is None:
+            raise ConfigError("--resume: needs --out-dir (where the checkpoint lives)")
+        if self.checkpoint_every and self.out_dir is None:
+            raise ConfigError("--checkpoint-every: needs --out-dir")
+        if self.out_dir is not None:
+            set_("out_dir", Path(self.out_dir))
+        if self.tls_ca is not None:
+            set_("tls_ca", Path(self.tls_ca))
+            if not self.tls_ca.is_file():
+                raise ConfigError(f"--tls-ca: no such file {str(self.tls_ca)!r}")
+
+    @property
+    def label(self) -> str:
+        """The run's name in metrics, plots and tables."""
+        if self.run_name:
+            return self.run_name
+        if self.strategy is Strategy.FULL:
+            return "full"
+        return f"{self.strategy.value}@{self.fraction:g}"
+
+    def replace(self, **changes: object) -> "TrainConfig":
+        """A copy with ``changes`` applied (and checked again)."""
+        return dataclasses.replace(self, **changes)
+
+    def summary(self) -> dict:
+        """JSON-friendly view (no secrets) for metrics and checkpoints."""
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.name == "token":
+                continue
+            v = getattr(self, f.name)
+            out[f.name] = v.value if isinstance(v, enum.Enum) else (str(v) if isinstance(v, Path) else v)
+        out["servers"] = list(self.servers)
+        return out

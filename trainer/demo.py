@@ -1,0 +1,180 @@
+"""``nessa demo``: the whole loop on one machine in a few minutes.
+
+    find Fashion-MNIST (--data, $NESSA_DATA, /usr/share/datasets/fashion-mnist, ../shared/data/fashion-mnist)
+      (none found: say so, use scikit-learn's digits)
+    -> ingest into a work folder -> start a storage service on a free loopback port (in-process)
+    -> train full, random@F and nessa@F -> comparison table + metrics JSON lines + PNG plots
+
+The subset runs get ``subset_epochs`` epochs (default 3x the full run's): a 10% subset epoch is
+a tenth of the work, and CRAIG-style training spends part of the saving on more passes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from trainer.config import TrainConfig
+from trainer.strategies import Strategy
+
+__all__ = ["DemoOptions", "DemoError", "find_fashion_mnist", "prepare_store", "run_demo", "format_table",
+           "DATA_ENV", "SYSTEM_DATA"]
+
+DATA_ENV = "NESSA_DATA"
+SYSTEM_DATA = Path("/usr/share/datasets/fashion-mnist")  # Debian package dataset-fashion-mnist
+_REPO_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
+_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+class DemoError(RuntimeError):
+    """The demo cannot run as asked (message says why)."""
+
+
+@dataclass
+class DemoOptions:
+    data: Path | None = None  # Fashion-MNIST folder; None: search the usual places
+    work_dir: Path | None = None  # None: a temporary folder, removed afterwards
+    out_dir: Path = Path("nessa-demo")  # metrics, plots, table
+    fraction: float = 0.1
+    epochs: int = 5  # full-data run
+    subset_epochs: int | None = None  # random / nessa runs (default 3x epochs)
+    reselect_every: int = 3
+    batch_size: int = 128
+    lr: float = 0.05
+    quick: bool = False  # digits, 1 epoch: a smoke test of the whole path
+    digits: bool = False  # use scikit-learn's digits even if Fashion-MNIST is there
+    threads: int | None = None
+    progress: bool = True
+    strategies: Sequence[str] = ("full", "random", "nessa")
+    log: Callable[[str], None] = field(default=print, repr=False)
+
+
+def _has_idx(folder: Path) -> bool:
+    return all(any((folder / f"{name}{ext}").is_file() for ext in ("", ".gz")) for name in _IDX_FILES)
+
+
+def find_fashion_mnist(explicit: Path | str | None = None) -> tuple[Path | None, list[str]]:
+    """The first folder holding the four Fashion-MNIST IDX files, and the places looked at.
+
+    An explicit folder that lacks them is an error (the user asked for it), not a fallback.
+    """
+    if explicit is not None:
+        folder = Path(explicit).expanduser()
+        if not _has_idx(folder):
+            raise DemoError(f"--data {folder}: no Fashion-MNIST IDX files there (need {', '.join(_IDX_FILES)}[.gz])")
+        return folder, [str(folder)]
+    looked = []
+    candidates = []
+    if os.environ.get(DATA_ENV):
+        candidates.append(Path(os.environ[DATA_ENV]).expanduser())
+    candidates += [SYSTEM_DATA, _REPO_DATA]
+    for folder in candidates:
+        looked.append(str(folder))
+        if _has_idx(folder):
+            return folder, looked
+    return None, looked
+
+
+def prepare_store(root: Path, data: Path | None, *, progress: bool = True) -> tuple[str, str, str]:
+    """Ingest Fashion-MNIST (or digits when ``data`` is None) under ``root``.
+
+    Returns (title, training data set name, test data set name) as the server will name them.
+    """
+    from storage_service.ingest import ingest, write_store
+
+    if data is not None:
+        ingest(data, root / "fashion-mnist", progress=progress)
+        return "Fashion-MNIST", "fashion-mnist/train", "fashion-mnist/test"
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = np.clip(digits.images * 16.0, 0, 255).astype(np.uint8)  # 0..16 grey levels -> uint8
+    y = digits.target.astype(np.int64)
+    rng = np.random.default_rng(0)
+    test_mask = np.zeros(len(y), dtype=bool)
+    for c in np.unique(y):  # stratified 80/20 split
+        ids = rng.permutation(np.flatnonzero(y == c))
+        test_mask[ids[: len(ids) // 5]] = True
+    names = [str(i) for i in range(10)]
+    write_store(root / "digits" / "train", x[~test_mask], y[~test_mask], name="digits/train", class_names=names)
+    write_store(root / "digits" / "test", x[test_mask], y[test_mask], name="digits/test", class_names=names)
+    return "scikit-learn digits", "digits/train", "digits/test"
+
+
+def format_table(results: Sequence[dict], *, baseline: str = "full") -> str:
+    """Markdown table of each run's final accuracy, wall time and bytes received."""
+    base = next((r for r in results if r["run"] == baseline), None)
+    lines = ["| run | epochs | test acc (%) | wall time (s) | selection (s) | bytes received (MB) | time vs full | bytes vs full |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in results:
+        t_ratio = f"{r['wall_s'] / base['wall_s']:.2f}x" if base else "-"
+        b_ratio = f"{r['bytes_received'] / base['bytes_received']:.3f}x" if base else "-"
+        lines.append(f"| {r['run']} | {r['epoch']} | {100 * r['test_acc']:.2f} | {r['wall_s']:.1f} | "
+                     f"{r['selection_s']:.1f} | {r['bytes_received'] / 1e6:.1f} | {t_ratio} | {b_ratio} |")
+    return "\n".join(lines)
+
+
+def run_demo(opts: DemoOptions) -> dict:
+    """Run the demo; returns {"table", "results", "records", "plots", "dataset", "seconds"}."""
+    from storage_service.server import create_server
+    from trainer.loop import train
+    from trainer.plots import plot_runs
+
+    t0 = time.perf_counter()
+    log = opts.log
+    data = None
+    if not (opts.quick or opts.digits):
+        data, looked = find_fashion_mnist(opts.data)
+        if data is None:
+            log(f"Fashion-MNIST not found (looked in {', '.join(looked)}; set --data or ${DATA_ENV}, "
+                f"or install the Debian package dataset-fashion-mnist); using scikit-learn's digits instead.")
+    epochs = 1 if opts.quick else opts.epochs
+    subset_epochs = 1 if opts.quick else (opts.subset_epochs or 3 * opts.epochs)
+    own_work = opts.work_dir is None
+    work = Path(tempfile.mkdtemp(prefix="nessa-demo-")) if own_work else Path(opts.work_dir)
+    out = Path(opts.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    server = None
+    try:
+        root = work / "store"
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir(parents=True)
+        log(f"ingesting {'Fashion-MNIST from ' + str(data) if data else 'scikit-learn digits'} into {root}")
+        title, train_name, test_name = prepare_store(root, data, progress=opts.progress)
+        server, port = create_server("127.0.0.1:0", store_root=root)
+        target = f"127.0.0.1:{port}"
+        log(f"storage service on {target}: training {', '.join(opts.strategies)} on {title} "
+            f"(subsets: {opts.fraction:g} of each class)")
+        records: dict[str, list[dict]] = {}
+        for name in opts.strategies:
+            strategy = Strategy(name)
+            full = strategy is Strategy.FULL
+            cfg = TrainConfig(servers=(target,), dataset=train_name, test_dataset=test_name, strategy=strategy,
+                              fraction=opts.fraction, epochs=epochs if full else subset_epochs,
+                              reselect_every=opts.reselect_every, batch_size=opts.batch_size, lr=opts.lr,
+                              out_dir=out / strategy.value, progress=opts.progress, threads=opts.threads)
+            result = train(cfg)
+            records[cfg.label] = result.records
+        finals = [recs[-1] for recs in records.values()]
+        table = format_table(finals)
+        (out / "table.md").write_text(f"{title}, fraction {opts.fraction:g}\n\n{table}\n")
+        plots = plot_runs(records, out, title=f"{title}: full vs random vs nessa @ {opts.fraction:g}")
+        log("")
+        log(table)
+        log("")
+        log(f"metrics: {out}/<run>/metrics.jsonl; plots: {', '.join(str(p) for p in plots)}")
+        return {"table": table, "results": finals, "records": records, "plots": plots, "dataset": title,
+                "seconds": time.perf_counter() - t0}
+    finally:
+        if server is not None:
+            server.stop(grace=1.0)
+        if own_work:
+            shutil.rmtree(work, ignore_errors=True)

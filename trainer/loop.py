@@ -1,0 +1,344 @@
+"""The training loop: stream the selected, weighted samples; push the model back; reselect.
+
+    connect to the storage services  ->  build model + SGD  ->  (resume)  ->  for each epoch:
+        at a reselection point: model -> safetensors -> PushModel -> Select  (every server, in parallel)
+        stream the selection (interleaved over servers, this rank's share) -> weighted SGD steps
+        stream the test set -> accuracy, loss
+        metrics line, checkpoint
+
+Warm-up epochs (CRAIG) train on the full data before the first selection. Under torchrun the
+model is wrapped in DistributedDataParallel (gloo on CPU, nccl on GPU); rank 0 talks to the
+servers for pushes and selections and broadcasts the selection ids; every rank streams its own
+share of every selection; metrics are summed over ranks and written by rank 0.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from host.models import build_model, input_chw, to_input
+from trainer.checkpoint import load_checkpoint, save_checkpoint
+from trainer.config import Schedule, TrainConfig
+from trainer.dataset import SampleStream
+from trainer.metrics import MetricsWriter
+from trainer.multi import Cluster, open_cluster
+from trainer.strategies import FULL_SELECTION, Strategy, spec
+
+__all__ = ["train", "TrainResult", "default_arch", "lr_at", "state_to_safetensors"]
+
+_EVAL_BATCH = 1024
+
+
+@dataclass
+class TrainResult:
+    """What a run produced (rank 0 holds the metrics; other ranks get the same model)."""
+
+    config: TrainConfig
+    arch: str
+    model: torch.nn.Module
+    records: list[dict] = field(default_factory=list)
+
+    @property
+    def final(self) -> dict:
+        return self.records[-1] if self.records else {}
+
+
+def default_arch(sample_shape: Sequence[int]) -> str:
+    """small_cnn for MNIST-sized (or smaller) images, resnet20 for CIFAR-sized and larger."""
+    _, h, w = input_chw(sample_shape)
+    return "small_cnn" if max(h, w) <= 28 else "resnet20"
+
+
+def lr_at(cfg: TrainConfig, progress: float) -> float:
+    """Learning rate after ``progress`` epochs (fractional); a pure function, so resume is exact."""
+    if cfg.schedule is Schedule.COSINE:
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, cfg.epochs) / cfg.epochs))
+    if cfg.schedule is Schedule.STEP:
+        return cfg.lr * 0.1 ** sum(progress >= m * cfg.epochs for m in (0.5, 0.75))
+    return cfg.lr
+
+
+def state_to_safetensors(model: torch.nn.Module) -> bytes:
+    """The model's state as a safetensors blob (the only model format the server accepts)."""
+    from safetensors.torch import save
+
+    return save({k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()})
+
+
+# -- distributed plumbing ------------------------------------------------------------------
+@dataclass
+class _Dist:
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def on(self) -> bool:
+        return self.world > 1
+
+    @staticmethod
+    def setup(cfg: TrainConfig) -> "_Dist":
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        want = cfg.device
+        if want == "auto":
+            want = "cuda" if torch.cuda.is_available() else "cpu"
+        if want.startswith("cuda"):
+            if not torch.cuda.is_available():
+                raise RuntimeError(f"--device {cfg.device}: CUDA is not available on this machine")
+            device = torch.device(f"cuda:{local}") if want == "cuda" else torch.device(want)
+            torch.cuda.set_device(device)
+        else:
+            device = torch.device("cpu")
+        if world > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        rank = torch.distributed.get_rank() if world > 1 else 0
+        return _Dist(rank, world, device)
+
+    def sum(self, values: Sequence[float]) -> list[float]:
+        """Element-wise sum over ranks (float64)."""
+        t = torch.tensor(list(values), dtype=torch.float64, device=self.device)
+        if self.on:
+            torch.distributed.all_reduce(t)
+        return t.tolist()
+
+    def gather_ints(self, values: Sequence[int]) -> list[list[int]]:
+        """Every rank's ``values`` (same length on all ranks), indexed by rank."""
+        t = torch.tensor(list(values), dtype=torch.int64, device=self.device)
+        if not self.on:
+            return [t.tolist()]
+        out = [torch.zeros_like(t) for _ in range(self.world)]
+        torch.distributed.all_gather(out, t)
+        return [o.tolist() for o in out]
+
+    def broadcast_text(self, text: str | None) -> str:
+        """Rank 0's string on every rank (as a byte tensor: nothing is pickled)."""
+        if not self.on:
+            return text or ""
+        data = (text or "").encode() if self.rank == 0 else b""
+        n = torch.tensor([len(data)], dtype=torch.int64, device=self.device)
+        torch.distributed.broadcast(n, 0)
+        buf = torch.zeros(int(n.item()), dtype=torch.uint8, device=self.device)
+        if self.rank == 0 and data:
+            buf.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+        torch.distributed.broadcast(buf, 0)
+        return bytes(buf.cpu().tolist()).decode()
+
+
+# -- the loop ------------------------------------------------------------------------------
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run ``cfg`` to the end (or from its checkpoint) and return the model and metrics."""
+    dist = _Dist.setup(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    strategy = spec(cfg.strategy)
+    lead = dist.rank == 0
+
+    cluster = open_cluster(cfg.servers, cfg.dataset, token=cfg.token, tls_ca=cfg.tls_ca, timeout=cfg.timeout)
+    try:
+        if cfg.test_dataset:
+            cluster.describe(cfg.test_dataset)
+        shape = cluster.sample_shape
+        arch = cfg.arch or default_arch(shape)
+        model = build_model(arch, shape, cluster.num_classes).to(dist.device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                    weight_decay=cfg.weight_decay, nesterov=cfg.nesterov and cfg.momentum > 0)
+
+        # Where we are: fresh, or from the checkpoint.
+        # Model versions are global on a server and must not collide with another run's pushes:
+        # start this run's numbering at a millisecond timestamp.
+        counters = dict(wall_s=0.0, cpu_s=0.0, selection_s=0.0, eval_s=0.0, bytes_received=0, eval_bytes=0,
+                        model_bytes=0, samples_seen=0, model_version=time.time_ns() // 1_000_000 * 1000,
+                        loss_sum=0.0, loss_n=0.0)
+        start_epoch, start_step = 0, 0
+        offsets = [0] * len(cluster.sources)
+        selections: list[str] | None = None
+        counts: list[int] = []
+        ckpt_path = cfg.out_dir / "checkpoint.pt" if cfg.out_dir else None
+        identity = {"dataset": cfg.dataset, "strategy": cfg.strategy.value, "fraction": cfg.fraction,
+                    "servers": len(cfg.servers), "world_size": dist.world, "arch": arch}
+        resumed = cfg.resume and ckpt_path is not None and ckpt_path.exists()
+        if resumed:
+            ck = load_checkpoint(ckpt_path, identity=identity)
+            model.load_state_dict(ck["model"])
+            optimizer.load_state_dict(ck["optimizer"])
+            start_epoch, start_step = int(ck["epoch"]), int(ck["step"])
+            offsets = list(ck["offsets"][dist.rank])
+            selections, counts = list(ck["selections"]), list(ck["num_selected"])
+            counters.update(ck["counters"])
+        net = model
+        if dist.on:
+            net = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
+        metrics = MetricsWriter(cfg.out_dir / "metrics.jsonl" if (cfg.out_dir and lead) else None,
+                                truncate=not resumed)
+        if resumed:
+            metrics.truncate_after(start_epoch)
+
+        for epoch in range(start_epoch, cfg.epochs):
+            t_epoch, c_epoch = time.perf_counter(), time.process_time()
+            # 1. What to stream this epoch.
+            in_warmup = epoch < cfg.warmup_epochs
+            due = (epoch - cfg.warmup_epochs) % cfg.reselect_every == 0
+            resuming_mid_epoch = epoch == start_epoch and start_step > 0
+            if strategy.server_strategy is None or in_warmup:
+                selections = [FULL_SELECTION] * len(cluster.sources)
+                counts = [int(i.num_samples) for i in cluster.infos]
+            elif selections is None or FULL_SELECTION in selections or (due and not resuming_mid_epoch):
+                t_sel = time.perf_counter()
+                selections, counts = _reselect(cfg, dist, cluster, model, arch, epoch, counters)
+                counters["selection_s"] += time.perf_counter() - t_sel
+            if not resuming_mid_epoch:
+                offsets, start_step = [0] * len(cluster.sources), 0
+                counters["loss_sum"], counters["loss_n"] = 0.0, 0.0
+
+            # 2. Train on this rank's share of it.
+            per_rank = sum(c // dist.world for c in counts) if dist.on else sum(counts)
+            limit = per_rank - start_step * cfg.batch_size if dist.on else None
+            stream = SampleStream(cluster.parts(cfg.dataset, selections, offsets), epoch=epoch, seed=cfg.seed,
+                                  batch_size=cfg.batch_size, rank=dist.rank, world_size=dist.world,
+                                  batch_bytes=cfg.batch_bytes, prefetch=cfg.prefetch, device=dist.device,
+                                  limit=limit)
+            steps = max(1, math.ceil(per_rank / cfg.batch_size))
+            _train_epoch(cfg, dist, net, model, optimizer, stream, shape, epoch, start_step, steps,
+                         counters, selections, counts, ckpt_path, identity, arch)
+            start_step = 0
+            counters["wall_s"] += time.perf_counter() - t_epoch
+            counters["cpu_s"] += dist.sum([time.process_time() - c_epoch])[0]
+
+            # 3. Evaluate, record, checkpoint.
+            test_acc = test_loss = None
+            if cfg.test_dataset:
+                t_eval = time.perf_counter()
+                test_acc, test_loss, nbytes = _evaluate(model, cluster, cfg.test_dataset, dist, shape)
+                counters["eval_s"] += time.perf_counter() - t_eval
+                counters["eval_bytes"] += nbytes
+            if lead:
+                rec = metrics.write({
+                    "run": cfg.label, "strategy": cfg.strategy.value, "fraction": cfg.fraction,
+                    "epoch": epoch + 1, "lr": lr_at(cfg, epoch + 1),
+                    "train_loss": counters["loss_sum"] / max(counters["loss_n"], 1.0),
+                    "test_loss": test_loss, "test_acc": test_acc,
+                    "wall_s": round(counters["wall_s"], 4), "cpu_s": round(counters["cpu_s"], 4),
+                    "selection_s": round(counters["selection_s"], 4),
+                    "eval_s": round(counters["eval_s"], 4), "bytes_received": int(counters["bytes_received"]),
+                    "eval_bytes": int(counters["eval_bytes"]), "model_bytes": int(counters["model_bytes"]),
+                    "samples_seen": int(counters["samples_seen"]), "num_selected": int(sum(counts)),
+                    "selection": ",".join(selections)})
+                if cfg.progress:
+                    acc = "-" if test_acc is None else f"{100 * test_acc:.2f}%"
+                    print(f"[{cfg.label}] epoch {epoch + 1}/{cfg.epochs}: test acc {acc}, "
+                          f"loss {rec['train_loss']:.4f}, {rec['wall_s']:.1f}s, "
+                          f"{rec['bytes_received'] / 1e6:.1f} MB", flush=True)
+            if ckpt_path is not None:
+                _checkpoint(ckpt_path, dist, model, optimizer, epoch + 1, 0, [0] * len(cluster.sources),
+                            selections, counts, counters, identity)
+        return TrainResult(cfg, arch, model, list(metrics.records))
+    finally:
+        cluster.close()
+
+
+def _reselect(cfg: TrainConfig, dist: _Dist, cluster: Cluster, model: torch.nn.Module, arch: str,
+              epoch: int, counters: dict) -> tuple[list[str], list[int]]:
+    """Rank 0 pushes the model (if the strategy needs it) and asks every server to select."""
+    strategy = spec(cfg.strategy)
+    text = None
+    if dist.rank == 0:
+        version = None
+        if strategy.needs_model:
+            blob = state_to_safetensors(model)
+            counters["model_version"] = version = int(counters["model_version"]) + 1
+            cluster.push_model(arch, blob, version)
+            counters["model_bytes"] += len(blob) * len(cluster.sources)
+        seed = cfg.seed * 100_003 + epoch if strategy.fresh_seed else cfg.seed
+        infos = cluster.select(strategy.server_strategy, cfg.fraction, seed=seed, model_version=version,
+                               backend=cfg.backend)
+        text = "\n".join(f"{i.id}\t{int(i.num_selected)}" for i in infos)
+    rows = [line.split("\t") for line in dist.broadcast_text(text).splitlines()]
+    return [r[0] for r in rows], [int(r[1]) for r in rows]
+
+
+def _train_epoch(cfg: TrainConfig, dist: _Dist, net: torch.nn.Module, model: torch.nn.Module,
+                 optimizer: torch.optim.Optimizer, stream: SampleStream, shape: tuple[int, ...], epoch: int,
+                 step: int, steps: int, counters: dict, selections: list[str], counts: list[int],
+                 ckpt_path, identity: dict, arch: str) -> None:
+    from tqdm import tqdm
+
+    net.train()
+    bar = tqdm(total=steps, initial=step, desc=f"{cfg.label} epoch {epoch + 1}/{cfg.epochs}", unit="step",
+               leave=False, disable=not (cfg.progress and dist.rank == 0), dynamic_ncols=True)
+    local = [0.0, 0.0, 0.0, 0.0]  # loss sum, loss count, samples, bytes (this rank, since last sync)
+    try:
+        for batch in stream:
+            lr = lr_at(cfg, epoch + min(step / steps, 1.0))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            logits = net(to_input(batch.x, shape))
+            per_example = F.cross_entropy(logits, batch.y, reduction="none")
+            # CRAIG: each selected example stands for `w` examples (weights average 1 per class).
+            loss = (per_example * batch.w).mean() if cfg.use_weights else per_example.mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            local[0] += float(loss.detach()) * len(batch)
+            local[1] += len(batch)
+            local[2] += len(batch)
+            local[3] += batch.nbytes
+            bar.update(1)
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and ckpt_path is not None:
+                _fold(dist, counters, local)
+                _checkpoint(ckpt_path, dist, model, optimizer, epoch, step, list(batch.offsets), selections,
+                            counts, counters, identity)
+        _fold(dist, counters, local)
+    finally:
+        bar.close()
+
+
+def _fold(dist: _Dist, counters: dict, local: list[float]) -> None:
+    """Add every rank's running sums to the counters (collective: all ranks call it together)."""
+    loss_sum, loss_n, samples, nbytes = dist.sum(local)
+    counters["loss_sum"] += loss_sum
+    counters["loss_n"] += loss_n
+    counters["samples_seen"] += int(samples)
+    counters["bytes_received"] += int(nbytes)
+    local[:] = [0.0, 0.0, 0.0, 0.0]
+
+
+def _checkpoint(path, dist: _Dist, model, optimizer, epoch: int, step: int, offsets: list[int],
+                selections: list[str], counts: list[int], counters: dict, identity: dict) -> None:
+    every = dist.gather_ints(offsets)  # collective: every rank's resume offsets
+    if dist.rank == 0:
+        save_checkpoint(path, {"epoch": epoch, "step": step, "offsets": every, "selections": list(selections),
+                               "num_selected": list(counts), "model": model.state_dict(),
+                               "optimizer": optimizer.state_dict(), "counters": dict(counters),
+                               "identity": identity})
+
+
+@torch.no_grad()
+def _evaluate(model: torch.nn.Module, cluster: Cluster, name: str, dist: _Dist,
+              shape: tuple[int, ...]) -> tuple[float, float, int]:
+    """Accuracy and mean loss over the whole test set (each rank streams its share)."""
+    was_training = model.training
+    model.eval()
+    stream = SampleStream(cluster.parts(name), epoch=0, seed=0, batch_size=_EVAL_BATCH, rank=dist.rank,
+                          world_size=dist.world, device=dist.device)
+    correct = loss_sum = count = 0.0
+    for batch in stream:
+        logits = model(to_input(batch.x, shape))
+        loss_sum += float(F.cross_entropy(logits, batch.y, reduction="sum"))
+        correct += float((logits.argmax(1) == batch.y).sum())
+        count += len(batch)
+    model.train(was_training)
+    correct, loss_sum, count, nbytes = dist.sum([correct, loss_sum, count, stream.bytes_received])
+    if count == 0:
+        raise RuntimeError(f"test data set {name!r} streamed no samples")
+    return correct / count, loss_sum / count, int(nbytes)

@@ -1,0 +1,89 @@
+"""Per-epoch metrics as JSON lines (one object per line, appended as each epoch ends).
+
+Record schema, format 1 (every key always present):
+
+    format          1
+    run             run label, e.g. "nessa@0.1"
+    strategy        full | random | nessa
+    fraction        per-class budget (1.0 for full)
+    epoch           1-based epoch just finished
+    lr              learning rate at the end of the epoch
+    train_loss      mean (weighted) training loss over the epoch
+    test_loss       mean cross-entropy on the test set (null without a test set)
+    test_acc        test accuracy in [0, 1] (null without a test set)
+    wall_s          cumulative seconds spent training + selecting (evaluation excluded)
+    cpu_s           cumulative CPU seconds of the trainer process(es) in that same time (an in-process
+                    storage service, as in the demo and bench, is included): steadier than wall time
+                    on a shared machine
+    selection_s     cumulative seconds spent pushing models and waiting for selections
+    eval_s          cumulative seconds spent evaluating
+    bytes_received  cumulative training bytes streamed from the storage services
+    eval_bytes      cumulative test-set bytes streamed
+    model_bytes     cumulative model bytes pushed to the storage services
+    samples_seen    cumulative training samples (all ranks)
+    num_selected    samples in the epoch's selection (all servers)
+    selection       selection id(s) streamed this epoch, comma-separated ("full" for all data)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+__all__ = ["FORMAT", "FIELDS", "MetricsWriter", "read_metrics"]
+
+FORMAT = 1
+FIELDS = ("format", "run", "strategy", "fraction", "epoch", "lr", "train_loss", "test_loss", "test_acc",
+          "wall_s", "cpu_s", "selection_s", "eval_s", "bytes_received", "eval_bytes", "model_bytes", "samples_seen",
+          "num_selected", "selection")
+
+
+class MetricsWriter:
+    """Append records to ``path`` (created with its folder); ``None`` keeps them in memory only."""
+
+    def __init__(self, path: Path | None, *, truncate: bool = True):
+        self.path = Path(path) if path is not None else None
+        self.records: list[dict] = []
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if truncate or not self.path.exists():
+                self.path.write_text("")
+            else:
+                self.records = read_metrics(self.path)
+
+    def write(self, record: dict) -> dict:
+        rec = {"format": FORMAT, **record}
+        missing = [k for k in FIELDS if k not in rec]
+        if missing:
+            raise ValueError(f"metrics record lacks {', '.join(missing)}")
+        self.records.append(rec)
+        if self.path is not None:
+            with self.path.open("a") as f:
+                f.write(json.dumps(rec, sort_keys=False) + "\n")
+        return rec
+
+    def truncate_after(self, epoch: int) -> None:
+        """Drop records after ``epoch`` (a resumed run writes those epochs again)."""
+        self.records = [r for r in self.records if r["epoch"] <= epoch]
+        if self.path is not None:
+            self.path.write_text("".join(json.dumps(r) + "\n" for r in self.records))
+
+
+def read_metrics(path: Path | str) -> list[dict]:
+    """Records of a metrics file, checked for a known format."""
+    out = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        if rec.get("format") != FORMAT:
+            raise ValueError(f"{path}:{n}: metrics format {rec.get('format')!r}, expected {FORMAT}")
+        out.append(rec)
+    return out
+
+
+def last(records: Iterable[dict]) -> dict | None:
+    """The final record, or None."""
+    recs = list(records)
+    return recs[-1] if recs else None
