@@ -250,10 +250,13 @@ class bo:  # noqa: N801 - pyxrt's name
             raise RuntimeError("a device_only bo cannot be mapped")
         return memoryview(self._view(self._host))
 
-    def sync(self, direction: xclBOSyncDirection, size: int | None = None, offset: int = 0) -> None:
+    def sync(self, direction: xclBOSyncDirection, *size_offset: int) -> None:
+        """``sync(dir)`` (whole buffer) or ``sync(dir, size, offset)`` -- pyxrt's two overloads."""
         if not isinstance(direction, xclBOSyncDirection):
             raise TypeError(f"bo.sync: direction must be an xclBOSyncDirection, got {type(direction).__name__}")
-        size = self._size if size is None else size
+        if len(size_offset) not in (0, 2):
+            raise TypeError("bo.sync takes (direction) or (direction, size, offset)")
+        size, offset = size_offset if size_offset else (self._size, 0)
         _check_size(size, "size"), _check_size(offset, "offset")
         if offset + size > self._size:
             raise RuntimeError(f"bo.sync of [{offset}, {offset + size}) exceeds the buffer size {self._size}")

@@ -12,7 +12,8 @@ ReLU into the conv / linear / add that feeds it, calibrates activation ranges on
 
 Supported: Conv2d (square kernel 1/3/5, stride, zero padding, no dilation / groups), BatchNorm2d
 after a conv, ReLU after conv / linear / add, MaxPool2d, AvgPool2d (no padding),
-AdaptiveAvgPool2d(1), Flatten / torch.flatten(x, 1), Linear, residual ``+``. The model's output must
+AdaptiveAvgPool2d(1), Flatten / torch.flatten(x, 1), Linear, residual ``+``, Identity and
+Dropout (no-ops at inference). The model's output must
 be a Linear (the head). Anything else is refused with the node and layer named.
 """
 
@@ -76,7 +77,6 @@ def _trace(model: nn.Module, chw: tuple[int, int, int]) -> list[_FOp]:
         raise UnsupportedLayerError(f"model cannot be traced by torch.fx: {e}") from e
     mods = dict(gm.named_modules())
     vid: dict[str, int] = {}
-    users = {n.name: len(n.users) for n in gm.graph.nodes}
     ops: list[_FOp] = []
     producer: dict[int, _FOp] = {}
     shape: dict[int, tuple[int, ...]] = {}
@@ -90,10 +90,15 @@ def _trace(model: nn.Module, chw: tuple[int, int, int]) -> list[_FOp]:
         producer[op.dst] = op
         return op
 
+    def consumers(v: int) -> int:
+        """Nodes reading value ``v`` that are not themselves aliases of it (BN / ReLU / no-ops folded in)."""
+        return sum(1 for n in gm.graph.nodes if vid.get(n.name) != v
+                   and any(isinstance(a, torch.fx.Node) and vid.get(a.name) == v for a in n.all_input_nodes))
+
     def fuse_target(node: torch.fx.Node, what: str) -> _FOp:
         src = node.args[0]
         op = producer.get(vid[src.name])
-        if op is None or users[src.name] != 1 or op.relu:
+        if op is None or consumers(vid[src.name]) != 1 or op.relu:
             raise UnsupportedLayerError(
                 f"{what} at {node.name!r} must directly follow a conv / linear / add used only by it"
             )
@@ -147,7 +152,10 @@ def _trace(model: nn.Module, chw: tuple[int, int, int]) -> list[_FOp]:
             op.relu = True
             vid[node.name] = op.dst
             continue
-        elif isinstance(mod, nn.Flatten) or node.target is torch.flatten:
+        elif isinstance(mod, (nn.Identity, nn.Dropout)):  # no-ops at inference
+            vid[node.name] = vid[srcs[0].name]
+            continue
+        elif isinstance(mod, nn.Flatten) or node.target is torch.flatten or (node.op == "call_method" and node.target == "flatten"):
             start = mod.start_dim if mod is not None else (node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0))
             end = mod.end_dim if mod is not None else -1
             if start != 1 or end != -1:
