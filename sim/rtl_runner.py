@@ -157,8 +157,8 @@ def run_bench(
                 waves=waves,
                 log_file=log,
             )
-        except SystemExit as exc:
-            raise BenchFailed(f"simulation of {toplevel} exited ({exc.code}):\n{_tail(log)}") from None
+        except (SystemExit, RuntimeError) as exc:  # simulator exit code != 0 (e.g. $fatal)
+            raise BenchFailed(f"simulation of {toplevel} {parameters} failed ({exc!r}):\n{_tail(log)}") from None
         finally:
             if pytest_test is not None:
                 os.environ["PYTEST_CURRENT_TEST"] = pytest_test

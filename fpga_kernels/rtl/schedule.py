@@ -1,0 +1,115 @@
+"""Cycle model of ``nessa_fl_rtl``: the engine's schedule replayed at transaction level.
+
+The RTL's cycle count is a deterministic function of the class (through the order of picks),
+the build parameters and two properties of the memory behind m_axi:
+
+* ``read_gap`` -- cycles from a burst's AR cycle to its first R beat, plus the AR cycle
+  (one burst is outstanding at a time, so this is paid once per burst);
+* ``write_busy`` -- cycles the single-word write master stays busy after a word is accepted.
+
+This module replays the same state machine (fl_engine.v) transaction by transaction; it is
+exact (tests/test_rtl_kernel.py checks it against Icarus cycle for cycle) when the memory's
+latencies are those constants, which holds for the cocotbext-axi RAM without pauses. The
+benchmark uses it to extrapolate simulated runs to classes too large to simulate in full, and
+the C++ model (cmodel/nessa_fl_rtl.cpp) counts cycles the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MemTiming", "COCOTB_AXI_RAM", "row_bursts", "run_cycles", "cycle_breakdown"]
+
+
+@dataclass(frozen=True)
+class MemTiming:
+    """Latency constants of the memory behind m_axi (see module docstring)."""
+
+    read_gap: int
+    write_busy: int
+
+
+#: The cocotbext-axi AxiRam used by the benches (fitted once, checked by the tests).
+COCOTB_AXI_RAM = MemTiming(read_gap=2, write_busy=3)
+
+
+def row_bursts(addr: int, beats: int, bytes_per_beat: int, max_burst: int) -> list[int]:
+    """Burst lengths fl_axi_rd issues for one row: <= max_burst beats, never across 4 KiB."""
+    out = []
+    while beats:
+        page_left = (4096 - (addr & 4095)) // bytes_per_beat
+        b = min(beats, max_burst, page_left)
+        out.append(b)
+        addr += b * bytes_per_beat
+        beats -= b
+    return out
+
+
+def cycle_breakdown(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_burst: int,
+                    mem: MemTiming = COCOTB_AXI_RAM, steps: int | None = None) -> dict:
+    """Replay the engine; ``ids`` are the picks in order (from the golden model).
+
+    Returns {"cycles": value of the cycles register, "steps": [cycles of each greedy step],
+    "clear", "weights": cycles of those phases}. With ``steps`` < k only the first ``steps``
+    greedy steps are replayed (no weight pass) and "cycles" is None.
+    """
+    bpb = 2 * lanes
+    beats = -(-n // lanes)
+    tree = (lanes - 1).bit_length()
+    lat = tree + 1                      # last beat -> row_valid: S1 register + tree levels + acc
+    cost = {}
+
+    def rd(j: int) -> int:              # read-master busy cycles for row j (S_AR.. last beat)
+        if j not in cost:
+            cost[j] = sum(mem.read_gap + b for b in row_bursts(sim_ptr + j * ld * 2, beats, bpb, max_burst))
+        return cost[j]
+
+    selected = [False] * n
+    c = 1 + n                           # CHECK, then CLEAR for n cycles
+    wr_free = 0
+    step_cycles = []
+    ids = [int(i) for i in ids]
+    for t in range(k if steps is None else min(steps, k)):
+        t0 = c
+        cur = c + 1                     # ITER, then SCAN_RD of j = 0
+        rm_free = 0
+        last_row = None
+        for j in range(n):
+            if selected[j]:
+                cur += 2
+                continue
+            h = max(cur + 2, rm_free)   # SCAN_RD, SCAN_CHK, then SCAN_ISSUE until job_ready
+            rm_free = h + 1 + rd(j)
+            last_row = rm_free + lat
+            cur = h + 1
+        w0 = max(cur, last_row + 1) + 1  # WAIT_ROWS until every row summed
+        h_w = max(w0, wr_free)
+        for _ in range(2):
+            h_w = max(h_w + 1 + mem.write_busy, h_w)
+        wr_free = h_w + 1 + mem.write_busy
+        u = h_w + 2                     # SEL_SET, UPD_ISSUE
+        j = ids[t]
+        selected[j] = True
+        r = u + 1 + rd(j) + lat         # UPD_WAIT until the update row's row_valid
+        c = r + 1
+        step_cycles.append(c - t0)
+    if steps is not None and steps < k:
+        return {"cycles": None, "steps": step_cycles, "clear": 1 + n, "weights": None}
+    w_start = cur = c
+    for j in range(n):
+        if not selected[j]:
+            cur += 2
+            continue
+        h = cur + 2
+        r = h + 1 + rd(j) + lat
+        h_w = max(r + 1, wr_free)
+        wr_free = h_w + 1 + mem.write_busy
+        cur = h_w + 1
+    f = max(cur, wr_free)
+    return {"cycles": f + 2, "steps": step_cycles, "clear": 1 + n, "weights": f - w_start}
+
+
+def run_cycles(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_burst: int,
+               mem: MemTiming = COCOTB_AXI_RAM) -> int:
+    """Value of the kernel's cycles register for one run (see cycle_breakdown)."""
+    return cycle_breakdown(sim_ptr, n, k, ld, ids, lanes, max_burst, mem)["cycles"]
