@@ -91,9 +91,10 @@ class StorageServicer:
 
     def PushModel(self, request_iterator, context):
         """Upload a model (client streaming). The first chunk carries `header`; every chunk may carry
-        `data`. INVALID_ARGUMENT for a malformed/mismatching model or bad checksum,
-        RESOURCE_EXHAUSTED above the server's size cap, ALREADY_EXISTS when the version is taken by
-        different bytes (pushing the same bytes again is a no-op, so retries are safe).
+        `data`. The blob must be safetensors for a known arch with the data set's shapes and only
+        finite values: INVALID_ARGUMENT otherwise (or for a bad checksum), RESOURCE_EXHAUSTED above
+        the server's size cap. Pushing an existing version replaces it; pushing the same bytes
+        again is a no-op, so retries are safe.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
