@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", dest="run_name", help="run label in metrics and plots")
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
                    help="also checkpoint every STEPS steps inside an epoch")
+    p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps in all, with a checkpoint")
     p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt")
     p.add_argument("--token-file", type=Path, help="file with the bearer token (else $NESSA_TOKEN)")
     p.add_argument("--tls-ca", type=Path, help="PEM root certificate: connect with TLS")
@@ -91,7 +92,7 @@ def _train(args: argparse.Namespace) -> int:
             momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
             use_weights=not args.no_weights, seed=args.seed, backend=args.backend, batch_bytes=args.batch_bytes,
             prefetch=args.prefetch, device=args.device, out_dir=args.out_dir, run_name=args.run_name,
-            checkpoint_every=args.checkpoint_every, resume=args.resume, token=_token(args.token_file),
+            checkpoint_every=args.checkpoint_every, max_steps=args.max_steps, resume=args.resume, token=_token(args.token_file),
             tls_ca=args.tls_ca, timeout=args.timeout, progress=not args.no_progress, threads=args.threads)
     except ConfigError as exc:
         raise CliError(str(exc)) from None

@@ -11,20 +11,21 @@ a tenth of the work, and CRAIG-style training spends part of the saving on more 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from trainer.config import TrainConfig
 from trainer.strategies import Strategy
 
-__all__ = ["DemoOptions", "DemoError", "find_fashion_mnist", "prepare_store", "run_demo", "format_table",
+__all__ = ["DemoOptions", "DemoError", "find_fashion_mnist", "prepare_store", "local_service", "run_demo", "format_table",
            "DATA_ENV", "SYSTEM_DATA"]
 
 DATA_ENV = "NESSA_DATA"
@@ -108,6 +109,18 @@ def prepare_store(root: Path, data: Path | None, *, progress: bool = True) -> tu
     return "scikit-learn digits", "digits/train", "digits/test"
 
 
+@contextlib.contextmanager
+def local_service(store_root: Path, **options) -> Iterator[str]:
+    """A storage service over ``store_root`` on a free loopback port, in this process; yields HOST:PORT."""
+    from storage_service.server import create_server
+
+    server, port = create_server("127.0.0.1:0", store_root=store_root, **options)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(grace=1.0)
+
+
 def format_table(results: Sequence[dict], *, baseline: str = "full") -> str:
     """Markdown table of each run's final accuracy, wall time and bytes received."""
     base = next((r for r in results if r["run"] == baseline), None)
@@ -123,7 +136,6 @@ def format_table(results: Sequence[dict], *, baseline: str = "full") -> str:
 
 def run_demo(opts: DemoOptions) -> dict:
     """Run the demo; returns {"table", "results", "records", "plots", "dataset", "seconds"}."""
-    from storage_service.server import create_server
     from trainer.loop import train
     from trainer.plots import plot_runs
 
@@ -141,7 +153,6 @@ def run_demo(opts: DemoOptions) -> dict:
     work = Path(tempfile.mkdtemp(prefix="nessa-demo-")) if own_work else Path(opts.work_dir)
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    server = None
     try:
         root = work / "store"
         if root.exists():
@@ -149,32 +160,36 @@ def run_demo(opts: DemoOptions) -> dict:
         root.mkdir(parents=True)
         log(f"ingesting {'Fashion-MNIST from ' + str(data) if data else 'scikit-learn digits'} into {root}")
         title, train_name, test_name = prepare_store(root, data, progress=opts.progress)
-        server, port = create_server("127.0.0.1:0", store_root=root)
-        target = f"127.0.0.1:{port}"
-        log(f"storage service on {target}: training {', '.join(opts.strategies)} on {title} "
-            f"(subsets: {opts.fraction:g} of each class)")
-        records: dict[str, list[dict]] = {}
-        for name in opts.strategies:
-            strategy = Strategy(name)
-            full = strategy is Strategy.FULL
-            cfg = TrainConfig(servers=(target,), dataset=train_name, test_dataset=test_name, strategy=strategy,
-                              fraction=opts.fraction, epochs=epochs if full else subset_epochs,
-                              reselect_every=opts.reselect_every, batch_size=opts.batch_size, lr=opts.lr,
-                              out_dir=out / strategy.value, progress=opts.progress, threads=opts.threads)
-            result = train(cfg)
-            records[cfg.label] = result.records
-        finals = [recs[-1] for recs in records.values()]
-        table = format_table(finals)
-        (out / "table.md").write_text(f"{title}, fraction {opts.fraction:g}\n\n{table}\n")
-        plots = plot_runs(records, out, title=f"{title}: full vs random vs nessa @ {opts.fraction:g}")
-        log("")
-        log(table)
-        log("")
-        log(f"metrics: {out}/<run>/metrics.jsonl; plots: {', '.join(str(p) for p in plots)}")
-        return {"table": table, "results": finals, "records": records, "plots": plots, "dataset": title,
-                "seconds": time.perf_counter() - t0}
+        with local_service(root) as target:
+            return _compare(opts, log, title, train_name, test_name, target, epochs, subset_epochs, out, t0)
     finally:
-        if server is not None:
-            server.stop(grace=1.0)
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _compare(opts: DemoOptions, log: Callable[[str], None], title: str, train_name: str, test_name: str,
+             target: str, epochs: int, subset_epochs: int, out: Path, t0: float) -> dict:
+    from trainer.loop import train
+    from trainer.plots import plot_runs
+
+    log(f"storage service on {target}: training {', '.join(opts.strategies)} on {title} "
+        f"(subsets: {opts.fraction:g} of each class)")
+    records: dict[str, list[dict]] = {}
+    for name in opts.strategies:
+        strategy = Strategy(name)
+        full = strategy is Strategy.FULL
+        cfg = TrainConfig(servers=(target,), dataset=train_name, test_dataset=test_name, strategy=strategy,
+                          fraction=opts.fraction, epochs=epochs if full else subset_epochs,
+                          reselect_every=opts.reselect_every, batch_size=opts.batch_size, lr=opts.lr,
+                          out_dir=out / strategy.value, progress=opts.progress, threads=opts.threads)
+        records[cfg.label] = train(cfg).records
+    finals = [recs[-1] for recs in records.values()]
+    table = format_table(finals)
+    (out / "table.md").write_text(f"{title}, fraction {opts.fraction:g}\n\n{table}\n")
+    plots = plot_runs(records, out, title=f"{title}: full vs random vs nessa @ {opts.fraction:g}")
+    log("")
+    log(table)
+    log("")
+    log(f"metrics: {out}/<run>/metrics.jsonl; plots: {', '.join(str(p) for p in plots)}")
+    return {"table": table, "results": finals, "records": records, "plots": plots, "dataset": title,
+            "seconds": time.perf_counter() - t0}

@@ -157,7 +157,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         # start this run's numbering at a millisecond timestamp.
         counters = dict(wall_s=0.0, cpu_s=0.0, selection_s=0.0, eval_s=0.0, bytes_received=0, eval_bytes=0,
                         model_bytes=0, samples_seen=0, model_version=time.time_ns() // 1_000_000 * 1000,
-                        loss_sum=0.0, loss_n=0.0)
+                        loss_sum=0.0, loss_n=0.0, steps=0)
         start_epoch, start_step = 0, 0
         offsets = [0] * len(cluster.sources)
         selections: list[str] | None = None
@@ -208,11 +208,13 @@ def train(cfg: TrainConfig) -> TrainResult:
                                   batch_bytes=cfg.batch_bytes, prefetch=cfg.prefetch, device=dist.device,
                                   limit=limit)
             steps = max(1, math.ceil(per_rank / cfg.batch_size))
-            _train_epoch(cfg, dist, net, model, optimizer, stream, shape, epoch, start_step, steps,
-                         counters, selections, counts, ckpt_path, identity, arch)
+            stopped = _train_epoch(cfg, dist, net, model, optimizer, stream, shape, epoch, start_step, steps,
+                                   counters, selections, counts, ckpt_path, identity)
             start_step = 0
             counters["wall_s"] += time.perf_counter() - t_epoch
             counters["cpu_s"] += dist.sum([time.process_time() - c_epoch])[0]
+            if stopped:  # --max-steps reached mid-run; the checkpoint says where to resume
+                break
 
             # 3. Evaluate, record, checkpoint.
             test_acc = test_loss = None
@@ -269,7 +271,8 @@ def _reselect(cfg: TrainConfig, dist: _Dist, cluster: Cluster, model: torch.nn.M
 def _train_epoch(cfg: TrainConfig, dist: _Dist, net: torch.nn.Module, model: torch.nn.Module,
                  optimizer: torch.optim.Optimizer, stream: SampleStream, shape: tuple[int, ...], epoch: int,
                  step: int, steps: int, counters: dict, selections: list[str], counts: list[int],
-                 ckpt_path, identity: dict, arch: str) -> None:
+                 ckpt_path, identity: dict) -> bool:
+    """One epoch (or its rest, from ``step``); True when ``max_steps`` stopped it early."""
     from tqdm import tqdm
 
     net.train()
@@ -289,16 +292,22 @@ def _train_epoch(cfg: TrainConfig, dist: _Dist, net: torch.nn.Module, model: tor
             loss.backward()
             optimizer.step()
             step += 1
+            counters["steps"] += 1
             local[0] += float(loss.detach()) * len(batch)
             local[1] += len(batch)
             local[2] += len(batch)
             local[3] += batch.nbytes
             bar.update(1)
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and ckpt_path is not None:
+            stop = bool(cfg.max_steps) and counters["steps"] >= cfg.max_steps
+            if (stop or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0)) and ckpt_path is not None:
                 _fold(dist, counters, local)
                 _checkpoint(ckpt_path, dist, model, optimizer, epoch, step, list(batch.offsets), selections,
                             counts, counters, identity)
+            if stop:
+                _fold(dist, counters, local)
+                return True
         _fold(dist, counters, local)
+        return False
     finally:
         bar.close()
 

@@ -99,7 +99,12 @@ def open_cluster(servers: Sequence[str], dataset: str, *, token: str | None = No
                  tls_ca: Path | None = None, timeout: float = 3600.0) -> Cluster:
     """Connect to every server and look up its part of ``dataset``."""
     sources = [connect(s, token=token, tls_ca=tls_ca, timeout=timeout) for s in servers]
-    with ThreadPoolExecutor(max_workers=max(1, len(sources))) as pool:
-        infos = list(pool.map(lambda s: s.get_dataset(dataset), sources))
-    _check_compatible(servers, infos, dataset, like=infos[0])
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, len(sources))) as pool:
+            infos = list(pool.map(lambda s: s.get_dataset(dataset), sources))
+        _check_compatible(servers, infos, dataset, like=infos[0])
+    except BaseException:
+        for s in sources:
+            s.close()
+        raise
     return Cluster(tuple(servers), sources, dataset, infos)
