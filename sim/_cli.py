@@ -1,6 +1,6 @@
 """``nessa simulate``: the SmartSSD-cluster performance model from the command line.
 
-    nessa simulate --scenario imagenet-8 [--out DIR] [--no-plots] [--sources]
+    nessa simulate --scenario imagenet-8 [--out DIR] [--no-plots] [--sources] [--kernels as-written]
     nessa simulate --config my-cluster.json|.toml [--out DIR]
     nessa simulate --list
 """
@@ -30,13 +30,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-plots", action="store_true", help="print the table only")
     p.add_argument("--sources", action="store_true", help="also print every input with its unit and source")
     p.add_argument("--no-break-even", action="store_true", help="skip the where-NeSSA-stops-paying search")
+    p.add_argument("--kernels", choices=("target", "as-written"), default="target",
+                   help="FPGA multiply-accumulate speed: the DSP-bound design target (default) or the "
+                        "repository's HLS kernels as their pragmas stand (1 MAC/cycle features, 64 MAC/cycle distances)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from storage_service.cli import CliError
 
+    import dataclasses
+
     from .perf.config import ConfigError, load_config
+    from .perf.params import Fpga
+
+    AS_WRITTEN = Fpga.as_written()
     from .perf.report import format_break_even, format_sources, format_table, sweep
     from .perf.scenarios import SCENARIOS, get_scenario, scenario_names
 
@@ -54,6 +62,11 @@ def _run(args: argparse.Namespace) -> int:
             sc = get_scenario(args.scenario)
         else:
             sc = load_config(args.config)
+        if args.kernels == "as-written":
+            sc = dataclasses.replace(sc, fpga=dataclasses.replace(
+                sc.fpga, feature_macs_per_cycle=AS_WRITTEN.feature_macs_per_cycle,
+                distance_macs_per_cycle=AS_WRITTEN.distance_macs_per_cycle),
+                description=sc.description + " [FPGA kernels as written]")
         sc.validate()
     except (ConfigError, ValueError, KeyError) as exc:
         raise CliError(str(exc.args[0] if exc.args else exc)) from None

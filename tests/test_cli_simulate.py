@@ -116,3 +116,18 @@ def test_unwritable_plot_folder(tmp_path, capsys):
     blocker.write_text("x")
     rc, _, err = _run(capsys, "--scenario", "fashion-mnist-1", "--no-break-even", "--out", str(blocker / "sub"))
     assert rc == 2 and "cannot write plots" in err
+
+
+def test_kernels_as_written_flag(capsys):
+    rc, out, err = _run(capsys, "--scenario", "fashion-mnist-1", "--kernels", "as-written", "--no-plots", "--no-break-even")
+    assert rc == 0, err
+    assert "[FPGA kernels as written]" in out
+    with pytest.raises(SystemExit):
+        main(["simulate", "--scenario", "fashion-mnist-1", "--kernels", "fast"])
+    assert "invalid choice: 'fast'" in capsys.readouterr().err
+
+
+def test_this_machine_scenario_runs(capsys):
+    rc, out, err = _run(capsys, "--scenario", "this-machine", "--no-plots", "--no-break-even")
+    assert rc == 0, err
+    assert "NeSSA engine cpu" in out

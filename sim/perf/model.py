@@ -35,7 +35,7 @@ import enum
 import math
 from dataclasses import dataclass, field
 
-from .params import Engine, Scenario
+from .params import Engine, Optimizer, Scenario
 from .work import budget, evaluations, gpu_seconds, host_ops, min_parts, plan_class, plan_parts
 
 __all__ = ["System", "Engine", "SystemResult", "Comparison", "simulate", "selection_seconds"]
@@ -111,28 +111,36 @@ def _fpga_greedy_seconds(sc: Scenario) -> tuple[float, float]:
     so the scheduler may gather a class's features onto any ``m`` drives. For each ``m`` (from
     the part cap's minimum up to ``max(D, minimum)``), part tasks and merge tasks are spread
     evenly over the drives; a phase lasts at least its longest task. The best ``m`` is taken,
-    so adding drives can only shorten selection.
+    so adding drives can only shorten selection. The engine runs at most ``max_part``
+    members, so a merge whose union exceeds it is impossible on the drive: when no ``m`` allows
+    one (class budget > ``max_part``), the parts' picks are kept as they are (GreeDi's first
+    round only) — see SIMULATION.md.
     """
     fp, sel, d, drives = sc.fpga, sc.selection, sc.dataset.dim, sc.storage.drives
+
+    def run(p: float, k: int) -> float:
+        ev = evaluations(p, k, sel.optimizer, sel.epsilon)
+        # Step 0's gains are the row sums of the similarity pass (the HLS kernel's phase 1).
+        first = ev / max(k, 1) if sel.optimizer is Optimizer.STOCHASTIC else min(p, ev)
+        return fp.part_seconds(p, k, max(0.0, ev - first), d)
+
     total_parts = total_merge = longest_part = longest_merge = 0.0
     for n, count in _class_sizes(sc):
         lo = min_parts(n, fp.max_part)
-        best = None
+        plans = []
         for m in range(lo, max(lo, min(drives, math.ceil(n))) + 1):
             pl = plan_parts(n, sel.fraction, m)
-            part = evaluations(pl.part, pl.part_k, sel.optimizer, sel.epsilon) * fp.eval_cycles(pl.part, d)
-            merge = evaluations(pl.merge_n, pl.merge_k, sel.optimizer, sel.epsilon) * fp.eval_cycles(pl.merge_n, d) if pl.merge_n else 0.0
-            # Phase time if this class were alone: the other classes are added below.
-            cost = (part * pl.parts, part, merge)
-            key = max(count * cost[0] / drives, cost[1]) + max(count * cost[2] / drives, cost[2])
-            if best is None or key < best[0]:
-                best = (key, cost)
-        _, (part_total, part_one, merge_one) = best
+            feasible = pl.merge_n <= fp.max_part
+            part = run(pl.part, pl.part_k)
+            merge = run(pl.merge_n, pl.merge_k) if (pl.merge_n and feasible) else 0.0
+            key = max(count * part * pl.parts / drives, part) + max(count * merge / drives, merge)
+            plans.append((not feasible, key, part * pl.parts, part, merge))
+        _, _, part_total, part_one, merge_one = min(plans)  # feasible merges first, then fastest
         total_parts += count * part_total
         total_merge += count * merge_one
         longest_part, longest_merge = max(longest_part, part_one), max(longest_merge, merge_one)
-    part_s = max(total_parts / drives, longest_part) / fp.clock_hz
-    merge_s = max(total_merge / drives, longest_merge) / fp.clock_hz if total_merge else 0.0
+    part_s = max(total_parts / drives, longest_part)
+    merge_s = max(total_merge / drives, longest_merge) if total_merge else 0.0
     return part_s, merge_s
 
 

@@ -113,26 +113,62 @@ class Storage:
 
 @dataclass(frozen=True)
 class Fpga:
-    """Throughput of the on-drive kernels (KU15P). Swap in measured figures with ``replace``."""
+    """Throughput of the on-drive kernels (KU15P). Swap in measured figures with ``replace``.
+
+    Work comes from the kernels' own operation counts (``host.device.opcounts``, one count per
+    labelled loop of ``fpga_kernels/hls``): features are ``macs_per_sample`` of the quantized
+    model; a greedy part is phase 1 (``distance_macs = p^2 d``, the similarity rows) and then
+    one similarity row per gain evaluation, cover update and weight assignment, streamed
+    through the RTL engine's ``lanes`` (fpga_kernels/rtl/nessa_fl_rtl.v): ``ceil(p / lanes) +
+    eval_overhead_cycles`` cycles per row. A part holds at most ``max_part`` members.
+
+    Two speeds for the multiply-accumulate loops: the *design target* (default; every DSP
+    slice busy at ``dsp_efficiency``) and the kernels *as written* (:meth:`as_written`:
+    ``nessa_features`` pipelines its MAC loops at II=1 without unrolling, 1 MAC/cycle;
+    ``nessa_greedy`` unrolls its distance loop over NESSA_GREEDY_BLK = 64 rows).
+    """
 
     clock_hz: float = param(200e6, "Hz", "assumption: kernel clock stated by the RTL issue (200 MHz)")
-    # Feature kernel (quantized forward): MACs retired per cycle.
     dsp_slices: int = param(1968, "DSP", SRC_KU15P)
     macs_per_dsp: float = param(2.0, "MAC/DSP/cycle", SRC_INT8)
-    dsp_efficiency: float = param(0.5, "fraction", "assumption: half the DSPs busy on average (HLS dataflow, tiling losses)")
-    # Greedy engine: cycles for one candidate evaluation over a part of p members with d dims
-    # = eval_overhead + ceil(p / lanes) * ceil(d / dims_per_cycle).
-    lanes: int = param(16, "members/cycle", "assumption: 16 parallel lanes (RTL engine parameter P)")
-    dims_per_cycle: int = param(16, "dims/cycle", "assumption: one lane reduces 16 feature dims per cycle")
-    eval_overhead_cycles: float = param(32.0, "cycles/eval", "assumption: argmax + pipeline fill per candidate")
-    max_part: int = param(8192, "members", "assumption: GreeDi part cap so one part's cover vector fits on chip")
+    dsp_efficiency: float = param(0.5, "fraction", "assumption: design target keeps half the DSPs busy (tiling, dataflow losses)")
+    feature_macs_per_cycle: float = param(0.0, "MAC/cycle", "0 = the DSP-bound design target; as written: 1 (nessa_features.cpp MAC loops II=1, no unroll)")
+    distance_macs_per_cycle: float = param(0.0, "MAC/cycle", "0 = the DSP-bound design target; as written: 64 (nessa_greedy.cpp DIST_LANES x NESSA_GREEDY_BLK)")
+    lanes: int = param(32, "elements/cycle", "fpga_kernels/rtl/nessa_fl_rtl.v: LANES = 32 (512-bit DDR bus)")
+    eval_overhead_cycles: float = param(8.0, "cycles/row", "assumption: AXI read turnaround per row, until BENCHMARKS.md has the RTL figure")
+    max_part: int = param(8192, "members", "fpga_kernels/rtl/nessa_fl_rtl.v: N_MAX = 8192 (on-chip cover depth)")
+
+    @classmethod
+    def as_written(cls, **kw: Any) -> "Fpga":
+        """The repository's kernels as their loop pragmas stand (see class docstring)."""
+        return cls(**{"feature_macs_per_cycle": 1.0, "distance_macs_per_cycle": 64.0, **kw})
+
+    @property
+    def dsp_macs_per_cycle(self) -> float:
+        return self.dsp_slices * self.macs_per_dsp * self.dsp_efficiency
 
     @property
     def macs_per_s(self) -> float:
-        return self.dsp_slices * self.macs_per_dsp * self.dsp_efficiency * self.clock_hz
+        """Feature (quantized forward) multiply-accumulates per second."""
+        return (self.feature_macs_per_cycle or self.dsp_macs_per_cycle) * self.clock_hz
 
-    def eval_cycles(self, p: float, d: int) -> float:
-        return self.eval_overhead_cycles + math.ceil(p / self.lanes) * math.ceil(d / self.dims_per_cycle)
+    @property
+    def distance_macs_per_s(self) -> float:
+        return (self.distance_macs_per_cycle or self.dsp_macs_per_cycle) * self.clock_hz
+
+    def eval_cycles(self, p: float) -> float:
+        """Cycles of one similarity row (a gain evaluation, cover update or assignment)."""
+        return self.eval_overhead_cycles + math.ceil(p / self.lanes)
+
+    def part_seconds(self, p: float, k: int, evals_after_first: float, d: int) -> float:
+        """One greedy run over a part, from the HLS kernel's operation counts."""
+        from host.device.opcounts import greedy_op_counts
+
+        n = max(1, math.ceil(p))
+        c = greedy_op_counts(n, d, max(1, min(int(k), n)), evaluations=int(round(evals_after_first)))
+        rows = c["gain_evals"] + 2 * c["k"]  # gains, cover updates, weight assignment
+        cycles = n + rows * self.eval_cycles(n)  # + the clear pass
+        return c["distance_macs"] / self.distance_macs_per_s + cycles / self.clock_hz
 
 
 @dataclass(frozen=True)
@@ -234,11 +270,12 @@ class Scenario:
 
 
 # Fields that may legitimately be 0 (0 = "derive it" or "not pushed").
-_MAY_BE_ZERO = {"dataset.feature_dim", "dataset.model_macs", "dataset.model_bytes", "fpga.eval_overhead_cycles"}
+_MAY_BE_ZERO = {"dataset.feature_dim", "dataset.model_macs", "dataset.model_bytes", "fpga.eval_overhead_cycles",
+                "fpga.feature_macs_per_cycle", "fpga.distance_macs_per_cycle"}
 _INTEGRAL = (
     "dataset.num_samples", "dataset.sample_bytes", "dataset.num_classes", "dataset.feature_dim",
     "storage.drives", "storage.storage_hosts", "trainer.gpus", "trainer.gpu_hosts",
-    "fpga.lanes", "fpga.dims_per_cycle", "fpga.max_part", "fpga.dsp_slices", "cpu.max_part",
+    "fpga.lanes", "fpga.max_part", "fpga.dsp_slices", "cpu.max_part",
     "selection.reselect_every",
 )
 
