@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="storage service(s); with several, each selects from its own part and streams interleave")
     p.add_argument("--dataset", required=True, help="training data set name on the server(s), e.g. fm/train")
     p.add_argument("--test-dataset", help="test data set evaluated after every epoch, e.g. fm/test")
+    p.add_argument("--eval-every", type=int, default=1, metavar="N", help="evaluate every N epochs and after the last")
     p.add_argument("--strategy", default="full", help="full, random or nessa (default: full)")
     p.add_argument("--fraction", type=float, default=0.1, help="per-class subset budget in (0, 1] (default 0.1)")
     p.add_argument("--epochs", type=int, default=10)
@@ -88,7 +89,7 @@ def _train(args: argparse.Namespace) -> int:
         cfg = TrainConfig(
             servers=args.server, dataset=args.dataset, test_dataset=args.test_dataset, strategy=args.strategy,
             fraction=args.fraction, epochs=args.epochs, reselect_every=args.reselect_every,
-            warmup_epochs=args.warmup_epochs, arch=args.arch, batch_size=args.batch_size, lr=args.lr,
+            eval_every=args.eval_every, warmup_epochs=args.warmup_epochs, arch=args.arch, batch_size=args.batch_size, lr=args.lr,
             momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
             use_weights=not args.no_weights, seed=args.seed, backend=args.backend, batch_bytes=args.batch_bytes,
             prefetch=args.prefetch, device=args.device, out_dir=args.out_dir, run_name=args.run_name,

@@ -80,6 +80,7 @@ class TrainConfig:
     out_dir: Path | None = None  # metrics.jsonl and checkpoint.pt go here
     run_name: str | None = None  # label in metrics and plots; default "<strategy>@<fraction>"
     checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch (0: epoch ends only)
+    eval_every: int = 1  # evaluate every N epochs (and after the last)
     max_steps: int = 0  # stop (with a checkpoint) after this many optimizer steps in all (0: no limit)
     resume: bool = False  # continue from out_dir/checkpoint.pt if it exists
     token: str | None = field(default=None, repr=False)
@@ -104,7 +105,7 @@ class TrainConfig:
             set_("fraction", 1.0)
         for name, low in (("epochs", 1), ("reselect_every", 1), ("batch_size", 1), ("prefetch", 1),
                           ("batch_bytes", 1024), ("warmup_epochs", 0), ("checkpoint_every", 0),
-                          ("max_steps", 0)):
+                          ("max_steps", 0), ("eval_every", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ConfigError(f"--{name.replace('_', '-')}: must be an integer >= {low}, got {value!r}")

@@ -218,7 +218,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
             # 3. Evaluate, record, checkpoint.
             test_acc = test_loss = None
-            if cfg.test_dataset:
+            if cfg.test_dataset and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
                 t_eval = time.perf_counter()
                 test_acc, test_loss, nbytes = _evaluate(model, cluster, cfg.test_dataset, dist, shape)
                 counters["eval_s"] += time.perf_counter() - t_eval

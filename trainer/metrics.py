@@ -9,7 +9,7 @@ Record schema, format 1 (every key always present):
     epoch           1-based epoch just finished
     lr              learning rate at the end of the epoch
     train_loss      mean (weighted) training loss over the epoch
-    test_loss       mean cross-entropy on the test set (null without a test set)
+    test_loss       mean cross-entropy on the test set (null without a test set or between --eval-every epochs)
     test_acc        test accuracy in [0, 1] (null without a test set)
     wall_s          cumulative seconds spent training + selecting (evaluation excluded)
     cpu_s           cumulative CPU seconds of the trainer process(es) in that same time (an in-process

@@ -1,0 +1,64 @@
+"""``nessa demo``: data discovery and the quick end-to-end run (ingest, serve, three trainings)."""
+
+from __future__ import annotations
+
+import pytest
+
+import trainer.demo as demo
+from storage_service.cli import main
+
+IDX = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+       "t10k-labels-idx1-ubyte.gz")
+
+
+def fake_idx_folder(path):
+    path.mkdir(parents=True)
+    for name in IDX:
+        (path / name).write_bytes(b"")
+    return path
+
+
+def test_find_fashion_mnist_order(tmp_path, monkeypatch):
+    system, repo = tmp_path / "system", tmp_path / "repo"
+    monkeypatch.setattr(demo, "SYSTEM_DATA", system)
+    monkeypatch.setattr(demo, "_REPO_DATA", repo)
+    monkeypatch.delenv(demo.DATA_ENV, raising=False)
+    assert demo.find_fashion_mnist() == (None, [str(system), str(repo)])
+    fake_idx_folder(repo)
+    assert demo.find_fashion_mnist()[0] == repo
+    fake_idx_folder(system)
+    assert demo.find_fashion_mnist()[0] == system
+    env = fake_idx_folder(tmp_path / "env")
+    monkeypatch.setenv(demo.DATA_ENV, str(env))
+    assert demo.find_fashion_mnist()[0] == env
+    assert demo.find_fashion_mnist(repo)[0] == repo  # the flag wins
+    with pytest.raises(demo.DemoError, match="no Fashion-MNIST IDX files"):
+        demo.find_fashion_mnist(tmp_path / "nowhere")
+
+
+def test_quick_demo_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out-dir", str(out), "--no-progress", "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    for run in ("| full |", "| random@0.1 |", "| nessa@0.1 |"):
+        assert run in printed and run in (out / "table.md").read_text()
+    for name in ("accuracy_vs_time.png", "accuracy_vs_bytes.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    for run in ("full", "random", "nessa"):
+        assert (out / run / "metrics.jsonl").is_file()
+
+
+def test_demo_with_a_bad_data_folder_fails_clearly(tmp_path, capsys):
+    assert main(["demo", "--data", str(tmp_path / "missing"), "--out-dir", str(tmp_path / "o")]) == 2
+    assert "no Fashion-MNIST IDX files" in capsys.readouterr().err
+
+
+def test_demo_falls_back_to_digits_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "SYSTEM_DATA", tmp_path / "a")
+    monkeypatch.setattr(demo, "_REPO_DATA", tmp_path / "b")
+    monkeypatch.delenv(demo.DATA_ENV, raising=False)
+    lines = []
+    result = demo.run_demo(demo.DemoOptions(out_dir=tmp_path / "o", epochs=1, subset_epochs=1, progress=False,
+                                            threads=1, strategies=("full",), log=lines.append))
+    assert "Fashion-MNIST not found" in lines[0] and "digits" in lines[0]
+    assert result["dataset"] == "scikit-learn digits" and result["results"][0]["test_acc"] is not None

@@ -1,0 +1,52 @@
+"""``nessa train`` through the real CLI entry point against a live service (token auth included)."""
+
+from __future__ import annotations
+
+import pytest
+
+from storage_service.cli import main
+from trainer.demo import local_service, prepare_store
+
+
+@pytest.fixture(scope="module")
+def store_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    prepare_store(root, None, progress=False)
+    return root
+
+
+def args(target, out, *extra):
+    return ["train", "--server", target, "--dataset", "digits/train", "--test-dataset", "digits/test",
+            "--epochs", "1", "--batch-size", "64", "--threads", "1", "--out-dir", str(out), "--no-progress", *extra]
+
+
+def test_train_runs_and_reports(store_root, tmp_path, capsys):
+    with local_service(store_root) as target:
+        assert main(args(target, tmp_path, "--strategy", "random", "--fraction", "0.3")) == 0
+    out = capsys.readouterr().out
+    assert "random@0.3: test accuracy" in out and (tmp_path / "metrics.jsonl").is_file()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--strategy", "bogus"], "--strategy"),
+    (["--fraction", "2"], "--fraction"),
+    (["--dataset", "nope/train"], "NOT_FOUND"),
+    (["--warmup-epochs", "1", "--strategy", "nessa"], "--warmup-epochs"),
+])
+def test_bad_input_is_a_clear_error(store_root, tmp_path, capsys, extra, message):
+    with local_service(store_root) as target:
+        assert main(args(target, tmp_path, *extra)) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_token_auth(store_root, tmp_path, capsys):
+    token = tmp_path / "token"
+    token.write_text("s3cret-token\n")
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    with local_service(store_root, token="s3cret-token") as target:
+        assert main(args(target, tmp_path / "a")) == 2
+        assert "UNAUTHENTICATED" in capsys.readouterr().err
+        assert main(args(target, tmp_path / "b", "--token-file", str(empty))) == 2
+        assert "empty" in capsys.readouterr().err
+        assert main(args(target, tmp_path / "c", "--token-file", str(token))) == 0
