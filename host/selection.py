@@ -154,10 +154,13 @@ def select(
     classes, counts = np.unique(y, return_counts=True)
     budgets = class_budgets(counts, f, budget)
 
-    from tqdm.auto import tqdm
+    work = list(zip(classes, counts, budgets))
+    if progress:  # imported only when asked: tqdm.auto costs ~4 MiB of RSS
+        from tqdm.auto import tqdm
 
+        work = tqdm(work, desc="select", unit="class")
     out_ids, out_w, out_lab, records = [], [], [], []
-    for c, n_c, k_c in tqdm(list(zip(classes, counts, budgets)), disable=not progress, desc="select", unit="class"):
+    for c, n_c, k_c in work:
         if k_c == 0:
             continue
         tc = time.perf_counter()
