@@ -105,3 +105,23 @@ def test_constructor_and_argument_checks():
             c.select("a", "random", 0.5, backend="gpu")
         with pytest.raises(ValueError, match="fraction"):
             next(c.stream_samples("a", selection="random"))
+
+
+def test_select_polls_past_the_call_deadline(tmp_path, monkeypatch):
+    """A selection slower than the call deadline: Select answers RUNNING, the client polls."""
+    from storage_service import selections
+
+    slow_random = selections.STRATEGIES[selections.Strategy.RANDOM]
+
+    def slow(store, params, model):
+        time.sleep(1.5)
+        return slow_random(store, params, model)
+
+    monkeypatch.setitem(selections.STRATEGIES, selections.Strategy.RANDOM, slow)
+    polls = []
+    with running(make_root(tmp_path)) as (_, port), StorageClient(f"127.0.0.1:{port}", timeout=0.6) as c:
+        real_get = c.get_selection
+        monkeypatch.setattr(c, "get_selection", lambda sel_id: polls.append(sel_id) or real_get(sel_id))
+        sel = c.select("a", "random", 0.5, seed=1)
+        assert sel.state == "done" and sel.num_selected > 0 and sel.seconds >= 1.5
+        assert polls and set(polls) == {sel.id}
