@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "storage_service._cli_store",  # ingest, info, verify
     "storage_service._cli_serve",  # serve
     "host._cli",  # select
+    "host.quantize._cli",  # export
     "trainer._cli",  # train, demo
     "sim._cli",  # simulate
 )
