@@ -131,12 +131,25 @@ class xclbin:  # noqa: N801 - pyxrt's name
 
 
 def _exported_kernels(path: Path) -> list[str]:
-    """Kernel names from the library's dynamic symbol table (``<name>__signature``)."""
+    """Kernel names from the library's dynamic symbol table (``<name>__signature``).
+
+    Uses ``nm`` (binutils, present wherever g++ is); without it, the names declared in the kernel
+    sources are probed in the library instead.
+    """
+    import re
+    import shutil
     import subprocess
 
-    out = subprocess.run(["nm", "-D", "--defined-only", str(path)], capture_output=True, text=True, check=True).stdout
-    return sorted(line.split()[-1][: -len("__signature")] for line in out.splitlines()
-                  if line.split() and line.split()[-1].endswith("__signature"))
+    if shutil.which("nm"):
+        out = subprocess.run(["nm", "-D", "--defined-only", str(path)], capture_output=True, text=True, check=True).stdout
+        return sorted(line.split()[-1][: -len("__signature")] for line in out.splitlines()
+                      if line.split() and line.split()[-1].endswith("__signature"))
+    from host.device.build import kernel_sources
+
+    names = {m for f in kernel_sources() if f.suffix == ".cpp"
+             for m in re.findall(r"(\w+)__signature\s*\(", f.read_text(errors="replace"))}
+    lib = ctypes.CDLL(str(path), mode=ctypes.RTLD_LOCAL)
+    return sorted(n for n in names if hasattr(lib, f"{n}__signature"))
 
 
 class device:  # noqa: N801 - pyxrt's name
