@@ -347,7 +347,14 @@ class StorageClient:
         wait: bool = True,
         timeout: float | None = None,
     ) -> SelectionInfo:
-        """Select a subset; with ``wait`` block (polling past the call deadline) until done."""
+        """Select a subset (see module docs).
+
+        With ``wait``, block until the selection is done: each call waits at most the client's
+        ``timeout`` (the server answers RUNNING before that deadline) and the client polls
+        GetSelection until done, for ``timeout`` seconds in all (default: the client's timeout).
+        Raises SelectionFailed if the server could not compute it, DEADLINE_EXCEEDED if it is
+        still running after ``timeout``.
+        """
         strategy = getattr(strategy, "value", strategy)
         if strategy not in _STRATEGIES:
             raise ValueError(f"strategy must be one of {sorted(_STRATEGIES)}, got {strategy!r}")
@@ -363,14 +370,14 @@ class StorageClient:
             backend=_BACKENDS[backend],
             no_wait=not wait,
         )
-        info = _selection(self._call(self._select, request, timeout=timeout))
+        limit = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        info = _selection(self._call(self._select, request))
         if not wait:
             return info
-        limit = time.monotonic() + (timeout or self.timeout) * 10
         delay = 0.05
         while info.state == "running":
-            if time.monotonic() > limit:
-                raise StorageError(grpc.StatusCode.DEADLINE_EXCEEDED, f"selection {info.id} still running")
+            if time.monotonic() + delay > limit:
+                raise StorageError(grpc.StatusCode.DEADLINE_EXCEEDED, f"selection {info.id} still running after {timeout or self.timeout}s")
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
             info = self.get_selection(info.id)

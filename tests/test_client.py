@@ -122,6 +122,9 @@ def test_select_polls_past_the_call_deadline(tmp_path, monkeypatch):
     with running(make_root(tmp_path)) as (_, port), StorageClient(f"127.0.0.1:{port}", timeout=0.6) as c:
         real_get = c.get_selection
         monkeypatch.setattr(c, "get_selection", lambda sel_id: polls.append(sel_id) or real_get(sel_id))
-        sel = c.select("a", "random", 0.5, seed=1)
+        with pytest.raises(StorageError) as info:  # gives up after its own timeout
+            c.select("a", "random", 0.5, seed=1, timeout=0.5)
+        assert info.value.code.name == "DEADLINE_EXCEEDED"
+        sel = c.select("a", "random", 0.5, seed=1, timeout=10)
         assert sel.state == "done" and sel.num_selected > 0 and sel.seconds >= 1.5
         assert polls and set(polls) == {sel.id}
