@@ -56,13 +56,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--out-dir", type=Path, default=Path("nessa-demo"), help="metrics, plots and table (default ./nessa-demo)")
     d.add_argument("--work-dir", type=Path, help="keep the ingested store here (default: a temporary folder)")
     d.add_argument("--fraction", type=float, default=0.1)
-    d.add_argument("--epochs", type=int, default=5, help="epochs of the full-data run")
+    d.add_argument("--epochs", type=int, default=4, help="epochs of the full-data run")
     d.add_argument("--subset-epochs", type=int, help="epochs of the subset runs (default 3x --epochs)")
-    d.add_argument("--reselect-every", type=int, default=3)
+    d.add_argument("--reselect-every", type=int, default=4)
+    d.add_argument("--eval-every", type=int, default=2, help="test-set passes every N epochs (and after the last)")
     d.add_argument("--lr", type=float, default=0.05)
     d.add_argument("--digits", action="store_true", help="use scikit-learn's digits even if Fashion-MNIST is there")
     d.add_argument("--quick", action="store_true", help="digits, 1 epoch each: a fast check of the whole path")
-    d.add_argument("--threads", type=int, help="torch CPU threads")
+    d.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (default: 1 on machines with <= 2 cores, which the service shares)")
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(func=_demo)
 
@@ -127,7 +129,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     opts = DemoOptions(data=args.data, out_dir=args.out_dir, work_dir=args.work_dir, fraction=args.fraction,
                        epochs=args.epochs, subset_epochs=args.subset_epochs, reselect_every=args.reselect_every,
-                       lr=args.lr, digits=args.digits, quick=args.quick, threads=args.threads,
+                       eval_every=args.eval_every, lr=args.lr, digits=args.digits, quick=args.quick, threads=args.threads,
                        progress=not args.no_progress)
     try:
         run_demo(opts)
