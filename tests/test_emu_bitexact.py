@@ -142,3 +142,27 @@ def test_features_bit_exact_on_random_models(flow):
         vectors += n
         models += 1
     assert models >= 20
+
+
+def test_synthesis_path_of_isqrt_is_bit_exact_too(tmp_path):
+    """The emulator uses a float-sqrt fast path for isqrt64; the restoring loop HLS synthesises
+    (built here with -DNESSA_EXACT_CSIM) must give the same selections."""
+    import subprocess
+
+    from fpga_kernels import KERNEL_DIR
+    from host.device import emu
+
+    subprocess.run(["make", "-s", "-C", str(KERNEL_DIR), "emu", f"BUILD_DIR={tmp_path}",
+                    "CXXFLAGS=-O2 -std=c++17 -DNESSA_EXACT_CSIM"], check=True, capture_output=True)
+    exact = DeviceFlow(emu, str(tmp_path / "libnessa_kernels.so"))
+    rng = np.random.default_rng(99)
+    for _ in range(30):
+        q = _class(rng)
+        k = int(rng.integers(1, len(q) + 1))
+        run = exact.greedy(q, k, maxd_q=0, mode=0)
+        ref, m = nessa_greedy_ref(q, k, 0)
+        assert np.array_equal(run.result.ids, ref.ids) and run.result.objective == ref.objective and run.maxd_q == m
+    big = np.array([[32767] * 4096, [-32768] * 4096], np.int16)  # d2 near 2**44: the largest the kernel sees
+    run = exact.greedy(big, 1, maxd_q=65535, mode=0)
+    ref, _ = nessa_greedy_ref(big, 1, 65535)
+    assert run.result.objective == ref.objective
