@@ -42,10 +42,21 @@ CALIBRATION_FILE = Path(__file__).resolve().parent / "perf" / "calibration.json"
 _VERSION = 1
 
 
+class _Clock:
+    """Wall and process-CPU seconds of a block (CPU time is what a shared machine does not steal)."""
+
+    def __enter__(self) -> "_Clock":
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
 def _timed(fn, *args, **kw):
-    t = time.perf_counter()
-    out = fn(*args, **kw)
-    return out, time.perf_counter() - t
+    with _Clock() as c:
+        out = fn(*args, **kw)
+    return out, c
 
 
 def measure(data: Path, work: Path, *, threads: int | None = None) -> dict:
@@ -74,8 +85,7 @@ def measure(data: Path, work: Path, *, threads: int | None = None) -> dict:
 
     # Store read rate (the "SSD read" stage: page cache after the first pass).
     st.take(ids)
-    (samples, labels), t_read = _timed(st.take, ids)
-    read_bps = samples.nbytes / t_read
+    (samples, labels), c_read = _timed(st.take, ids)
 
     # Training step time of the demo's model.
     torch.manual_seed(0)
@@ -83,25 +93,26 @@ def measure(data: Path, work: Path, *, threads: int | None = None) -> dict:
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     bs, steps, warm = 128, 60, 5
     model.train()
-    t0 = 0.0
-    for i in range(steps + warm):
-        if i == warm:
-            t0 = time.perf_counter()
+
+    def step(i: int) -> None:
         sl = slice((i * bs) % (n - bs), (i * bs) % (n - bs) + bs)
         x = to_input(samples[sl], shape)
         y = torch.as_tensor(labels[sl], dtype=torch.long)
-        w = torch.ones(bs)
-        loss = (torch.nn.functional.cross_entropy(model(x), y, reduction="none") * w).mean()
+        loss = (torch.nn.functional.cross_entropy(model(x), y, reduction="none") * torch.ones(bs)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    train_s_per_sample = (time.perf_counter() - t0) / (steps * bs)
+
+    for i in range(warm):
+        step(i)
+    with _Clock() as c_train:
+        for i in range(warm, warm + steps):
+            step(i)
 
     # Feature extraction rate (what the storage host runs at each reselection).
     model.eval()
     nf = 10_000
-    _, t_feat = _timed(host.gradient_features, model, samples[:nf], labels[:nf], sample_shape=shape, batch_size=512)
-    feature_s_per_sample = t_feat / nf
+    _, c_feat = _timed(host.gradient_features, model, samples[:nf], labels[:nf], sample_shape=shape, batch_size=512)
 
     # Selection rate on synthetic clustered features (not the demo's features).
     rng = np.random.default_rng(0)
@@ -110,42 +121,56 @@ def measure(data: Path, work: Path, *, threads: int | None = None) -> dict:
     feats = (centers[rng.integers(0, c * 5, c * per)] + rng.normal(size=(c * per, d))).astype(np.float32)
     labs = np.repeat(np.arange(c), per)
     host.select(feats[:2000], labs[:2000], frac, optimizer="lazy")  # warm-up (imports, allocators)
-    _, t_sel = _timed(host.select, feats, labs, frac, optimizer="lazy")
+    _, c_sel = _timed(host.select, feats, labs, frac, optimizer="lazy")
     ops = c * host_ops(per, budget(per, frac), d, Optimizer.LAZY, 0.01)
-    select_ops = ops / t_sel
 
-    # Loopback gRPC stream of the full train set (what the trainer receives).
+    # Loopback gRPC stream of the full train set (what the trainer receives; server in-process,
+    # so its CPU time is counted too, as in `nessa demo`).
     server, port = create_server("127.0.0.1:0", store_root=root)  # returned already started
     try:
         with StorageClient(f"127.0.0.1:{port}") as client:
             list(client.stream_samples("fashion-mnist/train", batch_bytes=1 << 20))  # warm-up
-            t = time.perf_counter()
-            got = sum(b.nbytes for b in client.stream_samples("fashion-mnist/train", batch_bytes=1 << 20))
-            t_stream = time.perf_counter() - t
+            with _Clock() as c_stream:
+                got = sum(b.nbytes for b in client.stream_samples("fashion-mnist/train", batch_bytes=1 << 20))
     finally:
         server.stop(grace=None)
-    return {
-        "train_s_per_sample": train_s_per_sample,
-        "feature_s_per_sample": feature_s_per_sample,
-        "select_ops": select_ops,
-        "select_seconds_synthetic": t_sel,
-        "read_bps": read_bps,
-        "stream_bps": got / t_stream,
-        "stream_bytes": int(got),
+    out = {
         "num_samples": n,
         "sample_bytes": int(np.prod(shape)),
         "num_classes": int(m.num_classes),
         "torch_threads": torch.get_num_threads(),
+        "stream_bytes": int(got),
     }
+    for clock in ("wall", "cpu"):
+        sfx = "" if clock == "wall" else "_cpu"
+        t = {k: max(getattr(v, clock), 1e-9) for k, v in
+             (("read", c_read), ("train", c_train), ("feat", c_feat), ("sel", c_sel), ("stream", c_stream))}
+        out.update({
+            f"train_s_per_sample{sfx}": t["train"] / (steps * bs),
+            f"feature_s_per_sample{sfx}": t["feat"] / nf,
+            f"select_ops{sfx}": ops / t["sel"],
+            f"select_seconds_synthetic{sfx}": t["sel"],
+            f"read_bps{sfx}": samples.nbytes / t["read"],
+            f"stream_bps{sfx}": got / t["stream"],
+        })
+    return out
 
 
-def this_machine_scenario(cal: dict, *, fraction: float = 0.1, reselect_every: int = 3):
-    """The scenario of this machine: one storage host (CPU engine) feeding a CPU trainer."""
+def this_machine_scenario(cal: dict, *, fraction: float = 0.1, reselect_every: int = 3, clock: str = "wall"):
+    """The scenario of this machine: one storage host (CPU engine) feeding a CPU trainer.
+
+    ``clock="cpu"`` builds it from CPU-second rates instead: its (serial) predictions are then
+    CPU seconds, comparable with the trainer's ``cpu_s`` whatever else runs on the machine.
+    """
     from sim.perf.params import Cpu, Dataset, Engine, Optimizer, Scenario, Selection, Storage, Trainer, Fpga
     from sim.perf.scenarios import SMALL_CNN_28_BYTES, SMALL_CNN_28_MACS
 
-    meas = cal["measured"]
-    src = "measured on this machine by sim/calibrate.py"
+    if clock not in ("wall", "cpu"):
+        raise ValueError(f"clock must be 'wall' or 'cpu', got {clock!r}")
+    raw = cal["measured"]
+    meas = dict(raw) if clock == "wall" else {k[:-4]: v for k, v in raw.items() if k.endswith("_cpu")} | {
+        k: raw[k] for k in ("num_samples", "sample_bytes", "num_classes")}
+    src = f"measured on this machine by sim/calibrate.py ({clock} clock)"
     inf = 1e15  # links that do not exist here (PCIe to a GPU): never the bottleneck
     over = {f: src for f in ("storage.ssd_read_bw", "storage.host_nic_bw", "trainer.train_s_per_sample",
                              "cpu.feature_s_per_sample", "cpu.select_ops")}
@@ -200,19 +225,26 @@ def _final_records(demo_dir: Path) -> dict[str, dict]:
     return out
 
 
-def compare_demo(sc, demo_dir: Path) -> list[dict]:
-    """Predicted vs measured ``wall_s`` per demo run (pipelined and serial predictions)."""
+def compare_demo(sc, demo_dir: Path, sc_cpu=None) -> list[dict]:
+    """Predicted vs measured ``wall_s`` per demo run (pipelined and serial predictions), and,
+    with ``sc_cpu`` (the CPU-clock scenario), predicted vs measured ``cpu_s``."""
     rows = []
     for strategy, rec in _final_records(demo_dir).items():
-        pred = predict_run(sc, strategy, int(rec["epoch"]))
-        pred_serial = predict_run(sc, strategy, int(rec["epoch"]), serial=True)
+        epochs = int(rec["epoch"])
+        pred = predict_run(sc, strategy, epochs)
+        pred_serial = predict_run(sc, strategy, epochs, serial=True)
         meas = float(rec["wall_s"])
-        rows.append({
-            "run": rec.get("run", strategy), "strategy": strategy, "epochs": int(rec["epoch"]),
+        row = {
+            "run": rec.get("run", strategy), "strategy": strategy, "epochs": epochs,
             "measured_wall_s": meas, "measured_selection_s": float(rec.get("selection_s", 0.0)),
             "predicted_wall_s": pred, "error": (pred - meas) / meas,
             "predicted_serial_wall_s": pred_serial, "error_serial": (pred_serial - meas) / meas,
-        })
+        }
+        if sc_cpu is not None and rec.get("cpu_s"):
+            cpu = float(rec["cpu_s"])
+            pc = predict_run(sc_cpu, strategy, epochs, serial=True)  # one process: CPU work adds up
+            row.update(measured_cpu_s=cpu, predicted_cpu_s=pc, error_cpu=(pc - cpu) / cpu)
+        rows.append(row)
     return rows
 
 
@@ -252,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     sc = this_machine_scenario(cal, fraction=args.fraction, reselect_every=args.reselect_every)
     for k, v in meas.items():
-        print(f"measured {k:24s} {v:.6g}" if isinstance(v, float) else f"measured {k:24s} {v}")
+        print(f"measured {k:28s} {v:.6g}" if isinstance(v, float) else f"measured {k:28s} {v}")
     demo_dir = args.demo_dir
     if args.run_demo:
         demo_dir = Path(tempfile.mkdtemp(prefix="nessa-cal-demo-"))
@@ -273,14 +305,18 @@ def main(argv: list[str] | None = None) -> int:
                                      for k, v in cal["measured_before"].items() if isinstance(v, float)}
         sc = this_machine_scenario(cal, fraction=args.fraction, reselect_every=args.reselect_every)
         for k, v in cal["measurement_spread"].items():
-            print(f"before/after spread {k:24s} {100 * v:.1f}%")
+            print(f"before/after spread {k:28s} {100 * v:.1f}%")
     if demo_dir is not None:
-        rows = compare_demo(sc, demo_dir)
+        sc_cpu = this_machine_scenario(cal, fraction=args.fraction, reselect_every=args.reselect_every, clock="cpu")
+        rows = compare_demo(sc, demo_dir, sc_cpu)
         cal["comparison"] = rows
-        print(f"\n{'run':10s} {'epochs':>6s} {'measured s':>10s} {'model s':>9s} {'error':>7s} {'serial s':>9s} {'error':>7s}")
+        print(f"\n{'run':10s} {'epochs':>6s} {'wall s':>8s} {'model':>8s} {'error':>7s} {'serial':>8s} {'error':>7s}"
+              f" {'cpu s':>8s} {'model':>8s} {'error':>7s}")
         for r in rows:
-            print(f"{r['run']:10s} {r['epochs']:6d} {r['measured_wall_s']:10.1f} {r['predicted_wall_s']:9.1f} "
-                  f"{100 * r['error']:+6.1f}% {r['predicted_serial_wall_s']:9.1f} {100 * r['error_serial']:+6.1f}%")
+            cpu = (f" {r['measured_cpu_s']:8.1f} {r['predicted_cpu_s']:8.1f} {100 * r['error_cpu']:+6.1f}%"
+                   if "measured_cpu_s" in r else "")
+            print(f"{r['run']:10s} {r['epochs']:6d} {r['measured_wall_s']:8.1f} {r['predicted_wall_s']:8.1f} "
+                  f"{100 * r['error']:+6.1f}% {r['predicted_serial_wall_s']:8.1f} {100 * r['error_serial']:+6.1f}%{cpu}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(cal, indent=2) + "\n")
     print(f"\nwrote {args.out}")

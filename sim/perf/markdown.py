@@ -1,20 +1,32 @@
-"""Markdown tables for SIMULATION.md: ``python -m sim.perf.markdown [SCENARIO ...]``.
+"""Markdown tables for SIMULATION.md.
 
-Prints, per scenario, the results across its drive sweep and the break-even points; then one
-inputs table (every input, its value per scenario, unit and source; a scenario-specific
-source is given in that scenario's cell).
+    python -m sim.perf.markdown [SCENARIO ...]       print the tables
+    python -m sim.perf.markdown --update SIMULATION.md
+        rewrite the text between ``<!-- BEGIN GENERATED: KEY -->`` and ``<!-- END GENERATED: KEY -->``
+        for KEY in results, as-written, inputs, calibration (the prose around them is kept)
+
+Per scenario: the results across its drive sweep and the break-even points; one inputs table
+(every input, its value per scenario, unit and source); the kernels-as-written comparison; the
+calibration against this machine (sim/perf/calibration.json).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import re
 import sys
+from pathlib import Path
 
 from .model import System
-from .params import is_assumption, sources
+from .model import simulate
+from .params import Fpga, is_assumption, sources
 from .report import BREAK_EVEN_KNOBS, break_even, sweep
 from .scenarios import get_scenario
 
-__all__ = ["results_markdown", "inputs_markdown", "main"]
+__all__ = ["results_markdown", "inputs_markdown", "as_written_markdown", "calibration_markdown", "update", "main"]
+
+NAMES = ["fashion-mnist-1", "cifar10-1", "imagenet-8", "web-1b"]
 
 
 def _num(v) -> str:
@@ -73,12 +85,85 @@ def inputs_markdown(names: list[str]) -> str:
     return "\n".join(out)
 
 
+def as_written_markdown(names: list[str]) -> str:
+    out = ["| scenario | drives | NeSSA selection s, design target | NeSSA selection s, kernels as written | ratio | NeSSA vs (a), as written |",
+           "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for n in names:
+        sc = get_scenario(n)
+        slow = dataclasses.replace(sc, fpga=dataclasses.replace(sc.fpga, feature_macs_per_cycle=1.0, distance_macs_per_cycle=64.0))
+        a, b = simulate(sc), simulate(slow)
+        sa, sb = a.results[System.NESSA].select_s, b.results[System.NESSA].select_s
+        out.append(f"| {n} | {sc.storage.drives} | {sa:.4g} | {sb:.4g} | {sb / sa:.0f}x | {b.speedup(System.FULL):.3f}x |")
+    return "\n".join(out)
+
+
+def calibration_markdown(path: Path) -> str:
+    from sim.calibrate import this_machine_scenario
+
+    cal = json.loads(Path(path).read_text())
+    m = cal["measured"]
+    sc = this_machine_scenario(cal, fraction=cal["demo"].get("fraction", 0.1), reselect_every=cal["demo"].get("reselect_every", 3))
+    spread = cal.get("measurement_spread", {})
+    out = [f"Measured {cal['date_utc']} on {cal['machine']['cpus']} CPUs ({cal['machine']['processor']}), "
+           f"torch threads {m['torch_threads']}; command: `{cal['command']}`.", "",
+           "| input | wall clock | before/after spread | CPU clock | before/after spread |",
+           "| --- | ---: | ---: | ---: | ---: |"]
+    for key, label in (("train_s_per_sample", "training s/sample (small_cnn, batch 128)"),
+                       ("feature_s_per_sample", "features s/sample (host.gradient_features)"),
+                       ("select_ops", "CPU greedy ops/s (lazy, synthetic 20,000 x 10)"),
+                       ("stream_bps", "loopback gRPC stream B/s (server + client)"),
+                       ("read_bps", "Store.take B/s")):
+        cells = []
+        for k in (key, key + "_cpu"):
+            sp = f"{100 * spread[k]:.0f}%" if k in spread else "-"
+            cells.append(f"{m[k]:.4g} | {sp}" if k in m else "- | -")
+        out.append(f"| {label} | {cells[0]} | {cells[1]} |")
+    rows = cal.get("comparison")
+    if rows:
+        d = cal["demo"]
+        out += ["", f"Demo: `nessa demo` with {d.get('epochs')} full-data epoch(s), {d.get('subset_epochs')} subset epochs, "
+                    f"fraction {d['fraction']}, reselect every {d['reselect_every']} (wall time = training + selection, as the trainer records it).", "",
+                "| run | epochs | wall s measured | model (pipelined) | error | model (stages serial) | error | CPU s measured | model (CPU clock) | error |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in rows:
+            cpu = (f"{r['measured_cpu_s']:.1f} | {r['predicted_cpu_s']:.1f} | {100 * r['error_cpu']:+.0f}%"
+                   if "measured_cpu_s" in r else "- | - | -")
+            out.append(f"| {r['run']} | {r['epochs']} | {r['measured_wall_s']:.1f} | {r['predicted_wall_s']:.1f} | "
+                       f"{100 * r['error']:+.0f}% | {r['predicted_serial_wall_s']:.1f} | {100 * r['error_serial']:+.0f}% | {cpu} |")
+    sel = simulate(sc).results[System.NESSA].select_stages
+    out += ["", "Model of one reselection here: " + ", ".join(f"{k} {v:.3g} s" for k, v in sel.items()) + "."]
+    return "\n".join(out)
+
+
+def update(path: Path, sections: dict[str, str]) -> None:
+    text = Path(path).read_text()
+    for key, body in sections.items():
+        pat = re.compile(rf"(<!-- BEGIN GENERATED: {re.escape(key)} -->\n).*?(<!-- END GENERATED: {re.escape(key)} -->)", re.S)
+        if not pat.search(text):
+            raise SystemExit(f"{path}: no GENERATED block named {key!r}")
+        text = pat.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
+    Path(path).write_text(text)
+
+
 def main(argv: list[str] | None = None) -> int:
-    names = list(argv if argv is not None else sys.argv[1:]) or ["fashion-mnist-1", "cifar10-1", "imagenet-8", "web-1b"]
+    args = list(argv if argv is not None else sys.argv[1:])
+    if args[:1] == ["--update"]:
+        from sim.calibrate import CALIBRATION_FILE
+
+        update(Path(args[1]), {
+            "results": "\n\n".join(results_markdown(n) for n in NAMES),
+            "as-written": as_written_markdown(NAMES),
+            "inputs": inputs_markdown(NAMES),
+            "calibration": calibration_markdown(CALIBRATION_FILE),
+        })
+        return 0
+    names = args or NAMES
     for n in names:
         print(results_markdown(n))
         print()
     print(inputs_markdown(names))
+    print()
+    print(as_written_markdown(names))
     return 0
 
 
