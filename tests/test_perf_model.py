@@ -192,3 +192,31 @@ def test_every_input_has_a_unit_and_a_source(name):
     assert by_name["storage.p2p_bw"][1] == 2.36e9 and "Xilinx" in by_name["storage.p2p_bw"][3]
     assert not is_assumption(by_name["storage.p2p_bw"][3])
     assert any(is_assumption(r[3]) for r in rows)
+
+
+# -- FPGA costs against the kernels' own models ----------------------------------------------
+@pytest.mark.parametrize("n", [64, 300, 1000, 2000])
+@pytest.mark.parametrize("fraction", [0.02, 0.1, 0.3])
+def test_greedy_cycles_follow_the_rtl_schedule(n, fraction):
+    # fpga_kernels/rtl/schedule.py replays fl_engine.v exactly (checked against Icarus by the RTL tests).
+    import numpy as np
+
+    from fpga_kernels.rtl.schedule import MemTiming, run_cycles
+    from sim.perf.params import Fpga
+
+    k = budget(n, fraction)
+    ids = np.random.default_rng(n).permutation(n)[:k]
+    ref = run_cycles(0, n, k, -(-n // 32) * 32, ids, 32, 64, MemTiming(read_gap=2, write_busy=3))
+    fp = Fpga(read_gap_cycles=2, write_busy_cycles=3)
+    mine = fp.greedy_cycles(n, k, evaluations(n, k, Optimizer.NAIVE, 0.01))
+    assert mine == pytest.approx(ref, rel=0.05)
+
+
+def test_similarity_pass_uses_the_hls_operation_count():
+    from host.device.opcounts import greedy_op_counts
+    from sim.perf.params import Fpga
+
+    fp = Fpga.as_written()
+    n, d, k = 2000, 10, 200
+    t = fp.part_seconds(n, k, 0.0, d) - fp.greedy_cycles(n, k, 0.0) / fp.clock_hz
+    assert t == pytest.approx(greedy_op_counts(n, d, k)["distance_macs"] / (64 * fp.clock_hz))

@@ -35,7 +35,7 @@ import enum
 import math
 from dataclasses import dataclass, field
 
-from .params import Engine, Optimizer, Scenario
+from .params import Engine, Scenario
 from .work import budget, evaluations, gpu_seconds, host_ops, min_parts, plan_class, plan_parts
 
 __all__ = ["System", "Engine", "SystemResult", "Comparison", "simulate", "selection_seconds"]
@@ -119,10 +119,7 @@ def _fpga_greedy_seconds(sc: Scenario) -> tuple[float, float]:
     fp, sel, d, drives = sc.fpga, sc.selection, sc.dataset.dim, sc.storage.drives
 
     def run(p: float, k: int) -> float:
-        ev = evaluations(p, k, sel.optimizer, sel.epsilon)
-        # Step 0's gains are the row sums of the similarity pass (the HLS kernel's phase 1).
-        first = ev / max(k, 1) if sel.optimizer is Optimizer.STOCHASTIC else min(p, ev)
-        return fp.part_seconds(p, k, max(0.0, ev - first), d)
+        return fp.part_seconds(p, k, evaluations(p, k, sel.optimizer, sel.epsilon), d)
 
     total_parts = total_merge = longest_part = longest_merge = 0.0
     for n, count in _class_sizes(sc):

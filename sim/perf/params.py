@@ -119,8 +119,9 @@ class Fpga:
     labelled loop of ``fpga_kernels/hls``): features are ``macs_per_sample`` of the quantized
     model; a greedy part is phase 1 (``distance_macs = p^2 d``, the similarity rows) and then
     one similarity row per gain evaluation, cover update and weight assignment, streamed
-    through the RTL engine's ``lanes`` (fpga_kernels/rtl/nessa_fl_rtl.v): ``ceil(p / lanes) +
-    eval_overhead_cycles`` cycles per row. A part holds at most ``max_part`` members.
+    through the RTL engine's ``lanes`` (fpga_kernels/rtl/nessa_fl_rtl.v): ``ceil(p / lanes)``
+    beats plus a read gap per burst (:meth:`greedy_cycles` follows the engine's schedule).
+    A part holds at most ``max_part`` members.
 
     Two speeds for the multiply-accumulate loops: the *design target* (default; every DSP
     slice busy at ``dsp_efficiency``) and the kernels *as written* (:meth:`as_written`:
@@ -135,7 +136,9 @@ class Fpga:
     feature_macs_per_cycle: float = param(0.0, "MAC/cycle", "0 = the DSP-bound design target; as written: 1 (nessa_features.cpp MAC loops II=1, no unroll)")
     distance_macs_per_cycle: float = param(0.0, "MAC/cycle", "0 = the DSP-bound design target; as written: 64 (nessa_greedy.cpp DIST_LANES x NESSA_GREEDY_BLK)")
     lanes: int = param(32, "elements/cycle", "fpga_kernels/rtl/nessa_fl_rtl.v: LANES = 32 (512-bit DDR bus)")
-    eval_overhead_cycles: float = param(8.0, "cycles/row", "assumption: AXI read turnaround per row, until BENCHMARKS.md has the RTL figure")
+    max_burst: int = param(64, "beats", "fpga_kernels/rtl/nessa_fl_rtl.v: MAX_BURST = 64")
+    read_gap_cycles: float = param(24.0, "cycles/burst", "assumption: DDR4 read latency ~120 ns at 200 MHz (the cocotb AXI RAM of the RTL benches: 2)")
+    write_busy_cycles: float = param(3.0, "cycles/word", "fpga_kernels/rtl/schedule.py: COCOTB_AXI_RAM.write_busy (simulated memory)")
     max_part: int = param(8192, "members", "fpga_kernels/rtl/nessa_fl_rtl.v: N_MAX = 8192 (on-chip cover depth)")
 
     @classmethod
@@ -156,19 +159,35 @@ class Fpga:
     def distance_macs_per_s(self) -> float:
         return (self.distance_macs_per_cycle or self.dsp_macs_per_cycle) * self.clock_hz
 
-    def eval_cycles(self, p: float) -> float:
-        """Cycles of one similarity row (a gain evaluation, cover update or assignment)."""
-        return self.eval_overhead_cycles + math.ceil(p / self.lanes)
+    def row_cycles(self, p: float) -> float:
+        """Read-master cycles of one similarity row: its beats plus one read gap per burst."""
+        beats = math.ceil(p / self.lanes)
+        return beats + self.read_gap_cycles * math.ceil(beats / self.max_burst)
 
-    def part_seconds(self, p: float, k: int, evals_after_first: float, d: int) -> float:
-        """One greedy run over a part, from the HLS kernel's operation counts."""
+    def greedy_cycles(self, p: float, k: int, evals: float) -> float:
+        """The RTL engine's cycles register for one part, following fl_engine.v's schedule
+        (fpga_kernels/rtl/schedule.py replays it exactly; tests/test_perf_model.py compares):
+        clear ``p``; per evaluation one row (+1 issue cycle, the next scan overlaps); per step
+        the adder-tree latency twice, two result words and the cover-update row; then the
+        weights pass (a row per pick, 2 cycles per other member)."""
+        n = max(1.0, math.ceil(p))
+        k = max(1, min(int(k), int(n)))
+        row = self.row_cycles(n)
+        lat = (self.lanes - 1).bit_length() + 1
+        words = 2 * (1 + self.write_busy_cycles)
+        steps = k * (row + 2 * lat + words + 6)
+        weights = k * (row + lat + 4 + self.write_busy_cycles) + 2 * (n - k)
+        skips = k * (k - 1)  # a scan spends 2 cycles on each already-selected candidate
+        return 2 + n + evals * (row + 1) + skips + steps + weights
+
+    def part_seconds(self, p: float, k: int, evals: float, d: int) -> float:
+        """One greedy run over a part: the HLS similarity pass (its operation count,
+        ``host.device.opcounts``) then the RTL engine's greedy over the rows."""
         from host.device.opcounts import greedy_op_counts
 
         n = max(1, math.ceil(p))
-        c = greedy_op_counts(n, d, max(1, min(int(k), n)), evaluations=int(round(evals_after_first)))
-        rows = c["gain_evals"] + 2 * c["k"]  # gains, cover updates, weight assignment
-        cycles = n + rows * self.eval_cycles(n)  # + the clear pass
-        return c["distance_macs"] / self.distance_macs_per_s + cycles / self.clock_hz
+        c = greedy_op_counts(n, d, max(1, min(int(k), n)))
+        return c["distance_macs"] / self.distance_macs_per_s + self.greedy_cycles(n, k, evals) / self.clock_hz
 
 
 @dataclass(frozen=True)
@@ -270,12 +289,13 @@ class Scenario:
 
 
 # Fields that may legitimately be 0 (0 = "derive it" or "not pushed").
-_MAY_BE_ZERO = {"dataset.feature_dim", "dataset.model_macs", "dataset.model_bytes", "fpga.eval_overhead_cycles",
+_MAY_BE_ZERO = {"dataset.feature_dim", "dataset.model_macs", "dataset.model_bytes", "fpga.read_gap_cycles",
+                "fpga.write_busy_cycles",
                 "fpga.feature_macs_per_cycle", "fpga.distance_macs_per_cycle"}
 _INTEGRAL = (
     "dataset.num_samples", "dataset.sample_bytes", "dataset.num_classes", "dataset.feature_dim",
     "storage.drives", "storage.storage_hosts", "trainer.gpus", "trainer.gpu_hosts",
-    "fpga.lanes", "fpga.max_part", "fpga.dsp_slices", "cpu.max_part",
+    "fpga.lanes", "fpga.max_burst", "fpga.max_part", "fpga.dsp_slices", "cpu.max_part",
     "selection.reselect_every",
 )
 
