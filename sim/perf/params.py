@@ -223,7 +223,7 @@ class Cpu:
 class Selection:
     fraction: float = param(0.1, "fraction", "assumption: 10% budget (CRAIG / NeSSA CIFAR experiments use 10%-30%)")
     reselect_every: int = param(20, "epochs", "assumption: CRAIG reselects every 20 epochs on CIFAR-10")
-    optimizer: Optimizer = param(Optimizer.STOCHASTIC, "-", "assumption: stochastic greedy on the drive")
+    optimizer: Optimizer = param(Optimizer.STOCHASTIC, "-", "assumption: stochastic greedy on the drive (the HLS kernel's mode; the RTL engine runs exact greedy)")
     epsilon: float = param(0.01, "-", "assumption: stochastic greedy epsilon")
 
 
