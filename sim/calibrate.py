@@ -173,7 +173,9 @@ def this_machine_scenario(cal: dict, *, fraction: float = 0.1, reselect_every: i
     src = f"measured on this machine by sim/calibrate.py ({clock} clock)"
     inf = 1e15  # links that do not exist here (PCIe to a GPU): never the bottleneck
     over = {f: src for f in ("storage.ssd_read_bw", "storage.host_nic_bw", "trainer.train_s_per_sample",
-                             "cpu.feature_s_per_sample", "cpu.select_ops")}
+                             "cpu.feature_s_per_sample", "cpu.select_ops", "trainer.forward_fraction",
+                             "trainer.gpu_gemm_macs", "trainer.gpu_select_ops")}
+    over["trainer.gpu_step_s"] = "no GPU here: greedy steps cost no kernel launch"
     over.update({"storage.host_pcie_bw": "not a bottleneck here (no PCIe hop: memory-mapped store)",
                  "storage.drive_link_bw": "not a bottleneck here (no PCIe hop: memory-mapped store)",
                  "trainer.gpu_pcie_bw": "not a bottleneck here (CPU trainer)",
@@ -186,8 +188,12 @@ def this_machine_scenario(cal: dict, *, fraction: float = 0.1, reselect_every: i
         storage=Storage(drives=1, storage_hosts=1, ssd_read_bw=meas["read_bps"], drive_link_bw=inf,
                         host_pcie_bw=inf, host_nic_bw=meas["stream_bps"]),
         fpga=Fpga(),
+        # (b) here = selection inside the trainer on this CPU: features at the measured rate
+        # (as a fraction of a training step), the greedy at the measured CPU rate.
         trainer=Trainer(gpus=1, gpu_hosts=1, train_s_per_sample=meas["train_s_per_sample"], gpu_pcie_bw=inf,
-                        host_nic_bw=inf),
+                        host_nic_bw=inf,
+                        forward_fraction=min(1.0, meas["feature_s_per_sample"] / meas["train_s_per_sample"]),
+                        gpu_gemm_macs=meas["select_ops"], gpu_select_ops=meas["select_ops"], gpu_step_s=0.0),
         selection=Selection(fraction=fraction, reselect_every=reselect_every, optimizer=Optimizer.LAZY),
         engine=Engine.CPU,
         cpu=Cpu(feature_s_per_sample=meas["feature_s_per_sample"], select_ops=meas["select_ops"]),

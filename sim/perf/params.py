@@ -289,7 +289,7 @@ class Scenario:
 
 
 # Fields that may legitimately be 0 (0 = "derive it" or "not pushed").
-_MAY_BE_ZERO = {"dataset.feature_dim", "dataset.model_macs", "dataset.model_bytes", "fpga.read_gap_cycles",
+_MAY_BE_ZERO = {"dataset.feature_dim", "dataset.model_macs", "dataset.model_bytes", "fpga.read_gap_cycles", "trainer.gpu_step_s",
                 "fpga.write_busy_cycles",
                 "fpga.feature_macs_per_cycle", "fpga.distance_macs_per_cycle"}
 _INTEGRAL = (
