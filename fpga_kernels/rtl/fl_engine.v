@@ -10,7 +10,7 @@
 //   FINISH (all writes answered) --> stats[0] = status, stats[1] = cycles --> ap_done / ap_ready
 // The SCAN of candidate j+1 overlaps the row read of candidate j (the read master accepts the
 // next job as soon as it is idle), so a candidate costs its beats plus the read turnaround.
-// status bits (0 = ok): 0 n not in 1..N_MAX, 1 k not in 1..n, 2 ld < n or ld % LANES != 0,
+// status bits (0 = ok): 0 n not in 1..N_MAX, 1 k not in 1..n, 2 ld not in n..2**24-1 or ld % LANES != 0,
 // 3 sim_ptr not aligned to DATA_W/8, 4 an out pointer not 4-byte aligned (bits 0-4: nothing
 // is read, only the stats words are written -- unless out_stats_ptr is the misaligned one);
 // 8 AXI read error, 9 AXI write error (results are suspect).
@@ -140,7 +140,7 @@ module fl_engine #(
     wire [4:0] arg_err;
     assign arg_err[0] = (n_arg == 0) || (n_arg > N_MAX);
     assign arg_err[1] = (k_arg == 0) || (k_arg > n_arg);
-    assign arg_err[2] = (ld_arg < n_arg) || (ld_arg[LG_L-1:0] != 0);
+    assign arg_err[2] = (ld_arg < n_arg) || (ld_arg[LG_L-1:0] != 0) || (ld_arg[31:24] != 0);  // ld < 2**24
     assign arg_err[3] = (sim_ptr[LG_L:0] != 0);   // DATA_W/8 = 2*LANES bytes
     assign arg_err[4] = (ids_ptr[1:0] != 0) || (gains_ptr[1:0] != 0) || (weights_ptr[1:0] != 0)
                      || (stats_ptr[1:0] != 0);

@@ -44,7 +44,7 @@ REG = {
 STATUS_BITS = {
     0: "n not in 1..N_MAX",
     1: "k not in 1..n",
-    2: "ld < n or ld not a multiple of LANES",
+    2: "ld not in n..2**24-1 or not a multiple of LANES",
     3: "sim_ptr not aligned to the bus width (2*LANES bytes)",
     4: "an output pointer is not 4-byte aligned",
     8: "AXI read error response",

@@ -37,7 +37,7 @@ def row_bursts(addr: int, beats: int, bytes_per_beat: int, max_burst: int) -> li
     """Burst lengths fl_axi_rd issues for one row: <= max_burst beats, never across 4 KiB."""
     out = []
     while beats:
-        page_left = (4096 - (addr & 4095)) // bytes_per_beat
+        page_left = max(1, (4096 - (addr & 4095)) // bytes_per_beat)  # >= 1 off a bus word (C model)
         b = min(beats, max_burst, page_left)
         out.append(b)
         addr += b * bytes_per_beat

@@ -1,0 +1,178 @@
+// nessa_fl_rtl.cpp -- C++ model of the RTL kernel nessa_fl_rtl (fpga_kernels/rtl/*.v) for the
+// x86 emulator: same arguments in the same order as the kernel's register map, the same results
+// bit for bit (host/golden/greedy.py), the same status word, and the same cycle count as the RTL
+// in simulation (the engine's schedule replayed as fpga_kernels/rtl/schedule.py does).
+//
+// Argument contract (register order; pointers on m_axi_gmem, scalars 32-bit):
+//   sim          in   uint16 [n][ld]  similarity rows, row j = s(j, i); ld % LANES == 0, ld >= n
+//   n, k, ld          1 <= k <= n <= N_MAX, n <= ld < 2**24
+//   out_ids      out  uint32 [k]      picks in selection order
+//   out_gains    out  uint64 [k]      marginal gain of each pick
+//   out_weights  out  uint32 [k]      members whose most similar selected element is ids[t]
+//   out_stats    out  uint64 [2]      {status, cycles}; status bits as fl_engine.v (0 = ok;
+//                                     bits 0-4 = refused: only the stats are written)
+// Pointer alignment: the RTL needs sim on a bus word (XRT buffers are 4 KiB aligned on a card);
+// host memory in emulation is only guaranteed the element alignment, so bit 3 checks that here.
+//
+// Dataflow of the modelled engine (see nessa_fl_rtl.v):
+//   k x [ rows of unselected j --> LANES lanes: sum max(0, s - cover) --> argmax (lowest j)
+//         --> ids/gains words --> row j* --> cover = max(cover, row) ]
+//   selected rows ascending --> count s == cover not yet claimed --> weights[pos(j)]
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#ifndef NESSA_FL_RTL_LANES
+#define NESSA_FL_RTL_LANES 32  // LANES of the modelled build (shipping build: 32 = 512-bit bus)
+#endif
+#ifndef NESSA_FL_RTL_N_MAX
+#define NESSA_FL_RTL_N_MAX 8192
+#endif
+#ifndef NESSA_FL_RTL_MAX_BURST
+#define NESSA_FL_RTL_MAX_BURST 64
+#endif
+#ifndef NESSA_FL_RTL_READ_GAP   // memory timing: AR cycle + cycles to the first R beat
+#define NESSA_FL_RTL_READ_GAP 2
+#endif
+#ifndef NESSA_FL_RTL_WRITE_BUSY  // memory timing: write master busy cycles per word
+#define NESSA_FL_RTL_WRITE_BUSY 3
+#endif
+
+namespace {
+
+constexpr int64_t kLanes = NESSA_FL_RTL_LANES;
+constexpr uint32_t kNMax = NESSA_FL_RTL_N_MAX;
+constexpr int64_t kMaxBurst = NESSA_FL_RTL_MAX_BURST;
+constexpr int64_t kReadGap = NESSA_FL_RTL_READ_GAP;
+constexpr int64_t kWriteBusy = NESSA_FL_RTL_WRITE_BUSY;
+
+// Read-master busy cycles for one row: bursts of <= kMaxBurst beats that never cross 4 KiB.
+int64_t row_cost(uint64_t addr, int64_t beats) {
+  const int64_t bpb = 2 * kLanes;
+  int64_t cost = 0;
+ROW_BURSTS:
+  while (beats > 0) {
+    // >= 1: in emulation sim may sit off a bus word (the RTL refuses that); count it as aligned
+    int64_t page_left = static_cast<int64_t>((4096 - (addr & 4095)) / bpb);
+    if (page_left < 1) page_left = 1;
+    int64_t b = beats < kMaxBurst ? beats : kMaxBurst;
+    if (page_left < b) b = page_left;
+    cost += kReadGap + b;
+    addr += static_cast<uint64_t>(b * bpb);
+    beats -= b;
+  }
+  return cost;
+}
+
+int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+}  // namespace
+
+extern "C" void nessa_fl_rtl(const uint16_t *sim, int n_arg, int k_arg, int ld_arg, uint32_t *out_ids,
+                             uint64_t *out_gains, uint32_t *out_weights, uint64_t *out_stats) {
+  // Argument checks exactly as fl_engine.v compares them (unsigned 32-bit registers).
+  const uint32_t un = static_cast<uint32_t>(n_arg), uk = static_cast<uint32_t>(k_arg);
+  const uint32_t uld = static_cast<uint32_t>(ld_arg);
+  uint64_t status = 0;
+  if (un == 0 || un > kNMax) status |= 1u << 0;
+  if (uk == 0 || uk > un) status |= 1u << 1;
+  if (uld < un || uld % kLanes != 0 || uld >= (1u << 24)) status |= 1u << 2;
+  if (reinterpret_cast<uintptr_t>(sim) % 2 != 0) status |= 1u << 3;
+  const bool stats_ok = reinterpret_cast<uintptr_t>(out_stats) % 4 == 0;
+  if (reinterpret_cast<uintptr_t>(out_ids) % 4 || reinterpret_cast<uintptr_t>(out_gains) % 4 ||
+      reinterpret_cast<uintptr_t>(out_weights) % 4 || !stats_ok)
+    status |= 1u << 4;
+  if (status != 0) {
+    if (stats_ok) {
+      out_stats[0] = status;
+      out_stats[1] = 3;  // CHECK, FINISH, counted as the RTL counts them
+    }
+    return;
+  }
+  const int64_t n = un, k = uk, ld = uld;
+  const int64_t beats = (n + kLanes - 1) / kLanes;
+  int64_t tree = 0;
+  while ((int64_t{1} << tree) < kLanes) ++tree;
+  const int64_t lat = tree + 1;  // last beat -> row result: S1 + adder tree + accumulator
+  const uint64_t base = reinterpret_cast<uintptr_t>(sim);
+
+  std::vector<uint16_t> cover(static_cast<size_t>(n), 0);
+  std::vector<uint8_t> claimed(static_cast<size_t>(n), 0), selected(static_cast<size_t>(n), 0);
+  std::vector<int64_t> pos(static_cast<size_t>(n), 0), cost(static_cast<size_t>(n), -1);
+  auto rd = [&](int64_t j) {
+    if (cost[j] < 0) cost[j] = row_cost(base + static_cast<uint64_t>(j * ld * 2), beats);
+    return cost[j];
+  };
+
+  int64_t c = 1 + n;  // CHECK, CLEAR
+  int64_t wr_free = 0;
+GREEDY_STEPS:
+  for (int64_t t = 0; t < k; ++t) {
+    int64_t cur = c + 1, rm_free = 0, last_row = 0;
+    uint64_t best_gain = 0;
+    int64_t best = -1;
+  SCAN_CANDIDATES:
+    for (int64_t j = 0; j < n; ++j) {
+      if (selected[j]) {
+        cur += 2;
+        continue;
+      }
+      const int64_t h = max64(cur + 2, rm_free);
+      rm_free = h + 1 + rd(j);
+      last_row = rm_free + lat;
+      cur = h + 1;
+      const uint16_t *row = sim + j * ld;
+      uint64_t gain = 0;
+    ROW_ELEMENTS:
+      for (int64_t i = 0; i < n; ++i)
+        if (row[i] > cover[i]) gain += static_cast<uint64_t>(row[i] - cover[i]);
+      if (best < 0 || gain > best_gain) {  // ascending j: strict > keeps the lowest index on ties
+        best = j;
+        best_gain = gain;
+      }
+    }
+    if (best < 0) return;  // unreachable: k <= n leaves an unselected candidate every step
+    out_ids[t] = static_cast<uint32_t>(best);
+    out_gains[t] = best_gain;
+    selected[best] = 1;
+    pos[best] = t;
+    const uint16_t *row = sim + best * ld;
+  COVER_UPDATE:
+    for (int64_t i = 0; i < n; ++i)
+      if (row[i] > cover[i]) cover[i] = row[i];
+    // three result words, then the update row through the datapath
+    int64_t h_w = max64(max64(cur, last_row + 1) + 1, wr_free);
+    h_w += 2 * (1 + kWriteBusy);
+    wr_free = h_w + 1 + kWriteBusy;
+    const int64_t u = h_w + 2;
+    c = u + 1 + rd(best) + lat + 1;
+  }
+  int64_t cur = c;
+WEIGHT_ROWS:
+  for (int64_t j = 0; j < n; ++j) {
+    if (!selected[j]) {
+      cur += 2;
+      continue;
+    }
+    const uint16_t *row = sim + j * ld;
+    uint32_t count = 0;
+  WEIGHT_ELEMENTS:
+    for (int64_t i = 0; i < n; ++i)
+      if (!claimed[i] && row[i] == cover[i]) {
+        claimed[i] = 1;
+        ++count;
+      }
+    out_weights[pos[j]] = count;
+    const int64_t r = cur + 2 + 1 + rd(j) + lat;
+    const int64_t h_w = max64(r + 1, wr_free);
+    wr_free = h_w + 1 + kWriteBusy;
+    cur = h_w + 1;
+  }
+  out_stats[0] = 0;
+  out_stats[1] = static_cast<uint64_t>(max64(cur, wr_free) + 2);
+}
+
+// Argument names and kinds for the emulator's kernel table (host/device/emu.py).
+extern "C" const char *nessa_fl_rtl__signature(void) {
+  return "sim:ptr,n:i32,k:i32,ld:i32,out_ids:ptr,out_gains:ptr,out_weights:ptr,out_stats:ptr";
+}
