@@ -2,7 +2,7 @@
 # NeSSA storage service: `nessa serve` on Debian bookworm with Debian's XRT runtime.
 #
 #   docker build -f docker/storage.Dockerfile -t nessa-storage:0.1.0 \
-#       --build-arg PIP_EXTRA_INDEX_URL=<PyTorch CPU wheel index> .
+#       --build-arg TORCH_INDEX_URL=<PyTorch CPU wheel index> .
 #
 # Build context: the repository root. Two stages: `build` compiles the emulated FPGA kernels
 # (g++) into a venv; the runtime stage copies only the venv and the kernel cache.
@@ -15,7 +15,8 @@ ARG DEBIAN_TAG=bookworm-20241111-slim
 
 FROM debian:${DEBIAN_TAG} AS build
 ARG TORCH_VERSION=2.13.0
-ARG PIP_EXTRA_INDEX_URL=
+# Extra index for torch only (PyTorch's CPU wheel index keeps the image small); empty: default index.
+ARG TORCH_INDEX_URL=
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv g++ make \
@@ -24,7 +25,7 @@ RUN python3 -m venv /opt/nessa/venv
 ENV PATH=/opt/nessa/venv/bin:$PATH
 WORKDIR /src
 COPY docker/constraints.txt /src/docker/constraints.txt
-RUN pip install "torch==${TORCH_VERSION}" -c docker/constraints.txt
+RUN pip install ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} "torch==${TORCH_VERSION}" -c docker/constraints.txt
 COPY pyproject.toml README.md /src/
 COPY host /src/host
 COPY storage_service /src/storage_service
