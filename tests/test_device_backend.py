@@ -128,3 +128,18 @@ def test_library_is_cached_by_source_digest(tmp_path, monkeypatch):
     monkeypatch.setenv("NESSA_KERNEL_CACHE", str(tmp_path))
     fresh = library_path()  # a new cache root builds again (what a changed source digest does too)
     assert fresh.parent.parent == tmp_path and fresh.parent.name == lib.parent.name and fresh.is_file()
+
+
+def test_store_features_read_p2p_equal_array_features(tmp_path):
+    from storage_service.ingest import write_store
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn", (8, 8), 3).eval()
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (700, 8, 8), dtype=np.uint8)
+    y = rng.integers(0, 3, 700)
+    st = write_store(tmp_path / "s", x, y, name="t", shard_bytes=64 * 300, batch_bytes=64 * 100)
+    be = bind(Backend.EMU)
+    from_store = be.store_features(model, st, embedding=True)
+    from_arrays = be.features(model, x, y, sample_shape=(8, 8), batch_size=256, embedding=True)
+    assert np.array_equal(from_store, from_arrays) and from_store.shape == (700, 3 * 64)

@@ -135,6 +135,22 @@ class DeviceBackend:
         return (g[:, :, None] * e[:, None, :]).reshape(len(g), -1)
 
 
+    def store_features(self, model: Any, store: Any, *, embedding: bool = False) -> np.ndarray:
+        """Features of every sample of an opened store (id order), samples read P2P into the
+        device (:func:`host.device.p2p.store_features`), float32 like :meth:`features`."""
+        from host.device.p2p import store_features
+
+        m = store.manifest
+        calib, _ = store.take(np.arange(min(CALIB_SAMPLES, len(store))))
+        qm = self._export(model, np.asarray(calib), tuple(int(s) for s in m.sample_shape))
+        out = store_features(self.flow, qm, store, embedding=embedding, direct=self.runtime == "xrt")
+        g = out.features.astype(np.float32) / np.float32(1 << FEAT_FRAC)
+        if not embedding:
+            return g
+        e = out.embedding.astype(np.float32) * np.float32(qm.embed_scale)
+        return (g[:, :, None] * e[:, None, :]).reshape(len(g), -1)
+
+
 _BOUND: dict[Backend, DeviceBackend] = {}
 
 
