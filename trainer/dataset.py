@@ -205,16 +205,22 @@ class SampleStream(IterableDataset):
             need -= k
             if seg[6] == x.shape[0]:
                 pending.popleft()
+        cuda = self.device.type == "cuda"
+        xs, ys, ws, idss = zip(*pieces)
         if len(pieces) == 1:
-            x, y, w, ids = pieces[0]  # views into the received Arrow buffer
+            x = xs[0]  # a view into the received Arrow buffer
+            if cuda:
+                x = x.pin_memory()  # the one copy: into page-locked memory
         else:
-            x, y, w, ids = (torch.cat(parts) for parts in zip(*pieces))
-        y = y.to(torch.int64)
-        w = w.to(torch.float32)
-        ids = ids.to(torch.int64)
-        if self.device.type == "cuda":
-            # One copy into page-locked memory, then an async copy the GPU overlaps with compute.
-            x = x.pin_memory().to(self.device, non_blocking=True)
+            # Straddles two streamed batches: one copy, straight into (pinned, on CUDA) memory.
+            x = torch.empty((n, *xs[0].shape[1:]), dtype=xs[0].dtype, pin_memory=cuda)
+            torch.cat(xs, out=x)
+        y = torch.cat(ys).to(torch.int64)  # labels and weights are small: 12 B a sample
+        w = torch.cat(ws).to(torch.float32)
+        ids = torch.cat(idss).to(torch.int64)
+        if cuda:
+            # Asynchronous host-to-device copies overlap with the previous step's compute.
+            x = x.to(self.device, non_blocking=True)
             y = y.pin_memory().to(self.device, non_blocking=True)
             w = w.pin_memory().to(self.device, non_blocking=True)
         return Batch(x=x, y=y, w=w, ids=ids, offsets=tuple(offsets), nbytes=nbytes)
