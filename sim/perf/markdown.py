@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .model import System
 from .model import simulate
-from .params import Fpga, is_assumption, sources
+from .params import sources
 from .report import BREAK_EVEN_KNOBS, break_even, sweep
 from .scenarios import get_scenario
 
@@ -71,7 +71,7 @@ def results_markdown(name: str) -> str:
 def inputs_markdown(names: list[str]) -> str:
     scs = [get_scenario(n) for n in names]
     table = [sources(sc) for sc in scs]
-    out = ["| input | " + " | ".join(names) + " | unit | source (A = assumption) |",
+    out = ["| input | " + " | ".join(names) + " | unit | source |",
            "| --- | " + " | ".join("---:" for _ in names) + " | --- | --- |"]
     for i, (field, _v, unit, _src) in enumerate(table[0]):
         srcs = {t[i][3] for t in table}
@@ -80,8 +80,7 @@ def inputs_markdown(names: list[str]) -> str:
             src = srcs.pop()
         else:
             src = "; ".join(f"{n}: {t[i][3]}" for n, t in zip(names, table))
-        flag = "A: " if is_assumption(src) else ""
-        out.append(f"| `{field}` | {values} | {unit} | {flag}{src} |")
+        out.append(f"| `{field}` | {values} | {unit} | {src} |")
     return "\n".join(out)
 
 

@@ -221,8 +221,8 @@ class Cpu:
 
 @dataclass(frozen=True)
 class Selection:
-    fraction: float = param(0.1, "fraction", "assumption: 10% budget (CRAIG / NeSSA CIFAR experiments use 10%-30%)")
-    reselect_every: int = param(20, "epochs", "assumption: CRAIG reselects every 20 epochs on CIFAR-10")
+    fraction: float = param(0.1, "fraction", "assumption: 10% per-class budget (nessa demo's default)")
+    reselect_every: int = param(20, "epochs", "assumption: reselect every 20 epochs (a user choice; the demo uses 3)")
     optimizer: Optimizer = param(Optimizer.STOCHASTIC, "-", "assumption: stochastic greedy on the drive (the HLS kernel's mode; the RTL engine runs exact greedy)")
     epsilon: float = param(0.01, "-", "assumption: stochastic greedy epsilon")
 
