@@ -50,3 +50,14 @@ def test_token_auth(store_root, tmp_path, capsys):
         assert main(args(target, tmp_path / "b", "--token-file", str(empty))) == 2
         assert "empty" in capsys.readouterr().err
         assert main(args(target, tmp_path / "c", "--token-file", str(token))) == 0
+
+
+def test_tls_with_token(store_root, tmp_path):
+    from service_helpers import self_signed
+
+    cert, key = self_signed(tmp_path)
+    token = tmp_path / "token"
+    token.write_text("tls-token")
+    with local_service(store_root, token="tls-token", tls_cert=cert, tls_key=key) as target:
+        assert main(args(target, tmp_path / "run", "--token-file", str(token), "--tls-ca", str(cert))) == 0
+        assert main(args(target, tmp_path / "plain", "--token-file", str(token))) == 2  # no TLS: refused
