@@ -26,7 +26,6 @@ this-machine`` reads.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -36,10 +35,22 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["measure", "this_machine_scenario", "predict_run", "compare_demo", "main", "CALIBRATION_FILE"]
+__all__ = ["measure", "this_machine_scenario", "predict_run", "compare_demo", "recompare", "main", "CALIBRATION_FILE",
+           "SELECT_WORKLOAD"]
 
 CALIBRATION_FILE = Path(__file__).resolve().parent / "perf" / "calibration.json"
 _VERSION = 1
+#: The synthetic selection workload timed for the CPU greedy rate (stored with the timings,
+#: so the rate is re-derived from seconds whenever the model's operation count changes).
+SELECT_WORKLOAD = {"classes": 10, "per_class": 2000, "dim": 10, "fraction": 0.1}
+
+
+def _workload_ops(w: dict) -> float:
+    from sim.perf.params import Optimizer
+    from sim.perf.work import budget, host_ops
+
+    per = int(w["per_class"])
+    return int(w["classes"]) * host_ops(per, budget(per, float(w["fraction"])), int(w["dim"]), Optimizer.LAZY, 0.01)
 
 
 class _Clock:
@@ -66,8 +77,6 @@ def measure(data: Path, work: Path, *, threads: int | None = None) -> dict:
 
     import host
     from host.models import build_model, to_input
-    from sim.perf.params import Optimizer
-    from sim.perf.work import budget, host_ops
     from storage_service.client import StorageClient
     from storage_service.ingest import ingest
     from storage_service.server import create_server
@@ -116,13 +125,13 @@ def measure(data: Path, work: Path, *, threads: int | None = None) -> dict:
 
     # Selection rate on synthetic clustered features (not the demo's features).
     rng = np.random.default_rng(0)
-    c, per, d, frac = 10, 2000, 10, 0.1
+    c, per, d, frac = (SELECT_WORKLOAD[k] for k in ("classes", "per_class", "dim", "fraction"))
     centers = rng.normal(size=(c * 5, d)).astype(np.float32) * 3
     feats = (centers[rng.integers(0, c * 5, c * per)] + rng.normal(size=(c * per, d))).astype(np.float32)
     labs = np.repeat(np.arange(c), per)
     host.select(feats[:2000], labs[:2000], frac, optimizer="lazy")  # warm-up (imports, allocators)
     _, c_sel = _timed(host.select, feats, labs, frac, optimizer="lazy")
-    ops = c * host_ops(per, budget(per, frac), d, Optimizer.LAZY, 0.01)
+    ops = _workload_ops(SELECT_WORKLOAD)
 
     # Loopback gRPC stream of the full train set (what the trainer receives; server in-process,
     # so its CPU time is counted too, as in `nessa demo`).
@@ -135,6 +144,7 @@ def measure(data: Path, work: Path, *, threads: int | None = None) -> dict:
     finally:
         server.stop(grace=None)
     out = {
+        "select_workload": dict(SELECT_WORKLOAD),
         "num_samples": n,
         "sample_bytes": int(np.prod(shape)),
         "num_classes": int(m.num_classes),
@@ -170,6 +180,11 @@ def this_machine_scenario(cal: dict, *, fraction: float = 0.1, reselect_every: i
     raw = cal["measured"]
     meas = dict(raw) if clock == "wall" else {k[:-4]: v for k, v in raw.items() if k.endswith("_cpu")} | {
         k: raw[k] for k in ("num_samples", "sample_bytes", "num_classes")}
+    # The greedy rate: the timed synthetic workload's operation count (under the current model)
+    # over its measured seconds.
+    sfx = "" if clock == "wall" else "_cpu"
+    if f"select_seconds_synthetic{sfx}" in raw:
+        meas["select_ops"] = _workload_ops(raw.get("select_workload", SELECT_WORKLOAD)) / raw[f"select_seconds_synthetic{sfx}"]
     src = f"measured on this machine by sim/calibrate.py ({clock} clock)"
     inf = 1e15  # links that do not exist here (PCIe to a GPU): never the bottleneck
     over = {f: src for f in ("storage.ssd_read_bw", "storage.host_nic_bw", "trainer.train_s_per_sample",
@@ -251,6 +266,26 @@ def compare_demo(sc, demo_dir: Path, sc_cpu=None) -> list[dict]:
             pc = predict_run(sc_cpu, strategy, epochs, serial=True)  # one process: CPU work adds up
             row.update(measured_cpu_s=cpu, predicted_cpu_s=pc, error_cpu=(pc - cpu) / cpu)
         rows.append(row)
+    return rows
+
+
+def recompare(cal: dict) -> list[dict]:
+    """The stored comparison's measured figures against the *current* model's predictions."""
+    demo = cal.get("demo", {})
+    kw = dict(fraction=demo.get("fraction", 0.1), reselect_every=demo.get("reselect_every", 3))
+    sc, sc_cpu = this_machine_scenario(cal, **kw), this_machine_scenario(cal, clock="cpu", **kw)
+    rows = []
+    for r in cal.get("comparison", []):
+        r = dict(r)
+        pred = predict_run(sc, r["strategy"], r["epochs"])
+        pred_serial = predict_run(sc, r["strategy"], r["epochs"], serial=True)
+        r.update(predicted_wall_s=pred, error=(pred - r["measured_wall_s"]) / r["measured_wall_s"],
+                 predicted_serial_wall_s=pred_serial,
+                 error_serial=(pred_serial - r["measured_wall_s"]) / r["measured_wall_s"])
+        if "measured_cpu_s" in r:
+            pc = predict_run(sc_cpu, r["strategy"], r["epochs"], serial=True)
+            r.update(predicted_cpu_s=pc, error_cpu=(pc - r["measured_cpu_s"]) / r["measured_cpu_s"])
+        rows.append(r)
     return rows
 
 

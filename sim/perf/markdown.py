@@ -97,7 +97,7 @@ def as_written_markdown(names: list[str]) -> str:
 
 
 def calibration_markdown(path: Path) -> str:
-    from sim.calibrate import this_machine_scenario
+    from sim.calibrate import recompare, this_machine_scenario
 
     cal = json.loads(Path(path).read_text())
     m = cal["measured"]
@@ -117,7 +117,7 @@ def calibration_markdown(path: Path) -> str:
             sp = f"{100 * spread[k]:.0f}%" if k in spread else "-"
             cells.append(f"{m[k]:.4g} | {sp}" if k in m else "- | -")
         out.append(f"| {label} | {cells[0]} | {cells[1]} |")
-    rows = cal.get("comparison")
+    rows = recompare(cal)  # stored measurements vs the current model
     if rows:
         d = cal["demo"]
         out += ["", f"Demo: `nessa demo` with {d.get('epochs')} full-data epoch(s), {d.get('subset_epochs')} subset epochs, "

@@ -9,10 +9,9 @@ project's own models are counted from ``host.models`` by :mod:`sim.perf.macs`
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable
 
-from .params import Dataset, Fpga, Scenario, Selection, Storage, Trainer, Cpu
+from .params import Dataset, Fpga, Scenario, Selection, Storage, Trainer
 
 __all__ = ["SCENARIOS", "SCENARIO_SOURCES", "get_scenario", "scenario_names"]
 
