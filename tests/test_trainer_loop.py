@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -69,8 +68,10 @@ def test_nessa_pushes_model_reselects_and_streams_only_the_subset(service, tmp_p
 
 def test_random_is_resampled_at_every_reselection_with_the_same_budget(service, tmp_path):
     target, store = service
-    recs = train(config(target, tmp_path, strategy="random", fraction=0.2, epochs=3, reselect_every=1)).records
+    recs = train(config(target, tmp_path, strategy="random", fraction=0.2, epochs=3, reselect_every=1,
+                        eval_every=2)).records
     assert len({r["selection"] for r in recs}) == 3
+    assert [r["test_acc"] is None for r in recs] == [True, False, False]  # every 2nd epoch and the last
     assert {r["num_selected"] for r in recs} == {budget(store, 0.2)}
     assert all(r["model_bytes"] == 0 for r in recs)
 

@@ -18,7 +18,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,7 @@ from trainer.config import Schedule, TrainConfig
 from trainer.dataset import SampleStream
 from trainer.metrics import MetricsWriter
 from trainer.multi import Cluster, open_cluster
-from trainer.strategies import FULL_SELECTION, Strategy, spec
+from trainer.strategies import FULL_SELECTION, spec
 
 __all__ = ["train", "TrainResult", "default_arch", "lr_at", "state_to_safetensors"]
 

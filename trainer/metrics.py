@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable
 
 __all__ = ["FORMAT", "FIELDS", "MetricsWriter", "read_metrics"]
 
@@ -82,8 +81,3 @@ def read_metrics(path: Path | str) -> list[dict]:
         out.append(rec)
     return out
 
-
-def last(records: Iterable[dict]) -> dict | None:
-    """The final record, or None."""
-    recs = list(records)
-    return recs[-1] if recs else None
