@@ -3,7 +3,7 @@
     python -m sim.perf.markdown [SCENARIO ...]       print the tables
     python -m sim.perf.markdown --update SIMULATION.md
         rewrite the text between ``<!-- BEGIN GENERATED: KEY -->`` and ``<!-- END GENERATED: KEY -->``
-        for KEY in results, as-written, inputs, calibration (the prose around them is kept)
+        for KEY in results, as-written, hidden, inputs, calibration (the prose around them is kept)
 
 Per scenario: the results across its drive sweep and the break-even points; one inputs table
 (every input, its value per scenario, unit and source); the kernels-as-written comparison; the
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .model import System
 from .model import simulate
-from .params import sources
+from .params import Fpga, sources
 from .report import BREAK_EVEN_KNOBS, break_even, sweep
 from .scenarios import get_scenario
 
@@ -96,6 +96,28 @@ def as_written_markdown(names: list[str]) -> str:
     return "\n".join(out)
 
 
+def hidden_markdown() -> str:
+    """Per class on one drive: is selection hidden under the P2P read of the class?"""
+    from .params import Optimizer
+    from .work import budget, evaluations
+
+    fp, slow = Fpga(), Fpga.as_written()
+    out = ["| n | d | sample B | P2P read of the class ms | similarity pass ms (target / as written) | "
+           "greedy ms, exact RTL schedule | greedy ms, stochastic eps 0.01 |",
+           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for n in (1000, 5000):
+        k = budget(n, 0.1)
+        for d in (10, 64):
+            for sb in (784, 3072):
+                read = n * sb / 2.36e9
+                sim_t, sim_w = n * n * d / fp.distance_macs_per_s, n * n * d / slow.distance_macs_per_s
+                g = {o: fp.greedy_cycles(n, k, evaluations(n, k, o, 0.01)) / fp.clock_hz
+                     for o in (Optimizer.NAIVE, Optimizer.STOCHASTIC)}
+                out.append(f"| {n} | {d} | {sb} | {1e3 * read:.3g} | {1e3 * sim_t:.3g} / {1e3 * sim_w:.3g} | "
+                           f"{1e3 * g[Optimizer.NAIVE]:.4g} | {1e3 * g[Optimizer.STOCHASTIC]:.3g} |")
+    return "\n".join(out)
+
+
 def calibration_markdown(path: Path) -> str:
     from sim.calibrate import recompare, this_machine_scenario
 
@@ -152,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         update(Path(args[1]), {
             "results": "\n\n".join(results_markdown(n) for n in NAMES),
             "as-written": as_written_markdown(NAMES),
+            "hidden": hidden_markdown(),
             "inputs": inputs_markdown(NAMES),
             "calibration": calibration_markdown(CALIBRATION_FILE),
         })
