@@ -131,3 +131,13 @@ def test_this_machine_scenario_runs(capsys):
     rc, out, err = _run(capsys, "--scenario", "this-machine", "--no-plots", "--no-break-even")
     assert rc == 0, err
     assert "NeSSA engine cpu" in out
+
+
+def test_config_storage_hosts_apply_at_the_scenarios_drive_count(tmp_path, capsys):
+    cfg = tmp_path / "hosts.json"
+    cfg.write_text(json.dumps({"base": "imagenet-8", "storage": {"drives": 8, "storage_hosts": 4},
+                               "drive_counts": [4, 8, 16]}))
+    rc, out, err = _run(capsys, "--config", str(cfg), "--no-plots", "--no-break-even")
+    assert rc == 0, err
+    rows = {ln.split()[0]: ln.split()[1] for ln in out.splitlines() if ln and ln.split()[0].isdigit()}
+    assert rows == {"4": "1", "8": "4", "16": "2"}  # 8 as configured; others ceil(drives / 8)

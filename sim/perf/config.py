@@ -19,7 +19,8 @@ Schema (version 1; every key optional except where noted)::
     }
 
 Section fields are the dataclass fields of :mod:`sim.perf.params` (``nessa simulate
---sources`` lists them with units). An unknown key, a wrong type or an out-of-range value
+--sources`` lists them with units). ``storage.storage_hosts`` applies at ``storage.drives``;
+the other points of the sweep get ``ceil(drives / drives_per_host)`` storage hosts. An unknown key, a wrong type or an out-of-range value
 raises :class:`ConfigError` naming it.
 """
 

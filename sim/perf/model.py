@@ -262,8 +262,12 @@ def _result(sc: Scenario, system: System) -> SystemResult:
 
 
 def simulate(sc: Scenario, drives: int | None = None) -> Comparison:
-    """All three systems for ``sc`` (at ``drives`` drives, hosts scaled, when given)."""
-    if drives is not None:
+    """All three systems for ``sc`` (at ``drives`` drives, hosts scaled, when given).
+
+    At the scenario's own drive count its ``storage_hosts`` is used as given; other drive
+    counts get ``ceil(drives / drives_per_host)`` hosts.
+    """
+    if drives is not None and drives != sc.storage.drives:
         sc = sc.with_drives(drives)
     sc.validate()
     res = {s: _result(sc, s) for s in System}

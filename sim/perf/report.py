@@ -44,7 +44,7 @@ class BreakEven:
 
 def break_even(sc: Scenario, drives: int, knob: str, over: System, lo: float, hi: float) -> BreakEven:
     """Bisect (log scale) the ``knob`` value at which NeSSA's speed-up over ``over`` is 1."""
-    base = sc.with_drives(drives)
+    base = sc if drives == sc.storage.drives else sc.with_drives(drives)
     label = next((lb for k, lb, _, _ in BREAK_EVEN_KNOBS if k == knob), knob)
 
     def gain(v: float) -> float:
@@ -120,7 +120,7 @@ def format_break_even(sc: Scenario, drives: int) -> str:
     """Where NeSSA stops paying, knob by knob, at ``drives`` drives."""
     out = [f"# where NeSSA stops paying ({sc.name}, {drives} drives; other inputs as above)"]
     for knob, label, lo, hi in BREAK_EVEN_KNOBS:
-        cur = getattr(getattr(sc.with_drives(drives), knob.split(".")[0]), knob.split(".")[1])
+        cur = getattr(getattr(sc, knob.split(".")[0]), knob.split(".")[1])
         for over in (System.FULL, System.GPU_SELECT):
             be = break_even(sc, drives, knob, over, lo, hi)
             if be.value is None:
