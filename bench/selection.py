@@ -4,9 +4,13 @@ Cases: (a) Gaussian mixture N=20,000, d=64, 10 classes, k=10 % per class; (b) on
 N=20,000, d=64, k=10 %; (c) Fashion-MNIST train (60,000) softmax-onehot features of a SmallCNN
 trained for one epoch (features cached in bench/out/).
 
-Every method runs in its own subprocess (peak RSS = that process's ru_maxrss, which includes
-the features it loads) and gets the same float32 features; time counts everything from the
-features to the selected ids, including building the similarity matrix:
+Every method runs in its own single-threaded subprocess (OMP/OpenBLAS/MKL/numba threads = 1)
+and gets the same float32 features; peak RSS is that process's high-water mark (VmHWM, which
+includes the interpreter, its imports and the features it loads). Time counts everything from
+the features to the selected ids, including building the similarity matrix, as wall and as CPU
+(user + sys) seconds; CPU seconds are the robust figure on a shared, loaded machine. JIT
+warm-up (numba cache load for NeSSA, numba compile for apricot) happens on a tiny input first
+and is not timed:
 
 * ``nessa-lazy`` / ``nessa-stochastic``: ``host.select`` (float32 GEMM distances, numba greedy).
 * ``submodlib``: CRAIG's recipe, ``D = sklearn pairwise_distances``, ``S = D.max() - D``, then
@@ -147,18 +151,31 @@ def _run_method(method: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, 
     return np.concatenate(ids), extra
 
 
+def _peak_rss() -> int:
+    """This process's peak RSS in bytes. VmHWM, not ru_maxrss: on Linux a child's ru_maxrss
+    starts from its parent's RSS at fork (inherited across exec), which would charge the
+    driver's own memory to every method."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _worker(case: str, method: str) -> None:
     fx, fy = _case_files(case)
     x, y = np.load(fx), np.load(fy)
     if method == "apricot" or method.startswith("nessa"):  # JIT warm-up on a tiny input, not timed
         xs, ys = _mixture(300, 2, d=x.shape[1], seed=1)
         _run_method(method, xs, ys)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ids, extra = _run_method(method, x, y)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     np.save(OUT / f"sel_{case}_{method}_ids.npy", ids)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"seconds": seconds, "rss": rss, **extra}))
+    rss = _peak_rss()
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "rss": rss, **extra}))
 
 
 # ----------------------------------------------------------------------------- objective
@@ -188,6 +205,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default="a,b,c")
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--timeout", type=float, default=1500, help="seconds per method run (default 1500)")
     ap.add_argument("--worker", nargs=2, metavar=("CASE", "METHOD"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -203,19 +221,27 @@ def main() -> None:
         x, y = np.load(fx), np.load(fy)
         res = {}
         for method in args.methods.split(","):
-            p = subprocess.run([sys.executable, __file__, "--worker", case, method], capture_output=True, text=True, env=env)
+            try:
+                p = subprocess.run([sys.executable, __file__, "--worker", case, method], capture_output=True, text=True,
+                                   env=env, timeout=args.timeout)
+            except subprocess.TimeoutExpired:
+                print(f"{case}/{method}: no result within {args.timeout:.0f}s", file=sys.stderr)
+                res[method] = {"timeout": args.timeout}
+                continue
             if p.returncode != 0:
                 print(f"{case}/{method} failed:\n{p.stderr[-2000:]}", file=sys.stderr)
                 continue
             res[method] = json.loads(p.stdout.strip().splitlines()[-1])
             print(case, method, res[method], file=sys.stderr, flush=True)
-        ref = np.load(OUT / f"sel_{case}_nessa-lazy_ids.npy") if "nessa-lazy" in res else None
-        base = res.get("submodlib")
+        ref = np.load(OUT / f"sel_{case}_nessa-lazy_ids.npy") if "timeout" not in res.get("nessa-lazy", {"timeout": 1}) else None
         for method, r in res.items():
+            if "timeout" in r:
+                rows.append(dict(case=names[case], method=method, **r))
+                continue
             ids = np.load(OUT / f"sel_{case}_{method}_ids.npy")
             obj = None if method == "gemm-floor" else _common_objective(x, y, ids)
             overlap = None if ref is None or method == "gemm-floor" else len(np.intersect1d(ids, ref)) / len(ref)
-            rows.append(dict(case=names[case], method=method, obj=obj, overlap=overlap, base=base, **r))
+            rows.append(dict(case=names[case], method=method, obj=obj, overlap=overlap, **r))
     _table(rows)
 
 
@@ -224,19 +250,28 @@ def _fmt(v, spec: str) -> str:
 
 
 def _table(rows) -> None:
-    print("| case | method | wall s | maximize-only s | speed-up vs submodlib | peak RSS MiB | RSS / submodlib "
-          "| objective | objective / submodlib | overlap with nessa-lazy |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    subj = {r["case"]: r["obj"] for r in rows if r["method"] == "submodlib"}
+    print("| case | method | wall s | CPU s | CPU speed-up vs submodlib | wall speed-up | CPU / GEMM floor "
+          "| peak RSS MiB | RSS / submodlib | objective / submodlib | overlap with nessa-lazy |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    by = {(r["case"], r["method"]): r for r in rows}
     for r in rows:
-        b, so = r["base"], subj.get(r["case"])
+        if "timeout" in r:
+            print(f"| {r['case']} | {r['method']} | > {r['timeout']:.0f} | - | - | - | - | - | - | - | - |")
+            continue
+        b, fl = by.get((r["case"], "submodlib")), by.get((r["case"], "gemm-floor"))
+        b = None if b is None or "timeout" in b else b
+        so = b["obj"] if b else None
         cells = [
-            r["case"], r["method"], _fmt(r["seconds"], ".2f"), _fmt(r.get("maximize_s"), ".2f"),
-            _fmt(b["seconds"] / r["seconds"] if b else None, ".1f"), _fmt(r["rss"] / 2**20, ".0f"),
-            _fmt(r["rss"] / b["rss"] if b else None, ".2f"), _fmt(r["obj"], ".7g"),
+            r["case"], r["method"], _fmt(r["seconds"], ".2f"), _fmt(r["cpu"], ".2f"),
+            _fmt(b["cpu"] / r["cpu"] if b else None, ".1f"), _fmt(b["seconds"] / r["seconds"] if b else None, ".1f"),
+            _fmt(r["cpu"] / fl["cpu"] if fl else None, ".2f"), _fmt(r["rss"] / 2**20, ".0f"),
+            _fmt(r["rss"] / b["rss"] if b else None, ".2f"),
             _fmt(r["obj"] / so if r["obj"] is not None and so else None, ".6f"), _fmt(r["overlap"], ".3f"),
         ]
         print("| " + " | ".join(cells) + " |")
+    print()
+    print("objectives (common definition): " + ", ".join(
+        f"{r['case'].split(')')[0]})/{r['method']}={r['obj']:.7g}" for r in rows if r.get("obj") is not None))
 
 
 if __name__ == "__main__":

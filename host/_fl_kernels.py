@@ -208,3 +208,39 @@ def finish_distances(block, sq_rows, sq_all, row0):
         for i in range(n):
             row[i] = np.sqrt(max(s + sq_all[i] - two * row[i], zero))
         row[row0 + r] = zero
+
+
+@nb.njit(fastmath=True, cache=True, nogil=True)
+def _count_small(row, s, sq_all, rel):
+    c = 0
+    for i in range(row.shape[0]):
+        c += row[i] * row[i] < rel * (s + sq_all[i])
+    return c
+
+
+@nb.njit(cache=True, nogil=True)
+def refine_small(block, xr, x, sq_rows, sq_all, rel, row0):
+    """Recompute, by direct differences, the entries where the Gram expansion cancels:
+    ``d^2 < rel * (|a|^2 + |b|^2)``. There the float32 expansion's absolute error (a few ulps
+    of ``|a|^2 + |b|^2``) is large relative to ``d``; near-duplicates are common in softmax
+    features of confident examples. A vectorised count skips rows with nothing to fix (the
+    diagonal, exactly 0, is flagged whenever ``|a| > 0``). Returns the entries recomputed."""
+    b, n = block.shape
+    d = x.shape[1]
+    fixed = 0
+    for r in range(b):
+        row = block[r]
+        s = sq_rows[r]
+        diag = 1 if rel * (s + sq_all[row0 + r]) > 0 else 0
+        if _count_small(row, s, sq_all, rel) <= diag:
+            continue
+        for i in range(n):
+            v = row[i]
+            if i != row0 + r and v * v < rel * (s + sq_all[i]):
+                acc = np.float32(0.0)
+                for t in range(d):
+                    e = xr[r, t] - x[i, t]
+                    acc += e * e
+                row[i] = np.sqrt(acc)
+                fixed += 1
+    return fixed
