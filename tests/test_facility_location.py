@@ -181,3 +181,18 @@ def test_distance_matrix_blocks_and_diagonal():
     assert (np.diag(d) == 0).all()
     assert mx == pytest.approx(float(d.max()))
     assert K.assign_counts(d, np.array([5, 2]), np.ones(1), False).sum() == 2500
+
+
+def test_near_duplicate_distances_are_accurate():
+    """Softmax features of confident examples are near-duplicates far from the mean: the Gram
+    expansion alone would lose all digits there; the refinement recomputes them directly."""
+    rng = np.random.default_rng(2)
+    base = np.zeros((1, 10), np.float32)
+    base[0, 3] = -1.0
+    x = np.concatenate([base + rng.normal(scale=1e-4, size=(300, 10)), rng.normal(size=(30, 10))]).astype(np.float32)
+    d, _ = pairwise_distances(x)
+    ref = np.sqrt(((x[:, None, :].astype(np.float64) - x[None, :, :]) ** 2).sum(-1))
+    small = (ref > 0) & (ref < 1e-3)
+    assert small.sum() > 10000
+    rel = np.abs(d[small] - ref[small]) / ref[small]
+    assert rel.max() < 1e-4
