@@ -163,3 +163,17 @@ def test_compare_demo_reads_metrics(tmp_path):
     # nessa pays ceil(6 / R) selections on top of its subset epochs; serial >= pipelined.
     assert rows["nessa"]["predicted_serial_wall_s"] >= rows["nessa"]["predicted_wall_s"]
     assert predict_run(sc, "nessa", 6) > predict_run(sc, "random", 6)
+
+
+def test_simulation_md_tables_match_the_model():
+    # SIMULATION.md's tables are generated (python -m sim.perf.markdown --update SIMULATION.md):
+    # they must not drift from the code.
+    from pathlib import Path
+
+    from sim.perf.markdown import NAMES, as_written_markdown, hidden_markdown, inputs_markdown, results_markdown
+
+    text = (Path(__file__).resolve().parents[1] / "SIMULATION.md").read_text()
+    assert results_markdown("cifar10-1") in text
+    assert inputs_markdown(NAMES) in text
+    assert as_written_markdown(NAMES) in text
+    assert hidden_markdown() in text
