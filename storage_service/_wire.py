@@ -19,8 +19,9 @@ bytes). Schema metadata: ``nessa.batch_version`` (``BATCH_VERSION``), ``nessa.sa
 (JSON list), ``nessa.dtype`` (numpy dtype name). Built by ``pyarrow`` itself from the
 serialized schema and record batch messages (never hand-rolled flatbuffers).
 
-Copies of the sample bytes on the server: the gather from the memory-mapped store, the
-placement into the message, and gRPC's own copy into its slice.
+Copies of the sample bytes on the server: the gather from the memory-mapped store straight
+into the message (``rows`` may be a function that fills the message's sample region), and
+gRPC's own copy into its slice.
 """
 
 from __future__ import annotations
@@ -184,10 +185,15 @@ class BatchEncoder:
         self._layouts[n] = layout
         return layout
 
-    def encode(self, header: pb.BatchHeader, ids, labels, weights, rows: np.ndarray) -> bytes:
-        """Wire bytes of ``SampleBatch{header, body}``; ``rows`` is ``[n, row_bytes]`` uint8."""
+    def encode(self, header: pb.BatchHeader, ids, labels, weights, rows) -> bytes:
+        """Wire bytes of ``SampleBatch{header, body}``.
+
+        ``rows``: the samples as a ``[n, row_bytes]`` uint8 array, or a function that writes
+        them into the ``[n, row_bytes]`` array it is given (the message's own bytes: gathering
+        straight from the store saves a copy of every sample).
+        """
         n = len(ids)
-        if rows.shape != (n, self.row_bytes):
+        if not callable(rows) and rows.shape != (n, self.row_bytes):
             raise ValueError(f"rows must be [{n}, {self.row_bytes}], got {list(rows.shape)}")
         layout = self._layout(n)
         body_len = len(layout.template)
@@ -216,7 +222,10 @@ class BatchEncoder:
             ),
         ):
             body[pos:start] = tmpl[pos:start]  # IPC metadata and padding between buffers
-            body[start : start + nbytes] = values.reshape(-1).view(np.uint8)
+            if callable(values):
+                values(body[start : start + nbytes].reshape(n, self.row_bytes))
+            else:
+                body[start : start + nbytes] = values.reshape(-1).view(np.uint8)
             pos = start + nbytes
         body[pos:] = tmpl[pos:]
         return _finish(out)

@@ -266,3 +266,14 @@ def test_graceful_stop_releases_the_port(tmp_path):
         assert 1 + len(rest) == 600 and not stopper.is_alive()
     with running(root, f"127.0.0.1:{port}") as (_, again):
         assert again == port
+
+
+@pytest.mark.parametrize("dataset", ["a", "img/b"])  # several record batches / a single one
+def test_streamed_bytes_match_the_store(client, root, dataset):
+    st = Store(root / dataset)
+    batches = list(client.stream_samples(dataset, selection="full", seed=5, batch_bytes=1000))
+    assert sum(b.count for b in batches) == len(st)
+    for b in batches:
+        samples, labels = st.take(b.ids)
+        assert np.array_equal(b.samples, samples) and np.array_equal(b.labels, labels)
+        assert b.samples.shape[1:] == tuple(st.manifest.sample_shape)
