@@ -5,86 +5,67 @@ the emulator's pyxrt-compatible API like any kernel."""
 
 from __future__ import annotations
 
-import ctypes
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
 
+from fpga_kernels.rtl.cmodel_ctypes import CModel
 from fpga_kernels.rtl.regmap import decode_status, pack_rows
 from fpga_kernels.rtl.schedule import run_cycles
 from host.golden.greedy import greedy_fixed
-from sim.rtl_runner import RTL_DIR
 from sim.tb.vectors import KINDS, make_class, random_cases
 
 LANES, N_MAX = 32, 8192  # the shipping build the model defaults to
 
-pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is part of the build environment")
-
 
 @pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    so = tmp_path_factory.mktemp("cmodel") / "libfl.so"
-    subprocess.run(["g++", "-O2", "-std=c++17", "-Wall", "-Werror", "-Wno-unused-label", "-fPIC", "-shared",
-                    "-o", str(so), str(RTL_DIR / "cmodel" / "nessa_fl_rtl.cpp")], check=True)
-    dll = ctypes.CDLL(str(so))
-    dll.nessa_fl_rtl.restype = None
-    dll.nessa_fl_rtl.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32,
-                                 ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-    return dll
-
-
-def _aligned(nbytes: int, align: int = 4096) -> np.ndarray:
-    raw = np.zeros(nbytes + align, dtype=np.uint8)
-    off = (-raw.ctypes.data) % align
-    return raw[off:off + nbytes]
-
-
-def _call(lib, sim: np.ndarray, k: int, ld: int | None = None, n: int | None = None):
-    rows, ld0 = pack_rows(sim, LANES)
-    ld = ld0 if ld is None else ld
-    buf = _aligned(max(rows.nbytes, 2))
-    buf[:rows.nbytes] = rows.view(np.uint8).ravel()
-    kk = max(k, 1)
-    ids, weights = np.full(kk, 0xFFFFFFFF, np.uint32), np.full(kk, 0xFFFFFFFF, np.uint32)
-    gains, stats = np.full(kk, 2**64 - 1, np.uint64), np.full(2, 2**64 - 1, np.uint64)
-    lib.nessa_fl_rtl(buf.ctypes.data, sim.shape[0] if n is None else n, k, ld, ids.ctypes.data, gains.ctypes.data,
-                     weights.ctypes.data, stats.ctypes.data)
-    return ids, gains, weights, stats, buf.ctypes.data, ld
+def model():
+    return CModel(LANES, N_MAX)
 
 
 @pytest.mark.parametrize("seed", [7, 21, 3])
-def test_same_vectors_as_the_benches(lib, seed):
+def test_same_vectors_as_the_benches(model, seed):
     for kind, sim, k in random_cases(seed, 64, 12):
-        ids, gains, weights, stats, addr, ld = _call(lib, sim, k)
+        r = model.run(sim, k)
         gold = greedy_fixed(sim, k)
-        assert stats[0] == 0, decode_status(int(stats[0]))
-        assert np.array_equal(ids, gold.ids) and np.array_equal(gains, gold.gains)
-        assert np.array_equal(weights, gold.weights)
-        assert int(stats[1]) == run_cycles(addr, sim.shape[0], k, ld, gold.ids, LANES, 64)
+        assert r.status == 0, decode_status(r.status)
+        assert np.array_equal(r.ids, gold.ids) and np.array_equal(r.gains, gold.gains)
+        assert np.array_equal(r.weights, gold.weights)
+        ld = pack_rows(sim, LANES)[1]
+        assert r.cycles == run_cycles(0, sim.shape[0], k, ld, gold.ids, LANES, 64)  # 4 KiB-aligned rows
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_larger_classes(lib, kind):
+def test_larger_classes(model, kind):
     rng = np.random.default_rng(len(kind))
     n = 333
     sim = make_class(kind, n, rng, d=64)
     k = 34
-    ids, gains, weights, stats, addr, ld = _call(lib, sim, k)
+    r = model.run(sim, k)
     gold = greedy_fixed(sim, k)
-    assert stats[0] == 0 and np.array_equal(ids, gold.ids) and np.array_equal(gains, gold.gains)
-    assert np.array_equal(weights, gold.weights) and weights.sum() == n
-    assert int(stats[1]) == run_cycles(addr, n, k, ld, gold.ids, LANES, 64)
+    assert r.status == 0 and np.array_equal(r.ids, gold.ids) and np.array_equal(r.gains, gold.gains)
+    assert np.array_equal(r.weights, gold.weights) and r.weights.sum() == n
+    assert r.cycles == run_cycles(0, n, k, pack_rows(sim, LANES)[1], gold.ids, LANES, 64)
 
 
-def test_refused_arguments_write_only_stats(lib):
+@pytest.mark.parametrize("lanes,n_max", [(4, 64), (8, 128)])
+def test_other_builds(lanes, n_max):
+    """The model compiled for the cocotb grid's builds agrees with the golden model too."""
+    m = CModel(lanes, n_max)
+    for kind, sim, k in random_cases(lanes, n_max, 8):
+        r = m.run(sim, k)
+        gold = greedy_fixed(sim, k)
+        assert r.status == 0 and np.array_equal(r.ids, gold.ids) and np.array_equal(r.weights, gold.weights)
+        assert r.cycles == run_cycles(0, sim.shape[0], k, pack_rows(sim, lanes)[1], gold.ids, lanes, 64)
+    assert m.run(random_cases(0, 8, 3)[2][1], 1, n=n_max + 1, ld=n_max + lanes).status == 1
+
+
+def test_refused_arguments_write_only_stats(model):
     sim = make_class("uniform", 8, np.random.default_rng(0))
     for kw, bit in [(dict(k=0), 1), (dict(k=9), 1), (dict(k=2, n=0), 0), (dict(k=2, n=N_MAX + 1), 0),
-                    (dict(k=2, ld=8), 2), (dict(k=2, ld=-32), 2)]:
-        ids, gains, weights, stats, _, _ = _call(lib, sim, **kw)
-        assert stats[0] >> bit & 1, (kw, stats[0])
-        assert stats[1] == 3 and ids[0] == 0xFFFFFFFF and weights[0] == 0xFFFFFFFF
+                    (dict(k=2, ld=8), 2), (dict(k=2, ld=-32), 2), (dict(k=2, ld=1 << 24), 2)]:
+        r = model.run(sim, **kw)
+        assert r.status >> bit & 1, (kw, r.status)
+        assert r.cycles == 3 and r.ids[0] == 0xFFFFFFFF and r.weights[0] == 0xFFFFFFFF
 
 
 def test_through_the_emulator():

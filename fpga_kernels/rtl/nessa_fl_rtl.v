@@ -26,7 +26,7 @@ module nessa_fl_rtl #(
     parameter integer MAX_BURST = 64,   // longest AXI read burst in beats; power of two, 1..256
     parameter integer C_M_AXI_GMEM_ADDR_WIDTH = 64,  // m_axi address bits; 32..64
     parameter integer C_M_AXI_GMEM_DATA_WIDTH = 16 * LANES, // m_axi data bits; must equal 16*LANES
-    parameter integer C_S_AXI_CONTROL_ADDR_WIDTH = 7 // s_axi_control address bits; 7..12
+    parameter integer C_S_AXI_CONTROL_ADDR_WIDTH = 12 // s_axi_control address bits; 7..12 (12: the 4 KiB range in kernel.xml)
 ) (
     input  wire                ap_clk,
     input  wire                ap_rst_n,       // synchronous, active low

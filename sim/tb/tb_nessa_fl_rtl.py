@@ -18,10 +18,10 @@ from sim.tb.kernel_host import KernelHost, SIM_BASE
 from sim.tb.vectors import make_class, random_cases
 
 
-async def _setup(dut, pause: str | None = None, seed: int = 0) -> KernelHost:
+async def _setup(dut, pause: str | None = None, seed: int = 0, mem_size: int = 1 << 22) -> KernelHost:
     p = params()
     dut.ap_rst_n.value = 0  # the bus models must see reset before they sample anything
-    host = KernelHost(dut, pause=pause or p.get("pause", "none"), seed=seed)
+    host = KernelHost(dut, mem_size=mem_size, pause=pause or p.get("pause", "none"), seed=seed)
     await start_clock(dut.ap_clk)
     await reset(dut.ap_clk, dut.ap_rst_n, active_high=False)
     await ClockCycles(dut.ap_clk, 2)

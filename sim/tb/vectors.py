@@ -27,7 +27,8 @@ def make_class(kind: str, n: int, rng: np.random.Generator, d: int = 10) -> np.n
         return np.full((n, n), 0xFFFF, dtype=np.uint16)
     if kind == "features":
         g = rng.normal(size=(n, d))
-        dist = np.sqrt(((g[:, None, :] - g[None, :, :]) ** 2).sum(-1))
+        sq = (g * g).sum(1)
+        dist = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * (g @ g.T), 0.0))
         s = dist.max() - dist
         return np.floor(s / max(s.max(), 1e-12) * 65535).astype(np.uint16)
     raise ValueError(f"unknown class kind {kind!r}; expected one of {KINDS}")

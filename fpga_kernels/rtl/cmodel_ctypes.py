@@ -1,0 +1,71 @@
+"""Build and call the C++ model of ``nessa_fl_rtl`` directly (ctypes), outside the emulator.
+
+The emulator (host/device/emu.py) compiles ``cmodel/*.cpp`` into its kernel library and calls
+the model like any kernel; this helper is for tests and the benchmark, which also build the
+model for other LANES / N_MAX values (``-D NESSA_FL_RTL_LANES=...``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fpga_kernels.rtl.regmap import pack_rows
+
+__all__ = ["CModel", "CModelResult"]
+
+SOURCE = Path(__file__).resolve().parent / "cmodel" / "nessa_fl_rtl.cpp"
+
+
+@dataclass(frozen=True)
+class CModelResult:
+    ids: np.ndarray
+    gains: np.ndarray
+    weights: np.ndarray
+    status: int
+    cycles: int
+
+
+class CModel:
+    """The model compiled for one build (LANES, N_MAX, MAX_BURST)."""
+
+    def __init__(self, lanes: int = 32, n_max: int = 8192, max_burst: int = 64):
+        self.lanes, self.n_max, self.max_burst = lanes, n_max, max_burst
+        defs = [f"-DNESSA_FL_RTL_LANES={lanes}", f"-DNESSA_FL_RTL_N_MAX={n_max}", f"-DNESSA_FL_RTL_MAX_BURST={max_burst}"]
+        key = hashlib.sha1(SOURCE.read_bytes() + " ".join(defs).encode()).hexdigest()[:12]
+        so = Path(tempfile.gettempdir()) / f"nessa_fl_rtl_cmodel_{key}.so"
+        if not so.exists():
+            tmp = so.with_suffix(f".{os.getpid()}.tmp")
+            subprocess.run(["g++", "-O2", "-std=c++17", "-Wall", "-Werror", "-Wno-unused-label", "-fPIC", "-shared",
+                            *defs, "-o", str(tmp), str(SOURCE)], check=True)
+            tmp.replace(so)
+        self._lib = ctypes.CDLL(str(so))
+        fn = self._lib.nessa_fl_rtl
+        fn.restype = None
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32,
+                       ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        self._fn = fn
+
+    def run(self, sim: np.ndarray, k: int, *, n: int | None = None, ld: int | None = None) -> CModelResult:
+        """Run on a square uint16 matrix; rows are packed to ld (multiple of LANES) in a 4 KiB-aligned buffer,
+        as XRT allocates on a card (so the cycle count matches the RTL's for the same layout)."""
+        rows, ld0 = pack_rows(sim, self.lanes)
+        raw = np.zeros(rows.nbytes + 8192, dtype=np.uint8)
+        off = (-raw.ctypes.data) % 4096
+        buf = raw[off:off + rows.nbytes]
+        buf[:] = rows.view(np.uint8).ravel()
+        kk = max(int(k), 1)
+        ids = np.full(kk, 0xFFFFFFFF, np.uint32)
+        weights = np.full(kk, 0xFFFFFFFF, np.uint32)
+        gains = np.zeros(kk, np.uint64)
+        stats = np.zeros(2, np.uint64)
+        self._fn(buf.ctypes.data, sim.shape[0] if n is None else n, k, ld0 if ld is None else ld,
+                 ids.ctypes.data, gains.ctypes.data, weights.ctypes.data, stats.ctypes.data)
+        return CModelResult(ids.astype(np.int64), gains, weights.astype(np.int64), int(stats[0]), int(stats[1]))

@@ -1,0 +1,51 @@
+"""Cycle measurements for bench/rtl_cycles.py (not part of the test suite's pass/fail set).
+
+tb params: ``sim_file`` (.npy uint16 n x n), ``k``, ``rows`` (0 = run to ap_done; R > 0 = stop
+after the first R row jobs of greedy step 0 and report their handshake cycles).
+Report: {"cycles", "ids", "gains", "weights"} for a full run, or {"job_cycles": [...]} (cycle of
+each row job's handshake, counted from the clock edge that accepted ap_start).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import cocotb
+from cocotb.triggers import FallingEdge
+
+from sim.tb.common import params, write_report
+from sim.tb.tb_nessa_fl_rtl import _setup
+
+
+@cocotb.test()
+async def test_measure(dut):
+    p = params()
+    sim = np.load(p["sim_file"])
+    k, rows = int(p["k"]), int(p.get("rows", 0))
+    n = sim.shape[0]
+    need = (1 << 16) + n * (-(-n // 32) * 32) * 2 + 16 * k + (1 << 20)
+    host = await _setup(dut, mem_size=1 << max(22, (need - 1).bit_length()))
+    args = host.load(sim, k)
+    await host.program(args)
+    if rows == 0:
+        await host.start()
+        await host.wait_done(poll_gap=512)
+        res = await host.results(args)
+        assert res.status == 0
+        write_report({"cycles": res.cycles, "ids": res.ids.tolist(), "gains": [int(g) for g in res.gains],
+                      "weights": res.weights.tolist(), "ld": args.ld, "sim_ptr": args.sim_ptr})
+        return
+    eng = dut.u_engine
+    await host.start()
+    started = None
+    cycle = 0
+    hs = []
+    while len(hs) < rows:
+        await FallingEdge(dut.ap_clk)
+        cycle += 1
+        if started is None:
+            if int(eng.ap_idle.value) == 0:
+                started = cycle  # first cycle in CHECK
+            continue
+        if int(eng.job_valid.value) and int(eng.job_ready.value):
+            hs.append(cycle - started)
+    write_report({"job_cycles": hs, "ld": args.ld, "sim_ptr": args.sim_ptr})
