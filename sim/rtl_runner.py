@@ -20,6 +20,7 @@ figures by writing JSON to ``NESSA_TB_REPORT``; ``run_bench`` returns them.
 from __future__ import annotations
 
 import enum
+import fcntl
 import hashlib
 import json
 import os
@@ -99,16 +100,24 @@ def run_bench(
     ``tb_params`` (JSON-able) reach the bench as ``NESSA_TB_PARAMS`` together with ``parameters``.
     Raises ``BenchFailed`` with the log tail when the build or any test fails.
     """
-    from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
-
     sim = Simulator(simulator)
     parameters = dict(parameters or {})
     if not simulator_available(sim):
         raise BenchFailed(f"simulator {sim.value!r} not found on PATH")
-    key = hashlib.sha1(json.dumps([toplevel, sorted(parameters.items()), waves]).encode()).hexdigest()[:12]
+    # keyed by checkout too: two checkouts (a CI copy, a work tree) must not share a build
+    key = hashlib.sha1(json.dumps([str(RTL_DIR), toplevel, sorted(parameters.items()), waves]).encode()).hexdigest()[:12]
     build_dir = _build_root() / f"{sim.value}-{toplevel}-{key}"
     build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / ".lock", "w") as lock:  # one build + run per folder at a time (parallel pytest)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_and_run(sim, build_dir, toplevel, test_module, parameters, testcase, tb_params, seed, waves)
+
+
+def _build_and_run(sim: Simulator, build_dir: Path, toplevel: str, test_module: str, parameters: dict,
+                   testcase: str | None, tb_params: dict | None, seed: int | None, waves: bool) -> BenchResult:
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
     env_backup = dict(os.environ)
     extra = _verilator_env() if sim is Simulator.VERILATOR else {}
     os.environ.update(extra)  # the runner looks the verilator executable up on this PATH
