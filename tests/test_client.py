@@ -125,6 +125,10 @@ def test_select_polls_past_the_call_deadline(tmp_path, monkeypatch):
         with pytest.raises(StorageError) as info:  # gives up after its own timeout
             c.select("a", "random", 0.5, seed=1, timeout=0.5)
         assert info.value.code.name == "DEADLINE_EXCEEDED"
+        running_id = c.select("a", "random", 0.5, seed=1, wait=False).id
+        with pytest.raises(StorageError) as info:  # not streamable before it is done
+            list(c.stream_samples("a", selection=running_id))
+        assert info.value.code.name == "FAILED_PRECONDITION" and "running" in info.value.details
         sel = c.select("a", "random", 0.5, seed=1, timeout=10)
         assert sel.state == "done" and sel.num_selected > 0 and sel.seconds >= 1.5
         assert polls and set(polls) == {sel.id}
