@@ -52,8 +52,7 @@ def pairwise_distances(x: np.ndarray) -> tuple[np.ndarray, float]:
             r1 = min(n, r0 + rows)
             blk = out[r0:r1]
             np.matmul(xc[r0:r1], xt, out=blk)
-            _k.finish_distances(blk, sq[r0:r1], sq, r0)
-            _k.refine_small(blk, xc[r0:r1], xc, sq[r0:r1], sq, _REFINE_REL, r0)
+            _k.distance_block(blk, xc[r0:r1], xc, sq[r0:r1], sq, _REFINE_REL, r0)
             mx = max(mx, blk.max())
     return out, float(mx)
 

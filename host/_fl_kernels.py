@@ -244,3 +244,18 @@ def refine_small(block, xr, x, sq_rows, sq_all, rel, row0):
                 row[i] = np.sqrt(acc)
                 fixed += 1
     return fixed
+
+
+@nb.njit(cache=True, nogil=True)
+def distance_block(block, xr, x, sq_rows, sq_all, rel, row0):
+    """Gram rows -> distances in place (``finish_distances``), then ``refine_small``; one
+    dispatcher for both, so a process loads one compiled kernel for the distance pass."""
+    finish_distances(block, sq_rows, sq_all, row0)
+    return refine_small(block, xr, x, sq_rows, sq_all, rel, row0)
+
+
+@nb.njit(cache=True, nogil=True)
+def greedy_weights(D, k, dc, w, weighted, mode, sample_size, seed):
+    """``greedy`` followed by ``assign_counts``: (ids, gains, evaluations, weights)."""
+    ids, gains, evals = greedy(D, k, dc, w, weighted, mode, sample_size, seed)
+    return ids, gains, evals, assign_counts(D, ids, w, weighted)

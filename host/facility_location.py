@@ -146,8 +146,7 @@ def facility_location(
     dc = np.full(n, np.float32(m), dtype=np.float32)
     mode = {Optimizer.NAIVE: _k.NAIVE, Optimizer.LAZY: _k.LAZY, Optimizer.STOCHASTIC: _k.STOCHASTIC}[opt]
     size = stochastic_sample_size(n, k, eps) if opt is Optimizer.STOCHASTIC else n
-    ids, gains, evals = _k.greedy(D, k, dc, w, weighted, mode, size, int(seed) & 0xFFFFFFFF)
-    counts = _k.assign_counts(D, ids, w, weighted)
+    ids, gains, evals, counts = _k.greedy_weights(D, k, dc, w, weighted, mode, size, int(seed) & 0xFFFFFFFF)
     # sum_i w_i (m - dc_i) is the objective; summing the gains gives the same up to rounding.
     obj = float(np.dot(w, (np.float64(m) - dc.astype(np.float64)))) if weighted else float(
         np.sum(np.float64(m) - dc.astype(np.float64))
