@@ -20,6 +20,9 @@ and is not timed:
 * ``gemm-floor``: only ``X_c @ X_c.T`` in float32 per class (fresh output each time): the
   floor for any method that looks at all pairs.
 
+Quick methods run up to 3 times (while their runs total < 30 s wall) and the best wall and
+best CPU time are kept; slow ones run once (the same rule for every method).
+
 Objective: one common definition for every method, ``sum_c sum_{i in c} max_{j in S_c}
 (M_c - ||g_i - g_j||)`` in float64 with ``M_c`` the class's largest pairwise distance.
 Overlap: ``|S_method & S_nessa-lazy| / |S|``.
@@ -221,18 +224,25 @@ def main() -> None:
         x, y = np.load(fx), np.load(fy)
         res = {}
         for method in args.methods.split(","):
-            try:
-                p = subprocess.run([sys.executable, __file__, "--worker", case, method], capture_output=True, text=True,
-                                   env=env, timeout=args.timeout)
-            except subprocess.TimeoutExpired:
-                print(f"{case}/{method}: no result within {args.timeout:.0f}s", file=sys.stderr)
-                res[method] = {"timeout": args.timeout}
-                continue
-            if p.returncode != 0:
-                print(f"{case}/{method} failed:\n{p.stderr[-2000:]}", file=sys.stderr)
-                continue
-            res[method] = json.loads(p.stdout.strip().splitlines()[-1])
-            print(case, method, res[method], file=sys.stderr, flush=True)
+            runs: list[dict] = []
+            # Repeat quick methods (same rule for all: up to 3 runs while they total < 30 s wall)
+            # and keep the best: the machine is shared, so noise only ever adds time.
+            while len(runs) < 3 and sum(r["seconds"] for r in runs) < 30:
+                try:
+                    p = subprocess.run([sys.executable, __file__, "--worker", case, method], capture_output=True,
+                                       text=True, env=env, timeout=args.timeout)
+                except subprocess.TimeoutExpired:
+                    print(f"{case}/{method}: no result within {args.timeout:.0f}s", file=sys.stderr)
+                    res[method] = {"timeout": args.timeout}
+                    break
+                if p.returncode != 0:
+                    print(f"{case}/{method} failed:\n{p.stderr[-2000:]}", file=sys.stderr)
+                    break
+                runs.append(json.loads(p.stdout.strip().splitlines()[-1]))
+                print(case, method, runs[-1], file=sys.stderr, flush=True)
+            if runs and method not in res:
+                res[method] = {**runs[0], "seconds": min(r["seconds"] for r in runs),
+                               "cpu": min(r["cpu"] for r in runs), "rss": max(r["rss"] for r in runs), "runs": len(runs)}
         ref = np.load(OUT / f"sel_{case}_nessa-lazy_ids.npy") if "timeout" not in res.get("nessa-lazy", {"timeout": 1}) else None
         for method, r in res.items():
             if "timeout" in r:
@@ -250,19 +260,19 @@ def _fmt(v, spec: str) -> str:
 
 
 def _table(rows) -> None:
-    print("| case | method | wall s | CPU s | CPU speed-up vs submodlib | wall speed-up | CPU / GEMM floor "
+    print("| case | method | runs | wall s | CPU s | CPU speed-up vs submodlib | wall speed-up | CPU / GEMM floor "
           "| peak RSS MiB | RSS / submodlib | objective / submodlib | overlap with nessa-lazy |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     by = {(r["case"], r["method"]): r for r in rows}
     for r in rows:
         if "timeout" in r:
-            print(f"| {r['case']} | {r['method']} | > {r['timeout']:.0f} | - | - | - | - | - | - | - | - |")
+            print(f"| {r['case']} | {r['method']} | 1 | > {r['timeout']:.0f} | - | - | - | - | - | - | - | - |")
             continue
         b, fl = by.get((r["case"], "submodlib")), by.get((r["case"], "gemm-floor"))
         b = None if b is None or "timeout" in b else b
         so = b["obj"] if b else None
         cells = [
-            r["case"], r["method"], _fmt(r["seconds"], ".2f"), _fmt(r["cpu"], ".2f"),
+            r["case"], r["method"], str(r.get("runs", 1)), _fmt(r["seconds"], ".2f"), _fmt(r["cpu"], ".2f"),
             _fmt(b["cpu"] / r["cpu"] if b else None, ".1f"), _fmt(b["seconds"] / r["seconds"] if b else None, ".1f"),
             _fmt(r["cpu"] / fl["cpu"] if fl else None, ".2f"), _fmt(r["rss"] / 2**20, ".0f"),
             _fmt(r["rss"] / b["rss"] if b else None, ".2f"),
