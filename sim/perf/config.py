@@ -54,8 +54,10 @@ def load_config(path: str | Path) -> Scenario:
     text = p.read_bytes()
     try:
         if p.suffix.lower() == ".toml":
-            import tomllib
-
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10: the standard library has no TOML reader
+                raise ConfigError(f"{p.name}: TOML configs need Python >= 3.11; write it as JSON") from None
             data = tomllib.loads(text.decode("utf-8"))
         else:
             data = json.loads(text)
