@@ -106,7 +106,7 @@ def main() -> int:
     n10 = by.get(("nessa", 0.1))
     if n10:
         gap = 100 * (full["test_acc"] - n10["test_acc"])
-        goal.append(f"- nessa@0.1 vs full: {gap:+.2f} points below (goal <= 1.0: {'met' if gap <= 1.0 else 'NOT met'}); "
+        goal.append(f"- nessa@0.1 vs full: {gap:.2f} points below full (goal <= 1.0: {'met' if gap <= 1.0 else 'NOT met'}); "
                     f"wall {n10['wall_s'] / full['wall_s']:.3f}x, CPU {n10['cpu_s'] / full['cpu_s']:.3f}x of full "
                     f"(goal <= 0.333: wall {'met' if n10['wall_s'] <= full['wall_s'] / 3 else 'NOT met'}, "
                     f"CPU {'met' if n10['cpu_s'] <= full['cpu_s'] / 3 else 'NOT met'}).")
