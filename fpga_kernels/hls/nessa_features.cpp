@@ -25,6 +25,7 @@
 
 #include "nessa_fixed.h"
 #include "nessa_hls_compat.h"
+#include "nessa_pe.h"
 
 #define NF_MAX_SLOTS 6
 #define NF_MAX_SLOT_ELEMS 65536
@@ -44,6 +45,11 @@ struct OutRow {
   int8_t emb[NF_MAX_SLOT_ELEMS / 16];
 };
 
+// On-chip memories (partitioning applied in the top function, where HLS sees the globals):
+//   slots  cyclic NF_XBANKS on dim 2 (the conv window, linear lanes and GAP read consecutive
+//          elements, conflict-free); wbuf reshaped into 512-bit words in URAM (NF_LIN_LANES
+//          contiguous weights per cycle); wtile complete on dim 1 (the PE rows), reshaped
+//          NF_WLOAD_BYTES on dim 2.
 int16_t slots[NF_MAX_SLOTS][NF_MAX_SLOT_ELEMS];
 int32_t pbuf[NF_PROG_MAX];
 int8_t wbuf[NF_WEIGHTS_MAX];
@@ -61,24 +67,73 @@ LOAD_PIXELS:
       }
 }
 
-// CONV / LINEAR / HEAD. Output-stationary: one output-channel plane of int32 accumulators
-// (acc_plane) is updated tap by tap, so the innermost loop runs along a row with II = 1 and no
-// bounds tests (the valid ox range of each tap is computed up front). Integer sums are exact,
-// so the order of accumulation does not change the result.
-int32_t acc_plane[NF_MAX_SLOT_ELEMS];
+// ---- CONV / LINEAR / HEAD ----------------------------------------------------------------
+// Integer sums are exact and there is no saturation before the requantisation (the golden
+// model saturates only in requant / sat8), so the PE array's accumulation order gives the
+// golden int32 sums bit for bit.
 
-void requant_store(int code, int relu, int co, int plane, int64_t mult, int shift, int16_t *y, int32_t *logits) {
-REQUANT:
-  for (int p = 0; p < plane; ++p) {
+// One requantised output (host/golden/qforward.py: _requant; HEAD: the logit clamp).
+static inline int32_t requant1(int32_t acc, int64_t mult, int shift, int relu) {
+  int32_t q = nessa::sat8(nessa::rshift_round(static_cast<int64_t>(acc) * mult, shift));
+  return relu && q < 0 ? 0 : q;
+}
+
+// Weight tile: NF_TILE_OC output channels x NF_WT_TAPS taps, read by the PE array one tap
+// (all rows) per cycle, written NF_WLOAD_BYTES per cycle along a row.
+int8_t wtile[NF_TILE_OC][NF_WT_TAPS];
+
+void load_wtile(const int8_t *w, int co0, int na, int taps, int t0, int nt) {
+WT_ROWS:
+  for (int a = 0; a < NF_TILE_OC; ++a) {
+    const int8_t *src = w + static_cast<int64_t>(co0 + a) * taps + t0;
+  WT_LOAD:
+    for (int t0 = 0; t0 < nt; t0 += NF_WLOAD_BYTES) {
 #pragma HLS PIPELINE II = 1
-    const int64_t r = nessa::rshift_round(static_cast<int64_t>(acc_plane[p]) * mult, shift);
+    WT_WORD:
+      for (int b = 0; b < NF_WLOAD_BYTES; ++b) {
+#pragma HLS UNROLL
+        if (t0 + b < nt) wtile[a][t0 + b] = a < na ? src[t0 + b] : 0;  // idle PE rows multiply by 0
+      }
+    }
+  }
+}
+
+// LINEAR / HEAD: a dot product per output, NF_LIN_LANES weights + activations per cycle.
+void linear_op(int code, const int16_t *x, int16_t *y, const int8_t *w, const int32_t *bias,
+               const int32_t *mult, const int32_t *shift, int cin, int cout, int relu, int32_t *logits) {
+LIN_COUT:
+  for (int co = 0; co < cout; ++co) {
+    int32_t acc = bias[co];
+    const int8_t *wr = w + static_cast<int64_t>(co) * cin;
+  LIN_CIN:
+    for (int c0 = 0; c0 < cin; c0 += NF_LIN_LANES) {
+#pragma HLS PIPELINE II = 1
+      int32_t part = 0;
+    LIN_LANE:
+      for (int l = 0; l < NF_LIN_LANES; ++l) {
+#pragma HLS UNROLL
+        if (c0 + l < cin) part += static_cast<int32_t>(wr[c0 + l]) * x[c0 + l];
+      }
+      acc += part;
+    }
     if (code == OP_HEAD) {
+      const int64_t r = nessa::rshift_round(static_cast<int64_t>(acc) * mult[co], shift[co]);
       logits[co] = static_cast<int32_t>(r < -NF_LOGIT_CLAMP ? -NF_LOGIT_CLAMP : (r > NF_LOGIT_CLAMP ? NF_LOGIT_CLAMP : r));
     } else {
-      int32_t q = nessa::sat8(r);
-      if (relu && q < 0) q = 0;
-      y[co * plane + p] = static_cast<int16_t>(q);
+      y[co] = static_cast<int16_t>(requant1(acc, mult[co], shift[co], relu));
     }
+  }
+}
+
+// The NF_TILE_PX activations of one tap for one row segment: element j is
+// x[ci][iy][(ox0 + j) * st - pad + kx], 0 outside the input (zero padding). Read as a window
+// of consecutive slot elements (conflict-free over the NF_XBANKS banks for st <= 2).
+static inline void read_window(const int16_t *xrow, bool row_ok, int ix0, int st, int win, int32_t xv[NF_TILE_PX]) {
+READ_WINDOW:
+  for (int j = 0; j < NF_TILE_PX; ++j) {
+#pragma HLS UNROLL
+    const int ix = ix0 + j * st;
+    xv[j] = row_ok && ix >= 0 && ix < win ? xrow[ix] : 0;
   }
 }
 
@@ -91,93 +146,136 @@ void conv_op(const int32_t *op, int32_t *logits) {
   const int8_t *w = wbuf + op[14];
   const int32_t *bias = pbuf + op[15], *mult = bias + cout, *shift = mult + cout;
   const int plane = hout * wout;
-  if (plane == 1 && kk == 1 && hin == 1 && win == 1) {  // LINEAR / HEAD: a dot product per output
-  LIN_COUT:
-    for (int co = 0; co < cout; ++co) {
-      int32_t acc = bias[co];
-      const int8_t *wr = w + static_cast<int64_t>(co) * cin;
-    LIN_CIN:
-      for (int ci = 0; ci < cin; ++ci) {
-#pragma HLS PIPELINE II = 1
-        acc += static_cast<int32_t>(wr[ci]) * x[ci];
-      }
-      acc_plane[0] = acc;
-      requant_store(code, relu, co, 1, mult[co], shift[co], y, logits);
-    }
+  if (plane == 1 && kk == 1 && hin == 1 && win == 1) {
+    linear_op(code, x, y, w, bias, mult, shift, cin, cout, relu, logits);
     return;
   }
-CONV_COUT:
-  for (int co = 0; co < cout; ++co) {
-  CONV_INIT:
-    for (int p = 0; p < plane; ++p) acc_plane[p] = bias[co];
-  CONV_CIN:
-    for (int ci = 0; ci < cin; ++ci) {
-    CONV_KY:
-      for (int ky = 0; ky < kk; ++ky) {
-      CONV_KX:
-        for (int kx = 0; kx < kk; ++kx) {
-          const int32_t wv = w[((static_cast<int64_t>(co) * cin + ci) * kk + ky) * kk + kx];
-          // valid output columns: 0 <= ox*st - pad + kx < win
-          int ox_lo = pad - kx > 0 ? (pad - kx + st - 1) / st : 0;
-          int ox_hi = (win - 1 + pad - kx) >= 0 ? (win - 1 + pad - kx) / st + 1 : 0;
-          if (ox_hi > wout) ox_hi = wout;
-        CONV_OY:
-          for (int oy = 0; oy < hout; ++oy) {
-            const int iy = oy * st - pad + ky;
-            if (iy < 0 || iy >= hin) continue;
-            const int16_t *xr = x + (ci * hin + iy) * win - pad + kx;
-            int32_t *ar = acc_plane + oy * wout;
-            if (st == 1) {  // unit stride: contiguous row (lets g++ vectorise; same result)
-            CONV_OX1:
-              for (int ox = ox_lo; ox < ox_hi; ++ox) {
+  const int taps = cin * kk * kk;
+  const int nchunks = (taps + NF_WT_TAPS - 1) / NF_WT_TAPS;
+  const int nseg = (wout + NF_TILE_PX - 1) / NF_TILE_PX;
+CONV_OC:
+  for (int co0 = 0; co0 < cout; co0 += NF_TILE_OC) {
+    const int na = cout - co0 < NF_TILE_OC ? cout - co0 : NF_TILE_OC;
+  CONV_SEGS:
+    for (int g = 0; g < hout * nseg; ++g) {
+      const int oy = g / nseg, ox0 = (g % nseg) * NF_TILE_PX;
+      int32_t acc[NF_TILE_OC][NF_TILE_PX];
+#pragma HLS ARRAY_PARTITION variable = acc complete dim = 0
+    ACC_INIT:
+      for (int a = 0; a < NF_TILE_OC; ++a)
+        for (int j = 0; j < NF_TILE_PX; ++j) acc[a][j] = a < na ? bias[co0 + a] : 0;
+    CONV_CHUNKS:
+      for (int t0 = 0; t0 < taps; t0 += NF_WT_TAPS) {
+        const int nt = taps - t0 < NF_WT_TAPS ? taps - t0 : NF_WT_TAPS;
+        if (nchunks > 1 || g == 0) load_wtile(w, co0, na, taps, t0, nt);
+        // tap counters (ci, ky, kx) of tap t0, stepped without division in the pipeline
+        int ci = t0 / (kk * kk), ky = (t0 / kk) % kk, kx = t0 % kk;
+      CONV_TAPS:
+        for (int t = 0; t < nt; ++t) {
 #pragma HLS PIPELINE II = 1
-                ar[ox] += wv * xr[ox];
-              }
-            } else {
-            CONV_OX:
-              for (int ox = ox_lo; ox < ox_hi; ++ox) {
-#pragma HLS PIPELINE II = 1
-                ar[ox] += wv * xr[ox * st];
-              }
+          const int iy = oy * st - pad + ky;
+          const bool row_ok = iy >= 0 && iy < hin;
+          int32_t xv[NF_TILE_PX];
+#pragma HLS ARRAY_PARTITION variable = xv complete
+          read_window(x + (static_cast<int64_t>(ci) * hin + (row_ok ? iy : 0)) * win, row_ok,
+                      ox0 * st - pad + kx, st, win, xv);
+        PE_OC:
+          for (int a = 0; a < NF_TILE_OC; ++a) {
+#pragma HLS UNROLL
+            const int32_t wv = wtile[a][t];
+          PE_PX:
+            for (int j = 0; j < NF_TILE_PX; ++j) {
+#pragma HLS UNROLL
+              acc[a][j] += wv * xv[j];
+            }
+          }
+          if (++kx == kk) {
+            kx = 0;
+            if (++ky == kk) {
+              ky = 0;
+              ++ci;
             }
           }
         }
       }
+    REQUANT_TILE:
+      for (int a = 0; a < na; ++a) {
+#pragma HLS PIPELINE II = 1
+        const int co = co0 + a;
+        int16_t *yr = y + static_cast<int64_t>(co) * plane + oy * wout;
+      REQUANT_PX:
+        for (int j = 0; j < NF_TILE_PX; ++j) {
+#pragma HLS UNROLL
+          if (ox0 + j < wout) yr[ox0 + j] = static_cast<int16_t>(requant1(acc[a][j], mult[co], shift[co], relu));
+        }
+      }
     }
-    requant_store(code, relu, co, plane, mult[co], shift[co], y, logits);
   }
 }
 
+// ---- MAXPOOL / AVGPOOL / GAP -------------------------------------------------------------
 void pool_op(const int32_t *op) {
   const int code = op[0];
   const int16_t *x = slots[op[1]];
   int16_t *y = slots[op[3]];
   const int c = op[4], hin = op[5], win = op[6], hout = op[8], wout = op[9];
-  const int kk = code == OP_GAP ? hin : op[10], kw = code == OP_GAP ? win : op[10];
-  const int st = code == OP_GAP ? 1 : op[11], pad = code == OP_MAXPOOL ? op[12] : 0;
-POOL_C:
-  for (int ch = 0; ch < c; ++ch)
-  POOL_OY:
-    for (int oy = 0; oy < hout; ++oy)
-    POOL_OX:
-      for (int ox = 0; ox < wout; ++ox) {
-        int64_t acc = code == OP_MAXPOOL ? -(int64_t(1) << 40) : 0;
-      POOL_KY:
-        for (int ky = 0; ky < kk; ++ky)
-        POOL_KX:
-          for (int kx = 0; kx < kw; ++kx) {
+  if (code == OP_GAP) {  // NF_LIN_LANES contiguous elements per cycle
+    const int hw = hin * win;
+  GAP_C:
+    for (int ch = 0; ch < c; ++ch) {
+      int64_t acc = 0;
+    GAP_E:
+      for (int e0 = 0; e0 < hw; e0 += NF_LIN_LANES) {
 #pragma HLS PIPELINE II = 1
-            const int iy = oy * st - pad + ky, ix = ox * st - pad + kx;
-            if (iy < 0 || iy >= hin || ix < 0 || ix >= win) continue;
-            const int64_t v = x[(ch * hin + iy) * win + ix];
-            if (code == OP_MAXPOOL) acc = v > acc ? v : acc;
-            else acc += v;
-          }
-        y[(ch * hout + oy) * wout + ox] =
-            static_cast<int16_t>(code == OP_MAXPOOL ? acc : nessa::div_round(acc, static_cast<int64_t>(kk) * kw));
+        int32_t part = 0;
+      GAP_LANE:
+        for (int l = 0; l < NF_LIN_LANES; ++l) {
+#pragma HLS UNROLL
+          if (e0 + l < hw) part += x[static_cast<int64_t>(ch) * hw + e0 + l];
+        }
+        acc += part;
       }
+      y[ch] = static_cast<int16_t>(nessa::div_round(acc, hw));
+    }
+    return;
+  }
+  const int kk = op[10], st = op[11], pad = code == OP_MAXPOOL ? op[12] : 0;
+  const bool is_max = code == OP_MAXPOOL;
+  const int nseg = (wout + NF_TILE_PX - 1) / NF_TILE_PX;
+POOL_SEGS:
+  for (int g = 0; g < c * hout * nseg; ++g) {
+    const int ch = g / (hout * nseg), oy = (g / nseg) % hout, ox0 = (g % nseg) * NF_TILE_PX;
+    int32_t acc[NF_TILE_PX];
+#pragma HLS ARRAY_PARTITION variable = acc complete
+  POOL_INIT:
+    for (int j = 0; j < NF_TILE_PX; ++j) acc[j] = is_max ? -(1 << 30) : 0;
+  POOL_TAPS:
+    for (int t = 0; t < kk * kk; ++t) {
+#pragma HLS PIPELINE II = 1
+      const int ky = t / kk, kx = t % kk;
+      const int iy = oy * st - pad + ky;
+      const bool row_ok = iy >= 0 && iy < hin;
+      const int16_t *xrow = x + (static_cast<int64_t>(ch) * hin + (row_ok ? iy : 0)) * win;
+    POOL_PX:
+      for (int j = 0; j < NF_TILE_PX; ++j) {
+#pragma HLS UNROLL
+        const int ix = (ox0 + j) * st - pad + kx;
+        if (!row_ok || ix < 0 || ix >= win) continue;  // padded taps are ignored
+        const int32_t v = xrow[ix];
+        acc[j] = is_max ? (v > acc[j] ? v : acc[j]) : acc[j] + v;
+      }
+    }
+  POOL_STORE:
+    for (int j = 0; j < NF_TILE_PX; ++j) {
+#pragma HLS UNROLL
+      if (ox0 + j < wout)
+        y[(static_cast<int64_t>(ch) * hout + oy) * wout + ox0 + j] =
+            static_cast<int16_t>(is_max ? acc[j] : nessa::div_round(acc[j], static_cast<int64_t>(kk) * kk));
+    }
+  }
 }
 
+// ---- ADD (residual) -----------------------------------------------------------------------
 void add_op(const int32_t *op) {
   const int16_t *a = slots[op[1]], *b = slots[op[2]];
   int16_t *y = slots[op[3]];
@@ -185,11 +283,17 @@ void add_op(const int32_t *op) {
   const int64_t ma = pbuf[op[15]], mb = pbuf[op[15] + 1];
   const int sh = pbuf[op[15] + 2];
 ADD_ELEMS:
-  for (int e = 0; e < elems; ++e) {
+  for (int e0 = 0; e0 < elems; e0 += NF_TILE_PX) {
 #pragma HLS PIPELINE II = 1
-    int32_t q = nessa::sat8(nessa::rshift_round(a[e] * ma + b[e] * mb, sh));
-    if (op[13] && q < 0) q = 0;
-    y[e] = static_cast<int16_t>(q);
+  ADD_LANE:
+    for (int l = 0; l < NF_TILE_PX; ++l) {
+#pragma HLS UNROLL
+      const int e = e0 + l;
+      if (e >= elems) break;
+      int32_t q = nessa::sat8(nessa::rshift_round(a[e] * ma + b[e] * mb, sh));
+      if (op[13] && q < 0) q = 0;
+      y[e] = static_cast<int16_t>(q);
+    }
   }
 }
 
@@ -298,6 +402,11 @@ extern "C" void nessa_features(const uint8_t *samples, const int32_t *labels, co
 #pragma HLS INTERFACE s_axilite port = n
 #pragma HLS INTERFACE s_axilite port = flags
 #pragma HLS INTERFACE s_axilite port = return
+#pragma HLS ARRAY_PARTITION variable = slots cyclic factor = NF_XBANKS dim = 2
+#pragma HLS ARRAY_RESHAPE variable = wbuf cyclic factor = NF_LIN_LANES dim = 1
+#pragma HLS BIND_STORAGE variable = wbuf type = ram_2p impl = uram
+#pragma HLS ARRAY_PARTITION variable = wtile complete dim = 1
+#pragma HLS ARRAY_RESHAPE variable = wtile cyclic factor = NF_WLOAD_BYTES dim = 2
   stats[0] = 0;
   stats[1] = 0;
   stats[2] = 0;

@@ -31,10 +31,12 @@
 
 #include "nessa_fixed.h"
 #include "nessa_hls_compat.h"
+#include "nessa_pe.h"
 
 #define NESSA_GREEDY_NMAX 32768
 #define NESSA_GREEDY_MAX_DIM 4096
 #define NESSA_GREEDY_BLK 64
+#define NESSA_GREEDY_WBEAT 32  // uint16 similarities per 512-bit write beat
 
 namespace {
 
@@ -42,36 +44,61 @@ struct SimTile {
   uint16_t v[NESSA_GREEDY_BLK];
 };
 
-void read_feats(const int16_t *feats, int n, int d, hls::stream<int16_t> &fs) {
+// NESSA_GREEDY_DVEC features of one row per stream word (a 128-bit slice of the 512-bit bus);
+// columns past d are 0 in both operands, so they add 0 to every squared distance.
+struct FeatVec {
+  int16_t v[NESSA_GREEDY_DVEC];
+};
+
+void read_feats(const int16_t *feats, int n, int d, hls::stream<FeatVec> &fs) {
 READ_ROWS:
   for (int i = 0; i < n; ++i) {
   READ_COLS:
-    for (int c = 0; c < d; ++c) {
+    for (int c0 = 0; c0 < d; c0 += NESSA_GREEDY_DVEC) {
 #pragma HLS PIPELINE II = 1
-      fs.write(feats[static_cast<int64_t>(i) * d + c]);
+      FeatVec f;
+    READ_VEC:
+      for (int u = 0; u < NESSA_GREEDY_DVEC; ++u) {
+#pragma HLS UNROLL
+        f.v[u] = c0 + u < d ? feats[static_cast<int64_t>(i) * d + c0 + u] : 0;
+      }
+      fs.write(f);
     }
   }
 }
 
-void distance_lanes(hls::stream<int16_t> &fs, const int16_t blk[NESSA_GREEDY_BLK][NESSA_GREEDY_MAX_DIM], int nb,
+// Squared distances of one streamed row to the BLK rows on chip: BLK x DVEC lanes per cycle.
+// Unsigned sums of squares are exact in any order.
+static inline void row_d2(hls::stream<FeatVec> &fs, const int16_t blk[NESSA_GREEDY_BLK][NESSA_GREEDY_MAX_DIM], int d,
+                          uint64_t d2[NESSA_GREEDY_BLK]) {
+DIST_INIT:
+  for (int b = 0; b < NESSA_GREEDY_BLK; ++b) d2[b] = 0;
+DIST_COLS:
+  for (int c0 = 0; c0 < d; c0 += NESSA_GREEDY_DVEC) {
+#pragma HLS PIPELINE II = 1
+    const FeatVec f = fs.read();
+  DIST_LANES:
+    for (int b = 0; b < NESSA_GREEDY_BLK; ++b) {
+#pragma HLS UNROLL
+      uint64_t s = 0;
+    DIST_VEC:
+      for (int u = 0; u < NESSA_GREEDY_DVEC; ++u) {
+#pragma HLS UNROLL
+        const int64_t diff = static_cast<int64_t>(f.v[u]) - blk[b][c0 + u];
+        s += static_cast<uint64_t>(diff * diff);
+      }
+      d2[b] += s;
+    }
+  }
+}
+
+void distance_lanes(hls::stream<FeatVec> &fs, const int16_t blk[NESSA_GREEDY_BLK][NESSA_GREEDY_MAX_DIM], int nb,
                     int n, int d, int maxd_q, uint64_t *rowsum, hls::stream<SimTile> &ts) {
 DIST_ROWS:
   for (int i = 0; i < n; ++i) {
     uint64_t d2[NESSA_GREEDY_BLK];
 #pragma HLS ARRAY_PARTITION variable = d2 complete
-  DIST_INIT:
-    for (int b = 0; b < NESSA_GREEDY_BLK; ++b) d2[b] = 0;
-  DIST_COLS:
-    for (int c = 0; c < d; ++c) {
-#pragma HLS PIPELINE II = 1
-      const int32_t x = fs.read();
-    DIST_LANES:
-      for (int b = 0; b < NESSA_GREEDY_BLK; ++b) {
-#pragma HLS UNROLL
-        const int64_t diff = static_cast<int64_t>(x) - blk[b][c];
-        d2[b] += static_cast<uint64_t>(diff * diff);
-      }
-    }
+    row_d2(fs, blk, d, d2);
     SimTile t;
   DIST_SIM:
     for (int b = 0; b < NESSA_GREEDY_BLK; ++b) {
@@ -86,38 +113,28 @@ DIST_ROWS:
 }
 
 // Largest squared distance of block rows vs all rows (only for maxd_q == 0).
-uint64_t block_max_d2(hls::stream<int16_t> &fs, const int16_t blk[NESSA_GREEDY_BLK][NESSA_GREEDY_MAX_DIM], int nb,
+uint64_t block_max_d2(hls::stream<FeatVec> &fs, const int16_t blk[NESSA_GREEDY_BLK][NESSA_GREEDY_MAX_DIM], int nb,
                       int n, int d) {
   uint64_t mx = 0;
 MAXD_ROWS:
   for (int i = 0; i < n; ++i) {
     uint64_t d2[NESSA_GREEDY_BLK];
 #pragma HLS ARRAY_PARTITION variable = d2 complete
-  MAXD_INIT:
-    for (int b = 0; b < NESSA_GREEDY_BLK; ++b) d2[b] = 0;
-  MAXD_COLS:
-    for (int c = 0; c < d; ++c) {
-#pragma HLS PIPELINE II = 1
-      const int32_t x = fs.read();
-    MAXD_LANES:
-      for (int b = 0; b < NESSA_GREEDY_BLK; ++b) {
-#pragma HLS UNROLL
-        const int64_t diff = static_cast<int64_t>(x) - blk[b][c];
-        d2[b] += static_cast<uint64_t>(diff * diff);
-      }
-    }
+    row_d2(fs, blk, d, d2);
   MAXD_REDUCE:
     for (int b = 0; b < nb; ++b) mx = d2[b] > mx ? d2[b] : mx;
   }
   return mx;
 }
 
+// Block rows on chip, zero-padded to a multiple of NESSA_GREEDY_DVEC columns.
 void load_block(const int16_t *feats, int j0, int nb, int d, int16_t blk[NESSA_GREEDY_BLK][NESSA_GREEDY_MAX_DIM]) {
+  const int dpad = (d + NESSA_GREEDY_DVEC - 1) / NESSA_GREEDY_DVEC * NESSA_GREEDY_DVEC;
 LOAD_BLOCK:
   for (int b = 0; b < nb; ++b)
-    for (int c = 0; c < d; ++c) {
+    for (int c = 0; c < dpad; ++c) {
 #pragma HLS PIPELINE II = 1
-      blk[b][c] = feats[static_cast<int64_t>(j0 + b) * d + c];
+      blk[b][c] = c < d ? feats[static_cast<int64_t>(j0 + b) * d + c] : 0;
     }
 }
 
@@ -125,10 +142,14 @@ void write_tiles(hls::stream<SimTile> &ts, uint16_t *sim, int n, int j0, int nb)
 WRITE_ROWS:
   for (int i = 0; i < n; ++i) {
     const SimTile t = ts.read();
-  WRITE_BURST:
-    for (int b = 0; b < nb; ++b) {
+  WRITE_BEATS:
+    for (int b0 = 0; b0 < nb; b0 += NESSA_GREEDY_WBEAT) {
 #pragma HLS PIPELINE II = 1
-      sim[static_cast<int64_t>(i) * n + j0 + b] = t.v[b];  // sim[i][j] == sim[j][i]
+    WRITE_BURST:
+      for (int b = b0; b < b0 + NESSA_GREEDY_WBEAT; ++b) {
+#pragma HLS UNROLL
+        if (b < nb) sim[static_cast<int64_t>(i) * n + j0 + b] = t.v[b];  // sim[i][j] == sim[j][i]
+      }
     }
   }
 }
@@ -177,6 +198,7 @@ extern "C" void nessa_greedy(const int16_t *feats, uint16_t *sim, uint32_t *out_
   static uint32_t count[NESSA_GREEDY_NMAX];
 #pragma HLS BIND_STORAGE variable = ub type = ram_2p impl = uram
 #pragma HLS ARRAY_PARTITION variable = blk dim = 1 complete
+#pragma HLS ARRAY_RESHAPE variable = blk dim = 2 cyclic factor = NESSA_GREEDY_DVEC
 
   uint64_t status = 0;
   if (n < 1 || n > NESSA_GREEDY_NMAX) status = 1;
@@ -192,7 +214,7 @@ extern "C" void nessa_greedy(const int16_t *feats, uint16_t *sim, uint32_t *out_
     for (int j0 = 0; j0 < n; j0 += NESSA_GREEDY_BLK) {
       const int nb = (n - j0) < NESSA_GREEDY_BLK ? (n - j0) : NESSA_GREEDY_BLK;
       load_block(feats, j0, nb, d, blk);
-      hls::stream<int16_t> fs("feats_maxd");
+      hls::stream<FeatVec> fs("feats_maxd");
       read_feats(feats, n, d, fs);
       const uint64_t m = block_max_d2(fs, blk, nb, n, d);
       mx = m > mx ? m : mx;
@@ -220,7 +242,7 @@ SIM_BLOCKS:
     for (int b = 0; b < NESSA_GREEDY_BLK; ++b) rowsum[b] = 0;
     {
 #pragma HLS DATAFLOW
-      hls::stream<int16_t> fs("feats");
+      hls::stream<FeatVec> fs("feats");
       hls::stream<SimTile> ts("tiles");
       read_feats(feats, n, d, fs);
       distance_lanes(fs, blk, nb, n, d, maxd_q, rowsum, ts);
