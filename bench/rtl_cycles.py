@@ -1,18 +1,23 @@
 """Cycles of the RTL facility-location kernel per class, projected to 200 MHz, next to the time
-the SmartSSD needs to read that class (2.36 GB/s, Xilinx's measured P2P rate).
+the SmartSSD needs to read that class (2.36 GB/s, Xilinx's measured P2P rate), in exact mode and in
+stochastic mode (mode 1, epsilon = the CPU default 0.01), and what it takes to hide selection
+under the read (lanes; partitioning a class into parts), computed from the exact schedule model.
 
     python bench/rtl_cycles.py [--simulator icarus|verilator] [--rows 300] [--write]
 
-How the numbers are obtained (the shipping build: LANES=32 -> 512-bit bus, N_MAX=8192):
-1. Full cocotb runs of nessa_fl_rtl (n = 128, 256; k = 10%) must equal the C++ model / schedule
-   model (fpga_kernels/rtl/schedule.py) cycle for cycle, and match the golden model bit for bit.
+How the numbers are obtained (the shipping build: LANES=32 -> 512-bit bus, N_MAX=8192, RNG_BPC=2):
+1. Full cocotb runs of nessa_fl_rtl (n = 128, 256; k = 10%; both modes) must equal the C++ model /
+   schedule model (fpga_kernels/rtl/schedule.py) cycle for cycle, and match the golden models
+   (host/golden/greedy.py, host/golden/stochastic.py) bit for bit.
 2. At n = 1000 and 5000 the simulator runs the first ``--rows`` candidate rows of greedy step 0
-   (a full n = 5000 run is ~4e8 cycles: days in a Python-driven simulation); the handshake cycle
-   of every row job must equal the schedule model's prediction (that validates the burst split
-   and 4 KiB-page pattern of those row lengths).
+   in exact mode and the whole first step's sample in stochastic mode (a full exact n = 5000 run
+   is ~4e8 cycles: days in a Python-driven simulation); the handshake cycle of every row job
+   must equal the schedule model's prediction (burst split, 4 KiB pages, draw latency).
 3. The full-k cycle counts then come from the C++ model, which replays the same schedule (exact
    for the simulated memory: read_gap=2, write_busy=3). A column with read_gap=30 (~150 ns DDR
    read latency at 200 MHz, one burst outstanding) shows the cost of the simple read master.
+4. The "hide it" tables replay the schedule model (Python) for other LANES / RNG_BPC values and for
+   a class split into parts that each select 10 % (GreeDi's no-merge proportional split).
 d does not enter the RTL engine (it takes similarity rows); it enters through computing those
 rows, estimated here as the HLS nessa_greedy phase 1 is built: 64 distance lanes fed one int16
 feature element per cycle, ceil(n/64) * n * d cycles (row writes overlap).
@@ -32,19 +37,24 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fpga_kernels.rtl.cmodel_ctypes import CModel  # noqa: E402
-from fpga_kernels.rtl.regmap import pack_rows  # noqa: E402
-from fpga_kernels.rtl.schedule import MemTiming, cycle_breakdown, row_bursts  # noqa: E402
+from fpga_kernels.rtl.schedule import MemTiming, cycle_breakdown  # noqa: E402
 from host.golden.greedy import greedy_fixed  # noqa: E402
 from host.golden.similarity import quantize_features, sim_q_rows  # noqa: E402
+from host.golden.stochastic import greedy_stochastic_fixed, stochastic_sample_size  # noqa: E402
 from sim.rtl_runner import Simulator, run_bench  # noqa: E402
 
-LANES, N_MAX, MAX_BURST = 32, 8192, 64
+LANES, N_MAX, MAX_BURST, RNG_BPC = 32, 8192, 64, 2
 CLOCK_HZ = 200e6
 P2P_BPS = 2.36e9           # SmartSSD P2P read rate (Xilinx)
 SAMPLE_BYTES = 28 * 28     # a Fashion-MNIST image, what the drive actually reads
 DIST_LANES = 64            # HLS nessa_greedy phase 1: BLK distance lanes
 MAXD_Q = 32768             # max_dist = 2 at Q1.14 (host/golden/similarity.py)
-HDL = {"LANES": LANES, "N_MAX": N_MAX, "GAIN_W": 40, "MAX_BURST": MAX_BURST}
+EPSILON = 0.01             # host/facility_location.py DEFAULT_EPSILON
+SEED = 1                   # stochastic-mode seed of every run here
+HDL = {"LANES": LANES, "N_MAX": N_MAX, "GAIN_W": 40, "MAX_BURST": MAX_BURST, "RNG_BPC": RNG_BPC}
+MODES = {0: "exact", 1: "stochastic"}
+HIDE_LANES = (32, 64, 128, 256, 512, 1024)
+HIDE_BPC = (2, 8)
 
 
 def class_sim(n: int, d: int, seed: int) -> np.ndarray:
@@ -62,81 +72,183 @@ def rtl(tb: dict, simulator: str) -> dict:
     return run_bench("nessa_fl_rtl", "sim.tb.tb_cycles", HDL, tb_params=tb, simulator=simulator).report
 
 
+def kk(n: int) -> int:
+    return math.ceil(0.1 * n)
+
+
+def stoch_args(n: int, k: int) -> dict:
+    return {"mode": 1, "seed": SEED, "sample_size": stochastic_sample_size(n, k, EPSILON)}
+
+
+def golden(sim: np.ndarray, k: int, mode: int):
+    if mode == 1:
+        a = stoch_args(sim.shape[0], k)
+        return greedy_stochastic_fixed(sim, k, a["seed"], a["sample_size"])
+    return greedy_fixed(sim, k)
+
+
+def read_cycles(n: int) -> float:
+    """Cycles at 200 MHz the drive needs to read n samples at the P2P rate."""
+    return n * SAMPLE_BYTES / P2P_BPS * CLOCK_HZ
+
+
+def model_cycles(n: int, k: int, ids, mode: int, lanes: int = LANES, rng_bpc: int = RNG_BPC,
+                 mem: MemTiming | None = None) -> dict:
+    """Exact schedule of one run (4 KiB-aligned rows padded to a multiple of lanes)."""
+    ld = -(-n // lanes) * lanes
+    extra = stoch_args(n, k) if mode == 1 else {}
+    kw = {"mem": mem} if mem is not None else {}
+    return cycle_breakdown(0, n, k, ld, ids, lanes, MAX_BURST, rng_bpc=rng_bpc, **kw, **extra)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--simulator", default="icarus", choices=[s.value for s in Simulator])
-    ap.add_argument("--rows", type=int, default=300, help="row jobs of step 0 simulated at n = 1000, 5000")
+    ap.add_argument("--rows", type=int, default=300, help="row jobs of exact step 0 simulated at n = 1000, 5000")
     ap.add_argument("--write", action="store_true", help="replace the RTL section of BENCHMARKS.md")
     args = ap.parse_args()
     if args.rows < 2:
         ap.error("--rows must be >= 2")
     tmp = Path(tempfile.mkdtemp(prefix="rtl_cycles_"))
-    model = CModel(LANES, N_MAX, MAX_BURST)
+    model = CModel(LANES, N_MAX, MAX_BURST, RNG_BPC)
     checks = []
 
-    # 1. full simulated runs == C++ model == schedule model, results == golden
+    # 1. full simulated runs == C++ model == schedule model, results == golden, both modes
     for n in (128, 256):
         sim = class_sim(n, 10, n)
-        k = math.ceil(0.1 * n)
+        k = kk(n)
         np.save(tmp / f"s{n}.npy", sim)
-        t0 = time.time()
-        rep = rtl({"sim_file": str(tmp / f"s{n}.npy"), "k": k}, args.simulator)
-        wall = time.time() - t0
-        cm, gold = model.run(sim, k), greedy_fixed(sim, k)
-        assert rep["ids"] == gold.ids.tolist() and rep["weights"] == gold.weights.tolist(), f"n={n}: RTL != golden"
-        assert np.array_equal(cm.ids, gold.ids), f"n={n}: C++ model != golden"
-        assert rep["cycles"] == cm.cycles, f"n={n}: RTL {rep['cycles']} cycles, C++ model {cm.cycles}"
-        checks.append(f"full run n={n} k={k}: RTL {rep['cycles']} cycles == C++/schedule model "
-                      f"(simulated in {wall:.0f} s, {rep['cycles'] / wall:.0f} cycles/s)")
+        for mode in MODES:
+            extra = stoch_args(n, k) if mode == 1 else {}
+            t0 = time.time()
+            rep = rtl({"sim_file": str(tmp / f"s{n}.npy"), "k": k, **extra}, args.simulator)
+            wall = time.time() - t0
+            cm, gold = model.run(sim, k, **extra), golden(sim, k, mode)
+            assert rep["ids"] == gold.ids.tolist() and rep["weights"] == gold.weights.tolist(), f"n={n}: RTL != golden"
+            assert np.array_equal(cm.ids, gold.ids), f"n={n}: C++ model != golden"
+            assert rep["cycles"] == cm.cycles == model_cycles(n, k, gold.ids, mode)["cycles"], \
+                f"n={n} {MODES[mode]}: RTL {rep['cycles']} cycles, C++ model {cm.cycles}"
+            checks.append(f"full run n={n} k={k} {MODES[mode]}: RTL {rep['cycles']} cycles == C++ model == "
+                          f"schedule model, picks == golden (simulated in {wall:.0f} s)")
 
-    # 2. + 3. the table
+    # 2. + 3. the per-class table
     rows_out = []
     for n in (1000, 5000):
+        k = kk(n)
         sims = {d: class_sim(n, d, n + d) for d in (10, 64)}
         np.save(tmp / f"s{n}.npy", sims[10])
-        t0 = time.time()
-        rep = rtl({"sim_file": str(tmp / f"s{n}.npy"), "k": math.ceil(0.1 * n), "rows": args.rows}, args.simulator)
-        wall = time.time() - t0
-        ld = rep["ld"]
-        beats = -(-n // LANES)
-        cost = [sum(2 + b for b in row_bursts(rep["sim_ptr"] + j * ld * 2, beats, 2 * LANES, MAX_BURST))
-                for j in range(args.rows)]
-        want = list(np.cumsum([n + 4] + [1 + c for c in cost[:-1]]))
-        assert rep["job_cycles"] == want, f"n={n}: row job cycles differ from the schedule model"
-        per_eval_sim = (rep["job_cycles"][-1] - rep["job_cycles"][0]) / (args.rows - 1)
-        checks.append(f"n={n}: first {args.rows} row jobs of step 0 at exactly the model's cycles "
-                      f"({per_eval_sim:.2f} cycles per candidate; simulated in {wall:.0f} s)")
-        for d, sim in sims.items():
-            k = math.ceil(0.1 * n)
+        for mode in MODES:
+            extra = stoch_args(n, k) if mode == 1 else {}
+            if mode == 1:  # step 0's pick (from the golden model) fixes step 0's sample
+                want = model_cycles(n, k, golden(sims[10], k, 1).ids, 1)["jobs0"]
+            else:
+                want = model_cycles(n, 1, greedy_fixed(sims[10], 1).ids, 0)["jobs0"][:args.rows]
             t0 = time.time()
-            cm = model.run(sim, k)
-            t_cm = time.time() - t0
-            if n <= 1000:
-                gold = greedy_fixed(sim, k)
-                assert np.array_equal(cm.ids, gold.ids) and np.array_equal(cm.weights, gold.weights)
-            ld_pad = -(-n // LANES) * LANES
-            ddr = cycle_breakdown(0, n, k, ld_pad, cm.ids, LANES, MAX_BURST, MemTiming(read_gap=30, write_busy=40))
-            evals = k * n - k * (k - 1) // 2
-            dist = -(-n // DIST_LANES) * n * d
-            rows_out.append(dict(n=n, d=d, k=k, evals=evals, cycles=cm.cycles, per_eval=cm.cycles / evals,
-                                 ms=cm.cycles / CLOCK_HZ * 1e3, ddr_ms=ddr["cycles"] / CLOCK_HZ * 1e3,
-                                 dist_ms=dist / CLOCK_HZ * 1e3,
-                                 read_ms=n * SAMPLE_BYTES / P2P_BPS * 1e3, feat_ms=n * d * 2 / P2P_BPS * 1e3,
-                                 t_cm=t_cm))
-    table = ["| n | d | k | candidate evals | RTL cycles per class (whole run) | cycles / eval | RTL ms @200 MHz "
+            rep = rtl({"sim_file": str(tmp / f"s{n}.npy"), "k": k, "rows": len(want), **extra}, args.simulator)
+            wall = time.time() - t0
+            assert rep["job_cycles"] == want, f"n={n} {MODES[mode]}: row job cycles differ from the schedule model"
+            per_eval_sim = (want[-1] - want[0]) / (len(want) - 1)
+            checks.append(f"n={n} {MODES[mode]}: first {len(want)} row jobs of step 0 at exactly the model's "
+                          f"cycles ({per_eval_sim:.2f} cycles per candidate; simulated in {wall:.0f} s)")
+            for d, sim in sims.items():
+                cm = model.run(sim, k, **extra)
+                if n <= 1000 or mode == 1:
+                    gold = golden(sim, k, mode)
+                    assert np.array_equal(cm.ids, gold.ids) and np.array_equal(cm.weights, gold.weights)
+                sched = model_cycles(n, k, cm.ids, mode)
+                assert sched["cycles"] == cm.cycles, f"n={n} d={d} {MODES[mode]}: schedule != C++ model"
+                ddr = model_cycles(n, k, cm.ids, mode, mem=MemTiming(read_gap=30, write_busy=40))
+                dist = -(-n // DIST_LANES) * n * d
+                rows_out.append(dict(n=n, d=d, k=k, mode=MODES[mode], s=extra.get("sample_size", "-"),
+                                     evals=sched["evals"], cycles=cm.cycles, per_eval=cm.cycles / sched["evals"],
+                                     ms=cm.cycles / CLOCK_HZ * 1e3, ddr_ms=ddr["cycles"] / CLOCK_HZ * 1e3,
+                                     dist_ms=dist / CLOCK_HZ * 1e3, read_ms=read_cycles(n) / CLOCK_HZ * 1e3,
+                                     feat_ms=n * d * 2 / P2P_BPS * 1e3))
+    table = ["| n | d | k | mode | s | candidate evals | RTL cycles per class | cycles / eval | RTL ms @200 MHz "
              "| same, 150 ns DDR latency | distance stage ms (est.) | read samples ms (784 B) "
-             "| read features ms (2d B) | (RTL + distance) / sample read |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| read features ms (2d B) | RTL / sample read | (RTL + distance) / sample read |",
+             "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows_out:
-        table.append(f"| {r['n']} | {r['d']} | {r['k']} | {r['evals']:,} | {r['cycles']:,} | {r['per_eval']:.1f} "
-                     f"| {r['ms']:.1f} | {r['ddr_ms']:.1f} | {r['dist_ms']:.1f} | {r['read_ms']:.2f} "
-                     f"| {r['feat_ms']:.3f} | {(r['ms'] + r['dist_ms']) / r['read_ms']:,.0f}x |")
-    text = "\n".join(table)
+        table.append(f"| {r['n']} | {r['d']} | {r['k']} | {r['mode']} | {r['s']} | {r['evals']:,} | {r['cycles']:,} "
+                     f"| {r['per_eval']:.1f} | {r['ms']:.2f} | {r['ddr_ms']:.2f} | {r['dist_ms']:.1f} "
+                     f"| {r['read_ms']:.2f} | {r['feat_ms']:.3f} | {r['ms'] / r['read_ms']:,.1f}x "
+                     f"| {(r['ms'] + r['dist_ms']) / r['read_ms']:,.1f}x |")
+
+    # 4. what hides stochastic selection under the read: lanes, and parts
+    hide = _hide_lanes()
+    parts = _hide_parts()
+    text = "\n".join(table) + "\n\n" + hide + "\n\n" + parts
     print(text)
     print("\n".join(f"- {c}" for c in checks))
     if args.write:
         _write(text, checks, args)
     return 0
+
+
+def _hide_lanes() -> str:
+    """Whole-class stochastic runs at more lanes (a wider datapath) and faster draws (RNG_BPC)."""
+    out = ["Stochastic mode, whole class, k = 10 %, schedule model (simulated-DDR timing): RTL time / sample read "
+           "time for LANES (datapath width; the RTL is built and verified for <= 32 = one 512-bit port, more needs "
+           "several ports or HBM) x RNG_BPC (remainder bits per cycle of the draw: 2 shipped, 8 = a 4x faster "
+           "divider).", "",
+           "| n | k | s | " + " | ".join(f"L={lanes} BPC={b}" for lanes in HIDE_LANES for b in HIDE_BPC) + " |",
+           "|---:|---:|---:|" + "---:|" * (len(HIDE_LANES) * len(HIDE_BPC))]
+    summary = []
+    for n in (1000, 5000):
+        k = kk(n)
+        ids = golden(class_sim(n, 10, n + 10), k, 1).ids
+        cells, first = [], {}
+        for lanes in HIDE_LANES:
+            for b in HIDE_BPC:
+                ratio = model_cycles(n, k, ids, 1, lanes=lanes, rng_bpc=b)["cycles"] / read_cycles(n)
+                cells.append(f"{ratio:.2f}")
+                if ratio <= 1.0 and b not in first:
+                    first[b] = lanes
+        out.append(f"| {n} | {k} | {stoch_args(n, k)['sample_size']} | " + " | ".join(cells) + " |")
+        for b in HIDE_BPC:
+            summary.append(f"n={n}, RNG_BPC={b}: " + (f"hidden from LANES={first[b]}" if b in first
+                                                        else f"not hidden at any LANES <= {HIDE_LANES[-1]}"))
+    return "\n".join(out) + "\n\nSmallest LANES that hide it: " + "; ".join(summary) + "."
+
+
+def _hide_parts() -> str:
+    """A class split at random into parts of size p, each selecting ceil(10 % p) stochastically on one
+    engine after the other (GreeDi's proportional split: no merge round)."""
+    out = ["Stochastic mode, class split into parts of p members, each selecting ceil(0.1 p) (GreeDi's "
+           "proportional split, no merge round), one LANES=32 engine running the parts back to back; "
+           "schedule model; the distance stage (est., 64 lanes) shrinks the same way (per part p^2 d / 64).", "",
+           "| n | part size p | parts | RTL cycles, all parts | RTL ms | RTL / sample read "
+           "| (RTL + distance d=10) / read | (RTL + distance d=64) / read |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    summary = []
+    for n in (1000, 5000):
+        sim = class_sim(n, 10, n + 10)
+        perm = np.random.default_rng(n).permutation(n)
+        best = {}
+        p = n
+        while p >= 32:
+            nparts = -(-n // p)
+            sizes = [len(c) for c in np.array_split(np.arange(n), nparts)]
+            cyc, lo, dist = 0, 0, {10: 0, 64: 0}
+            for size in sizes:
+                members = np.sort(perm[lo:lo + size])
+                lo += size
+                part = sim[np.ix_(members, members)]
+                kp = kk(size)
+                cyc += model_cycles(size, kp, golden(part, kp, 1).ids, 1)["cycles"]
+                for d in dist:
+                    dist[d] += -(-size // DIST_LANES) * size * d
+            rc = read_cycles(n)
+            ratios = (cyc / rc, (cyc + dist[10]) / rc, (cyc + dist[64]) / rc)
+            out.append(f"| {n} | {max(sizes)} | {nparts} | {cyc:,} | {cyc / CLOCK_HZ * 1e3:.3f} | {ratios[0]:.2f}x "
+                       f"| {ratios[1]:.2f}x | {ratios[2]:.2f}x |")
+            for key, r in (("RTL", ratios[0]), ("RTL + distance d=10", ratios[1]), ("RTL + distance d=64", ratios[2])):
+                if r <= 1.0 and key not in best:
+                    best[key] = max(sizes)
+            p //= 2
+        for key in ("RTL", "RTL + distance d=10", "RTL + distance d=64"):
+            summary.append(f"n={n} {key}: " + (f"p <= {best[key]}" if key in best else "no p on the grid"))
+    return "\n".join(out) + "\n\nLargest part size (on the grid) that hides it under the read: " + "; ".join(summary) + "."
 
 
 def _write(table: str, checks: list[str], args) -> None:

@@ -12,6 +12,7 @@ from fpga_kernels.rtl.cmodel_ctypes import CModel
 from fpga_kernels.rtl.regmap import decode_status, pack_rows
 from fpga_kernels.rtl.schedule import run_cycles
 from host.golden.greedy import greedy_fixed
+from host.golden.stochastic import greedy_stochastic_fixed, stochastic_sample_size
 from sim.tb.vectors import KINDS, make_class, random_cases
 
 LANES, N_MAX = 32, 8192  # the shipping build the model defaults to
@@ -59,10 +60,41 @@ def test_other_builds(lanes, n_max):
     assert m.run(random_cases(0, 8, 3)[2][1], 1, n=n_max + 1, ld=n_max + lanes).status == 1
 
 
+@pytest.mark.parametrize("seed", [0, 5, 0xFFFFFFFF])
+def test_stochastic_mode(model, seed):
+    """Mode 1 == host/golden/stochastic.py bit for bit (sample sizes 1, < n, the epsilon default, > n),
+    cycles == the schedule model replaying the golden sample."""
+    rng = np.random.default_rng(seed & 0xFFFF)
+    for kind, sim, k in random_cases(seed & 0xFF, 96, 10):
+        n = sim.shape[0]
+        for ss in {1, max(1, n // 4), stochastic_sample_size(n, k, 0.01), n + 3, int(rng.integers(1, n + 1))}:
+            r = model.run(sim, k, mode=1, seed=seed, sample_size=ss)
+            gold = greedy_stochastic_fixed(sim, k, seed, ss)
+            where = f"{kind} n={n} k={k} s={ss}"
+            assert r.status == 0, (where, decode_status(r.status))
+            assert np.array_equal(r.ids, gold.ids) and np.array_equal(r.gains, gold.gains), where
+            assert np.array_equal(r.weights, gold.weights), where
+            assert r.cycles == run_cycles(0, n, k, pack_rows(sim, LANES)[1], gold.ids, LANES, 64, mode=1,
+                                          seed=seed, sample_size=ss), where
+
+
+def test_stochastic_large_class_fewer_cycles(model):
+    """At the default epsilon and k = 10 %, stochastic mode reads far fewer rows than exact mode."""
+    sim = make_class("features", 500, np.random.default_rng(2), d=64)
+    k = 50
+    ss = stochastic_sample_size(500, k, 0.01)
+    st, ex = model.run(sim, k, mode=1, seed=3, sample_size=ss), model.run(sim, k, mode=2)
+    gold = greedy_stochastic_fixed(sim, k, 3, ss)
+    assert np.array_equal(st.ids, gold.ids) and np.array_equal(st.weights, gold.weights)
+    assert np.array_equal(ex.ids, greedy_fixed(sim, k).ids)  # mode 2 (naive) == exact
+    assert st.cycles * 5 < ex.cycles
+
+
 def test_refused_arguments_write_only_stats(model):
     sim = make_class("uniform", 8, np.random.default_rng(0))
     for kw, bit in [(dict(k=0), 1), (dict(k=9), 1), (dict(k=2, n=0), 0), (dict(k=2, n=N_MAX + 1), 0),
-                    (dict(k=2, ld=8), 2), (dict(k=2, ld=-32), 2), (dict(k=2, ld=1 << 24), 2)]:
+                    (dict(k=2, ld=8), 2), (dict(k=2, ld=-32), 2), (dict(k=2, ld=1 << 24), 2),
+                    (dict(k=2, mode=3), 5), (dict(k=2, mode=-1), 5), (dict(k=2, mode=1, sample_size=0), 6)]:
         r = model.run(sim, **kw)
         assert r.status >> bit & 1, (kw, r.status)
         assert r.cycles == 3 and r.ids[0] == 0xFFFFFFFF and r.weights[0] == 0xFFFFFFFF
@@ -84,13 +116,14 @@ def test_through_the_emulator():
            for g, nbytes in [(0, rows.nbytes), (4, 4 * k), (5, 8 * k), (6, 4 * k), (7, 16)]]
     bos[0].write(rows.view(np.uint8).ravel(), 0)
     bos[0].sync(emu.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE)
-    run = kern(bos[0], 150, k, ld, bos[1], bos[2], bos[3], bos[4])
-    assert run.wait() == emu.ert_cmd_state.ERT_CMD_STATE_COMPLETED
-    out = []
-    for b, dt in zip(bos[1:], ["<u4", "<u8", "<u4", "<u8"]):
-        b.sync(emu.xclBOSyncDirection.XCL_BO_SYNC_BO_FROM_DEVICE)
-        out.append(np.frombuffer(b.read(b.size(), 0).tobytes(), dtype=dt))
-    gold = greedy_fixed(sim, k)
-    assert out[3][0] == 0
-    assert np.array_equal(out[0], gold.ids) and np.array_equal(out[1], gold.gains)
-    assert np.array_equal(out[2], gold.weights)
+    for mode, seed, ss in [(0, 0, 0), (1, -7, 23)]:  # exact; stochastic (seed as its uint32 pattern)
+        run = kern(bos[0], 150, k, ld, bos[1], bos[2], bos[3], bos[4], mode, seed, ss)
+        assert run.wait() == emu.ert_cmd_state.ERT_CMD_STATE_COMPLETED
+        out = []
+        for b, dt in zip(bos[1:], ["<u4", "<u8", "<u4", "<u8"]):
+            b.sync(emu.xclBOSyncDirection.XCL_BO_SYNC_BO_FROM_DEVICE)
+            out.append(np.frombuffer(b.read(b.size(), 0).tobytes(), dtype=dt))
+        gold = greedy_fixed(sim, k) if mode == 0 else greedy_stochastic_fixed(sim, k, seed & 0xFFFFFFFF, ss)
+        assert out[3][0] == 0
+        assert np.array_equal(out[0], gold.ids) and np.array_equal(out[1], gold.gains)
+        assert np.array_equal(out[2], gold.weights)

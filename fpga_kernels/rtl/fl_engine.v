@@ -2,8 +2,13 @@
 //
 //   CHECK args --> CLEAR cover + table (n cycles)
 //   repeat k times:                                   (greedy step t)
+//     exact (mode 0 / 2):
 //     SCAN  j = 0..n-1, skip selected --> row job j --> datapath GAIN --> fl_argmax (ties: lowest j)
+//     stochastic (mode 1; host/golden/stochastic.py): cnt = min(sample_size, m), for r < cnt:
+//     SAMPLE x = xorshift32(x) --> fl_urem: p = r + x % (m - r) --> swap pool[r], pool[p]
+//           --> row job pool[r] --> datapath GAIN --> fl_argmax (ties: lowest j; aux = r)
 //     WAIT  all rows summed --> write ids[t], gains[t] (lo, hi) --> mark j* {selected, pos = t}
+//           (stochastic: pool[r*] = pool[m-1], m -= 1, done during the result writes)
 //     UPDATE row j* through the datapath: cover = max(cover, row)
 //   WEIGHTS j = 0..n-1 ascending, selected only --> datapath WEIGHT (count + claim s == cover)
 //           --> write weights[pos(j)]
@@ -11,8 +16,9 @@
 // The SCAN of candidate j+1 overlaps the row read of candidate j (the read master accepts the
 // next job as soon as it is idle), so a candidate costs its beats plus the read turnaround.
 // status bits (0 = ok): 0 n not in 1..N_MAX, 1 k not in 1..n, 2 ld not in n..2**24-1 or ld % LANES != 0,
-// 3 sim_ptr not aligned to DATA_W/8, 4 an out pointer not 4-byte aligned (bits 0-4: nothing
-// is read, only the stats words are written -- unless out_stats_ptr is the misaligned one);
+// 3 sim_ptr not aligned to DATA_W/8, 4 an out pointer not 4-byte aligned, 5 mode not in 0..2,
+// 6 mode 1 with sample_size 0 (bits 0-6: nothing is read, only the stats words are written --
+// unless out_stats_ptr is the misaligned one);
 // 8 AXI read error, 9 AXI write error (results are suspect).
 // cycles counts from ap_start's acceptance to the last result word answered (stats excluded).
 `default_nettype none
@@ -20,7 +26,8 @@ module fl_engine #(
     parameter integer LANES  = 32,   // elements per beat (bus = 16*LANES bits); power of two, 2..32
     parameter integer N_MAX  = 4096, // largest class (cover / table depth); power of two, >= 2*LANES
     parameter integer GAIN_W = 40,   // bits of a gain; >= 16 + log2(N_MAX), <= 64
-    parameter integer ADDR_W = 64    // AXI address bits; 32..64
+    parameter integer ADDR_W = 64,   // AXI address bits; 32..64
+    parameter integer RNG_BPC = 2    // stochastic mode: remainder bits per cycle of fl_urem; 1, 2, 4, 8
 ) (
     input  wire                 clk,
     input  wire                 rst,            // synchronous, active high
@@ -38,6 +45,9 @@ module fl_engine #(
     input  wire [63:0]          gains_ptr,
     input  wire [63:0]          weights_ptr,
     input  wire [63:0]          stats_ptr,
+    input  wire [31:0]          mode_arg,       // 0 / 2 exact greedy, 1 stochastic greedy
+    input  wire [31:0]          seed_arg,       // stochastic: PRNG seed
+    input  wire [31:0]          ssize_arg,      // stochastic: candidates per step (>= 1)
     output reg  [31:0]          status,
     output reg  [63:0]          cycles,
     // read master jobs
@@ -82,15 +92,20 @@ module fl_engine #(
         if (ADDR_W < 32 || ADDR_W > 64) begin : g_bad_addr
             initial $fatal(1, "fl_engine: ADDR_W=%0d must be in 32..64", ADDR_W);
         end
+        if (!(RNG_BPC == 1 || RNG_BPC == 2 || RNG_BPC == 4 || RNG_BPC == 8)) begin : g_bad_bpc
+            initial $fatal(1, "fl_engine: RNG_BPC=%0d must be 1, 2, 4 or 8", RNG_BPC);
+        end
     endgenerate
 
-    localparam [4:0] S_ST0 = 21, S_ST1 = 22, S_ST2 = 23, S_ST3 = 24, S_DRAIN = 25;
-    localparam [4:0] S_IDLE = 0, S_CHECK = 1, S_CLEAR = 2, S_ITER = 3, S_SCAN_RD = 4,
+    localparam [5:0] S_ST0 = 21, S_ST1 = 22, S_ST2 = 23, S_ST3 = 24, S_DRAIN = 25;
+    localparam [5:0] S_SM_RNG = 26, S_SM_DIV = 27, S_SM_RD_R = 28, S_SM_RD_P = 29, S_SM_SWAP = 30,
+                     S_SM_CHK = 31, S_SM_ISSUE = 32;
+    localparam [5:0] S_IDLE = 0, S_CHECK = 1, S_CLEAR = 2, S_ITER = 3, S_SCAN_RD = 4,
                      S_SCAN_CHK = 5, S_SCAN_ISSUE = 6, S_WAIT_ROWS = 7, S_WR_ID = 8,
                      S_WR_GLO = 9, S_WR_GHI = 10, S_SEL_SET = 11, S_UPD_ISSUE = 12,
                      S_UPD_WAIT = 13, S_W_SCAN_RD = 14, S_W_SCAN_CHK = 15, S_W_ISSUE = 16,
                      S_W_WAIT = 17, S_W_WRITE = 18, S_FINISH = 19, S_DONE = 20;
-    reg [4:0] state;
+    reg [5:0] state;
 
     // latched arguments
     reg [ADDR_W-1:0] sim_a, ids_a, gains_a, weights_a, stats_a;
@@ -106,6 +121,30 @@ module fl_engine #(
     reg [IDX_W+33:0] prod;                      // j * row_bytes (one multiply per candidate)
     reg              arg_clear;                 // fl_argmax clear pulse
 
+    // stochastic mode: the pool of unselected candidates and the xorshift32 state
+    reg              stoch;                     // this run is mode 1
+    reg [31:0]       rng;                       // xorshift32 state
+    reg [CNT_W-1:0]  m, cnt, r;                 // pool size, sample size of this step, draw
+    reg [IDX_W-1:0]  p_pos, vr, cand;           // swap partner, pool[r] before the swap, candidate
+    reg              pl_we;
+    reg [IDX_W-1:0]  pl_waddr, pl_wdata, pl_raddr;
+    wire [IDX_W-1:0] pl_q;
+    fl_sdp_ram #(.DEPTH(N_MAX), .WIDTH(IDX_W)) u_pool (
+        .clk(clk), .wr_en(pl_we), .wr_addr(pl_waddr), .wr_data(pl_wdata),
+        .rd_addr(pl_raddr), .rd_data(pl_q)
+    );
+    wire [31:0] xs1 = rng ^ (rng << 13);
+    wire [31:0] xs2 = xs1 ^ (xs1 >> 17);
+    wire [31:0] rng_next = xs2 ^ (xs2 << 5);
+    wire [31:0] seed_mix = seed_arg * 32'h9E3779B1 + 32'h6D2B79F5;  // host/golden/stochastic.py seed_state
+    wire [CNT_W-1:0] div_den = m - r;
+    wire             div_done;
+    wire [CNT_W-1:0] div_rem;
+    fl_urem #(.NUM_W(32), .DEN_W(CNT_W), .BPC(RNG_BPC)) u_urem (
+        .clk(clk), .rst(rst), .start(state == S_SM_RNG), .num(rng_next), .den(div_den),
+        .busy(), .done(div_done), .rem(div_rem)
+    );
+
     // {selected, pos} per candidate
     reg              tb_we;
     reg [IDX_W-1:0]  tb_waddr;
@@ -120,12 +159,14 @@ module fl_engine #(
     wire             best_valid;
     wire [GAIN_W-1:0] best_val;
     wire [IDX_W-1:0] best_idx;
+    wire [IDX_W-1:0] best_pos;                  // stochastic: pool position of the best
     wire [63:0]      best64 = best_val;         // zero-extended for the two gain words
     wire [63:0]      sum64  = row_sum;          // zero-extended weight count
-    fl_argmax #(.VAL_W(GAIN_W), .IDX_W(IDX_W)) u_argmax (
+    fl_argmax #(.VAL_W(GAIN_W), .IDX_W(IDX_W), .AUX_W(IDX_W)) u_argmax (
         .clk(clk), .rst(rst), .clear(arg_clear),
         .in_valid(row_valid && mode == M_GAIN), .in_val(row_sum), .in_idx(row_tag),
-        .best_valid(best_valid), .best_val(best_val), .best_idx(best_idx)
+        .in_aux(received[IDX_W-1:0]),          // rows come back in issue order: received = r
+        .best_valid(best_valid), .best_val(best_val), .best_idx(best_idx), .best_aux(best_pos)
     );
 
     assign ap_idle   = (state == S_IDLE);
@@ -137,18 +178,21 @@ module fl_engine #(
     assign clr_addr  = j[BW-2:0];
 
     // argument checks, evaluated on the live registers in S_CHECK
-    wire [4:0] arg_err;
+    wire [6:0] arg_err;
     assign arg_err[0] = (n_arg == 0) || (n_arg > N_MAX);
     assign arg_err[1] = (k_arg == 0) || (k_arg > n_arg);
     assign arg_err[2] = (ld_arg < n_arg) || (ld_arg[LG_L-1:0] != 0) || (ld_arg[31:24] != 0);  // ld < 2**24
     assign arg_err[3] = (sim_ptr[LG_L:0] != 0);   // DATA_W/8 = 2*LANES bytes
     assign arg_err[4] = (ids_ptr[1:0] != 0) || (gains_ptr[1:0] != 0) || (weights_ptr[1:0] != 0)
                      || (stats_ptr[1:0] != 0);
+    assign arg_err[5] = (mode_arg > 2);
+    assign arg_err[6] = (mode_arg == 1) && (ssize_arg == 0);
 
     wire last_j = (j + 1'b1 == n);
 
     always @(posedge clk) begin
         tb_we     <= 1'b0;
+        pl_we     <= 1'b0;
         arg_clear <= 1'b0;
         if (rst) begin
             state     <= S_IDLE;
@@ -177,16 +221,22 @@ module fl_engine #(
                     state     <= S_CHECK;
                 end
                 S_CHECK: begin
-                    status <= {27'd0, arg_err};
+                    status <= {25'd0, arg_err};
+                    stoch  <= (mode_arg == 1);
+                    rng    <= (seed_mix == 0) ? 32'd1 : seed_mix;
+                    m      <= n;
                     j      <= {CNT_W{1'b0}};
                     t      <= {CNT_W{1'b0}};
                     mode   <= M_GAIN;
                     state  <= (arg_err != 0) ? S_FINISH : S_CLEAR;
                 end
-                S_CLEAR: begin                              // table[j] = 0, cover word j = 0
+                S_CLEAR: begin                    // table[j] = 0, pool[j] = j, cover word j = 0
                     tb_we    <= 1'b1;
                     tb_waddr <= j[IDX_W-1:0];
                     tb_wdata <= {(IDX_W+1){1'b0}};
+                    pl_we    <= 1'b1;
+                    pl_waddr <= j[IDX_W-1:0];
+                    pl_wdata <= j[IDX_W-1:0];
                     j        <= last_j ? {CNT_W{1'b0}} : j + 1'b1;
                     if (last_j) state <= S_ITER;
                 end
@@ -195,7 +245,50 @@ module fl_engine #(
                     j         <= {CNT_W{1'b0}};
                     issued    <= {CNT_W{1'b0}};
                     received  <= {CNT_W{1'b0}};
-                    state     <= S_SCAN_RD;
+                    r         <= {CNT_W{1'b0}};
+                    cnt       <= (ssize_arg < {{(32-CNT_W){1'b0}}, m}) ? ssize_arg[CNT_W-1:0] : m;
+                    state     <= stoch ? S_SM_RNG : S_SCAN_RD;
+                end
+                // ---- stochastic draw r: fl_urem starts in S_SM_RNG on rng_next, m - r ----
+                S_SM_RNG: begin
+                    rng   <= rng_next;
+                    state <= S_SM_DIV;
+                end
+                S_SM_DIV: if (div_done) begin
+                    p_pos    <= r[IDX_W-1:0] + div_rem[IDX_W-1:0];
+                    pl_raddr <= r[IDX_W-1:0];
+                    state    <= S_SM_RD_R;
+                end
+                S_SM_RD_R: begin                            // pool[r] read in flight
+                    pl_raddr <= p_pos;
+                    state    <= S_SM_RD_P;
+                end
+                S_SM_RD_P: begin                            // pl_q = pool[r]; pool[p] in flight
+                    vr    <= pl_q;
+                    state <= S_SM_SWAP;
+                end
+                S_SM_SWAP: begin                            // pl_q = pool[p]: the candidate
+                    pl_we    <= 1'b1;
+                    pl_waddr <= r[IDX_W-1:0];
+                    pl_wdata <= pl_q;
+                    cand     <= pl_q;
+                    prod     <= pl_q * row_bytes;
+                    state    <= S_SM_CHK;
+                end
+                S_SM_CHK: begin                             // second half of the swap; the row job
+                    pl_we     <= 1'b1;
+                    pl_waddr  <= p_pos;
+                    pl_wdata  <= vr;
+                    job_valid <= 1'b1;
+                    job_addr  <= sim_a + prod;
+                    job_tag   <= cand;
+                    state     <= S_SM_ISSUE;
+                end
+                S_SM_ISSUE: if (job_ready) begin
+                    job_valid <= 1'b0;
+                    issued    <= issued + 1'b1;
+                    r         <= r + 1'b1;
+                    state     <= (r + 1'b1 == cnt) ? S_WAIT_ROWS : S_SM_RNG;
                 end
                 S_SCAN_RD: begin                            // table read of j in flight
                     prod  <= j[IDX_W-1:0] * row_bytes;
@@ -219,6 +312,7 @@ module fl_engine #(
                     state     <= last_j ? S_WAIT_ROWS : S_SCAN_RD;
                 end
                 S_WAIT_ROWS: if (received == issued && !row_valid) begin
+                    pl_raddr <= m[IDX_W-1:0] - 1'b1;      // pool[m-1], for the removal below
                     wr_valid <= 1'b1;
                     wr_addr  <= ids_a + {t, 2'b00};
                     wr_data  <= {{(32-IDX_W){1'b0}}, best_idx};
@@ -240,6 +334,12 @@ module fl_engine #(
                     tb_waddr <= best_idx;
                     tb_wdata <= {1'b1, t[IDX_W-1:0]};
                     prod     <= best_idx * row_bytes;
+                    if (stoch) begin                        // remove j*: pool[pos] = pool[m-1], m -= 1
+                        pl_we    <= 1'b1;
+                        pl_waddr <= best_pos;
+                        pl_wdata <= pl_q;
+                        m        <= m - 1'b1;
+                    end
                     state    <= S_SEL_SET;
                 end
                 S_SEL_SET: begin

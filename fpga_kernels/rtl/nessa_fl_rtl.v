@@ -1,6 +1,7 @@
 // nessa_fl_rtl: Vitis RTL kernel -- greedy facility location over precomputed similarity rows.
 //
-// Contract (the golden model is host/golden/greedy.py greedy_fixed; results match it bit for bit):
+// Contract (golden models: host/golden/greedy.py greedy_fixed for mode 0 / 2, host/golden/stochastic.py
+// greedy_stochastic_fixed(sim, k, seed, sample_size) for mode 1; results match them bit for bit):
 //   sim_ptr      uint16 [n][ld] row-major in DDR, row j = s(j, i) for i < n; columns n..ld-1
 //                are padding and never read past ceil(n/LANES) beats. sim_ptr aligned to
 //                DATA_W/8 bytes, ld % LANES == 0 (ld a multiple of 32 suits every build).
@@ -9,6 +10,9 @@
 //   out_gains_ptr   uint64 [k]  marginal gain of each pick (little endian, two words)
 //   out_weights_ptr uint32 [k]  members whose most similar selected element is ids[t]
 //   out_stats_ptr   uint64 [2]  {status (0 = ok), cycles}, written last (also on refused runs)
+//   mode         0 / 2 exact greedy (every unselected candidate per step), 1 stochastic greedy
+//   seed         mode 1: xorshift32 seed (uint32)
+//   sample_size  mode 1: candidates per step, >= 1 (host: ceil(n / k * ln(1 / epsilon)), capped at n)
 //   Register map: fl_axil_ctrl.v. Bad arguments: ap_done with status != 0, only stats written.
 //
 //   s_axi_control --> fl_axil_ctrl --(args, ap_start)--> fl_engine --(jobs)--> fl_axi_rd --AR/R--> m_axi_gmem
@@ -24,6 +28,7 @@ module nessa_fl_rtl #(
     parameter integer N_MAX     = 8192, // largest class (on-chip cover/table depth); power of two, 2*LANES..2**20
     parameter integer GAIN_W    = 40,   // gain accumulator bits; 16 + log2(N_MAX) .. 64 (never overflows)
     parameter integer MAX_BURST = 64,   // longest AXI read burst in beats; power of two, 1..256
+    parameter integer RNG_BPC   = 2,    // stochastic draw: remainder bits per cycle (fl_urem); 1, 2, 4, 8
     parameter integer C_M_AXI_GMEM_ADDR_WIDTH = 64,  // m_axi address bits; 32..64
     parameter integer C_M_AXI_GMEM_DATA_WIDTH = 16 * LANES, // m_axi data bits; must equal 16*LANES
     parameter integer C_S_AXI_CONTROL_ADDR_WIDTH = 12 // s_axi_control address bits; 7..12 (12: the 4 KiB range in kernel.xml)
@@ -101,7 +106,7 @@ module nessa_fl_rtl #(
 
     wire        ap_start, ap_done, ap_idle, ap_ready;
     wire [63:0] sim_ptr, ids_ptr, gains_ptr, weights_ptr, stats_ptr, cycles;
-    wire [31:0] n_arg, k_arg, ld_arg, status;
+    wire [31:0] n_arg, k_arg, ld_arg, status, mode_arg, seed_arg, ssize_arg;
 
     fl_axil_ctrl #(.C_ADDR_W(C_S_AXI_CONTROL_ADDR_WIDTH)) u_ctrl (
         .clk(ap_clk), .rst(rst),
@@ -120,6 +125,7 @@ module nessa_fl_rtl #(
         .sim_ptr(sim_ptr), .n(n_arg), .k(k_arg), .ld(ld_arg),
         .out_ids_ptr(ids_ptr), .out_gains_ptr(gains_ptr), .out_weights_ptr(weights_ptr),
         .out_stats_ptr(stats_ptr),
+        .mode(mode_arg), .seed(seed_arg), .sample_size(ssize_arg),
         .status(status), .cycles(cycles)
     );
 
@@ -137,11 +143,13 @@ module nessa_fl_rtl #(
     wire [DATA_W-1:0]    beat_data;
     wire [IDX_W-1:0]     beat_tag;
 
-    fl_engine #(.LANES(LANES), .N_MAX(N_MAX), .GAIN_W(GAIN_W), .ADDR_W(C_M_AXI_GMEM_ADDR_WIDTH)) u_engine (
+    fl_engine #(.LANES(LANES), .N_MAX(N_MAX), .GAIN_W(GAIN_W), .ADDR_W(C_M_AXI_GMEM_ADDR_WIDTH),
+                .RNG_BPC(RNG_BPC)) u_engine (
         .clk(ap_clk), .rst(rst),
         .ap_start(ap_start), .ap_done(ap_done), .ap_idle(ap_idle), .ap_ready(ap_ready),
         .sim_ptr(sim_ptr), .n_arg(n_arg), .k_arg(k_arg), .ld_arg(ld_arg),
         .ids_ptr(ids_ptr), .gains_ptr(gains_ptr), .weights_ptr(weights_ptr), .stats_ptr(stats_ptr),
+        .mode_arg(mode_arg), .seed_arg(seed_arg), .ssize_arg(ssize_arg),
         .status(status), .cycles(cycles),
         .job_valid(job_valid), .job_ready(job_ready), .job_addr(job_addr),
         .job_beats(job_beats), .job_tag(job_tag), .rd_err(rd_err),

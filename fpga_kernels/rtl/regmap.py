@@ -14,10 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ARG_ORDER", "ROW_ALIGN", "REG", "STATUS_BITS", "KernelArgs", "cycle_model", "decode_status", "pack_rows"]
+__all__ = ["MODE_EXACT", "MODE_STOCHASTIC", "MODE_NAIVE", "ARG_ORDER", "ROW_ALIGN", "REG", "STATUS_BITS", "KernelArgs", "cycle_model", "decode_status", "pack_rows"]
 
 #: Kernel arguments in register order (= the C++ model's parameter order).
-ARG_ORDER = ("sim_ptr", "n", "k", "ld", "out_ids_ptr", "out_gains_ptr", "out_weights_ptr", "out_stats_ptr")
+ARG_ORDER = ("sim_ptr", "n", "k", "ld", "out_ids_ptr", "out_gains_ptr", "out_weights_ptr", "out_stats_ptr",
+             "mode", "seed", "sample_size")
+
+#: ``mode`` values (host/golden/nessa_greedy.py numbering): the RTL runs exact (naive) greedy for
+#: 0 and 2 -- the same picks as lazy greedy -- and stochastic greedy for 1.
+MODE_EXACT, MODE_STOCHASTIC, MODE_NAIVE = 0, 1, 2
 
 #: Row stride multiple (elements) that every LANES <= 32 build accepts.
 ROW_ALIGN = 32
@@ -38,6 +43,9 @@ REG = {
     "out_stats_ptr": 0x40,  # uint64 [2] {status, cycles}, written by the kernel at the end
     "status": 0x48,  # read-only
     "cycles": 0x4C,  # read-only, 64 bits
+    "mode": 0x54,  # 0 / 2 exact, 1 stochastic
+    "seed": 0x58,  # stochastic: xorshift32 seed (uint32)
+    "sample_size": 0x5C,  # stochastic: candidates per step (>= 1)
 }
 
 #: status bits (0 = ok). Bits 0-4: the run was refused, nothing read; only the stats are written.
@@ -47,6 +55,8 @@ STATUS_BITS = {
     2: "ld not in n..2**24-1 or not a multiple of LANES",
     3: "sim_ptr not aligned to the bus width (2*LANES bytes)",
     4: "an output pointer is not 4-byte aligned",
+    5: "mode not in 0..2",
+    6: "mode 1 (stochastic) with sample_size 0",
     8: "AXI read error response",
     9: "AXI write error response",
 }
@@ -69,6 +79,9 @@ class KernelArgs:
     out_gains_ptr: int
     out_weights_ptr: int
     out_stats_ptr: int
+    mode: int = MODE_EXACT
+    seed: int = 0
+    sample_size: int = 0
 
     def words(self) -> list[tuple[int, int]]:
         """(offset, 32-bit value) writes that program these arguments."""

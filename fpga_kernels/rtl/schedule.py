@@ -7,6 +7,11 @@ the build parameters and two properties of the memory behind m_axi:
   (one burst is outstanding at a time, so this is paid once per burst);
 * ``write_busy`` -- cycles the single-word write master stays busy after a word is accepted.
 
+In stochastic mode (``mode=1``) the step's candidates are the golden model's sample
+(:func:`stochastic_samples` replays host/golden/stochastic.py's pool given the picks); each
+draw costs the engine ``sample_cycles(rng_bpc)`` cycles (xorshift, the fixed-latency remainder,
+the pool swap) before its row job, overlapping the previous row's read.
+
 This module replays the same state machine (fl_engine.v) transaction by transaction; it is
 exact (tests/test_rtl_kernel.py checks it against Icarus cycle for cycle) when the memory's
 latencies are those constants, which holds for the cocotbext-axi RAM without pauses. The
@@ -18,7 +23,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MemTiming", "COCOTB_AXI_RAM", "row_bursts", "run_cycles", "cycle_breakdown"]
+from host.golden.stochastic import seed_state, xorshift32
+
+__all__ = ["MemTiming", "COCOTB_AXI_RAM", "row_bursts", "run_cycles", "cycle_breakdown", "sample_cycles",
+           "stochastic_samples"]
 
 
 @dataclass(frozen=True)
@@ -45,12 +53,39 @@ def row_bursts(addr: int, beats: int, bytes_per_beat: int, max_burst: int) -> li
     return out
 
 
+def sample_cycles(rng_bpc: int = 2) -> int:
+    """Engine cycles from a stochastic draw's start to its row job's valid: S_SM_RNG, fl_urem's
+    32 / rng_bpc iterations + done, pool reads of r and p, swap, job."""
+    return 32 // rng_bpc + 6
+
+
+def stochastic_samples(n: int, k: int, seed: int, sample_size: int, ids) -> list[list[int]]:
+    """Candidates of every step in pool order (host/golden/stochastic.py), given the picks ``ids``."""
+    pool = list(range(n))
+    m = n
+    state = seed_state(seed)
+    out = []
+    for t in range(k):
+        cnt = min(sample_size, m)
+        for r in range(cnt):
+            state = xorshift32(state)
+            p = r + state % (m - r)
+            pool[r], pool[p] = pool[p], pool[r]
+        out.append(pool[:cnt])
+        pos = pool.index(int(ids[t]), 0, cnt)  # ValueError: the pick was not in the sample
+        pool[pos], pool[m - 1] = pool[m - 1], pool[pos]
+        m -= 1
+    return out
+
+
 def cycle_breakdown(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_burst: int,
-                    mem: MemTiming = COCOTB_AXI_RAM, steps: int | None = None) -> dict:
-    """Replay the engine; ``ids`` are the picks in order (from the golden model).
+                    mem: MemTiming = COCOTB_AXI_RAM, steps: int | None = None, mode: int = 0,
+                    seed: int = 0, sample_size: int = 0, rng_bpc: int = 2) -> dict:
+    """Replay the engine; ``ids`` are the picks in order (from the golden model of ``mode``).
 
     Returns {"cycles": value of the cycles register, "steps": [cycles of each greedy step],
-    "clear", "weights": cycles of those phases}. With ``steps`` < k only the first ``steps``
+    "clear", "weights": cycles of those phases, "jobs0": [cycle of each row-job handshake of
+    step 0, counted from the CHECK cycle = 0], "evals": candidate rows read in greedy steps}. With ``steps`` < k only the first ``steps``
     greedy steps are replayed (no weight pass) and "cycles" is None.
     """
     bpb = 2 * lanes
@@ -65,20 +100,37 @@ def cycle_breakdown(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_
         return cost[j]
 
     selected = [False] * n
+    ids = [int(i) for i in ids]
+    nsteps = k if steps is None else min(steps, k)
+    samples = stochastic_samples(n, nsteps, seed, sample_size, ids) if mode == 1 else None
+    e_draw = sample_cycles(rng_bpc)
     c = 1 + n                           # CHECK, then CLEAR for n cycles
     wr_free = 0
     step_cycles = []
-    ids = [int(i) for i in ids]
-    for t in range(k if steps is None else min(steps, k)):
+    jobs0 = []
+    evals = 0
+    for t in range(nsteps):
         t0 = c
-        cur = c + 1                     # ITER, then SCAN_RD of j = 0
+        cur = c + 1                     # ITER, then SCAN_RD of j = 0 (stochastic: S_SM_RNG of r = 0)
         rm_free = 0
         last_row = None
-        for j in range(n):
+        if samples is not None:
+            for j in samples[t]:
+                h = max(cur + e_draw, rm_free)  # draw, then S_SM_ISSUE until job_ready
+                if t == 0:
+                    jobs0.append(h)
+                evals += 1
+                rm_free = h + 1 + rd(j)
+                last_row = rm_free + lat
+                cur = h + 1
+        for j in range(n if samples is None else 0):
             if selected[j]:
                 cur += 2
                 continue
             h = max(cur + 2, rm_free)   # SCAN_RD, SCAN_CHK, then SCAN_ISSUE until job_ready
+            if t == 0:
+                jobs0.append(h)
+            evals += 1
             rm_free = h + 1 + rd(j)
             last_row = rm_free + lat
             cur = h + 1
@@ -94,7 +146,8 @@ def cycle_breakdown(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_
         c = r + 1
         step_cycles.append(c - t0)
     if steps is not None and steps < k:
-        return {"cycles": None, "steps": step_cycles, "clear": 1 + n, "weights": None}
+        return {"cycles": None, "steps": step_cycles, "clear": 1 + n, "weights": None, "jobs0": jobs0,
+                "evals": evals}
     w_start = cur = c
     for j in range(n):
         if not selected[j]:
@@ -106,10 +159,13 @@ def cycle_breakdown(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_
         wr_free = h_w + 1 + mem.write_busy
         cur = h_w + 1
     f = max(cur, wr_free)
-    return {"cycles": f + 2, "steps": step_cycles, "clear": 1 + n, "weights": f - w_start}
+    return {"cycles": f + 2, "steps": step_cycles, "clear": 1 + n, "weights": f - w_start, "jobs0": jobs0,
+            "evals": evals}
 
 
 def run_cycles(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_burst: int,
-               mem: MemTiming = COCOTB_AXI_RAM) -> int:
+               mem: MemTiming = COCOTB_AXI_RAM, mode: int = 0, seed: int = 0, sample_size: int = 0,
+               rng_bpc: int = 2) -> int:
     """Value of the kernel's cycles register for one run (see cycle_breakdown)."""
-    return cycle_breakdown(sim_ptr, n, k, ld, ids, lanes, max_burst, mem)["cycles"]
+    return cycle_breakdown(sim_ptr, n, k, ld, ids, lanes, max_burst, mem, mode=mode, seed=seed,
+                           sample_size=sample_size, rng_bpc=rng_bpc)["cycles"]

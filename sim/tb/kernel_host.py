@@ -67,18 +67,19 @@ class KernelHost:
                 and w.b_channel.empty() and r.r_channel.idle() and w.b_channel.idle()
                 and self.axil.write_if.aw_channel.empty() and self.axil.read_if.ar_channel.empty())
 
-    def layout(self, n: int, k: int, ld: int) -> KernelArgs:
+    def layout(self, n: int, k: int, ld: int, mode: int = 0, seed: int = 0, sample_size: int = 0) -> KernelArgs:
         """Buffers: rows at SIM_BASE, then ids, gains, weights, stats, each with a guard gap."""
         end = SIM_BASE + n * ld * 2
         ids = (end + 0x100) & ~0x3F
         gains = (ids + 4 * k + 0x100) & ~0x3F
         weights = (gains + 8 * k + 0x100) & ~0x3F
         stats = (weights + 4 * k + 0x100) & ~0x3F
-        return KernelArgs(SIM_BASE, n, k, ld, ids, gains, weights, stats)
+        return KernelArgs(SIM_BASE, n, k, ld, ids, gains, weights, stats, mode, seed, sample_size)
 
-    def load(self, sim: np.ndarray, k: int, align: int | None = None) -> KernelArgs:
+    def load(self, sim: np.ndarray, k: int, align: int | None = None, mode: int = 0, seed: int = 0,
+             sample_size: int = 0) -> KernelArgs:
         rows, ld = pack_rows(sim, align or self.lanes)
-        args = self.layout(sim.shape[0], k, ld)
+        args = self.layout(sim.shape[0], k, ld, mode, seed, sample_size)
         self.ram.write(SIM_BASE, rows.tobytes())
         self.ram.write(args.out_ids_ptr, bytes([GUARD]) * (args.out_stats_ptr + 16 + 64 - args.out_ids_ptr))
         return args
@@ -127,8 +128,9 @@ class KernelHost:
                  (args.out_weights_ptr + 4 * k, args.out_stats_ptr), (args.out_stats_ptr + 16, args.out_stats_ptr + 80)]
         return all(self.ram.read(a, b - a) == bytes([GUARD]) * (b - a) for a, b in spans)
 
-    async def run(self, sim: np.ndarray, k: int, use_irq: bool = False) -> tuple[KernelArgs, RunResult]:
-        args = self.load(sim, k)
+    async def run(self, sim: np.ndarray, k: int, use_irq: bool = False, mode: int = 0, seed: int = 0,
+                  sample_size: int = 0) -> tuple[KernelArgs, RunResult]:
+        args = self.load(sim, k, mode=mode, seed=seed, sample_size=sample_size)
         await self.program(args)
         await self.start()
         if use_irq:

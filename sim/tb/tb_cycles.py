@@ -1,7 +1,8 @@
 """Cycle measurements for bench/rtl_cycles.py (not part of the test suite's pass/fail set).
 
 tb params: ``sim_file`` (.npy uint16 n x n), ``k``, ``rows`` (0 = run to ap_done; R > 0 = stop
-after the first R row jobs of greedy step 0 and report their handshake cycles).
+after the first R row jobs of greedy step 0 and report their handshake cycles), ``mode``,
+``seed``, ``sample_size`` (the kernel arguments; default exact mode).
 Report: {"cycles", "ids", "gains", "weights"} for a full run, or {"job_cycles": [...]} (cycle of
 each row job's handshake, counted from the clock edge that accepted ap_start).
 """
@@ -24,7 +25,8 @@ async def test_measure(dut):
     n = sim.shape[0]
     need = (1 << 16) + n * (-(-n // 32) * 32) * 2 + 16 * k + (1 << 20)
     host = await _setup(dut, mem_size=1 << max(22, (need - 1).bit_length()))
-    args = host.load(sim, k)
+    args = host.load(sim, k, mode=int(p.get("mode", 0)), seed=int(p.get("seed", 0)),
+                     sample_size=int(p.get("sample_size", 0)))
     await host.program(args)
     if rows == 0:
         await host.start()

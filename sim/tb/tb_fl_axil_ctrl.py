@@ -70,6 +70,16 @@ async def test_registers(dut):
     assert await axil.read_dword(REG["cycles"]) == 0x9ABC_DEF0
     assert await axil.read_dword(REG["cycles"] + 4) == 0x1234_5678
     assert await axil.read_dword(0x7C) == 0, "unmapped reads 0"
+    # the stochastic-mode arguments appended after the read-only words
+    new = {REG["mode"]: 1, REG["seed"]: 0xDEAD_BEEF, REG["sample_size"]: 0x0001_2345}
+    for off, v in new.items():
+        await axil.write_dword(off, v)
+    for reg in ("status", "cycles"):
+        await axil.write_dword(REG[reg], 0)  # read-only: ignored
+    assert await axil.read_dword(REG["status"]) == 0x305 and await axil.read_dword(REG["cycles"]) == 0x9ABC_DEF0
+    for off, v in new.items():
+        assert await axil.read_dword(off) == v, f"register {off:#x}"
+    assert (int(dut.mode.value), int(dut.seed.value), int(dut.sample_size.value)) == tuple(new.values())
 
     # ap_ctrl_hs handshake
     assert await axil.read_dword(REG["control"]) == 0b0100

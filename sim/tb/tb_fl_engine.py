@@ -1,7 +1,8 @@
 """cocotb bench of fl_engine alone: the bench plays the read master + datapath ("row oracle":
 it computes each requested row's sum from a numpy cover vector in the mode the engine asks for)
 and the write master (random ready / busy times), so the controller's schedule, addresses,
-tags and results are checked against the golden model without the AXI plumbing."""
+tags and results are checked against the golden models (exact and stochastic mode) without the
+AXI plumbing."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import cocotb
 from cocotb.triggers import FallingEdge
 
 from host.golden.greedy import greedy_fixed
+from host.golden.stochastic import greedy_stochastic_fixed
 from sim.tb.common import params, reset, start_clock
 from sim.tb.vectors import random_cases
 
@@ -20,12 +22,14 @@ GAIN, UPDATE, WEIGHT = 0, 1, 2
 SIM, IDS, GAINS, WEIGHTS, STATS = 0x10000, 0x800000, 0x900000, 0xA00000, 0xB00000
 
 
-async def _run(dut, sim: np.ndarray, k: int, lanes: int, rng: random.Random, slow: float) -> dict:
+async def _run(dut, sim: np.ndarray, k: int, lanes: int, rng: random.Random, slow: float, mode: int = 0,
+               seed: int = 0, ssize: int = 0) -> dict:
     n = sim.shape[0]
     ld = -(-n // lanes) * lanes + lanes * rng.randint(0, 1)
     beats = -(-n // lanes)
     for name, v in dict(sim_ptr=SIM, n_arg=n, k_arg=k, ld_arg=ld, ids_ptr=IDS, gains_ptr=GAINS,
-                        weights_ptr=WEIGHTS, stats_ptr=STATS).items():
+                        weights_ptr=WEIGHTS, stats_ptr=STATS, mode_arg=mode, seed_arg=seed,
+                        ssize_arg=ssize).items():
         getattr(dut, name).value = v
     mem: dict[int, int] = {}
     cover = np.zeros(n, dtype=np.int64)
@@ -112,16 +116,24 @@ async def test_engine(dut):
     await start_clock(dut.clk)
     await reset(dut.clk, dut.rst)
     for kind, sim, k in random_cases(21, min(n_max, 40), 6):
-        res = await _run(dut, sim, k, lanes, rng, slow)
-        gold = greedy_fixed(sim, k)
-        assert res["status"] == 0
-        assert res["ids"] == gold.ids.tolist(), f"{kind}: ids"
-        gains = [res["gains"][2 * t] | res["gains"][2 * t + 1] << 32 for t in range(k)]
-        assert gains == gold.gains.tolist(), f"{kind}: gains"
-        assert res["weights"] == gold.weights.tolist(), f"{kind}: weights"
-        assert res["stats"] == [0, 0, res["cycles"] & 0xFFFFFFFF, res["cycles"] >> 32]
+        n = sim.shape[0]
+        seed, ss = rng.randrange(1 << 32), rng.choice([1, max(1, n // 2), n + 1])
+        for mode in (2, 1):  # naive (= exact), stochastic
+            res = await _run(dut, sim, k, lanes, rng, slow, mode, seed, ss)
+            gold = greedy_stochastic_fixed(sim, k, seed, ss) if mode == 1 else greedy_fixed(sim, k)
+            where = f"{kind} n={n} k={k} mode={mode} seed={seed} s={ss}"
+            assert res["status"] == 0
+            assert res["ids"] == gold.ids.tolist(), f"{where}: ids"
+            gains = [res["gains"][2 * t] | res["gains"][2 * t + 1] << 32 for t in range(k)]
+            assert gains == gold.gains.tolist(), f"{where}: gains"
+            assert res["weights"] == gold.weights.tolist(), f"{where}: weights"
+            assert res["stats"] == [0, 0, res["cycles"] & 0xFFFFFFFF, res["cycles"] >> 32]
     # a refused run: k > n
     sim = random_cases(1, 8, 3)[2][1]
     dut.k_arg.value = 0
     res = await _run(dut, sim, sim.shape[0] + 1, lanes, rng, slow)
     assert res["status"] == 0b10 and res["ids"][0] is None and res["stats"][0] == 0b10
+    res = await _run(dut, sim, 2, lanes, rng, slow, mode=1, ssize=0)  # stochastic needs sample_size >= 1
+    assert res["status"] == 1 << 6 and res["ids"][0] is None and res["stats"][0] == 1 << 6
+    res = await _run(dut, sim, 2, lanes, rng, slow, mode=7)
+    assert res["status"] == 1 << 5 and res["stats"][0] == 1 << 5

@@ -1,7 +1,9 @@
-"""cocotb bench of the top ``nessa_fl_rtl`` (and so of fl_engine): bit-exact vs the golden model.
+"""cocotb bench of the top ``nessa_fl_rtl`` (and so of fl_engine): bit-exact vs the golden models,
+exact mode (host/golden/greedy.py) and stochastic mode (host/golden/stochastic.py).
 
 Bench parameters (NESSA_TB_PARAMS): LANES, N_MAX, ... (the HDL ones), ``pause`` (none / idle /
 backpressure on every DDR channel), ``cases`` (random classes per run), ``n_max`` (largest n).
+Every random class runs in both modes (stochastic with a random seed and sample size).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from fpga_kernels.rtl.regmap import REG, KernelArgs, decode_status
 from fpga_kernels.rtl.schedule import run_cycles
 from host.golden.greedy import greedy_fixed
+from host.golden.stochastic import greedy_stochastic_fixed
 from sim.tb.common import params, reset, start_clock, write_report
 from sim.tb.kernel_host import KernelHost, SIM_BASE
 from sim.tb.vectors import make_class, random_cases
@@ -28,9 +31,12 @@ async def _setup(dut, pause: str | None = None, seed: int = 0, mem_size: int = 1
     return host
 
 
-def _check(kind, sim, k, res, args=None, host=None):
-    gold = greedy_fixed(sim, k)
-    where = f"{kind} n={sim.shape[0]} k={k}"
+def _check(kind, sim, k, res, args=None, host=None, mode=0, seed=0, sample_size=0):
+    if mode == 1:
+        gold = greedy_stochastic_fixed(sim, k, seed, sample_size)
+    else:
+        gold = greedy_fixed(sim, k)
+    where = f"{kind} n={sim.shape[0]} k={k} mode={mode} seed={seed} s={sample_size}"
     assert res.status == 0, f"{where}: status {res.status:#x} {decode_status(res.status)}"
     assert np.array_equal(res.ids, gold.ids), f"{where}: ids {res.ids} != {gold.ids}"
     assert np.array_equal(res.gains, gold.gains), f"{where}: gains {res.gains} != {gold.gains}"
@@ -43,23 +49,31 @@ def _check(kind, sim, k, res, args=None, host=None):
 
 @cocotb.test()
 async def test_random_classes(dut):
-    """Random classes of every kind vs greedy_fixed, bit for bit; cycles per candidate evaluation."""
+    """Random classes of every kind in both modes vs the golden models, bit for bit; cycles per
+    candidate evaluation equal to the schedule model when the DDR model does not stall."""
     p = params()
     host = await _setup(dut)
     n_max = min(int(p.get("n_max", 48)), int(p["N_MAX"]))
     exact = p.get("pause", "none") == "none"
+    rng = np.random.default_rng(int(p.get("seed", 7)) + 1000)
     per_eval = []
     for i, (kind, sim, k) in enumerate(random_cases(int(p.get("seed", 7)), n_max, int(p.get("cases", 6)))):
-        args, res = await host.run(sim, k, use_irq=False)
-        _check(kind, sim, k, res, args, host)
         n = sim.shape[0]
-        evals = k * n - k * (k - 1) // 2
-        model = run_cycles(args.sim_ptr, n, k, args.ld, res.ids, host.lanes, int(p.get("MAX_BURST", 64)))
-        if exact:  # without pauses the memory's latencies are the model's constants
-            assert res.cycles == model, f"{kind} n={n} k={k}: {res.cycles} cycles, schedule model says {model}"
-        else:
-            assert res.cycles >= model, "stalls can only add cycles"
-        per_eval.append((n, k, evals, res.cycles, model))
+        # stochastic: a random seed (full 32-bit range) and a sample size from 1 to beyond n
+        seed = int(rng.integers(0, 1 << 32))
+        ssize = int(rng.choice([1, max(1, n // 3), n, n + 5, int(rng.integers(1, n + 1))]))
+        for mode, sd, ss in ((0, 0, 0), (1, seed, ssize)):
+            args, res = await host.run(sim, k, use_irq=False, mode=mode, seed=sd, sample_size=ss)
+            _check(kind, sim, k, res, args, host, mode, sd, ss)
+            evals = k * n - k * (k - 1) // 2 if mode == 0 else sum(min(ss, n - t) for t in range(k))
+            model = run_cycles(args.sim_ptr, n, k, args.ld, res.ids, host.lanes, int(p.get("MAX_BURST", 64)),
+                               mode=mode, seed=sd, sample_size=ss, rng_bpc=int(p.get("RNG_BPC", 2)))
+            if exact:  # without pauses the memory's latencies are the model's constants
+                assert res.cycles == model, (f"{kind} n={n} k={k} mode={mode}: {res.cycles} cycles, "
+                                             f"schedule model says {model}")
+            else:
+                assert res.cycles >= model, "stalls can only add cycles"
+            per_eval.append((n, k, evals, res.cycles, model, mode))
     await ClockCycles(dut.ap_clk, 10)
     assert host.idle_queues(), "AXI queues not empty at the end"
     write_report({"runs": per_eval})
@@ -111,6 +125,8 @@ async def test_bad_arguments(dut):
         3: [dict(sim_ptr=SIM_BASE + 2)],
         4: [dict(out_ids_ptr=good.out_ids_ptr + 2), dict(out_weights_ptr=good.out_weights_ptr + 1),
             dict(out_stats_ptr=good.out_stats_ptr + 2)],
+        5: [dict(mode=3), dict(mode=0xFFFFFFFF)],
+        6: [dict(mode=1, sample_size=0)],
     }
     for bit, variants in bad.items():
         for change in variants:
@@ -141,7 +157,7 @@ async def test_reset_mid_run(dut):
     host = await _setup(dut)
     rng = np.random.default_rng(11)
     sim = make_class("uniform", 40, rng)
-    args = host.load(sim, 12)
+    args = host.load(sim, 12, mode=1, seed=5, sample_size=7)  # reset lands among stochastic draws
     await host.program(args)
     await host.start()
     # wait until a read burst is actually in flight
@@ -160,5 +176,7 @@ async def test_reset_mid_run(dut):
     sim2 = make_class("ties", 33, rng)
     args2, res = await host.run(sim2, 9)
     _check("ties", sim2, 9, res, args2, host)
+    args3, res = await host.run(sim2, 9, mode=1, seed=77, sample_size=6)  # the pool was re-initialised
+    _check("ties", sim2, 9, res, args3, host, 1, 77, 6)
     await ClockCycles(dut.ap_clk, 10)
     assert host.idle_queues()

@@ -1,6 +1,7 @@
 // nessa_fl_rtl.cpp -- C++ model of the RTL kernel nessa_fl_rtl (fpga_kernels/rtl/*.v) for the
 // x86 emulator: same arguments in the same order as the kernel's register map, the same results
-// bit for bit (host/golden/greedy.py), the same status word, and the same cycle count as the RTL
+// bit for bit (host/golden/greedy.py for mode 0 / 2, host/golden/stochastic.py for mode 1), the same
+// status word, and the same cycle count as the RTL
 // in simulation (the engine's schedule replayed as fpga_kernels/rtl/schedule.py does).
 //
 // Argument contract (register order; pointers on m_axi_gmem, scalars 32-bit):
@@ -10,12 +11,16 @@
 //   out_gains    out  uint64 [k]      marginal gain of each pick
 //   out_weights  out  uint32 [k]      members whose most similar selected element is ids[t]
 //   out_stats    out  uint64 [2]      {status, cycles}; status bits as fl_engine.v (0 = ok;
-//                                     bits 0-4 = refused: only the stats are written)
+//                                     bits 0-6 = refused: only the stats are written)
+//   mode              0 / 2 exact greedy, 1 stochastic greedy (other values: status bit 5)
+//   seed              mode 1: xorshift32 seed (the int's bit pattern, uint32)
+//   sample_size       mode 1: candidates per step, >= 1 (0: status bit 6; unsigned, capped at m)
 // Pointer alignment: the RTL needs sim on a bus word (XRT buffers are 4 KiB aligned on a card);
 // host memory in emulation is only guaranteed the element alignment, so bit 3 checks that here.
 //
 // Dataflow of the modelled engine (see nessa_fl_rtl.v):
-//   k x [ rows of unselected j --> LANES lanes: sum max(0, s - cover) --> argmax (lowest j)
+//   k x [ rows of unselected j (mode 1: of the step's xorshift32 partial Fisher-Yates sample of
+//         the pool) --> LANES lanes: sum max(0, s - cover) --> argmax (ties: lowest j)
 //         --> ids/gains words --> row j* --> cover = max(cover, row) ]
 //   selected rows ascending --> count s == cover not yet claimed --> weights[pos(j)]
 #include <cstddef>
@@ -31,6 +36,9 @@
 #ifndef NESSA_FL_RTL_MAX_BURST
 #define NESSA_FL_RTL_MAX_BURST 64
 #endif
+#ifndef NESSA_FL_RTL_RNG_BPC    // stochastic draw: fl_urem remainder bits per cycle (RNG_BPC)
+#define NESSA_FL_RTL_RNG_BPC 2
+#endif
 #ifndef NESSA_FL_RTL_READ_GAP   // memory timing: AR cycle + cycles to the first R beat
 #define NESSA_FL_RTL_READ_GAP 2
 #endif
@@ -45,6 +53,15 @@ constexpr uint32_t kNMax = NESSA_FL_RTL_N_MAX;
 constexpr int64_t kMaxBurst = NESSA_FL_RTL_MAX_BURST;
 constexpr int64_t kReadGap = NESSA_FL_RTL_READ_GAP;
 constexpr int64_t kWriteBusy = NESSA_FL_RTL_WRITE_BUSY;
+// engine cycles of one stochastic draw before its row job (schedule.py sample_cycles)
+constexpr int64_t kDrawCycles = 32 / NESSA_FL_RTL_RNG_BPC + 6;
+
+uint32_t xorshift32(uint32_t x) {
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  return x;
+}
 
 // Read-master busy cycles for one row: bursts of <= kMaxBurst beats that never cross 4 KiB.
 int64_t row_cost(uint64_t addr, int64_t beats) {
@@ -69,7 +86,8 @@ int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 }  // namespace
 
 extern "C" void nessa_fl_rtl(const uint16_t *sim, int n_arg, int k_arg, int ld_arg, uint32_t *out_ids,
-                             uint64_t *out_gains, uint32_t *out_weights, uint64_t *out_stats) {
+                             uint64_t *out_gains, uint32_t *out_weights, uint64_t *out_stats, int mode_arg,
+                             int seed_arg, int sample_size_arg) {
   // Argument checks exactly as fl_engine.v compares them (unsigned 32-bit registers).
   const uint32_t un = static_cast<uint32_t>(n_arg), uk = static_cast<uint32_t>(k_arg);
   const uint32_t uld = static_cast<uint32_t>(ld_arg);
@@ -82,6 +100,9 @@ extern "C" void nessa_fl_rtl(const uint16_t *sim, int n_arg, int k_arg, int ld_a
   if (reinterpret_cast<uintptr_t>(out_ids) % 4 || reinterpret_cast<uintptr_t>(out_gains) % 4 ||
       reinterpret_cast<uintptr_t>(out_weights) % 4 || !stats_ok)
     status |= 1u << 4;
+  const uint32_t umode = static_cast<uint32_t>(mode_arg), ussize = static_cast<uint32_t>(sample_size_arg);
+  if (umode > 2) status |= 1u << 5;
+  if (umode == 1 && ussize == 0) status |= 1u << 6;
   if (status != 0) {
     if (stats_ok) {
       out_stats[0] = status;
@@ -104,15 +125,46 @@ extern "C" void nessa_fl_rtl(const uint16_t *sim, int n_arg, int k_arg, int ld_a
     return cost[j];
   };
 
+  const bool stoch = umode == 1;
+  std::vector<uint32_t> pool(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) pool[i] = static_cast<uint32_t>(i);
+  int64_t m = n;
+  uint32_t state = static_cast<uint32_t>(seed_arg) * 0x9E3779B1u + 0x6D2B79F5u;
+  if (state == 0) state = 1;
+
   int64_t c = 1 + n;  // CHECK, CLEAR
   int64_t wr_free = 0;
 GREEDY_STEPS:
   for (int64_t t = 0; t < k; ++t) {
     int64_t cur = c + 1, rm_free = 0, last_row = 0;
     uint64_t best_gain = 0;
-    int64_t best = -1;
+    int64_t best = -1, best_pos = 0;
+    const int64_t cnt = stoch ? (static_cast<int64_t>(ussize) < m ? static_cast<int64_t>(ussize) : m) : 0;
+  SAMPLE_CANDIDATES:
+    for (int64_t r = 0; r < cnt; ++r) {
+      state = xorshift32(state);
+      const int64_t p = r + static_cast<int64_t>(state % static_cast<uint32_t>(m - r));
+      const uint32_t tmp = pool[r];
+      pool[r] = pool[p];
+      pool[p] = tmp;
+      const int64_t j = pool[r];
+      const int64_t h = max64(cur + kDrawCycles, rm_free);
+      rm_free = h + 1 + rd(j);
+      last_row = rm_free + lat;
+      cur = h + 1;
+      const uint16_t *row = sim + j * ld;
+      uint64_t gain = 0;
+    SAMPLE_ROW_ELEMENTS:
+      for (int64_t i = 0; i < n; ++i)
+        if (row[i] > cover[i]) gain += static_cast<uint64_t>(row[i] - cover[i]);
+      if (best < 0 || gain > best_gain || (gain == best_gain && j < best)) {  // ties: lowest index
+        best = j;
+        best_gain = gain;
+        best_pos = r;
+      }
+    }
   SCAN_CANDIDATES:
-    for (int64_t j = 0; j < n; ++j) {
+    for (int64_t j = 0; j < (stoch ? 0 : n); ++j) {
       if (selected[j]) {
         cur += 2;
         continue;
@@ -136,6 +188,11 @@ GREEDY_STEPS:
     out_gains[t] = best_gain;
     selected[best] = 1;
     pos[best] = t;
+    if (stoch) {  // remove the pick from the pool
+      pool[best_pos] = pool[m - 1];
+      pool[m - 1] = static_cast<uint32_t>(best);
+      --m;
+    }
     const uint16_t *row = sim + best * ld;
   COVER_UPDATE:
     for (int64_t i = 0; i < n; ++i)
@@ -174,5 +231,6 @@ WEIGHT_ROWS:
 
 // Argument names and kinds for the emulator's kernel table (host/device/emu.py).
 extern "C" const char *nessa_fl_rtl__signature(void) {
-  return "sim:ptr,n:i32,k:i32,ld:i32,out_ids:ptr,out_gains:ptr,out_weights:ptr,out_stats:ptr";
+  return "sim:ptr,n:i32,k:i32,ld:i32,out_ids:ptr,out_gains:ptr,out_weights:ptr,out_stats:ptr,mode:i32,seed:i32,"
+         "sample_size:i32";
 }
