@@ -213,10 +213,10 @@ def test_greedy_cycles_follow_the_rtl_schedule(n, fraction):
 
 
 def test_similarity_pass_uses_the_hls_operation_count():
-    from host.device.opcounts import greedy_op_counts
+    from host.device.opcounts import DISTANCE_MACS_PER_CYCLE, greedy_op_counts
     from sim.perf.params import Fpga
 
     fp = Fpga.as_written()
     n, d, k = 2000, 10, 200
     t = fp.part_seconds(n, k, 0.0, d) - fp.greedy_cycles(n, k, 0.0) / fp.clock_hz
-    assert t == pytest.approx(greedy_op_counts(n, d, k)["distance_macs"] / (64 * fp.clock_hz))
+    assert t == pytest.approx(greedy_op_counts(n, d, k)["distance_macs"] / (DISTANCE_MACS_PER_CYCLE * fp.clock_hz))

@@ -134,15 +134,17 @@ def test_feature_macs_equal_the_hls_kernels_operation_count(arch, shape, macs):
     assert features_op_counts(qm, 1)["macs_per_sample"] == macs
 
 
-def test_kernels_as_written_are_far_slower_than_the_design_target():
+def test_kernels_as_written_are_slower_than_the_design_target():
+    from host.device.opcounts import AS_WRITTEN_FEATURE_MACS_PER_CYCLE
     from sim.perf.params import Fpga
 
     sc = get_scenario("cifar10-1")
     slow = dataclasses.replace(sc, fpga=Fpga.as_written())
-    assert Fpga.as_written().macs_per_s == 200e6  # 1 MAC/cycle at 200 MHz
+    # the opcounts cycle estimate of nessa_features' PE array on ResNet-20, at 200 MHz
+    assert Fpga.as_written().macs_per_s == AS_WRITTEN_FEATURE_MACS_PER_CYCLE * 200e6
     a = simulate(sc).results[System.NESSA].select_s
     b = simulate(slow).results[System.NESSA].select_s
-    assert b > 100 * a
+    assert 3 * a < b < 20 * a  # design target 1,968 MAC/cycle vs 227.5 effective
 
 
 def test_compare_demo_reads_metrics(tmp_path):

@@ -89,7 +89,9 @@ def as_written_markdown(names: list[str]) -> str:
            "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for n in names:
         sc = get_scenario(n)
-        slow = dataclasses.replace(sc, fpga=dataclasses.replace(sc.fpga, feature_macs_per_cycle=1.0, distance_macs_per_cycle=64.0))
+        aw = Fpga.as_written()
+        slow = dataclasses.replace(sc, fpga=dataclasses.replace(sc.fpga, feature_macs_per_cycle=aw.feature_macs_per_cycle,
+                                                                distance_macs_per_cycle=aw.distance_macs_per_cycle))
         a, b = simulate(sc), simulate(slow)
         sa, sb = a.results[System.NESSA].select_s, b.results[System.NESSA].select_s
         out.append(f"| {n} | {sc.storage.drives} | {sa:.4g} | {sb:.4g} | {sb / sa:.0f}x | {b.speedup(System.FULL):.3f}x |")

@@ -124,17 +124,18 @@ class Fpga:
     A part holds at most ``max_part`` members.
 
     Two speeds for the multiply-accumulate loops: the *design target* (default; every DSP
-    slice busy at ``dsp_efficiency``) and the kernels *as written* (:meth:`as_written`:
-    ``nessa_features`` pipelines its MAC loops at II=1 without unrolling, 1 MAC/cycle;
-    ``nessa_greedy`` unrolls its distance loop over NESSA_GREEDY_BLK = 64 rows).
+    slice busy at ``dsp_efficiency``) and the kernels *as written* (:meth:`as_written`, the
+    cycle estimates of ``host.device.opcounts``: ``nessa_features``' 32 x 16 conv PE array runs
+    ResNet-20 at an effective 227.5 MAC/cycle; ``nessa_greedy``'s distance lanes are 64 rows x
+    8 columns = 512 MAC/cycle).
     """
 
     clock_hz: float = param(200e6, "Hz", "assumption: kernel clock stated by the RTL issue (200 MHz)")
     dsp_slices: int = param(1968, "DSP", SRC_KU15P)
     macs_per_dsp: float = param(2.0, "MAC/DSP/cycle", SRC_INT8)
     dsp_efficiency: float = param(0.5, "fraction", "assumption: design target keeps half the DSPs busy (tiling, dataflow losses)")
-    feature_macs_per_cycle: float = param(0.0, "MAC/cycle", "0 = the DSP-bound design target; as written: 1 (nessa_features.cpp MAC loops II=1, no unroll)")
-    distance_macs_per_cycle: float = param(0.0, "MAC/cycle", "0 = the DSP-bound design target; as written: 64 (nessa_greedy.cpp DIST_LANES x NESSA_GREEDY_BLK)")
+    feature_macs_per_cycle: float = param(0.0, "MAC/cycle", "0 = the DSP-bound design target; as written: 227.5 (host.device.opcounts: ResNet-20 on nessa_features.cpp's 32x16 PE array; SmallCNN 107.5)")
+    distance_macs_per_cycle: float = param(0.0, "MAC/cycle", "0 = the DSP-bound design target; as written: 512 (nessa_greedy.cpp 64 rows x 8 columns; d < 16 pads to 16 columns)")
     lanes: int = param(32, "elements/cycle", "fpga_kernels/rtl/nessa_fl_rtl.v: LANES = 32 (512-bit DDR bus)")
     max_burst: int = param(64, "beats", "fpga_kernels/rtl/nessa_fl_rtl.v: MAX_BURST = 64")
     read_gap_cycles: float = param(24.0, "cycles/burst", "assumption: DDR4 read latency ~120 ns at 200 MHz (the cocotb AXI RAM of the RTL benches: 2)")
@@ -144,7 +145,10 @@ class Fpga:
     @classmethod
     def as_written(cls, **kw: Any) -> "Fpga":
         """The repository's kernels as their loop pragmas stand (see class docstring)."""
-        return cls(**{"feature_macs_per_cycle": 1.0, "distance_macs_per_cycle": 64.0, **kw})
+        from host.device.opcounts import AS_WRITTEN_FEATURE_MACS_PER_CYCLE, DISTANCE_MACS_PER_CYCLE
+
+        return cls(**{"feature_macs_per_cycle": AS_WRITTEN_FEATURE_MACS_PER_CYCLE,
+                      "distance_macs_per_cycle": float(DISTANCE_MACS_PER_CYCLE), **kw})
 
     @property
     def dsp_macs_per_cycle(self) -> float:
