@@ -13,12 +13,16 @@ busy host its spinning threads made them 10-20x slower (measured).
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from typing import Iterator
+
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from host import _fl_kernels as _k
 
-__all__ = ["pairwise_distances", "distances_to", "matrix_bytes"]
+__all__ = ["pairwise_distances", "distances_to", "matrix_bytes", "reuse_matrix_memory"]
 
 #: Rows per GEMM block: about 32 MiB of output (at least 256 rows). Smaller blocks would keep
 #: the finishing pass in cache but make BLAS re-pack ``X.T`` per call, which costs more (measured).
@@ -33,6 +37,37 @@ def matrix_bytes(n: int) -> int:
     return 4 * int(n) * int(n)
 
 
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def reuse_matrix_memory(n_max: int = 0) -> Iterator[None]:
+    """Within this block (per thread), :func:`pairwise_distances` returns views of one buffer,
+    sized for ``n_max`` members up front and grown when needed, instead of a fresh matrix per
+    call: the per-class loop then pays the page faults of its largest matrix once, not once
+    per class (a fresh 144 MB matrix costs ~0.1-0.2 s of faults here). Each returned matrix is
+    only valid until the next call, so only callers that drop it before then may enter this
+    (``host.selection.select`` around its per-class loop). The buffer is released on exit."""
+    if getattr(_local, "pool", None) is not None:  # nested: the outer block owns the buffer
+        yield
+        return
+    _local.pool = [np.empty(int(n_max) ** 2, np.float32) if n_max > 0 else None]
+    try:
+        yield
+    finally:
+        _local.pool = None
+
+
+def _matrix(n: int) -> np.ndarray:
+    pool = getattr(_local, "pool", None)
+    if pool is None:
+        return np.empty((n, n), dtype=np.float32)
+    if pool[0] is None or pool[0].size < n * n:
+        pool[0] = None  # free the smaller buffer before allocating the larger one
+        pool[0] = np.empty(n * n, np.float32)
+    return pool[0][: n * n].reshape(n, n)
+
+
 def _centred(x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
     return np.ascontiguousarray(x - x.mean(axis=0, dtype=np.float64).astype(np.float32))
@@ -43,7 +78,7 @@ def pairwise_distances(x: np.ndarray) -> tuple[np.ndarray, float]:
     xc = _centred(x)
     n = xc.shape[0]
     sq = np.einsum("ij,ij->i", xc, xc, dtype=np.float32)
-    out = np.empty((n, n), dtype=np.float32)
+    out = _matrix(n)
     xt = xc.T
     mx = np.float32(0.0)
     rows = max(256, _BLOCK_BYTES // max(1, 4 * n))

@@ -10,6 +10,7 @@ weights. Semantics of similarity, ``max_dist``, ties and weights: :mod:`host.fac
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 import time
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from host._distances import matrix_bytes
+from host._distances import matrix_bytes, reuse_matrix_memory
 from host.backends import Backend, load, parse_backend
 from host.facility_location import DEFAULT_EPSILON, Optimizer, check_epsilon, parse_optimizer
 from host.greedi import greedi, split_budget
@@ -160,29 +161,33 @@ def select(
 
         work = tqdm(work, desc="select", unit="class")
     out_ids, out_w, out_lab, records = [], [], [], []
-    for c, n_c, k_c in work:
-        if k_c == 0:
-            continue
-        tc = time.perf_counter()
-        members = np.flatnonzero(y == c)
-        xc = x[members]
-        cseed = int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(c) & 0xFFFFFFFF]).generate_state(1)[0])
-        parts = 1
-        if matrix_bytes(int(n_c)) <= memory_budget_bytes:
-            local, counts_c, obj = impl.greedy(xc, int(k_c), optimizer=opt, seed=cseed, epsilon=eps, max_dist=max_dist)
-        else:
-            r = greedi(
-                xc, int(k_c), greedy=impl.greedy, optimizer=opt, seed=cseed, epsilon=eps,
-                max_dist=max_dist, memory_budget_bytes=int(memory_budget_bytes),
-            )
-            local, counts_c, obj, parts = r.ids, r.weights, r.objective, r.parts
-        local = np.asarray(local, dtype=np.int64)
-        if local.shape != (int(k_c),) or len(np.unique(local)) != k_c:
-            raise RuntimeError(f"backend {key.value!r} returned {local.shape} ids for class {c} (k={k_c})")
-        out_ids.append(members[local])
-        out_w.append(np.asarray(counts_c, dtype=np.float64))
-        out_lab.append(np.full(int(k_c), c, dtype=np.int64))
-        records.append(ClassRecord(int(c), int(n_c), int(k_c), float(obj), time.perf_counter() - tc, max_dist, parts))
+    # CPU: one distance buffer for the whole loop (sized for the largest class that fits).
+    fits = [int(n) for n in counts if matrix_bytes(int(n)) <= memory_budget_bytes]
+    n_max = max(fits, default=0) if key is Backend.CPU else 0
+    with reuse_matrix_memory(n_max) if key is Backend.CPU else contextlib.nullcontext():
+        for c, n_c, k_c in work:
+            if k_c == 0:
+                continue
+            tc = time.perf_counter()
+            members = np.flatnonzero(y == c)
+            xc = x[members]
+            cseed = int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(c) & 0xFFFFFFFF]).generate_state(1)[0])
+            parts = 1
+            if matrix_bytes(int(n_c)) <= memory_budget_bytes:
+                local, counts_c, obj = impl.greedy(xc, int(k_c), optimizer=opt, seed=cseed, epsilon=eps, max_dist=max_dist)
+            else:
+                r = greedi(
+                    xc, int(k_c), greedy=impl.greedy, optimizer=opt, seed=cseed, epsilon=eps,
+                    max_dist=max_dist, memory_budget_bytes=int(memory_budget_bytes),
+                )
+                local, counts_c, obj, parts = r.ids, r.weights, r.objective, r.parts
+            local = np.asarray(local, dtype=np.int64)
+            if local.shape != (int(k_c),) or len(np.unique(local)) != k_c:
+                raise RuntimeError(f"backend {key.value!r} returned {local.shape} ids for class {c} (k={k_c})")
+            out_ids.append(members[local])
+            out_w.append(np.asarray(counts_c, dtype=np.float64))
+            out_lab.append(np.full(int(k_c), c, dtype=np.int64))
+            records.append(ClassRecord(int(c), int(n_c), int(k_c), float(obj), time.perf_counter() - tc, max_dist, parts))
     sel_ids = np.concatenate(out_ids)
     weights = np.concatenate(out_w)
     if normalize_weights:

@@ -196,3 +196,23 @@ def test_near_duplicate_distances_are_accurate():
     assert small.sum() > 10000
     rel = np.abs(d[small] - ref[small]) / ref[small]
     assert rel.max() < 1e-4
+
+
+def test_reused_matrix_memory_gives_the_same_matrices():
+    from host._distances import reuse_matrix_memory
+
+    rng = np.random.default_rng(4)
+    xs = [rng.normal(size=(n, 3)).astype(np.float32) for n in (50, 80, 30)]
+    fresh = [pairwise_distances(x)[0] for x in xs]
+    with reuse_matrix_memory(60):
+        got = []
+        for x in xs:
+            d, _ = pairwise_distances(x)
+            got.append(d.copy())
+            last = d
+        d2, _ = pairwise_distances(xs[2])
+        assert np.shares_memory(last, d2)  # one buffer, reused
+    for a, b in zip(fresh, got):
+        np.testing.assert_array_equal(a, b)
+    d3, _ = pairwise_distances(xs[2])
+    assert not np.shares_memory(d3, d2)  # released on exit
