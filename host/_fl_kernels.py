@@ -259,3 +259,24 @@ def greedy_weights(D, k, dc, w, weighted, mode, sample_size, seed):
     """``greedy`` followed by ``assign_counts``: (ids, gains, evaluations, weights)."""
     ids, gains, evals = greedy(D, k, dc, w, weighted, mode, sample_size, seed)
     return ids, gains, evals, assign_counts(D, ids, w, weighted)
+
+
+@nb.njit(fastmath=True, cache=True, nogil=True)
+def direct_block(block, xr, xt, row0):
+    """``block[r, i] = ||xr[r] - x[i]||`` by direct differences (``xt`` is ``x`` transposed,
+    ``[d, n]``): no cancellation at all, and for small ``d`` faster than GEMM + refinement.
+    (Indexing ``block[r, i]`` directly, not through a row view, is what lets LLVM vectorise.)"""
+    b, n = block.shape
+    d = xt.shape[0]
+    zero = np.float32(0.0)
+    for r in range(b):
+        for i in range(n):
+            block[r, i] = zero
+        for t in range(d):
+            a = xr[r, t]
+            for i in range(n):
+                e = a - xt[t, i]
+                block[r, i] += e * e
+        for i in range(n):
+            block[r, i] = np.sqrt(block[r, i])
+        block[r, row0 + r] = zero

@@ -29,7 +29,7 @@ def _data(rng, n, d, kind):
 
 
 @pytest.mark.parametrize("kind", ["gauss", "ties", "dups"])
-def test_lazy_equals_naive_exactly(kind):
+def test_lazy_equals_naive_exactly(kind, distance_path):
     rng = np.random.default_rng({"gauss": 1, "ties": 2, "dups": 3}[kind])
     for _ in range(60):
         n = int(rng.integers(1, 90))
@@ -52,7 +52,16 @@ def test_naive_kernel_picks_lowest_index_on_ties():
     np.testing.assert_array_equal(r.weights, [6, 0, 0, 0])  # everyone goes to the lowest id
 
 
-def test_matches_golden_integer_greedy():
+@pytest.fixture(params=["direct", "gemm"])
+def distance_path(request, monkeypatch):
+    """Run a test through both distance routes (direct differences for small d, GEMM else)."""
+    import host._distances as hd
+
+    monkeypatch.setattr(hd, "_DIRECT_MAX_DIM", 1 << 30 if request.param == "direct" else 0)
+    return request.param
+
+
+def test_matches_golden_integer_greedy(distance_path):
     """1-D integer features with an integer mean: distances, similarities and gains are exact
     integers, so the float greedy must reproduce the golden fixed-point greedy exactly."""
     rng = np.random.default_rng(7)
@@ -172,7 +181,7 @@ def test_nan_features_rejected():
         facility_location(x, 2)
 
 
-def test_distance_matrix_blocks_and_diagonal():
+def test_distance_matrix_blocks_and_diagonal(distance_path):
     rng = np.random.default_rng(1)
     x = (rng.normal(size=(2500, 7)) + 100).astype(np.float32)  # offset: centring keeps precision
     d, mx = pairwise_distances(x)
@@ -183,7 +192,7 @@ def test_distance_matrix_blocks_and_diagonal():
     assert K.assign_counts(d, np.array([5, 2]), np.ones(1), False).sum() == 2500
 
 
-def test_near_duplicate_distances_are_accurate():
+def test_near_duplicate_distances_are_accurate(distance_path):
     """Softmax features of confident examples are near-duplicates far from the mean: the Gram
     expansion alone would lose all digits there; the refinement recomputes them directly."""
     rng = np.random.default_rng(2)
