@@ -11,7 +11,8 @@ One process, same model and same class for every row:
   emulated), lazy and stochastic; the objective of each selection is also scored on the float
   features (same max_dist: the class's largest float distance) so quality is comparable.
 * op counts (:mod:`host.device.opcounts`): MACs, distance MACs, gain evaluations (measured by the
-  kernel), bytes read / written over the DDR bundle -- what the system model turns into cycles.
+  kernel), bytes read / written over the DDR bundle -- what the system model turns into cycles --
+  and the cycle estimates of the kernels' PE arrays as written (unsynthesised).
 
 Emulation runs the HLS C++ on the CPU with g++ -O3: its time says nothing about the card's; the
 op counts do. Times are wall seconds on this (shared, noisy) machine; compare ratios.
@@ -84,8 +85,9 @@ def main() -> None:
 
     lines = ["| class | n | k | stage | CPU backend s | EMU kernel s | EMU / CPU time | CPU objective | EMU objective | "
              "EMU sel. on float obj. / CPU | overlap |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    counts = ["| class | n | d | k | feature MACs | distance MACs | gain evals (lazy) | gain ops | bytes read | bytes written |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    counts = ["| class | n | d | k | feature MACs | feature cycles (MAC/cycle) | distance MACs | distance cycles (MAC/cycle) | "
+              "features + distances ms at 200 MHz | gain evals (lazy) | gain ops | bytes read | bytes written |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in args.classes:
         rows = np.flatnonzero(y == c)
         xc, yc = x[rows], y[rows]
@@ -107,7 +109,10 @@ def main() -> None:
         run = dev.flow.greedy(q, k, maxd_q=0, mode=0)
         gc = greedy_op_counts(n, q.shape[1], k, evaluations=run.evaluations - n, maxd_from_data=True)
         fc = features_op_counts(dev._models[next(iter(dev._models))], n)
-        counts.append(f"| {c} | {n} | {q.shape[1]} | {k} | {fc['macs']:,} | {gc['distance_macs']:,} | {gc['gain_evals']:,} "
+        ms = 1e3 * (fc["cycles"] + gc["distance_cycles"]) / 200e6
+        counts.append(f"| {c} | {n} | {q.shape[1]} | {k} | {fc['macs']:,} | {fc['cycles']:,} ({fc['macs_per_cycle']:.1f}) | "
+                      f"{gc['distance_macs']:,} | {gc['distance_cycles']:,} ({gc['distance_macs'] / gc['distance_cycles']:.0f}) | "
+                      f"{ms:.1f} | {gc['gain_evals']:,} "
                       f"(naive {(k - 1) * (n - 1):,}) | {gc['gain_ops']:,} | {fc['bytes_read'] + gc['bytes_read']:,} | "
                       f"{fc['bytes_written'] + gc['bytes_written']:,} |")
         ss = stochastic_sample_size(n, k, 0.01)

@@ -18,9 +18,29 @@
 //           4 slot limits, 5 unknown opcode, 6 bad n, 7 layer shape exceeds the slot size.
 //
 // Dataflow sketch (per sample; the model stays on chip for the whole batch):
-//   prog, weights --m_axi (once)--> on-chip program / weight memories
+//   prog, weights --m_axi (once)--> on-chip program / weight memories (weights: URAM, 512-bit words)
 //   samples --m_axi--> [load_sample] --stream--> [run_program: conv/linear/pool/add over
 //       on-chip activation slots, HEAD -> logits -> exp LUT softmax] --stream--> [store] --m_axi--> feats, embed
+//
+// Parallelism (constants and the DSP / BRAM / URAM budget against the XCKU15P: include/nessa_pe.h;
+// cycle estimate per layer: host/device/opcounts.py). UNSYNTHESISED -- no Vitis here; the II and
+// resource figures are design targets to be confirmed by csynth.
+//   conv:   output-stationary PE array NF_TILE_OC (32) output channels x NF_TILE_PX (16) output
+//           pixels of one row segment. [CONV_TAPS] is pipelined at II = 1 over the taps
+//           (ci, ky, kx); per tap the 32 weights come from the weight tile wtile[][t] (complete
+//           partition over the PE rows) and the 16 activations from a window of consecutive slot
+//           elements (slots cyclic-partitioned by NF_XBANKS = 64; stride <= 2 conflict-free);
+//           [PE_OC] x [PE_PX] unrolled: 512 int8 MACs per cycle into int32 register
+//           accumulators. Per 32-channel tile: [WT_ROWS] loads the tile's weights (16 B/cycle),
+//           then per row segment [CONV_TAPS] (taps + depth cycles) and [REQUANT_TILE] (one output
+//           channel x 16 pixels per cycle).
+//           DSP48E2: 512 MACs -> 256 DSPs with WP486 int8 packing (a weight shared by the pixel
+//           pair j, j+1 of a PE row), 512 DSPs without.
+//   linear / head: [LIN_CIN] II = 1, 64 weights (one 512-bit word) x 64 activations per cycle
+//           into an adder tree -- weight-bandwidth bound (each weight used once per sample).
+//   pools: 16 output pixels per cycle per tap; GAP 64 and ADD 16 elements per cycle.
+// Bit-exactness: the golden model saturates only in the requantisation (after the full int32
+// sum), so the PE array's accumulation order gives the golden sums bit for bit.
 #include <cstdint>
 
 #include "nessa_fixed.h"
@@ -289,10 +309,11 @@ ADD_ELEMS:
     for (int l = 0; l < NF_TILE_PX; ++l) {
 #pragma HLS UNROLL
       const int e = e0 + l;
-      if (e >= elems) break;
-      int32_t q = nessa::sat8(nessa::rshift_round(a[e] * ma + b[e] * mb, sh));
-      if (op[13] && q < 0) q = 0;
-      y[e] = static_cast<int16_t>(q);
+      if (e < elems) {
+        int32_t q = nessa::sat8(nessa::rshift_round(a[e] * ma + b[e] * mb, sh));
+        if (op[13] && q < 0) q = 0;
+        y[e] = static_cast<int16_t>(q);
+      }
     }
   }
 }

@@ -20,7 +20,11 @@
 //
 // Dataflow sketch:
 //   phase 1 (per block of BLK candidate rows held on chip, DATAFLOW):
-//     feats --m_axi--> [read_feat] --stream--> [BLK distance lanes + isqrt] --stream--> [write] --m_axi--> sim
+//     feats --m_axi--> [read_feats, 8 columns/beat] --stream--> [BLK x DVEC distance lanes + isqrt]
+//       --stream--> [write_tiles, 32 similarities/beat] --m_axi--> sim
+//       [DIST_COLS] II = 1 with [DIST_LANES] x [DIST_VEC] unrolled: 64 rows x 8 columns = 512
+//       squared differences per cycle (512 DSPs; include/nessa_pe.h has the budget; unsynthesised);
+//       a row costs max(ceil(d / 8), 2) cycles (2 = the 64 similarities' two write beats)
 //       (the matrix is symmetric, so row i of the block's columns is one BLK-wide burst;
 //        row sums = the exact first-step gains come out for free)
 //   phase 2 (greedy): sim row j --m_axi burst--> gain PE (cover[] on chip) --> argmax (ties: lowest j)
