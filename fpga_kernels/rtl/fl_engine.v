@@ -5,8 +5,8 @@
 //     exact (mode 0 / 2):
 //     SCAN  j = 0..n-1, skip selected --> row job j --> datapath GAIN --> fl_argmax (ties: lowest j)
 //     stochastic (mode 1; host/golden/stochastic.py): cnt = min(sample_size, m), for r < cnt:
-//     SAMPLE x = xorshift32(x) --> fl_urem: p = r + x % (m - r) --> swap pool[r], pool[p]
-//           --> row job pool[r] --> datapath GAIN --> fl_argmax (ties: lowest j; aux = r)
+//     DRAW  x = xorshift32(x) --> fl_urem: p = r + x % (m - r)     (runs one draw ahead, below)
+//     SWAP  pool[r] <-> pool[p] --> row job pool[r] --> datapath GAIN --> fl_argmax (ties: lowest j; aux = r)
 //     WAIT  all rows summed --> write ids[t], gains[t] (lo, hi) --> mark j* {selected, pos = t}
 //           (stochastic: pool[r*] = pool[m-1], m -= 1, done during the result writes)
 //     UPDATE row j* through the datapath: cover = max(cover, row)
@@ -15,6 +15,9 @@
 //   FINISH (all writes answered) --> stats[0] = status, stats[1] = cycles --> ap_done / ap_ready
 // The SCAN of candidate j+1 overlaps the row read of candidate j (the read master accepts the
 // next job as soon as it is idle), so a candidate costs its beats plus the read turnaround.
+// Stochastic draws are pipelined: fl_urem starts draw r+1 in the cycle the swap stage takes the
+// remainder of draw r, so the remainder, the swap and the row read of consecutive draws overlap
+// (a draw costs max(32/RNG_BPC + 1, 5, row read) cycles; schedule.py models it exactly).
 // status bits (0 = ok): 0 n not in 1..N_MAX, 1 k not in 1..n, 2 ld not in n..2**24-1 or ld % LANES != 0,
 // 3 sim_ptr not aligned to DATA_W/8, 4 an out pointer not 4-byte aligned, 5 mode not in 0..2,
 // 6 mode 1 with sample_size 0 (bits 0-6: nothing is read, only the stats words are written --
@@ -98,8 +101,7 @@ module fl_engine #(
     endgenerate
 
     localparam [5:0] S_ST0 = 21, S_ST1 = 22, S_ST2 = 23, S_ST3 = 24, S_DRAIN = 25;
-    localparam [5:0] S_SM_RNG = 26, S_SM_DIV = 27, S_SM_RD_R = 28, S_SM_RD_P = 29, S_SM_SWAP = 30,
-                     S_SM_CHK = 31, S_SM_ISSUE = 32;
+    localparam [5:0] S_SM_WAIT = 26, S_SM_RD_P = 27, S_SM_SWAP = 28, S_SM_CHK = 29, S_SM_ISSUE = 30;
     localparam [5:0] S_IDLE = 0, S_CHECK = 1, S_CLEAR = 2, S_ITER = 3, S_SCAN_RD = 4,
                      S_SCAN_CHK = 5, S_SCAN_ISSUE = 6, S_WAIT_ROWS = 7, S_WR_ID = 8,
                      S_WR_GLO = 9, S_WR_GHI = 10, S_SEL_SET = 11, S_UPD_ISSUE = 12,
@@ -126,6 +128,8 @@ module fl_engine #(
     reg [31:0]       rng;                       // xorshift32 state
     reg [CNT_W-1:0]  m, cnt, r;                 // pool size, sample size of this step, draw
     reg [IDX_W-1:0]  p_pos, vr, cand;           // swap partner, pool[r] before the swap, candidate
+    reg              byp;                       // pool[r+1] is being written by draw r's swap (p = r+1) ...
+    reg [IDX_W-1:0]  byp_val;                   // ... with this value, in the cycle its read is sampled
     reg              pl_we;
     reg [IDX_W-1:0]  pl_waddr, pl_wdata, pl_raddr;
     wire [IDX_W-1:0] pl_q;
@@ -137,12 +141,18 @@ module fl_engine #(
     wire [31:0] xs2 = xs1 ^ (xs1 >> 17);
     wire [31:0] rng_next = xs2 ^ (xs2 << 5);
     wire [31:0] seed_mix = seed_arg * 32'h9E3779B1 + 32'h6D2B79F5;  // host/golden/stochastic.py seed_state
-    wire [CNT_W-1:0] div_den = m - r;
-    wire             div_done;
+    reg              drawing;                   // draws of this step may start
+    reg [CNT_W-1:0]  dv_r;                      // index of the next draw to start
+    reg              rem_valid;                 // a remainder waits for the swap stage
+    wire             div_done, div_busy;
     wire [CNT_W-1:0] div_rem;
+    wire             rem_ready = rem_valid || div_done;
+    wire             consume   = (state == S_SM_WAIT) && rem_ready;
+    wire             div_start = drawing && (dv_r < cnt) && !div_busy && (!rem_ready || consume);
+    wire [CNT_W-1:0] div_den   = m - dv_r;
     fl_urem #(.NUM_W(32), .DEN_W(CNT_W), .BPC(RNG_BPC)) u_urem (
-        .clk(clk), .rst(rst), .start(state == S_SM_RNG), .num(rng_next), .den(div_den),
-        .busy(), .done(div_done), .rem(div_rem)
+        .clk(clk), .rst(rst), .start(div_start), .num(rng_next), .den(div_den),
+        .busy(div_busy), .done(div_done), .rem(div_rem)
     );
 
     // {selected, pos} per candidate
@@ -201,7 +211,16 @@ module fl_engine #(
             job_valid <= 1'b0;
             wr_valid  <= 1'b0;
             mode      <= M_GAIN;
+            drawing   <= 1'b0;
+            rem_valid <= 1'b0;
         end else begin
+            // stochastic draw pipeline (independent of the state machine below except through
+            // consume): every started draw advances the xorshift32 state
+            if (div_start) begin
+                rng  <= rng_next;
+                dv_r <= dv_r + 1'b1;
+            end
+            rem_valid <= rem_ready && !consume;
             if (state != S_IDLE && counting) cycles <= cycles + 1'b1;
             if (row_valid) received <= received + 1'b1;
             case (state)
@@ -222,6 +241,7 @@ module fl_engine #(
                 end
                 S_CHECK: begin
                     status <= {25'd0, arg_err};
+                    drawing <= 1'b0;
                     stoch  <= (mode_arg == 1);
                     rng    <= (seed_mix == 0) ? 32'd1 : seed_mix;
                     m      <= n;
@@ -247,26 +267,20 @@ module fl_engine #(
                     received  <= {CNT_W{1'b0}};
                     r         <= {CNT_W{1'b0}};
                     cnt       <= (ssize_arg < {{(32-CNT_W){1'b0}}, m}) ? ssize_arg[CNT_W-1:0] : m;
-                    state     <= stoch ? S_SM_RNG : S_SCAN_RD;
+                    dv_r      <= {CNT_W{1'b0}};
+                    drawing   <= stoch;
+                    pl_raddr  <= {IDX_W{1'b0}};             // pool[0] for the first swap
+                    byp       <= 1'b0;
+                    state     <= stoch ? S_SM_WAIT : S_SCAN_RD;
                 end
-                // ---- stochastic draw r: fl_urem starts in S_SM_RNG on rng_next, m - r ----
-                S_SM_RNG: begin
-                    rng   <= rng_next;
-                    state <= S_SM_DIV;
-                end
-                S_SM_DIV: if (div_done) begin
+                // ---- stochastic swap stage: draw r's remainder --> swap --> row job pool[r] ----
+                S_SM_WAIT: if (rem_ready) begin             // pl_q = pool[r] (read since S_SM_CHK / S_ITER)
+                    vr       <= byp ? byp_val : pl_q;
                     p_pos    <= r[IDX_W-1:0] + div_rem[IDX_W-1:0];
-                    pl_raddr <= r[IDX_W-1:0];
-                    state    <= S_SM_RD_R;
-                end
-                S_SM_RD_R: begin                            // pool[r] read in flight
-                    pl_raddr <= p_pos;
+                    pl_raddr <= r[IDX_W-1:0] + div_rem[IDX_W-1:0];
                     state    <= S_SM_RD_P;
                 end
-                S_SM_RD_P: begin                            // pl_q = pool[r]; pool[p] in flight
-                    vr    <= pl_q;
-                    state <= S_SM_SWAP;
-                end
+                S_SM_RD_P: state <= S_SM_SWAP;              // pool[p] read in flight
                 S_SM_SWAP: begin                            // pl_q = pool[p]: the candidate
                     pl_we    <= 1'b1;
                     pl_waddr <= r[IDX_W-1:0];
@@ -279,6 +293,9 @@ module fl_engine #(
                     pl_we     <= 1'b1;
                     pl_waddr  <= p_pos;
                     pl_wdata  <= vr;
+                    pl_raddr  <= r[IDX_W-1:0] + 1'b1;      // pool[r+1]: sampled with this write (read-first),
+                    byp       <= (p_pos == r[IDX_W-1:0] + 1'b1);  // so a write to it is bypassed
+                    byp_val   <= vr;
                     job_valid <= 1'b1;
                     job_addr  <= sim_a + prod;
                     job_tag   <= cand;
@@ -288,7 +305,7 @@ module fl_engine #(
                     job_valid <= 1'b0;
                     issued    <= issued + 1'b1;
                     r         <= r + 1'b1;
-                    state     <= (r + 1'b1 == cnt) ? S_WAIT_ROWS : S_SM_RNG;
+                    state     <= (r + 1'b1 == cnt) ? S_WAIT_ROWS : S_SM_WAIT;
                 end
                 S_SCAN_RD: begin                            // table read of j in flight
                     prod  <= j[IDX_W-1:0] * row_bytes;
@@ -312,6 +329,7 @@ module fl_engine #(
                     state     <= last_j ? S_WAIT_ROWS : S_SCAN_RD;
                 end
                 S_WAIT_ROWS: if (received == issued && !row_valid) begin
+                    drawing  <= 1'b0;
                     pl_raddr <= m[IDX_W-1:0] - 1'b1;      // pool[m-1], for the removal below
                     wr_valid <= 1'b1;
                     wr_addr  <= ids_a + {t, 2'b00};

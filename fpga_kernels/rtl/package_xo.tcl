@@ -2,19 +2,20 @@
 # not run in CI: no Xilinx tools here). The flow is the one of Xilinx's RTL-kernel examples:
 # Vivado project -> IP-XACT core with the kernel's bus interfaces and register map -> package_xo.
 #
-#   vivado -mode batch -source fpga_kernels/rtl/package_xo.tcl -tclargs <out.xo> [LANES] [N_MAX]
+#   vivado -mode batch -source fpga_kernels/rtl/package_xo.tcl -tclargs <out.xo> [LANES] [N_MAX] [RNG_BPC]
 #   v++ -l -t hw --platform xilinx_u2_gen3x4_xdma_gc_2_202110_1 --config fpga_kernels/nessa_smartssd.cfg \
 #       -o nessa.xclbin <hls .xo files> <out.xo>
 # with, in the .cfg:  [connectivity]  nk=nessa_fl_rtl:1  sp=nessa_fl_rtl_1.m_axi_gmem:DDR[0]
 # kernel.xml's m_axi_gmem dataWidth must equal 16*LANES (edit it for a non-default LANES).
 
 if {[llength $argv] < 1} {
-    puts "usage: vivado -mode batch -source package_xo.tcl -tclargs <out.xo> \[LANES\] \[N_MAX\]"
+    puts "usage: vivado -mode batch -source package_xo.tcl -tclargs <out.xo> \[LANES\] \[N_MAX\] \[RNG_BPC\]"
     exit 1
 }
 set xo_path [file normalize [lindex $argv 0]]
 set lanes   [expr {[llength $argv] > 1 ? [lindex $argv 1] : 32}]
 set n_max   [expr {[llength $argv] > 2 ? [lindex $argv 2] : 8192}]
+set rng_bpc [expr {[llength $argv] > 3 ? [lindex $argv 3] : 2}]
 set src_dir [file dirname [file normalize [info script]]]
 set work    [file normalize ./nessa_fl_rtl_pack]
 file delete -force $work
@@ -22,7 +23,7 @@ file delete -force $work
 create_project -force pack_prj $work/prj
 add_files -norecurse [glob $src_dir/*.v]
 set_property top nessa_fl_rtl [current_fileset]
-set_property generic "LANES=$lanes N_MAX=$n_max" [current_fileset]
+set_property generic "LANES=$lanes N_MAX=$n_max RNG_BPC=$rng_bpc" [current_fileset]
 update_compile_order -fileset sources_1
 
 ipx::package_project -root_dir $work/ip -vendor nessa.dev -library kernel -taxonomy /KernelIP \
@@ -47,6 +48,7 @@ foreach {name off size} {
     CTRL 0x000 32  GIER 0x004 32  IP_IER 0x008 32  IP_ISR 0x00C 32
     sim 0x010 64  n 0x018 32  k 0x01C 32  ld 0x020 32
     out_ids 0x028 64  out_gains 0x030 64  out_weights 0x038 64  out_stats 0x040 64
+    mode 0x054 32  seed 0x058 32  sample_size 0x05C 32
 } {
     set reg [ipx::add_register -quiet $name $blk]
     set_property address_offset $off $reg

@@ -9,8 +9,8 @@ the build parameters and two properties of the memory behind m_axi:
 
 In stochastic mode (``mode=1``) the step's candidates are the golden model's sample
 (:func:`stochastic_samples` replays host/golden/stochastic.py's pool given the picks); each
-draw costs the engine ``sample_cycles(rng_bpc)`` cycles (xorshift, the fixed-latency remainder,
-the pool swap) before its row job, overlapping the previous row's read.
+remainder takes ``sample_cycles(rng_bpc)`` cycles and runs one draw ahead of the pool swap (4
+cycles to the row job), all overlapping the previous row's read.
 
 This module replays the same state machine (fl_engine.v) transaction by transaction; it is
 exact (tests/test_rtl_kernel.py checks it against Icarus cycle for cycle) when the memory's
@@ -54,9 +54,8 @@ def row_bursts(addr: int, beats: int, bytes_per_beat: int, max_burst: int) -> li
 
 
 def sample_cycles(rng_bpc: int = 2) -> int:
-    """Engine cycles from a stochastic draw's start to its row job's valid: S_SM_RNG, fl_urem's
-    32 / rng_bpc iterations + done, pool reads of r and p, swap, job."""
-    return 32 // rng_bpc + 6
+    """fl_urem's latency: a draw started in cycle S has its remainder in cycle S + 32/rng_bpc + 1."""
+    return 32 // rng_bpc + 1
 
 
 def stochastic_samples(n: int, k: int, seed: int, sample_size: int, ids) -> list[list[int]]:
@@ -115,8 +114,11 @@ def cycle_breakdown(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_
         rm_free = 0
         last_row = None
         if samples is not None:
+            done = c + 1 + e_draw       # draw 0 starts in the cycle after S_ITER
             for j in samples[t]:
-                h = max(cur + e_draw, rm_free)  # draw, then S_SM_ISSUE until job_ready
+                took = max(cur, done)   # S_SM_WAIT takes the remainder; the next draw starts then
+                done = took + e_draw
+                h = max(took + 4, rm_free)  # RD_P, SWAP, CHK, then S_SM_ISSUE until job_ready
                 if t == 0:
                     jobs0.append(h)
                 evals += 1

@@ -53,8 +53,8 @@ constexpr uint32_t kNMax = NESSA_FL_RTL_N_MAX;
 constexpr int64_t kMaxBurst = NESSA_FL_RTL_MAX_BURST;
 constexpr int64_t kReadGap = NESSA_FL_RTL_READ_GAP;
 constexpr int64_t kWriteBusy = NESSA_FL_RTL_WRITE_BUSY;
-// engine cycles of one stochastic draw before its row job (schedule.py sample_cycles)
-constexpr int64_t kDrawCycles = 32 / NESSA_FL_RTL_RNG_BPC + 6;
+// fl_urem latency of one stochastic draw (schedule.py sample_cycles); draws run one ahead of the swap
+constexpr int64_t kDrawCycles = 32 / NESSA_FL_RTL_RNG_BPC + 1;
 
 uint32_t xorshift32(uint32_t x) {
   x ^= x << 13;
@@ -140,6 +140,7 @@ GREEDY_STEPS:
     uint64_t best_gain = 0;
     int64_t best = -1, best_pos = 0;
     const int64_t cnt = stoch ? (static_cast<int64_t>(ussize) < m ? static_cast<int64_t>(ussize) : m) : 0;
+    int64_t done = c + 1 + kDrawCycles;  // remainder of draw 0 (started the cycle after S_ITER)
   SAMPLE_CANDIDATES:
     for (int64_t r = 0; r < cnt; ++r) {
       state = xorshift32(state);
@@ -148,7 +149,9 @@ GREEDY_STEPS:
       pool[r] = pool[p];
       pool[p] = tmp;
       const int64_t j = pool[r];
-      const int64_t h = max64(cur + kDrawCycles, rm_free);
+      const int64_t took = max64(cur, done);  // swap stage takes it; the next draw starts
+      done = took + kDrawCycles;
+      const int64_t h = max64(took + 4, rm_free);
       rm_free = h + 1 + rd(j);
       last_row = rm_free + lat;
       cur = h + 1;
