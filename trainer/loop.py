@@ -166,6 +166,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         identity = {"dataset": cfg.dataset, "strategy": cfg.strategy.value, "fraction": cfg.fraction,
                     "servers": len(cfg.servers), "world_size": dist.world, "arch": arch}
         resumed = cfg.resume and ckpt_path is not None and ckpt_path.exists()
+        if cfg.resume and not resumed and lead:
+            print(f"[{cfg.label}] --resume: no checkpoint at {ckpt_path}; starting from scratch", flush=True)
         if resumed:
             ck = load_checkpoint(ckpt_path, identity=identity)
             model.load_state_dict(ck["model"])
