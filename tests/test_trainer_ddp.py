@@ -48,3 +48,27 @@ def test_two_rank_gloo_epochs_with_reselection(service, tmp_path):
     ck = load_checkpoint(out / "checkpoint.pt")
     assert ck["identity"]["world_size"] == 2 and len(ck["offsets"]) == 2
     assert "test accuracy" in proc.stdout
+
+
+def test_two_rank_stop_mid_epoch_and_resume_matches_the_uninterrupted_run(service, tmp_path):
+    target, _ = service
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMP_NUM_THREADS="1")
+    base = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+            "-m", "storage_service.cli", "train", "--server", target, "--dataset", "digits/train",
+            "--test-dataset", "digits/test", "--strategy", "random", "--fraction", "0.5", "--epochs", "3",
+            "--reselect-every", "2", "--batch-size", "16", "--device", "cpu", "--no-progress"]
+
+    def run(*extra):
+        proc = subprocess.run(base + list(extra), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    run("--out-dir", str(tmp_path / "straight"))
+    run("--out-dir", str(tmp_path / "split"), "--max-steps", "30")  # ~23 steps an epoch per rank
+    ck = load_checkpoint(tmp_path / "split" / "checkpoint.pt")
+    assert ck["epoch"] == 1 and ck["step"] > 0 and all(o[0] > 0 for o in ck["offsets"])  # both ranks' offsets
+    run("--out-dir", str(tmp_path / "split"), "--resume")
+    straight = read_metrics(tmp_path / "straight" / "metrics.jsonl")
+    split = read_metrics(tmp_path / "split" / "metrics.jsonl")
+    key = lambda r: (r["epoch"], r["test_acc"], r["test_loss"], r["samples_seen"], r["selection"])  # noqa: E731
+    assert [key(r) for r in split] == [key(r) for r in straight]
