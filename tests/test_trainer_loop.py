@@ -112,3 +112,15 @@ def test_resume_refuses_a_checkpoint_of_another_run(service, tmp_path):
     with pytest.raises(CheckpointMismatch, match="not a trainer checkpoint"):
         torch.save({"format": 99}, tmp_path / "bad.pt")
         load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_overlapped_selection_takes_over_one_epoch_later(service, tmp_path):
+    target, store = service
+    recs = train(config(target, tmp_path, strategy="nessa", fraction=0.1, epochs=4, reselect_every=1,
+                        overlap_selection=True)).records
+    sels = [r["selection"] for r in recs]
+    # Epoch 1 blocks on the first selection; the one requested at the start of epoch e streams from e + 1;
+    # none is requested at the last epoch (it would never be used).
+    assert sels[0] == sels[1] != sels[2] != sels[3] and len(set(sels)) == 3
+    assert recs[-1]["model_bytes"] == 3 * recs[0]["model_bytes"] > 0
+    assert {r["num_selected"] for r in recs} == {budget(store, 0.1)}

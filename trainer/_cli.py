@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--reselect-every", type=int, default=1, metavar="R", help="epochs between reselections")
     p.add_argument("--warmup-epochs", type=int, default=0, help="full-data epochs before the first selection")
+    p.add_argument("--overlap-selection", action="store_true",
+                   help="select next to the data while training on the current subset; the new subset takes "
+                        "over one epoch later (hides the selection time)")
     p.add_argument("--arch", help="small_cnn or resnet20 (default: by sample size)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05)
@@ -91,7 +94,8 @@ def _train(args: argparse.Namespace) -> int:
         cfg = TrainConfig(
             servers=args.server, dataset=args.dataset, test_dataset=args.test_dataset, strategy=args.strategy,
             fraction=args.fraction, epochs=args.epochs, reselect_every=args.reselect_every,
-            eval_every=args.eval_every, warmup_epochs=args.warmup_epochs, arch=args.arch, batch_size=args.batch_size, lr=args.lr,
+            eval_every=args.eval_every, warmup_epochs=args.warmup_epochs,
+            overlap_selection=args.overlap_selection, arch=args.arch, batch_size=args.batch_size, lr=args.lr,
             momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
             use_weights=not args.no_weights, seed=args.seed, backend=args.backend, batch_bytes=args.batch_bytes,
             prefetch=args.prefetch, device=args.device, out_dir=args.out_dir, run_name=args.run_name,

@@ -64,6 +64,7 @@ class TrainConfig:
     epochs: int = 10
     reselect_every: int = 1  # epochs between reselections (subset strategies)
     warmup_epochs: int = 0  # leading epochs on the full data before the first selection (CRAIG)
+    overlap_selection: bool = False  # reselect while training on the current subset (one epoch staler)
     arch: str | None = None  # None: small_cnn for <=28x28, resnet20 for 32x32
     batch_size: int = 128
     lr: float = 0.05

@@ -18,7 +18,8 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -185,6 +186,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         if resumed:
             metrics.truncate_after(start_epoch)
 
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nessa-select")
+        pending: Future | None = None  # rank 0: an overlapped selection in flight
+        overlapping = False  # every rank: one is in flight, collect it after this epoch
         for epoch in range(start_epoch, cfg.epochs):
             t_epoch, c_epoch = time.perf_counter(), time.process_time()
             # 1. What to stream this epoch.
@@ -195,9 +199,17 @@ def train(cfg: TrainConfig) -> TrainResult:
                 selections = [FULL_SELECTION] * len(cluster.sources)
                 counts = [int(i.num_samples) for i in cluster.infos]
             elif selections is None or FULL_SELECTION in selections or (due and not resuming_mid_epoch):
-                t_sel = time.perf_counter()
-                selections, counts = _reselect(cfg, dist, cluster, model, arch, epoch, counters)
-                counters["selection_s"] += time.perf_counter() - t_sel
+                # Overlapped: select next to the data while this epoch trains on the current subset;
+                # the new subset (one epoch staler) takes over from the next epoch.
+                overlap = cfg.overlap_selection and selections is not None and FULL_SELECTION not in selections
+                if not (overlap and epoch + 1 == cfg.epochs):  # its result would go unused
+                    t_sel = time.perf_counter()
+                    call = _request(cfg, dist, cluster, model, arch, epoch, counters)
+                    if overlap:
+                        pending, overlapping = (pool.submit(call) if call is not None else None), True
+                    else:
+                        selections, counts = _share(dist, call() if call is not None else None)
+                    counters["selection_s"] += time.perf_counter() - t_sel
             if not resuming_mid_epoch:
                 offsets, start_step = [0] * len(cluster.sources), 0
                 counters["loss_sum"], counters["loss_n"] = 0.0, 0.0
@@ -213,6 +225,13 @@ def train(cfg: TrainConfig) -> TrainResult:
             stopped = _train_epoch(cfg, dist, net, model, optimizer, stream, shape, epoch, start_step, steps,
                                    counters, selections, counts, ckpt_path, identity)
             start_step = 0
+            streamed = ",".join(selections)  # what this epoch trained on (for its metrics line)
+            streamed_n = int(sum(counts))
+            if overlapping and not stopped:  # collect the overlapped selection: only the wait counts
+                t_sel = time.perf_counter()
+                selections, counts = _share(dist, pending.result() if pending is not None else None)
+                counters["selection_s"] += time.perf_counter() - t_sel
+                pending, overlapping = None, False
             counters["wall_s"] += time.perf_counter() - t_epoch
             counters["cpu_s"] += dist.sum([time.process_time() - c_epoch])[0]
             if stopped:  # --max-steps reached mid-run; the checkpoint says where to resume
@@ -235,8 +254,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                     "selection_s": round(counters["selection_s"], 4),
                     "eval_s": round(counters["eval_s"], 4), "bytes_received": int(counters["bytes_received"]),
                     "eval_bytes": int(counters["eval_bytes"]), "model_bytes": int(counters["model_bytes"]),
-                    "samples_seen": int(counters["samples_seen"]), "num_selected": int(sum(counts)),
-                    "selection": ",".join(selections)})
+                    "samples_seen": int(counters["samples_seen"]), "num_selected": streamed_n,
+                    "selection": streamed})
                 if cfg.progress:
                     acc = "-" if test_acc is None else f"{100 * test_acc:.2f}%"
                     print(f"[{cfg.label}] epoch {epoch + 1}/{cfg.epochs}: test acc {acc}, "
@@ -247,25 +266,36 @@ def train(cfg: TrainConfig) -> TrainResult:
                             selections, counts, counters, identity)
         return TrainResult(cfg, arch, model, list(metrics.records))
     finally:
+        if "pool" in locals():
+            pool.shutdown(wait=True)  # an overlapped selection still running must not outlive the cluster
         cluster.close()
 
 
-def _reselect(cfg: TrainConfig, dist: _Dist, cluster: Cluster, model: torch.nn.Module, arch: str,
-              epoch: int, counters: dict) -> tuple[list[str], list[int]]:
-    """Rank 0 pushes the model (if the strategy needs it) and asks every server to select."""
+def _request(cfg: TrainConfig, dist: _Dist, cluster: Cluster, model: torch.nn.Module, arch: str, epoch: int,
+             counters: dict) -> Callable[[], str] | None:
+    """Rank 0: snapshot the model now; return the call that pushes it and selects (None elsewhere)."""
+    if dist.rank != 0:
+        return None
     strategy = spec(cfg.strategy)
-    text = None
-    if dist.rank == 0:
-        version = None
-        if strategy.needs_model:
-            blob = state_to_safetensors(model)
-            counters["model_version"] = version = int(counters["model_version"]) + 1
+    blob, version = None, None
+    if strategy.needs_model:
+        blob = state_to_safetensors(model)
+        counters["model_version"] = version = int(counters["model_version"]) + 1
+        counters["model_bytes"] += len(blob) * len(cluster.sources)
+    seed = cfg.seed * 100_003 + epoch if strategy.fresh_seed else cfg.seed
+
+    def call() -> str:
+        if blob is not None:
             cluster.push_model(arch, blob, version)
-            counters["model_bytes"] += len(blob) * len(cluster.sources)
-        seed = cfg.seed * 100_003 + epoch if strategy.fresh_seed else cfg.seed
         infos = cluster.select(strategy.server_strategy, cfg.fraction, seed=seed, model_version=version,
                                backend=cfg.backend)
-        text = "\n".join(f"{i.id}\t{int(i.num_selected)}" for i in infos)
+        return "\n".join(f"{i.id}\t{int(i.num_selected)}" for i in infos)
+
+    return call
+
+
+def _share(dist: _Dist, text: str | None) -> tuple[list[str], list[int]]:
+    """Rank 0's selection ids and sizes on every rank."""
     rows = [line.split("\t") for line in dist.broadcast_text(text).splitlines()]
     return [r[0] for r in rows], [int(r[1]) for r in rows]
 
