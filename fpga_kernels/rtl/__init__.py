@@ -6,6 +6,9 @@ the emulator loads is ``cmodel/nessa_fl_rtl.cpp``; README.md documents the desig
 
 from fpga_kernels.rtl.regmap import (
     ARG_ORDER,
+    MODE_EXACT,
+    MODE_NAIVE,
+    MODE_STOCHASTIC,
     ROW_ALIGN,
     REG,
     STATUS_BITS,
@@ -15,4 +18,5 @@ from fpga_kernels.rtl.regmap import (
     pack_rows,
 )
 
-__all__ = ["ARG_ORDER", "ROW_ALIGN", "REG", "STATUS_BITS", "KernelArgs", "cycle_model", "decode_status", "pack_rows"]
+__all__ = ["ARG_ORDER", "MODE_EXACT", "MODE_NAIVE", "MODE_STOCHASTIC", "ROW_ALIGN", "REG", "STATUS_BITS",
+           "KernelArgs", "cycle_model", "decode_status", "pack_rows"]
