@@ -88,9 +88,11 @@ def class_budgets(counts: np.ndarray, fraction: float, budget: str | Budget = Bu
         mode = Budget(budget)
     except ValueError:
         raise ValueError(f"unknown budget {budget!r}; known: {', '.join(b.value for b in Budget)}") from None
+    # The -1e-9 absorbs float noise (0.1 * 30 is 3, not 4); the floor of 1 keeps ceil(f * n) >= 1
+    # when f * n itself is below that guard.
     if mode is Budget.PER_CLASS:
-        return np.minimum(counts, np.ceil(f * counts - 1e-9).astype(np.int64))
-    return split_budget(math.ceil(f * int(counts.sum()) - 1e-9), counts)
+        return np.minimum(counts, np.maximum(np.ceil(f * counts - 1e-9), 1).astype(np.int64))
+    return split_budget(max(1, math.ceil(f * int(counts.sum()) - 1e-9)), counts)
 
 
 def _check_inputs(features: Any, labels: Any, ids: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -75,6 +75,15 @@ def test_global_budget_split_in_proportion():
     assert class_budgets(np.array([5, 5, 1]), 0.1, "global").sum() == 2
 
 
+def test_tiny_fraction_still_selects_ceil_at_least_one_per_class():
+    # ceil(fraction * n_c) >= 1 for any fraction > 0: the float-noise guard must not round it to 0
+    np.testing.assert_array_equal(class_budgets(np.array([1, 7, 0]), 1e-10), [1, 1, 0])
+    assert class_budgets(np.array([3, 4]), 1e-12, "global").sum() == 1
+    x, y = _mixture(n=40, classes=2)
+    sel = host.select(x, y, 1e-10)
+    assert [r.k for r in sel.per_class] == [1, 1]
+
+
 def test_greedi_used_above_memory_budget():
     x, y = _mixture(5, n=2000, classes=2)
     sel = host.select(x, y, 0.1, memory_budget_bytes=4 * 400 * 400)
