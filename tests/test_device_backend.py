@@ -95,6 +95,17 @@ def test_features_backend_checks_and_embedding_outer_product():
         be.features(model, x, y[:3], sample_shape=(8, 8), batch_size=16, embedding=False)
 
 
+def test_emu_features_leave_the_model_in_training_mode():
+    # gradient_features restores the model's mode on the CPU backend; the emu export must too
+    torch.manual_seed(1)
+    model = build_model("small_cnn", (8, 8), 4).train()
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, (20, 8, 8), dtype=np.uint8)
+    y = rng.integers(0, 4, 20)
+    host.gradient_features(model, x, y, sample_shape=(8, 8), backend="emu")
+    assert model.training
+
+
 def test_op_counts_follow_the_kernel():
     from host.device.flow import DeviceFlow
     from host.device import emu

@@ -110,8 +110,14 @@ class DeviceBackend:
             h.update(t.detach().cpu().numpy().tobytes())
         key = (id(model), h.hexdigest())
         if key not in self._models:
-            with torch.no_grad():
-                self._models = {key: export_model(model, samples[:CALIB_SAMPLES], sample_shape)}  # keep one
+            # export_model moves the model to the CPU in eval mode; put it back as it was
+            was_training = model.training
+            device = next(model.parameters(), torch.empty(0)).device
+            try:
+                with torch.no_grad():
+                    self._models = {key: export_model(model, samples[:CALIB_SAMPLES], sample_shape)}  # keep one
+            finally:
+                model.to(device).train(was_training)
         return self._models[key]
 
     def features(self, model: Any, samples: Any, labels: Any, *, sample_shape: Any = None, batch_size: int = 4096,
