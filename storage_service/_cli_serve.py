@@ -54,8 +54,10 @@ def _serve(args) -> int:
         raise CliError("--tls-cert and --tls-key go together")
     if args.workers < 2 or args.select_workers < 1:
         raise CliError("--workers must be >= 2 and --select-workers >= 1")
-    if args.max_model_mb <= 0:
+    if not args.max_model_mb > 0:  # also rejects NaN
         raise CliError(f"--max-model-mb must be positive, got {args.max_model_mb}")
+    if not args.grace >= 0:
+        raise CliError(f"--grace must be >= 0 seconds, got {args.grace}")
     try:
         token = load_token(args.token_file)
     except ValueError as exc:

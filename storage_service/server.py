@@ -101,7 +101,8 @@ def create_server(
         port = server.add_secure_port(addr, creds) if creds is not None else server.add_insecure_port(addr)
     except RuntimeError as exc:
         core.close()
-        raise ValueError(f"cannot bind {addr}: {exc}") from None
+        # gRPC's own text only says "Failed to bind ... set GRPC_VERBOSITY": name the likely causes.
+        raise ValueError(f"cannot bind {addr} (port in use or not a local address)") from None
     if port == 0:
         core.close()
         raise ValueError(f"cannot bind {addr} (in use or not a local address)")

@@ -48,6 +48,9 @@ def test_serve_runs_and_stops_on_sigterm(tmp_path):
         (["--backend", "gpu"], None),
         (["--port", "70000"], None),
         (["--max-model-mb", "0"], "must be positive"),
+        (["--max-model-mb", "nan"], "must be positive"),
+        (["--grace", "-1"], "--grace must be >= 0"),
+        (["--grace", "nan"], "--grace must be >= 0"),
     ],
 )
 def test_bad_options(tmp_path, capsys, extra, message):
@@ -63,3 +66,15 @@ def test_missing_root(tmp_path, capsys):
     assert main(["serve", str(tmp_path / "absent")]) == 2
     assert "not a directory" in capsys.readouterr().err
 
+
+
+def test_port_in_use(tmp_path, capsys):
+    import socket
+
+    make_root(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert main(["serve", str(tmp_path), "--port", str(port)]) == 2
+    assert f"cannot bind 127.0.0.1:{port} (port in use" in capsys.readouterr().err
