@@ -62,8 +62,9 @@ def share(ids: np.ndarray, weights: np.ndarray, *, seed: int, epoch: int, rank: 
 
 
 def class_budget(n_c: int, fraction: float) -> int:
-    """``ceil(fraction * n_c)`` with a guard against float noise (0.1 * 30 is 3, not 4)."""
-    return min(n_c, math.ceil(fraction * n_c - 1e-9))
+    """``ceil(fraction * n_c)`` with a guard against float noise (0.1 * 30 is 3, not 4), and at
+    least 1 for a non-empty class (the guard must not turn a tiny ``fraction * n_c`` into 0)."""
+    return min(n_c, max(1, math.ceil(fraction * n_c - 1e-9)))
 
 
 def random_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:

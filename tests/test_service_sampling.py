@@ -44,6 +44,9 @@ def test_random_subset_budgets_per_class():
     assert np.array_equal(ids, random_subset(labels, 0.1, seed=5))
     assert not np.array_equal(random_subset(labels, 0.5, seed=5), random_subset(labels, 0.5, seed=6))
     assert class_budget(30, 0.1) == 3 and class_budget(7, 1.0) == 7
+    # ceil(f * n_c) >= 1 for any f > 0 (as host.select's budgets): the noise guard must not make it 0
+    assert class_budget(5, 1e-10) == 1 and class_budget(0, 0.5) == 0
+    assert np.bincount(labels[random_subset(labels, 1e-10, seed=1)], minlength=4).tolist() == [1, 1, 1, 1]
     with pytest.raises(ValueError, match="fraction"):
         random_subset(labels, 0.0, seed=1)
 
