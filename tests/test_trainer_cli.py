@@ -39,6 +39,22 @@ def test_bad_input_is_a_clear_error(store_root, tmp_path, capsys, extra, message
     assert message in capsys.readouterr().err
 
 
+def test_cuda_missing_is_a_clear_error(store_root, tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with local_service(store_root) as target:
+        assert main(args(target, tmp_path, "--device", "cuda")) == 2
+    assert "--device cuda: CUDA is not available" in capsys.readouterr().err
+
+
+def test_unusable_out_dir_is_a_clear_error(store_root, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    with local_service(store_root) as target:
+        assert main(args(target, tmp_path, "--out-dir", str(tmp_path / "afile" / "run"))) == 2
+    assert "--out-dir" in capsys.readouterr().err and (tmp_path / "afile").read_text() == "x"
+
+
 def test_token_auth(store_root, tmp_path, capsys):
     token = tmp_path / "token"
     token.write_text("s3cret-token\n")

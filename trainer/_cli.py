@@ -103,6 +103,11 @@ def _train(args: argparse.Namespace) -> int:
             tls_ca=args.tls_ca, timeout=args.timeout, progress=not args.no_progress, threads=args.threads)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
+    if cfg.out_dir is not None:  # fail before connecting, not after the first epoch
+        try:
+            Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliError(f"--out-dir {cfg.out_dir}: cannot create it: {exc.strerror}") from None
     return _run_train(cfg)
 
 
@@ -110,6 +115,7 @@ def _run_train(cfg) -> int:
     from storage_service.cli import CliError
     from storage_service.client import StorageError
     from trainer.checkpoint import CheckpointMismatch
+    from trainer.config import ConfigError
     from trainer.loop import train
     from trainer.multi import IncompatibleParts
 
@@ -117,7 +123,7 @@ def _run_train(cfg) -> int:
         result = train(cfg)
     except StorageError as exc:
         raise CliError(f"storage service: {exc}") from None
-    except (CheckpointMismatch, IncompatibleParts) as exc:
+    except (CheckpointMismatch, IncompatibleParts, ConfigError) as exc:
         raise CliError(str(exc)) from None
     final = result.final
     if final and final.get("test_acc") is not None and int(os.environ.get("RANK", "0")) == 0:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from host.models import build_model, input_chw, to_input
 from trainer.checkpoint import load_checkpoint, save_checkpoint
-from trainer.config import Schedule, TrainConfig
+from trainer.config import ConfigError, Schedule, TrainConfig
 from trainer.dataset import SampleStream
 from trainer.metrics import MetricsWriter
 from trainer.multi import Cluster, open_cluster
@@ -93,7 +93,7 @@ class _Dist:
             want = "cuda" if torch.cuda.is_available() else "cpu"
         if want.startswith("cuda"):
             if not torch.cuda.is_available():
-                raise RuntimeError(f"--device {cfg.device}: CUDA is not available on this machine")
+                raise ConfigError(f"--device {cfg.device}: CUDA is not available on this machine")
             device = torch.device(f"cuda:{local}") if want == "cuda" else torch.device(want)
             torch.cuda.set_device(device)
         else:
