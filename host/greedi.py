@@ -124,6 +124,8 @@ def greedi(
     """Partitioned greedy for one (unweighted) class; ``greedy`` is the backend's per-part
     greedy (CPU when None). ``max_dist`` defaults to the class's largest pairwise distance."""
     x = np.ascontiguousarray(features, dtype=np.float32)
+    if x.ndim != 2 or not 1 <= k <= x.shape[0]:
+        raise ValueError(f"k must be in [1, {x.shape[0] if x.ndim == 2 else 0}] for features [n, d] of shape {x.shape}, got {k}")
     if max_dist is None:
         max_dist = max_pairwise_distance(x)
     return _greedi(x, None, k, greedy, optimizer, seed, epsilon, max_dist, memory_budget_bytes)

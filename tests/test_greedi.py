@@ -45,6 +45,14 @@ def test_proportional_fallback_when_parts_cannot_shrink():
     assert r.weights.sum() == pytest.approx(1000)
 
 
+def test_greedi_checks_k():
+    # k outside [1, n]: a clear error, not an empty-concatenate crash (k = 0) or n ids (k > n)
+    x = _clusters(5, n=300)
+    for k in (0, 301):
+        with pytest.raises(ValueError, match=r"k must be in \[1, 300\]"):
+            greedi(x, k, memory_budget_bytes=4 * 100 * 100)
+
+
 def test_greedi_merge_of_candidates_from_several_hosts():
     """Two 'hosts' each select from their half; the merge of their weighted candidates is as
     good as selecting from everything at once (within 2%)."""
