@@ -104,8 +104,10 @@ class Manifest:
         path = Path(store_dir) / MANIFEST_NAME
         try:
             text = path.read_text()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # a missing path, or a file given as the store
             raise ManifestError(f"{store_dir}: no {MANIFEST_NAME} (not a NeSSA store)") from None
+        except OSError as exc:  # e.g. permission denied, or manifest.json is a folder
+            raise ManifestError(f"{path}: cannot read: {exc.strerror}") from None
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
