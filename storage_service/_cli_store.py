@@ -48,7 +48,7 @@ def _ingest(args) -> int:
     from storage_service.cli import CliError
     from storage_service.ingest import IngestError, ingest
 
-    if args.shard_mb <= 0:
+    if not args.shard_mb > 0:  # also rejects NaN
         raise CliError(f"--shard-mb must be positive, got {args.shard_mb}")
     try:
         made = ingest(args.source, args.dest, kind=args.kind, name=args.name, overwrite=args.overwrite,

@@ -30,6 +30,8 @@ def test_cli_errors_exit_nonzero(tmp_path):
     assert proc.returncode == 2 and "missing: no such file" in proc.stderr
     proc = nessa("info", tmp_path, check=False)
     assert proc.returncode == 2 and "no manifest.json" in proc.stderr
+    proc = nessa("ingest", tmp_path / "missing", tmp_path / "out", "--shard-mb", "nan", check=False)
+    assert proc.returncode == 2 and "--shard-mb must be positive, got nan" in proc.stderr
     (tmp_path / "model.safetensors").write_bytes(b"x")  # a file given where a store folder belongs
     proc = nessa("info", tmp_path / "model.safetensors", check=False)
     assert proc.returncode == 2 and "no manifest.json" in proc.stderr and "Traceback" not in proc.stderr

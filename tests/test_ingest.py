@@ -228,3 +228,20 @@ def test_missing_npz_keys_and_unknown_type(tmp_path, data):
         ingest(tmp_path / "f.txt", tmp_path / "out", progress=False)
     with pytest.raises(IngestError, match="no such file"):
         ingest(tmp_path / "nope", tmp_path / "out", progress=False)
+
+
+def test_single_npy_has_no_labels(tmp_path, data):
+    x, _ = data
+    np.save(tmp_path / "x.npy", x)
+    with pytest.raises(IngestError, match="a single .npy holds no labels"):
+        ingest(tmp_path / "x.npy", tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_uncreatable_destination(tmp_path, data):
+    x, y = data
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    (tmp_path / "afile").write_text("keep")  # a file where the destination's parent folder belongs
+    with pytest.raises(IngestError, match="cannot create the destination"):
+        ingest(tmp_path / "d.npz", tmp_path / "afile" / "store", progress=False)
+    assert (tmp_path / "afile").read_text() == "keep"

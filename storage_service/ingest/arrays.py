@@ -32,9 +32,10 @@ def load_arrays(source: Path) -> tuple[np.ndarray, np.ndarray, Path, Path]:
             raise IngestError(f"{source}: a NumPy folder needs x.npy and y.npy")
         x, y = _load(xp), _load(yp)
     else:
-        with _load(source) as npz:
-            if not hasattr(npz, "files"):
-                raise IngestError(f"{source}: a single .npy holds no labels; use an .npz with x and y, or a folder with x.npy and y.npy")
+        npz = _load(source)
+        if not hasattr(npz, "files"):  # checked before ``with``: an ndarray is no context manager
+            raise IngestError(f"{source}: a single .npy holds no labels; use an .npz with x and y, or a folder with x.npy and y.npy")
+        with npz:
             missing = [k for k in ("x", "y") if k not in npz.files]
             if missing:
                 raise IngestError(f"{source}: missing array(s) {missing}; found {sorted(npz.files)}")

@@ -36,9 +36,12 @@ def atomic_dir(dest: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
     dest = Path(dest)
     if dest.exists() and not overwrite:
         raise IngestError(f"{dest}: destination exists (use --overwrite to replace it)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:  # read-only place, a file where a folder belongs, ...
+        raise IngestError(f"{dest}: cannot create the destination: {exc.strerror}") from None
     try:
         yield tmp
         if dest.exists():
