@@ -45,3 +45,15 @@ def test_export_errors(store_and_model, capsys):
     assert "--calib" in capsys.readouterr().err
     assert main(["export", str(d / "m.safetensors"), "--arch", "small_cnn", "--store", str(d / "none"), "--out", "x"]) == 2
     assert "cannot open store" in capsys.readouterr().err
+
+
+def test_export_never_overwrites_the_model_and_names_an_unwritable_out(store_and_model, capsys):
+    d, _ = store_and_model
+    model = d / "m.safetensors"
+    before = model.read_bytes()
+    base = ["export", str(model), "--arch", "small_cnn", "--store", str(d / "st"), "--calib", "8"]
+    assert main([*base, "--out", str(model)]) == 2
+    assert "is the input model" in capsys.readouterr().err and model.read_bytes() == before
+    (d / "afile").write_text("x")
+    assert main([*base, "--out", str(d / "afile" / "m.nqm")]) == 2
+    assert "cannot write --out" in capsys.readouterr().err

@@ -9,6 +9,7 @@ model's input and head). Prints the layer program and per-sample operation count
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 __all__ = ["register"]
 
@@ -30,11 +31,15 @@ def _export(args) -> int:
     from host.device.opcounts import features_op_counts
     from host.quantize.export import UnsupportedLayerError, export_model
     from host.quantize.format import Op, save_qmodel
+    from safetensors import SafetensorError
+
     from storage_service.cli import CliError
     from storage_service.store import Store, StoreError
 
     if args.calib < 1:
         raise CliError(f"--calib must be >= 1, got {args.calib}")
+    if Path(args.out).resolve() == Path(args.model).resolve():
+        raise CliError(f"--out {args.out} is the input model; writing it would destroy the model")
     try:
         store = Store(args.store)
     except (StoreError, OSError) as e:
@@ -52,7 +57,10 @@ def _export(args) -> int:
         qm = export_model(model, samples, m.sample_shape, arch=args.arch)
     except UnsupportedLayerError as e:
         raise CliError(str(e)) from None
-    save_qmodel(qm, args.out)
+    try:
+        save_qmodel(qm, args.out)
+    except (OSError, SafetensorError) as e:  # safetensors reports I/O errors as SafetensorError
+        raise CliError(f"cannot write --out {args.out}: {e}") from None
     counts = features_op_counts(qm, 1)
     for i, (op, lay) in enumerate(zip(qm.ops(), qm.info["layers"])):
         print(f"{i:3d} {Op.NAMES[int(op[0])]:8s} {lay['name']:28s} out {int(op[7])}x{int(op[8])}x{int(op[9])}", file=sys.stderr)
