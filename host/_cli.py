@@ -136,6 +136,14 @@ def _select(args) -> int:
         raise CliError(f"--fraction must be in (0, 1], got {args.fraction}")
     if args.memory_budget_mb is not None and not args.memory_budget_mb > 0:
         raise CliError(f"--memory-budget-mb must be positive, got {args.memory_budget_mb}")
+    out = Path(args.out)
+    for given in (args.features, args.model):
+        if given is not None and out.resolve() == Path(given).resolve():
+            raise CliError(f"--out {args.out} is the input {given}; writing it would destroy the input")
+    try:  # before the (possibly long) selection, not after it
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create the folder of --out {args.out}: {exc.strerror}") from None
     try:
         store = Store(args.store)
     except (StoreError, OSError) as exc:
@@ -150,11 +158,13 @@ def _select(args) -> int:
         )
     except (ValueError, RuntimeError) as exc:
         raise CliError(str(exc)) from None
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     pc = sel.per_class
-    with open(tmp, "wb") as fh:  # a file object keeps the name exactly as given (no .npz appended)
+    try:
+        fh = open(tmp, "wb")
+    except OSError as exc:
+        raise CliError(f"cannot write --out {args.out}: {exc.strerror}") from None
+    with fh:  # a file object keeps the name exactly as given (no .npz appended)
         np.savez(
             fh, format_version=np.int64(SEL_FORMAT_VERSION), ids=sel.ids, weights=sel.weights, labels=sel.labels,
             objective=np.float64(sel.objective),

@@ -132,3 +132,14 @@ def test_bad_model(tmp_path, store, model_file, capsys):
     assert "cannot read model state" in err
     err = _error(capsys, tmp_path / "nowhere", "--fraction", 0.1, "--model", path, "--arch", "small_cnn", "--out", out)
     assert "cannot open store" in err
+
+
+def test_out_never_overwrites_an_input_and_names_an_unusable_folder(tmp_path, store, capsys):
+    feats = tmp_path / "f.npy"
+    np.save(feats, np.random.default_rng(0).random((len(store), 3), np.float32))
+    before = feats.read_bytes()
+    err = _error(capsys, store.path, "--fraction", 0.1, "--features", feats, "--out", feats)
+    assert "is the input" in err and feats.read_bytes() == before
+    (tmp_path / "afile").write_text("x")
+    err = _error(capsys, store.path, "--fraction", 0.1, "--features", feats, "--out", tmp_path / "afile" / "s.npz")
+    assert "--out" in err and (tmp_path / "afile").read_text() == "x"
