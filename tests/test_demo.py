@@ -62,3 +62,24 @@ def test_demo_falls_back_to_digits_and_says_so(tmp_path, monkeypatch):
                                             threads=1, strategies=("full",), log=lines.append))
     assert "Fashion-MNIST not found" in lines[0] and "digits" in lines[0]
     assert result["dataset"] == "scikit-learn digits" and result["results"][0]["test_acc"] is not None
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--fraction", "0"], "--fraction"),
+    (["--lr", "nan"], "--lr"),
+    (["--reselect-every", "0"], "--reselect-every"),
+])
+def test_demo_bad_options_fail_before_ingesting(tmp_path, capsys, extra, message):
+    assert main(["demo", "--quick", "--work-dir", str(tmp_path / "w"), "--out-dir", str(tmp_path / "o"),
+                 "--no-progress", *extra]) == 2
+    cap = capsys.readouterr()
+    assert message in cap.err and "ingesting" not in cap.out + cap.err and not (tmp_path / "w").exists()
+
+
+def test_demo_unusable_folders_fail_clearly(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    assert main(["demo", "--quick", "--out-dir", str(tmp_path / "afile"), "--no-progress"]) == 2
+    assert "--out-dir" in capsys.readouterr().err
+    assert main(["demo", "--quick", "--work-dir", str(tmp_path / "afile"), "--out-dir", str(tmp_path / "o"),
+                 "--no-progress"]) == 2
+    assert "--work-dir" in capsys.readouterr().err and (tmp_path / "afile").read_text() == "x"

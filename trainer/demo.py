@@ -155,15 +155,26 @@ def run_demo(opts: DemoOptions) -> dict:
         opts = dataclasses.replace(opts, threads=1 if (os.cpu_count() or 1) <= 2 else None)
     epochs = 1 if opts.quick else opts.epochs
     subset_epochs = 1 if opts.quick else opts.subset_epochs
+    for name in opts.strategies:  # bad options fail now, not after the ingest and the first runs
+        TrainConfig(servers=("127.0.0.1:1",), dataset="check", strategy=Strategy(name), fraction=opts.fraction,
+                    epochs=epochs if Strategy(name) is Strategy.FULL else subset_epochs,
+                    reselect_every=opts.reselect_every, batch_size=opts.batch_size, lr=opts.lr,
+                    eval_every=1 if opts.quick else opts.eval_every, threads=opts.threads)
     own_work = opts.work_dir is None
     work = Path(tempfile.mkdtemp(prefix="nessa-demo-")) if own_work else Path(opts.work_dir)
     out = Path(opts.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DemoError(f"--out-dir {out}: cannot create it: {exc.strerror}") from None
     try:
         root = work / "store"
         if root.exists():
             shutil.rmtree(root)
-        root.mkdir(parents=True)
+        try:
+            root.mkdir(parents=True)
+        except OSError as exc:
+            raise DemoError(f"--work-dir {work}: cannot create {root}: {exc.strerror}") from None
         log(f"ingesting {'Fashion-MNIST from ' + str(data) if data else 'scikit-learn digits'} into {root}")
         title, train_name, test_name = prepare_store(root, data, progress=opts.progress)
         with local_service(root) as target:
