@@ -57,6 +57,7 @@ def test_defaults_and_parsing():
         (dict(checkpoint_every=10), "--checkpoint-every"),
         (dict(tls_ca="/nonexistent/ca.pem"), "--tls-ca"),
         (dict(batch_bytes=10), "--batch-bytes"),
+        (dict(seed=-1), "--seed"),
     ],
 )
 def test_bad_option_is_named(kw, option):

@@ -106,7 +106,7 @@ class TrainConfig:
             set_("fraction", 1.0)
         for name, low in (("epochs", 1), ("reselect_every", 1), ("batch_size", 1), ("prefetch", 1),
                           ("batch_bytes", 1024), ("warmup_epochs", 0), ("checkpoint_every", 0),
-                          ("max_steps", 0), ("eval_every", 1)):
+                          ("max_steps", 0), ("eval_every", 1), ("seed", 0)):  # seeds are uint64 on the wire
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ConfigError(f"--{name.replace('_', '-')}: must be an integer >= {low}, got {value!r}")
