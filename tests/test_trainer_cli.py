@@ -39,6 +39,16 @@ def test_bad_input_is_a_clear_error(store_root, tmp_path, capsys, extra, message
     assert message in capsys.readouterr().err
 
 
+def test_train_without_test_set_still_reports(store_root, tmp_path, capsys):
+    argv = args("127.0.0.1:1", tmp_path)
+    i = argv.index("--test-dataset")
+    del argv[i:i + 2]
+    with local_service(store_root) as target:
+        argv[argv.index("127.0.0.1:1")] = target
+        assert main(argv) == 0
+    assert "full: trained after 1 epochs" in capsys.readouterr().out
+
+
 def test_cuda_missing_is_a_clear_error(store_root, tmp_path, capsys, monkeypatch):
     import torch
 

@@ -126,8 +126,9 @@ def _run_train(cfg) -> int:
     except (CheckpointMismatch, IncompatibleParts, ConfigError) as exc:
         raise CliError(str(exc)) from None
     final = result.final
-    if final and final.get("test_acc") is not None and int(os.environ.get("RANK", "0")) == 0:
-        print(f"{cfg.label}: test accuracy {100 * final['test_acc']:.2f}% after {final['epoch']} epochs, "
+    if final and int(os.environ.get("RANK", "0")) == 0:  # without --test-dataset, still say it finished
+        acc = f"test accuracy {100 * final['test_acc']:.2f}%" if final.get("test_acc") is not None else "trained"
+        print(f"{cfg.label}: {acc} after {final['epoch']} epochs, "
               f"{final['wall_s']:.1f}s, {final['bytes_received'] / 1e6:.1f} MB received")
     return 0
 
