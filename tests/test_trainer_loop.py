@@ -124,3 +124,10 @@ def test_overlapped_selection_takes_over_one_epoch_later(service, tmp_path):
     assert sels[0] == sels[1] != sels[2] != sels[3] and len(set(sels)) == 3
     assert recs[-1]["model_bytes"] == 3 * recs[0]["model_bytes"] > 0
     assert {r["num_selected"] for r in recs} == {budget(store, 0.1)}
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage\n", b"PK\x03\x04truncated"])
+def test_unreadable_checkpoint_is_named(tmp_path, content):
+    (tmp_path / "checkpoint.pt").write_bytes(content)
+    with pytest.raises(CheckpointMismatch, match="not a readable trainer checkpoint"):
+        load_checkpoint(tmp_path / "checkpoint.pt")

@@ -19,6 +19,7 @@ loading it cannot run code. Schema, format 1:
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,13 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
 
 def load_checkpoint(path: Path, *, identity: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read a checkpoint; with ``identity``, refuse one from a different run."""
-    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as exc:  # truncated, corrupt or foreign file
+        # torch's unpickling text advises weights_only=False, which we never do: don't repeat it
+        first = ("not a torch checkpoint file" if isinstance(exc, pickle.UnpicklingError) or not str(exc).strip()
+                 else str(exc).strip().splitlines()[0])
+        raise CheckpointMismatch(f"{path}: not a readable trainer checkpoint ({first})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointMismatch(f"{path}: not a trainer checkpoint of format {FORMAT}")
     if identity is not None:
