@@ -359,15 +359,15 @@ class StorageClient:
         if strategy not in _STRATEGIES:
             raise ValueError(f"strategy must be one of {sorted(_STRATEGIES)}, got {strategy!r}")
         backend = getattr(backend, "value", backend)
-        if backend not in _BACKENDS:
-            raise ValueError(f"backend must be one of {sorted(_BACKENDS)}, got {backend!r}")
+        if backend != "" and backend not in _BACKENDS:  # "": the server's default (its --backend)
+            raise ValueError(f"backend must be '' or one of {sorted(_BACKENDS)}, got {backend!r}")
         request = pb.SelectRequest(
             dataset=dataset,
             strategy=_STRATEGIES[strategy],
             fraction=float(fraction),
             seed=int(seed),
             model_version=int(model_version or 0),
-            backend=_BACKENDS[backend],
+            backend=_BACKENDS.get(backend, pb.BACKEND_UNSPECIFIED),
             no_wait=not wait,
         )
         limit = time.monotonic() + (timeout if timeout is not None else self.timeout)

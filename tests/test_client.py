@@ -132,3 +132,10 @@ def test_select_polls_past_the_call_deadline(tmp_path, monkeypatch):
         sel = c.select("a", "random", 0.5, seed=1, timeout=10)
         assert sel.state == "done" and sel.num_selected > 0 and sel.seconds >= 1.5
         assert polls and set(polls) == {sel.id}
+
+
+def test_empty_backend_means_the_servers_default(tmp_path):
+    root = make_root(tmp_path)
+    with running(root, backend="emu") as (_, port), StorageClient(f"127.0.0.1:{port}") as c:
+        assert c.select("a", "random", 0.5, backend="").backend == "emu"
+        assert c.select("a", "random", 0.5, backend="cpu").backend == "cpu"

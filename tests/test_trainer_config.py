@@ -25,6 +25,7 @@ def test_defaults_and_parsing():
     assert make(strategy="full", fraction=0.3).fraction == 1.0  # full ignores the budget
     assert "token" not in make(token="s3cret").summary()
     assert "s3cret" not in repr(make(token="s3cret"))
+    assert make().backend == ""  # the storage server's own --backend picks where selection runs
 
 
 @pytest.mark.parametrize(

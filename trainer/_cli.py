@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--schedule", default="cosine", help="cosine, step or constant")
     p.add_argument("--no-weights", action="store_true", help="ignore coreset weights (plain mean loss)")
     p.add_argument("--seed", type=int, default=0, help="seed (>= 0) of the shuffle, random subsets and init")
-    p.add_argument("--backend", default="cpu", help="selection backend on the storage host: cpu, emu, xrt")
+    p.add_argument("--backend", default="", help="selection backend on the storage host: cpu, emu, xrt "
+                   "(default: the one the server was started with, its --backend)")
     p.add_argument("--batch-bytes", type=int, default=1 << 20, help="target bytes per streamed batch")
     p.add_argument("--prefetch", type=int, default=4, help="streamed batches buffered per server")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

@@ -74,7 +74,7 @@ class TrainConfig:
     schedule: Schedule = Schedule.COSINE
     use_weights: bool = True  # multiply each example's loss by its coreset weight
     seed: int = 0
-    backend: str = "cpu"  # selection backend on the storage host: cpu, emu, xrt
+    backend: str = ""  # selection backend on the storage host: cpu, emu, xrt; "": the server's --backend
     batch_bytes: int = 1 << 20  # target size of one streamed batch
     prefetch: int = 4  # streamed batches buffered per server by the prefetch thread
     device: str = "auto"  # auto, cpu, cuda, cuda:N
@@ -118,7 +118,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or not low < value < high:
                 raise ConfigError(f"--{name.replace('_', '-')}: {value!r} is out of range")
-        if self.backend not in ("cpu", "emu", "xrt"):
+        if self.backend not in ("", "cpu", "emu", "xrt"):
             raise ConfigError(f"--backend: unknown value {self.backend!r}; choose one of cpu, emu, xrt")
         if self.arch is not None:
             from host.models import Arch
