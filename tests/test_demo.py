@@ -83,3 +83,12 @@ def test_demo_unusable_folders_fail_clearly(tmp_path, capsys):
     assert main(["demo", "--quick", "--work-dir", str(tmp_path / "afile"), "--out-dir", str(tmp_path / "o"),
                  "--no-progress"]) == 2
     assert "--work-dir" in capsys.readouterr().err and (tmp_path / "afile").read_text() == "x"
+
+
+def test_demo_help_names_defaults_and_what_work_dir_replaces(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("(default 0.1)", "(default 5)", "(default 12)", "(default 6)", "default 2)", "(default 0.05)",
+                 "WORK_DIR/store, replacing one there"):
+        assert text in out, text
