@@ -92,6 +92,8 @@ def _features(args, store):
     if args.features is not None:
         if args.arch is not None:
             raise CliError("--arch goes with --model, not with --features")
+        if args.embedding:
+            raise CliError("--embedding goes with --model (it shapes the computed features), not with --features")
         try:
             feats = np.load(args.features, allow_pickle=False)
         except (OSError, ValueError) as exc:

@@ -143,3 +143,10 @@ def test_out_never_overwrites_an_input_and_names_an_unusable_folder(tmp_path, st
     (tmp_path / "afile").write_text("x")
     err = _error(capsys, store.path, "--fraction", 0.1, "--features", feats, "--out", tmp_path / "afile" / "s.npz")
     assert "--out" in err and (tmp_path / "afile").read_text() == "x"
+
+
+def test_embedding_needs_model(tmp_path, store, capsys):
+    feats = tmp_path / "f.npy"
+    np.save(feats, np.zeros((len(store), 3), np.float32))
+    err = _error(capsys, store.path, "--fraction", 0.1, "--features", feats, "--embedding", "--out", tmp_path / "o.npz")
+    assert "--embedding goes with --model" in err and not (tmp_path / "o.npz").exists()
