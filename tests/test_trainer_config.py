@@ -66,6 +66,13 @@ def test_bad_option_is_named(kw, option):
         make(**kw)
 
 
+def test_out_of_range_says_the_range():
+    with pytest.raises(ConfigError, match=r"--lr: -1.0 is out of range \(must be finite and > 0\)"):
+        make(lr=-1.0)
+    with pytest.raises(ConfigError, match=r"--momentum: nan is out of range \(must be finite and in \[0, 1\)\)"):
+        make(momentum=float("nan"))
+
+
 def test_parse_servers_list():
     assert parse_servers(["h:1", "g:2"]) == ("h:1", "g:2")
     with pytest.raises(ConfigError):

@@ -113,11 +113,11 @@ class TrainConfig:
         if self.warmup_epochs >= self.epochs and self.strategy is not Strategy.FULL:
             raise ConfigError(f"--warmup-epochs: {self.warmup_epochs} leaves no epoch for the subset "
                               f"(--epochs is {self.epochs})")
-        for name, low, high in (("lr", 0.0, math.inf), ("momentum", -1e-12, 1.0), ("weight_decay", -1e-12, 1.0),
-                                ("timeout", 0.0, math.inf)):
+        for name, low, high, text in (("lr", 0.0, math.inf, "> 0"), ("momentum", -1e-12, 1.0, "in [0, 1)"),
+                                      ("weight_decay", -1e-12, 1.0, "in [0, 1)"), ("timeout", 0.0, math.inf, "> 0")):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or not low < value < high:
-                raise ConfigError(f"--{name.replace('_', '-')}: {value!r} is out of range")
+                raise ConfigError(f"--{name.replace('_', '-')}: {value!r} is out of range (must be finite and {text})")
         if self.backend not in ("", "cpu", "emu", "xrt"):
             raise ConfigError(f"--backend: unknown value {self.backend!r}; choose one of cpu, emu, xrt")
         if self.arch is not None:
