@@ -58,6 +58,13 @@ def _serve(args) -> int:
         raise CliError(f"--max-model-mb must be positive, got {args.max_model_mb}")
     if not args.grace >= 0:
         raise CliError(f"--grace must be >= 0 seconds, got {args.grace}")
+    if args.backend == "xrt":  # fail now, not at the first selection a client asks for
+        from host.device.loader import load_runtime
+
+        try:
+            load_runtime("xrt")
+        except RuntimeError as exc:
+            raise CliError(f"--backend xrt: {exc}") from None
     try:
         token = load_token(args.token_file)
     except ValueError as exc:

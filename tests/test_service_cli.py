@@ -78,3 +78,15 @@ def test_port_in_use(tmp_path, capsys):
         port = s.getsockname()[1]
         assert main(["serve", str(tmp_path), "--port", str(port)]) == 2
     assert f"cannot bind 127.0.0.1:{port} (port in use" in capsys.readouterr().err
+
+
+def test_xrt_backend_without_xrt_fails_at_start(tmp_path, capsys, monkeypatch):
+    import host.device.loader as loader
+
+    def no_xrt():
+        raise RuntimeError("pyxrt is not importable (install XRT)")
+
+    monkeypatch.setattr(loader, "import_pyxrt", no_xrt)  # as on any host without XRT, even one that has it
+    make_root(tmp_path)
+    assert main(["serve", str(tmp_path), "--port", "0", "--backend", "xrt"]) == 2
+    assert "--backend xrt: pyxrt is not importable" in capsys.readouterr().err
