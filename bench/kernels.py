@@ -7,7 +7,7 @@ One process, same model and same class for every row:
 
 * features: a SmallCNN trained for one pass over ``--train-samples`` images; CPU backend (torch
   float32) vs the ``nessa_features`` kernel (int8, emulated) over the class's training images.
-* greedy: per class, CPU backend (numba float32) vs the ``nessa_greedy`` kernel (fixed point,
+* greedy: per class, CPU backend (C float32) vs the ``nessa_greedy`` kernel (fixed point,
   emulated), lazy and stochastic; the objective of each selection is also scored on the float
   features (same max_dist: the class's largest float distance) so quality is comparable.
 * op counts (:mod:`host.device.opcounts`): MACs, distance MACs, gain evaluations (measured by the

@@ -9,10 +9,10 @@ and gets the same float32 features; peak RSS is that process's high-water mark (
 includes the interpreter, its imports and the features it loads). Time counts everything from
 the features to the selected ids, including building the similarity matrix, as wall and as CPU
 (user + sys) seconds; CPU seconds are the robust figure on a shared, loaded machine. JIT
-warm-up (numba cache load for NeSSA, numba compile for apricot) happens on a tiny input first
+warm-up (library load for NeSSA, numba compile for apricot) happens on a tiny input first
 and is not timed:
 
-* ``nessa-lazy`` / ``nessa-stochastic``: ``host.select`` (float32 GEMM distances, numba greedy).
+* ``nessa-lazy`` / ``nessa-stochastic``: ``host.select`` (float32 GEMM distances, C greedy).
 * ``submodlib``: CRAIG's recipe, ``D = sklearn pairwise_distances``, ``S = D.max() - D``, then
   ``FacilityLocationFunction(mode="dense", sijs=S).maximize(optimizer="LazyGreedy")``.
 * ``apricot``: ``FacilityLocationSelection(k, metric="precomputed", optimizer="lazy")`` on

@@ -160,13 +160,6 @@ def _select(args) -> int:
         )
     except (ValueError, RuntimeError) as exc:
         raise CliError(str(exc)) from None
-    except SystemError as exc:  # numba wraps a Ctrl-C that lands in a jitted call's dispatch
-        cause = exc
-        while cause is not None and not isinstance(cause, KeyboardInterrupt):
-            cause = cause.__cause__ or cause.__context__
-        if cause is None:
-            raise
-        raise KeyboardInterrupt from None
     tmp = out.with_name(out.name + ".tmp")
     pc = sel.per_class
     try:

@@ -2,7 +2,7 @@
 direct differences).
 
 ``||a - b||^2 = |a|^2 + |b|^2 - 2 a.b``: one SGEMM per block of rows written straight into the
-output matrix, then a fused (numba) pass turns Gram entries into distances in place, so the
+output matrix, then a fused C pass (host/_fl_native.c) turns Gram entries into distances in place, so the
 peak memory is the ``n x n`` float32 matrix plus one small block. Features are centred first
 (distances are translation invariant) to reduce cancellation in the expansion; the diagonal
 is exactly 0 and tiny negative squared distances from rounding are clamped to 0.

@@ -26,7 +26,7 @@ __all__ = ["Backend", "load", "parse_backend"]
 class Backend(str, enum.Enum):
     """Registered backends (the value is the API / CLI name)."""
 
-    CPU = "cpu"  # numpy / numba / torch, float (host._cpu_backend)
+    CPU = "cpu"  # numpy / C kernels / torch, float (host._cpu_backend)
     EMU = "emu"  # FPGA kernels compiled for x86 behind the pyxrt-compatible emulator
     XRT = "xrt"  # FPGA kernels on a SmartSSD through pyxrt
     PYNQ = "pynq"  # FPGA kernels through PYNQ <= 3.0.1

@@ -150,19 +150,3 @@ def test_embedding_needs_model(tmp_path, store, capsys):
     np.save(feats, np.zeros((len(store), 3), np.float32))
     err = _error(capsys, store.path, "--fraction", 0.1, "--features", feats, "--embedding", "--out", tmp_path / "o.npz")
     assert "--embedding goes with --model" in err and not (tmp_path / "o.npz").exists()
-
-
-def test_ctrl_c_inside_a_jitted_call_is_an_interrupt(tmp_path, store, capsys, monkeypatch):
-    import host.selection
-
-    def interrupted(*a, **kw):  # what numba raises when SIGINT lands in its dispatcher
-        try:
-            raise KeyboardInterrupt
-        except KeyboardInterrupt as ki:
-            raise SystemError("CPUDispatcher(greedy_weights) returned a result with an exception set") from ki
-
-    monkeypatch.setattr(host.selection, "select", interrupted)
-    feats = tmp_path / "f.npy"
-    np.save(feats, np.zeros((len(store), 3), np.float32))
-    rc = main(["select", str(store.path), "--fraction", "0.1", "--features", str(feats), "--out", str(tmp_path / "o.npz")])
-    assert rc == 130 and "interrupted" in capsys.readouterr().err and not (tmp_path / "o.npz").exists()
