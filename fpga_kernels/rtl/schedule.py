@@ -8,9 +8,12 @@ the build parameters and two properties of the memory behind m_axi:
 * ``write_busy`` -- cycles the single-word write master stays busy after a word is accepted.
 
 In stochastic mode (``mode=1``) the step's candidates are the golden model's sample
-(:func:`stochastic_samples` replays host/golden/stochastic.py's pool given the picks); each
-remainder takes ``sample_cycles(rng_bpc)`` cycles and runs one draw ahead of the pool swap (4
-cycles to the row job), all overlapping the previous row's read.
+(:func:`stochastic_samples` replays host/golden/stochastic.py's pool given the picks). The
+remainders come from fl_draws: ``rng_units`` fl_urem units, round robin, each taking
+``sample_cycles(rng_bpc)`` cycles; draw g (counted over the whole run) is issued in cycle
+``I(g) = max(I(g-1) + 1, T(g - rng_units))`` (``I(0) = 1``, the cycle after CHECK; ``T`` = the
+cycle the swap stage takes a remainder) and is ready ``sample_cycles`` later; the swap then
+needs 4 cycles to the row job, all overlapping the previous row's read.
 
 This module replays the same state machine (fl_engine.v) transaction by transaction; it is
 exact (tests/test_rtl_kernel.py checks it against Icarus cycle for cycle) when the memory's
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 from host.golden.stochastic import seed_state, xorshift32
 
 __all__ = ["MemTiming", "COCOTB_AXI_RAM", "row_bursts", "run_cycles", "cycle_breakdown", "sample_cycles",
-           "stochastic_samples"]
+           "draw_issue", "stochastic_samples"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,13 @@ def sample_cycles(rng_bpc: int = 2) -> int:
     return 32 // rng_bpc + 1
 
 
+def draw_issue(prev_issue: int, takes: list[int], rng_units: int) -> int:
+    """Cycle fl_draws issues the next draw (index len(takes)): one per cycle, to a unit whose
+    previous draw (rng_units back) has been taken, at the earliest in the cycle it is taken."""
+    g = len(takes)
+    return max(prev_issue + 1, takes[g - rng_units] if g >= rng_units else 0)
+
+
 def stochastic_samples(n: int, k: int, seed: int, sample_size: int, ids) -> list[list[int]]:
     """Candidates of every step in pool order (host/golden/stochastic.py), given the picks ``ids``."""
     pool = list(range(n))
@@ -79,7 +89,7 @@ def stochastic_samples(n: int, k: int, seed: int, sample_size: int, ids) -> list
 
 def cycle_breakdown(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_burst: int,
                     mem: MemTiming = COCOTB_AXI_RAM, steps: int | None = None, mode: int = 0,
-                    seed: int = 0, sample_size: int = 0, rng_bpc: int = 2) -> dict:
+                    seed: int = 0, sample_size: int = 0, rng_bpc: int = 2, rng_units: int = 4) -> dict:
     """Replay the engine; ``ids`` are the picks in order (from the golden model of ``mode``).
 
     Returns {"cycles": value of the cycles register, "steps": [cycles of each greedy step],
@@ -103,6 +113,8 @@ def cycle_breakdown(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_
     nsteps = k if steps is None else min(steps, k)
     samples = stochastic_samples(n, nsteps, seed, sample_size, ids) if mode == 1 else None
     e_draw = sample_cycles(rng_bpc)
+    takes: list[int] = []               # cycle the swap stage took each remainder (whole run)
+    issue = 0                           # cycle fl_draws issued the last draw (CHECK = 0: first is 1)
     c = 1 + n                           # CHECK, then CLEAR for n cycles
     wr_free = 0
     step_cycles = []
@@ -114,10 +126,10 @@ def cycle_breakdown(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_
         rm_free = 0
         last_row = None
         if samples is not None:
-            done = c + 1 + e_draw       # draw 0 starts in the cycle after S_ITER
             for j in samples[t]:
-                took = max(cur, done)   # S_SM_WAIT takes the remainder; the next draw starts then
-                done = took + e_draw
+                issue = draw_issue(issue, takes, rng_units)
+                took = max(cur, issue + e_draw)  # S_SM_WAIT takes the remainder
+                takes.append(took)
                 h = max(took + 4, rm_free)  # RD_P, SWAP, CHK, then S_SM_ISSUE until job_ready
                 if t == 0:
                     jobs0.append(h)
@@ -167,7 +179,7 @@ def cycle_breakdown(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_
 
 def run_cycles(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_burst: int,
                mem: MemTiming = COCOTB_AXI_RAM, mode: int = 0, seed: int = 0, sample_size: int = 0,
-               rng_bpc: int = 2) -> int:
+               rng_bpc: int = 2, rng_units: int = 4) -> int:
     """Value of the kernel's cycles register for one run (see cycle_breakdown)."""
     return cycle_breakdown(sim_ptr, n, k, ld, ids, lanes, max_burst, mem, mode=mode, seed=seed,
-                           sample_size=sample_size, rng_bpc=rng_bpc)["cycles"]
+                           sample_size=sample_size, rng_bpc=rng_bpc, rng_units=rng_units)["cycles"]

@@ -67,7 +67,8 @@ async def test_random_classes(dut):
             _check(kind, sim, k, res, args, host, mode, sd, ss)
             evals = k * n - k * (k - 1) // 2 if mode == 0 else sum(min(ss, n - t) for t in range(k))
             model = run_cycles(args.sim_ptr, n, k, args.ld, res.ids, host.lanes, int(p.get("MAX_BURST", 64)),
-                               mode=mode, seed=sd, sample_size=ss, rng_bpc=int(p.get("RNG_BPC", 2)))
+                               mode=mode, seed=sd, sample_size=ss, rng_bpc=int(p.get("RNG_BPC", 2)),
+                               rng_units=int(p.get("RNG_UNITS", 4)))
             if exact:  # without pauses the memory's latencies are the model's constants
                 assert res.cycles == model, (f"{kind} n={n} k={k} mode={mode}: {res.cycles} cycles, "
                                              f"schedule model says {model}")

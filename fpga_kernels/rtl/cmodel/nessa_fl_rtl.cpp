@@ -39,6 +39,9 @@
 #ifndef NESSA_FL_RTL_RNG_BPC    // stochastic draw: fl_urem remainder bits per cycle (RNG_BPC)
 #define NESSA_FL_RTL_RNG_BPC 2
 #endif
+#ifndef NESSA_FL_RTL_RNG_UNITS  // stochastic draw: fl_urem units of fl_draws, used round robin (RNG_UNITS)
+#define NESSA_FL_RTL_RNG_UNITS 4
+#endif
 #ifndef NESSA_FL_RTL_READ_GAP   // memory timing: AR cycle + cycles to the first R beat
 #define NESSA_FL_RTL_READ_GAP 2
 #endif
@@ -53,8 +56,9 @@ constexpr uint32_t kNMax = NESSA_FL_RTL_N_MAX;
 constexpr int64_t kMaxBurst = NESSA_FL_RTL_MAX_BURST;
 constexpr int64_t kReadGap = NESSA_FL_RTL_READ_GAP;
 constexpr int64_t kWriteBusy = NESSA_FL_RTL_WRITE_BUSY;
-// fl_urem latency of one stochastic draw (schedule.py sample_cycles); draws run one ahead of the swap
+// fl_urem latency of one stochastic draw (schedule.py sample_cycles); fl_draws keeps kDrawUnits in flight
 constexpr int64_t kDrawCycles = 32 / NESSA_FL_RTL_RNG_BPC + 1;
+constexpr size_t kDrawUnits = NESSA_FL_RTL_RNG_UNITS;
 
 uint32_t xorshift32(uint32_t x) {
   x ^= x << 13;
@@ -134,13 +138,15 @@ extern "C" void nessa_fl_rtl(const uint16_t *sim, int n_arg, int k_arg, int ld_a
 
   int64_t c = 1 + n;  // CHECK, CLEAR
   int64_t wr_free = 0;
+  // fl_draws: draw g issues at max(issue(g-1) + 1, take(g - kDrawUnits)), first in the cycle after CHECK
+  std::vector<int64_t> takes;
+  int64_t issue = 0;
 GREEDY_STEPS:
   for (int64_t t = 0; t < k; ++t) {
     int64_t cur = c + 1, rm_free = 0, last_row = 0;
     uint64_t best_gain = 0;
     int64_t best = -1, best_pos = 0;
     const int64_t cnt = stoch ? (static_cast<int64_t>(ussize) < m ? static_cast<int64_t>(ussize) : m) : 0;
-    int64_t done = c + 1 + kDrawCycles;  // remainder of draw 0 (started the cycle after S_ITER)
   SAMPLE_CANDIDATES:
     for (int64_t r = 0; r < cnt; ++r) {
       state = xorshift32(state);
@@ -149,8 +155,10 @@ GREEDY_STEPS:
       pool[r] = pool[p];
       pool[p] = tmp;
       const int64_t j = pool[r];
-      const int64_t took = max64(cur, done);  // swap stage takes it; the next draw starts
-      done = took + kDrawCycles;
+      const size_t g = takes.size();
+      issue = max64(issue + 1, g >= kDrawUnits ? takes[g - kDrawUnits] : 0);
+      const int64_t took = max64(cur, issue + kDrawCycles);  // swap stage takes the remainder
+      takes.push_back(took);
       const int64_t h = max64(took + 4, rm_free);
       rm_free = h + 1 + rd(j);
       last_row = rm_free + lat;
