@@ -30,10 +30,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fpga_kernels.rtl.regmap import MODE_STOCHASTIC, decode_status, pack_rows
 from host.golden.greedy import greedy_fixed
 from host.golden.stochastic import greedy_stochastic_fixed, stochastic_sample_size
 
-__all__ = ["PART_CALL_US", "SYNC_CALL_US", "Part", "PartsResult", "split_parts", "parts_golden", "coverage"]
+__all__ = ["PART_CALL_US", "SYNC_CALL_US", "Part", "PartsResult", "split_parts", "parts_golden", "coverage",
+           "run_parts"]
 
 #: Assumed host overhead per part when the part runs are queued back to back (see module docstring).
 PART_CALL_US = 5.0
@@ -56,6 +58,7 @@ class PartsResult:
     ids: np.ndarray  # int64 [k], class-local, part by part in selection order
     weights: np.ndarray  # int64 [k], members of the own part closest to each pick
     part_ids: list[np.ndarray]  # part-local picks of each part (what the kernel returns)
+    cycles: list[int] | None = None  # the kernel's cycle count of each part run (run_parts only)
 
 
 def _split_budget(k: int, sizes: np.ndarray) -> np.ndarray:
@@ -98,3 +101,56 @@ def parts_golden(sim: np.ndarray, parts: list[Part], mode: int = 1) -> PartsResu
 def coverage(sim: np.ndarray, ids) -> int:
     """Facility-location objective of ``ids`` over the whole class: sum_i max_{j in ids} sim[j, i]."""
     return int(np.asarray(sim)[np.asarray(ids, dtype=np.int64)].max(axis=0).astype(np.int64).sum())
+
+
+def _align(x: int, a: int) -> int:
+    return -(-x // a) * a
+
+
+def run_parts(xrt, dev, kern, sim: np.ndarray, parts: list[Part], mode: int = MODE_STOCHASTIC) -> PartsResult:
+    """Host flow of a partitioned class on ``nessa_fl_rtl`` (pyxrt or the emulator ``host.device.emu``):
+    buffers (every part's block 4 KiB-aligned in one ``sim`` buffer; outputs in one buffer each, a
+    64-byte aligned slice per part) -> sync -> one run per part, all started before the first wait
+    (the runs queue on the compute unit) -> wait -> sync back -> check every part's status -> map
+    the part-local picks back to the class."""
+    blocks = [pack_rows(np.ascontiguousarray(sim[np.ix_(p.members, p.members)]))[0] for p in parts]
+    sim_off = np.cumsum([0] + [_align(b.nbytes, 4096) for b in blocks])
+    outs = {"ids": 4, "gains": 8, "weights": 4, "stats": 8}     # bytes per element; stats: 2 per part
+    counts = {"ids": [p.k for p in parts], "gains": [p.k for p in parts], "weights": [p.k for p in parts],
+              "stats": [2] * len(parts)}
+    offs = {name: np.cumsum([0] + [_align(c * outs[name], 64) for c in counts[name]]) for name in outs}
+    group = {"sim": 0, "ids": 4, "gains": 5, "weights": 6, "stats": 7}
+    bos = {"sim": xrt.bo(dev, int(sim_off[-1]) + 4096, xrt.bo.normal, kern.group_id(group["sim"]))}
+    # blocks on 4 KiB device pages, as on a card (XRT buffers are page-aligned: base = 0 there; the
+    # emulator's host memory may not be): bursts split at the same places, so cycles match the card
+    sim_off = sim_off + (-bos["sim"].address()) % 4096
+    for name in outs:
+        bos[name] = xrt.bo(dev, int(offs[name][-1]), xrt.bo.normal, kern.group_id(group[name]))
+    for b, off in zip(blocks, sim_off):
+        bos["sim"].write(b.view(np.uint8).ravel(), int(off))
+    bos["sim"].sync(xrt.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE)
+    runs, keep = [], []
+    for i, (p, b) in enumerate(zip(parts, blocks)):
+        sub = {"sim": xrt.bo(bos["sim"], b.nbytes, int(sim_off[i]))}
+        for name in outs:
+            sub[name] = xrt.bo(bos[name], counts[name][i] * outs[name], int(offs[name][i]))
+        keep.append(sub)  # sub-buffers must outlive their runs
+        seed = p.seed & 0xFFFFFFFF
+        runs.append(kern(sub["sim"], len(p.members), p.k, b.shape[1], sub["ids"], sub["gains"], sub["weights"],
+                         sub["stats"], int(mode), seed - (1 << 32) if seed >> 31 else seed, int(p.sample_size)))
+    for i, r in enumerate(runs):
+        state = r.wait()
+        if state != xrt.ert_cmd_state.ERT_CMD_STATE_COMPLETED:
+            raise RuntimeError(f"nessa_fl_rtl run of part {i} ended in state {state}")
+    host = {}
+    for name, dt in (("ids", "<u4"), ("gains", "<u8"), ("weights", "<u4"), ("stats", "<u8")):
+        bos[name].sync(xrt.xclBOSyncDirection.XCL_BO_SYNC_BO_FROM_DEVICE)
+        raw = bos[name].read(bos[name].size(), 0).tobytes()
+        host[name] = [np.frombuffer(raw, dtype=dt, count=c, offset=int(o)) for c, o in zip(counts[name], offs[name])]
+    for i, st in enumerate(host["stats"]):
+        if st[0] != 0:
+            raise RuntimeError(f"nessa_fl_rtl refused part {i}: status {int(st[0]):#x} {decode_status(int(st[0]))}")
+    local = [ids.astype(np.int64) for ids in host["ids"]]
+    return PartsResult(ids=np.concatenate([p.members[ids] for p, ids in zip(parts, local)]),
+                       weights=np.concatenate(host["weights"]).astype(np.int64), part_ids=local,
+                       cycles=[int(st[1]) for st in host["stats"]])
