@@ -2,8 +2,11 @@
 direct differences).
 
 ``||a - b||^2 = |a|^2 + |b|^2 - 2 a.b``: one SGEMM per block of rows written straight into the
-output matrix, then a fused C pass (host/_fl_native.c) turns Gram entries into distances in place, so the
-peak memory is the ``n x n`` float32 matrix plus one small block. Features are centred first
+output matrix, then a fused C pass (host/_fl_native.c) turns Gram entries into distances in
+place, so the peak memory is the ``n x n`` float32 matrix alone. ``D`` is symmetric: each row
+block computes only its upper part (columns from its first row on: half the GEMM and
+finishing work) and the lower part is copied from rows already done, which also makes ``D``
+exactly symmetric (the two halves of a full GEMM differ by rounding). Features are centred first
 (distances are translation invariant) to reduce cancellation in the expansion; the diagonal
 is exactly 0 and tiny negative squared distances from rounding are clamped to 0.
 
@@ -91,16 +94,18 @@ def pairwise_distances(x: np.ndarray) -> tuple[np.ndarray, float]:
     if xc.shape[1] <= _DIRECT_MAX_DIM:
         xtc = np.ascontiguousarray(xt)
         for r0 in range(0, n, rows):
-            blk = out[r0 : r0 + rows]
-            _k.direct_block(blk, xc[r0 : r0 + rows], xtc, r0)
-            mx = max(mx, blk.max())
+            r1 = min(n, r0 + rows)
+            _k.direct_block(out[r0:r1], xc[r0:r1], xtc, r0)  # upper part
+            _k.mirror_lower(out, r0, r1)
+            mx = max(mx, out[r0:r1].max())
         return out, float(mx)
     with threadpool_limits(1, user_api="blas"):
         for r0 in range(0, n, rows):
             r1 = min(n, r0 + rows)
             blk = out[r0:r1]
-            np.matmul(xc[r0:r1], xt, out=blk)
+            np.matmul(xc[r0:r1], xt[:, r0:], out=blk[:, r0:])  # upper part: Gram entries
             _k.distance_block(blk, xc[r0:r1], xc, sq[r0:r1], sq, _REFINE_REL, r0)
+            _k.mirror_lower(out, r0, r1)
             mx = max(mx, blk.max())
     return out, float(mx)
 

@@ -48,6 +48,7 @@ _SIGNATURES = {
                                     _P, _P, _P]),
     "nessa_distance_block": (_I64, [_P, _I64, _I64, _P, _P, _I64, _P, _P, ctypes.c_float, _I64]),
     "nessa_direct_block": (None, [_P, _I64, _I64, _P, _P, _I64, _I64]),
+    "nessa_mirror_lower": (None, [_P, _I64, _I64, _I64]),
 }
 _lib: ctypes.CDLL | None = None
 _lock = threading.Lock()
@@ -124,7 +125,8 @@ def greedy_weights(D, k, dc, w, weighted, mode, sample_size, seed):
 
 
 def distance_block(block, xr, x, sq_rows, sq_all, rel, row0):
-    """In place: Gram rows ``X[row0:row0+b] @ X.T`` -> distances
+    """In place, on ``block = D[row0:row0+b]`` columns ``row0:`` (the upper part; see
+    :func:`mirror_lower`), which hold the Gram entries ``X[row0 + r] . X[i]``: distances
     ``sqrt(max(|a|^2 + |b|^2 - 2 a.b, 0))`` (diagonal exactly 0), then the entries where the
     expansion cancels (``d^2 < rel * (|a|^2 + |b|^2)``, near-duplicates) recomputed by direct
     differences. Returns the number of entries recomputed."""
@@ -140,8 +142,10 @@ def distance_block(block, xr, x, sq_rows, sq_all, rel, row0):
 
 
 def direct_block(block, xr, xt, row0):
-    """``block[r, i] = ||xr[r] - x[i]||`` by direct differences (``xt`` is ``x`` transposed,
-    ``[d, n]``): no cancellation at all, and for small ``d`` faster than GEMM + refinement."""
+    """``block[r, i] = ||xr[r] - x[i]||`` for ``i >= row0`` (the upper part of
+    ``block = D[row0:row0+b]``; see :func:`mirror_lower`) by direct differences (``xt`` is ``x``
+    transposed, ``[d, n]``): no cancellation at all, and for small ``d`` faster than GEMM +
+    refinement."""
     b, n = block.shape
     d = xt.shape[0]
     _check_rows(row0, b, n)
@@ -149,6 +153,15 @@ def direct_block(block, xr, xt, row0):
         _arg(block, np.float32, (b, n), "block", writable=True), b, n, _arg(xr, np.float32, (b, d), "xr"),
         _arg(xt, np.float32, (d, n), "xt"), d, int(row0),
     )
+
+
+def mirror_lower(D, i0, i1):
+    """``D[i, j] = D[j, i]`` for rows ``i0 <= i < i1`` and every ``j < i``: the lower part of
+    the symmetric ``D`` from the upper part that rows ``< i1`` already hold."""
+    n = D.shape[0]
+    if not 0 <= int(i0) <= int(i1) <= n:
+        raise ValueError(f"rows [{i0}, {i1}) out of range for a {n} x {n} matrix")
+    _native().nessa_mirror_lower(_arg(D, np.float32, (n, n), "D", writable=True), n, int(i0), int(i1))
 
 
 def _check_rows(row0: int, b: int, n: int) -> None:

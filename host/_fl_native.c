@@ -280,8 +280,11 @@ int64_t nessa_greedy_weights(const float *D, int64_t n, int64_t k, float *dc, co
 
 /* ------------------------------------------------------------------------- distances */
 
-/* In place: block[r][i] = sqrt(max(sq_rows[r] + sq_all[i] - 2 * block[r][i], 0)) for the Gram rows
- * X[row0:row0+b] @ X.T; the diagonal is set to 0 exactly. */
+/* D is symmetric, so each row block computes only its upper part (columns >= the block's first
+ * row: half the GEMM and finishing work) and nessa_mirror_lower copies the rest. The copy also
+ * makes D exactly symmetric, which the two halves of a full GEMM are not (rounding). */
+
+/* In place: row[i] = sqrt(max(s + sq_all[i] - 2 * row[i], 0)) for a Gram row. */
 NESSA_SIMD static void finish_row(float *row, float s, const float *sq_all, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
@@ -298,22 +301,24 @@ NESSA_SIMD static int64_t count_small(const float *row, float s, const float *sq
     return c;
 }
 
-/* Gram rows -> distances, then recompute by direct differences the entries where the expansion
- * cancels (d^2 < rel * (|a|^2 + |b|^2): near-duplicates). Returns the entries recomputed. */
+/* Rows row0 .. row0+b-1 of D (block, row stride n), columns row0 .. n-1, which hold the Gram
+ * entries X[row0 + r] . X[i]: turn them into distances (diagonal exactly 0), then recompute by
+ * direct differences the entries where the expansion cancels (d^2 < rel * (|a|^2 + |b|^2):
+ * near-duplicates). Returns the entries recomputed. */
 int64_t nessa_distance_block(float *block, int64_t b, int64_t n, const float *xr, const float *x, int64_t d,
                              const float *sq_rows, const float *sq_all, float rel, int64_t row0)
 {
-    int64_t fixed = 0;
+    int64_t fixed = 0, c0 = row0, w = n - row0;
 rows:
     for (int64_t r = 0; r < b; r++) {
         float *row = block + r * n, s = sq_rows[r];
-        finish_row(row, s, sq_all, n);
+        finish_row(row + c0, s, sq_all + c0, w);
         row[row0 + r] = 0.0f;
         int64_t diag = rel * (s + sq_all[row0 + r]) > 0.0f ? 1 : 0;
-        if (count_small(row, s, sq_all, rel, n) <= diag)
+        if (count_small(row + c0, s, sq_all + c0, rel, w) <= diag)
             continue; /* nothing to fix in this row (the common case) */
     refine:
-        for (int64_t i = 0; i < n; i++) {
+        for (int64_t i = c0; i < n; i++) {
             float v = row[i];
             if (i != row0 + r && v * v < rel * (s + sq_all[i])) {
                 float acc = 0.0f;
@@ -329,27 +334,47 @@ rows:
     return fixed;
 }
 
-/* block[r][i] = ||xr[r] - x[i]|| by direct differences (xt = x transposed, d x n): no cancellation,
- * and for small d faster than GEMM + refinement. */
+/* Rows row0 .. row0+b-1 of D, columns row0 .. n-1: ||xr[r] - x[i]|| by direct differences
+ * (xt = x transposed, d x n): no cancellation, and for small d faster than GEMM + refinement. */
 NESSA_SIMD void nessa_direct_block(float *block, int64_t b, int64_t n, const float *xr, const float *xt, int64_t d,
                                    int64_t row0)
 {
 rows:
     for (int64_t r = 0; r < b; r++) {
         float *row = block + r * n;
-        for (int64_t i = 0; i < n; i++)
+        for (int64_t i = row0; i < n; i++)
             row[i] = 0.0f;
     dims:
         for (int64_t t = 0; t < d; t++) {
             float a = xr[r * d + t];
             const float *col = xt + t * n;
-            for (int64_t i = 0; i < n; i++) {
+            for (int64_t i = row0; i < n; i++) {
                 float e = a - col[i];
                 row[i] += e * e;
             }
         }
-        for (int64_t i = 0; i < n; i++)
+        for (int64_t i = row0; i < n; i++)
             row[i] = sqrtf(row[i]);
         row[row0 + r] = 0.0f;
+    }
+}
+
+/* D[i][j] = D[j][i] for rows i in [i0, i1) and every j < i (rows j < i1 must hold their upper
+ * part). 64 x 64 tiles, contiguous writes along row i; the tile's 64 source rows stay in cache. */
+void nessa_mirror_lower(float *D, int64_t n, int64_t i0, int64_t i1)
+{
+    enum { T = 64 };
+tiles_i:
+    for (int64_t ib = i0; ib < i1; ib += T) {
+        int64_t ie = ib + T < i1 ? ib + T : i1;
+    tiles_j:
+        for (int64_t jb = 0; jb < ie; jb += T) {
+            int64_t je = jb + T < ie ? jb + T : ie;
+            for (int64_t i = ib; i < ie; i++) {
+                float *dst = D + i * n;
+                for (int64_t j = jb; j < (je < i ? je : i); j++)
+                    dst[j] = D[j * n + i];
+            }
+        }
     }
 }

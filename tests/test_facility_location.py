@@ -181,12 +181,16 @@ def test_nan_features_rejected():
         facility_location(x, 2)
 
 
-def test_distance_matrix_blocks_and_diagonal(distance_path):
+def test_distance_matrix_blocks_and_diagonal(distance_path, monkeypatch):
+    import host._distances as hd
+
+    monkeypatch.setattr(hd, "_BLOCK_BYTES", 1 << 20)  # 256-row blocks: upper parts + mirrored lower parts
     rng = np.random.default_rng(1)
     x = (rng.normal(size=(2500, 7)) + 100).astype(np.float32)  # offset: centring keeps precision
     d, mx = pairwise_distances(x)
-    ref = np.sqrt(((x[:50, None, :].astype(np.float64) - x[None, :, :]) ** 2).sum(-1))
-    np.testing.assert_allclose(d[:50], ref, atol=2e-3)
+    ref = np.sqrt(((x[:, None, :].astype(np.float64) - x[None, :50, :]) ** 2).sum(-1))
+    np.testing.assert_allclose(d[:, :50], ref, atol=2e-3)  # columns: every row block's lower part
+    assert (d == d.T).all()  # exactly symmetric
     assert (np.diag(d) == 0).all()
     assert mx == pytest.approx(float(d.max()))
     dc = np.full(2500, np.float32(mx), np.float32)

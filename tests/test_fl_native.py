@@ -20,8 +20,21 @@ def test_direct_block_matches_numpy():
     x = rng.normal(size=(37, 5)).astype(np.float32)
     block = np.full((10, 37), -1, np.float32)
     K.direct_block(block, x[12:22].copy(), np.ascontiguousarray(x.T), 12)
-    np.testing.assert_allclose(block, _dist(x)[12:22], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(block[:, 12:], _dist(x)[12:22, 12:], rtol=1e-5, atol=1e-6)
+    assert (block[:, :12] == -1).all()  # the lower part is mirror_lower's job
     assert (block[np.arange(10), 12 + np.arange(10)] == 0).all()
+
+
+def test_mirror_lower_makes_the_matrix_symmetric():
+    rng = np.random.default_rng(4)
+    upper = rng.random((150, 150)).astype(np.float32)
+    d = upper.copy()
+    d[np.tril_indices(150, -1)] = -1
+    for r0 in range(0, 150, 64):  # row blocks, as pairwise_distances calls it
+        K.mirror_lower(d, r0, min(150, r0 + 64))
+    assert (d == np.triu(upper) + np.triu(upper, 1).T).all()
+    with pytest.raises(ValueError, match=r"rows \[140, 160\) out of range"):
+        K.mirror_lower(d, 140, 160)
 
 
 def test_distance_block_refines_near_duplicates():
