@@ -1,6 +1,6 @@
 """Partitioned selection on the RTL kernel for bench/rtl_cycles.py: cycles of a class split into
-parts of <= max_part members (fpga_kernels/rtl/parts.py: one kernel run per part, back to back),
-RTL-simulated where feasible, and the quality cost against whole-class selection."""
+parts of <= max_part members, all parts in one kernel run (fpga_kernels/rtl/parts.py), RTL-simulated
+where feasible, and the quality cost against whole-class selection."""
 
 from __future__ import annotations
 
@@ -9,55 +9,64 @@ from pathlib import Path
 
 import numpy as np
 
-from fpga_kernels.rtl.parts import PART_CALL_US, SYNC_CALL_US, Part, coverage, parts_golden, split_parts
-from fpga_kernels.rtl.regmap import pack_rows
-from fpga_kernels.rtl.schedule import cycle_breakdown
+from fpga_kernels.rtl.parts import (RUN_CALL_US, SYNC_CALL_US, Part, coverage, part_blocks, part_descs, parts_golden,
+                                    split_parts)
+from fpga_kernels.rtl.schedule import parts_run_cycles, run_cycles
 from host.golden.greedy import greedy_fixed
 from host.golden.similarity import quantize_features, sim_q_rows
 from host.golden.stochastic import greedy_stochastic_fixed, stochastic_sample_size
 
-__all__ = ["parts_cycles", "simulate_parts", "quality_rows", "fashion_features", "call_overhead_ms"]
+__all__ = ["one_run_cycles", "separate_runs_cycles", "simulate_parts", "quality_rows", "fashion_features",
+           "call_overhead_ms"]
 
 FASHION_CACHE = Path(__file__).resolve().parent / "out" / "sel_c_x.npy"  # bench/selection.py --cases c
 
 
-def parts_cycles(sim: np.ndarray, parts: list[Part], gold_parts, lanes: int, max_burst: int, rng_bpc: int,
-                 rng_units: int, mem=None) -> int:
-    """Sum of the kernel's cycles register over the part runs (schedule model, 4 KiB-aligned rows)."""
+def _descs(parts: list[Part]) -> list[tuple[int, int, int, int]]:
+    return [tuple(int(v) for v in d) for d in part_descs(parts)]
+
+
+def _ld(parts: list[Part], lanes: int) -> int:
+    return -(-max(len(p.members) for p in parts) // lanes) * lanes
+
+
+def one_run_cycles(parts: list[Part], gold_parts, lanes: int, max_burst: int, rng_bpc: int, rng_units: int,
+                   mem=None) -> int:
+    """The cycles register of one run over all parts (schedule model; rows from a 4 KiB page)."""
     kw = {"mem": mem} if mem is not None else {}
-    tot = 0
-    for p, ids in zip(parts, gold_parts):
-        n = len(p.members)
-        ld = -(-n // lanes) * lanes
-        tot += cycle_breakdown(0, n, p.k, ld, ids, lanes, max_burst, mode=1, seed=p.seed, sample_size=p.sample_size,
-                               rng_bpc=rng_bpc, rng_units=rng_units, **kw)["cycles"]
-    return tot
+    return parts_run_cycles(0, _ld(parts, lanes), _descs(parts), gold_parts, lanes, max_burst, mode=1,
+                            rng_bpc=rng_bpc, rng_units=rng_units, **kw)
+
+
+def separate_runs_cycles(parts: list[Part], gold_parts, lanes: int, max_burst: int, rng_bpc: int,
+                         rng_units: int) -> int:
+    """Sum of the cycles registers if every part were its own kernel run (schedule model)."""
+    return sum(run_cycles(0, len(p.members), p.k, -(-len(p.members) // lanes) * lanes, ids, lanes, max_burst, mode=1,
+                          seed=p.seed, sample_size=p.sample_size, rng_bpc=rng_bpc, rng_units=rng_units)
+               for p, ids in zip(parts, gold_parts))
 
 
 def simulate_parts(sim: np.ndarray, parts: list[Part], tmp: Path, rtl, cmodel, simulator: str) -> tuple[int, str]:
-    """Every part's kernel run in one RTL simulation; asserts RTL == C++ model == golden per part.
-    Returns (cycles summed over the parts, a line for the checks list)."""
-    runs, blocks = [], []
-    for i, p in enumerate(parts):
-        block = np.ascontiguousarray(sim[np.ix_(p.members, p.members)])
-        f = tmp / f"part{len(p.members)}_{i}_{p.seed}.npy"
-        np.save(f, block)
-        blocks.append(block)
-        runs.append({"sim_file": str(f), "k": p.k, "mode": 1, "seed": p.seed, "sample_size": p.sample_size})
+    """One kernel run over all parts in RTL simulation; asserts RTL == C++ model == golden.
+    Returns (its cycles, a line for the checks list)."""
+    blocks = part_blocks(sim, parts)
+    files = []
+    for i, b in enumerate(blocks):
+        files.append(str(tmp / f"part{sim.shape[0]}_{i}.npy"))
+        np.save(files[-1], b)
+    descs = _descs(parts)
     t0 = time.time()
-    rep = rtl({"runs": runs}, simulator)["runs"]
+    rep = rtl({"parts": {"blocks": files, "descs": descs, "mode": 1}}, simulator)
     wall = time.time() - t0
-    total = 0
-    for p, block, r in zip(parts, blocks, rep):
-        gold = greedy_stochastic_fixed(block, p.k, p.seed, p.sample_size)
-        cm = cmodel.run(block, p.k, mode=1, seed=p.seed, sample_size=p.sample_size)
-        assert r["ids"] == gold.ids.tolist() and r["weights"] == gold.weights.tolist(), "RTL part != golden"
-        assert r["ld"] == pack_rows(block, cmodel.lanes)[1]
-        assert r["cycles"] == cm.cycles, f"part of {len(p.members)}: RTL {r['cycles']} cycles, C++ model {cm.cycles}"
-        total += r["cycles"]
-    n = sum(len(p.members) for p in parts)
-    return total, (f"n={n} in {len(parts)} parts (stochastic, one kernel run each): RTL {total} cycles in all == "
-                   f"C++ model == schedule model part by part, picks == golden (simulated in {wall:.0f} s)")
+    gold = parts_golden(sim, parts)
+    cm = cmodel.run_parts(blocks, descs, mode=1)
+    assert rep["status"] == 0 and cm.status == 0
+    assert rep["ids"] == np.concatenate(gold.part_ids).tolist() and rep["weights"] == gold.weights.tolist(), \
+        "RTL parts != golden"
+    assert rep["ld"] == _ld(parts, cmodel.lanes)
+    assert rep["cycles"] == cm.cycles, f"n={sim.shape[0]} parts: RTL {rep['cycles']} cycles, C++ model {cm.cycles}"
+    return rep["cycles"], (f"n={sim.shape[0]} in {len(parts)} parts, one kernel run (stochastic): RTL {rep['cycles']} "
+                           f"cycles == C++ model == schedule model, picks == golden part by part (simulated in {wall:.0f} s)")
 
 
 def fashion_features() -> tuple[np.ndarray, np.ndarray] | None:
@@ -96,6 +105,6 @@ def quality_rows(n: int, k: int, max_parts: list[int], seed: int, eps: float, ma
     return out
 
 
-def call_overhead_ms(parts: int, sync: bool = False) -> float:
-    """Assumed host cost of the part runs (fpga_kernels/rtl/parts.py PART_CALL_US / SYNC_CALL_US)."""
-    return parts * (SYNC_CALL_US if sync else PART_CALL_US) / 1e3
+def call_overhead_ms(runs: int, sync: bool = False) -> float:
+    """Assumed host cost of kernel runs (fpga_kernels/rtl/parts.py RUN_CALL_US / SYNC_CALL_US)."""
+    return runs * (SYNC_CALL_US if sync else RUN_CALL_US) / 1e3

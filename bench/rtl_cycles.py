@@ -2,7 +2,7 @@
 the SmartSSD needs to read that class (2.36 GB/s, Xilinx's measured P2P rate), in exact mode and in
 stochastic mode (mode 1, epsilon = the CPU default 0.01), for whole classes and for the shipped
 configuration that hides selection under the read: the class split into parts of <= MAX_PART
-members, one kernel run per part (fpga_kernels/rtl/parts.py), and that split's quality cost.
+members, all in one kernel run (fpga_kernels/rtl/parts.py), and that split's quality cost.
 
     python bench/rtl_cycles.py [--simulator icarus|verilator] [--rows 300] [--write]
 
@@ -18,9 +18,9 @@ RNG_UNITS=4 remainders computed ahead by fl_draws):
    which replays the same schedule (exact for the simulated memory: read_gap=2, write_busy=3). A
    column with read_gap=30 (~150 ns DDR read latency at 200 MHz, one burst outstanding) shows the
    cost of the simple read master.
-3. Partitioned classes (the shipped configuration), d = 10: every part's kernel run is simulated in
-   RTL (one simulation, the runs back to back) and must equal the C++ model and the golden model
-   part by part; d = 64: C++ model == schedule model. The host's per-run overhead is an assumption
+3. Partitioned classes (the shipped configuration), d = 10: the one kernel run over all parts is
+   simulated in RTL and must equal the C++ model, the schedule model and the golden model part by
+   part; d = 64: C++ model == schedule model. The host's overhead per kernel run is an assumption
    (fpga_kernels/rtl/parts.py: 5 us per queued run; 50 us if each run is waited for).
 4. Quality: objective and k-medoid cost of partitioned vs whole-class stochastic selection, on
    Fashion-MNIST softmax - onehot features (bench/selection.py --cases c caches them; else only the
@@ -44,9 +44,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _rtl_parts import call_overhead_ms, fashion_features, parts_cycles, quality_rows, simulate_parts  # noqa: E402
+from _rtl_parts import (call_overhead_ms, fashion_features, one_run_cycles, quality_rows,  # noqa: E402
+                        separate_runs_cycles, simulate_parts)
 from fpga_kernels.rtl.cmodel_ctypes import CModel  # noqa: E402
-from fpga_kernels.rtl.parts import PART_CALL_US, SYNC_CALL_US, parts_golden, split_parts  # noqa: E402
+from fpga_kernels.rtl.parts import (RUN_CALL_US, SYNC_CALL_US, part_blocks, part_descs,  # noqa: E402
+                                    parts_golden, split_parts)
 from fpga_kernels.rtl.schedule import MemTiming, cycle_breakdown, row_bursts  # noqa: E402
 from host.golden.greedy import greedy_fixed  # noqa: E402
 from host.golden.similarity import quantize_features, sim_q_rows  # noqa: E402
@@ -172,13 +174,13 @@ def _full_runs(tmp: Path, model: CModel, args, checks: list[str]) -> None:
 
 
 def _parts_table(tmp: Path, model: CModel, args, checks: list[str]) -> str:
-    """The shipped configuration: parts of <= MAX_PART, stochastic, one kernel run per part."""
-    head = ("| n | d | parts x members | k (sum over parts) | RTL cycles, all parts | how counted | RTL ms @200 MHz "
-            f"| host overhead ms ({PART_CALL_US:g} us/run) | read samples ms (784 B) | RTL / read "
-            f"| (RTL + overhead) / read | same, {SYNC_CALL_US:g} us/run | RTL / read, 150 ns DDR "
-            "| RTL / read, RNG_UNITS = 1 | distance stage ms (est., 64 lanes) | (RTL + overhead + distance) / read "
+    """The shipped configuration: parts of <= MAX_PART, stochastic, all parts in one kernel run."""
+    head = ("| n | d | parts x members | k (sum over parts) | RTL cycles per class | how counted | RTL ms @200 MHz "
+            "| read samples ms (784 B) | RTL / read "
+            f"| (RTL + {RUN_CALL_US:g} us run overhead) / read | same, {SYNC_CALL_US:g} us | RTL / read, 150 ns DDR "
+            "| RTL / read, RNG_UNITS = 1 | distance stage ms (est., 64 lanes) | (RTL + run + distance) / read "
             "| distance lanes to hide it all |")
-    out = [head, "|" + "---:|" * 3 + "---:|---:|---|" + "---:|" * 11]
+    out = [head, "|" + "---:|" * 4 + "---|" + "---:|" * 11]
     said = []
     for n in (1000, 5000):
         k = kk(n)
@@ -187,34 +189,34 @@ def _parts_table(tmp: Path, model: CModel, args, checks: list[str]) -> str:
         for d in (10, 64):
             sim = class_sim(n, d, n + d)
             gold = parts_golden(sim, parts).part_ids
-            sched = parts_cycles(sim, parts, gold, LANES, MAX_BURST, RNG_BPC, RNG_UNITS)
+            sched = one_run_cycles(parts, gold, LANES, MAX_BURST, RNG_BPC, RNG_UNITS)
             if d == 10:
                 cyc, line = simulate_parts(sim, parts, tmp, rtl, model, args.simulator)
                 checks.append(line)
                 how = "RTL-simulated"
             else:
-                cyc = sum(model.run(np.ascontiguousarray(sim[np.ix_(p.members, p.members)]), p.k, mode=1, seed=p.seed,
-                                    sample_size=p.sample_size).cycles for p in parts)
-                how = "C++ model"
+                cm = model.run_parts(part_blocks(sim, parts), [tuple(int(v) for v in q) for q in part_descs(parts)])
+                assert cm.status == 0 and np.array_equal(cm.ids, np.concatenate(gold))
+                cyc, how = cm.cycles, "C++ model"
             assert cyc == sched, f"n={n} d={d} parts: {cyc} cycles, schedule model {sched}"
-            one = parts_cycles(sim, parts, gold, LANES, MAX_BURST, RNG_BPC, 1)
-            ddr = parts_cycles(sim, parts, gold, LANES, MAX_BURST, RNG_BPC, RNG_UNITS, mem=DDR150)
+            one = one_run_cycles(parts, gold, LANES, MAX_BURST, RNG_BPC, 1)
+            ddr = one_run_cycles(parts, gold, LANES, MAX_BURST, RNG_BPC, RNG_UNITS, mem=DDR150)
             read = ms(read_cycles(n))
-            ovh, sync = call_overhead_ms(len(parts)), call_overhead_ms(len(parts), sync=True)
+            ovh, sync = call_overhead_ms(1), call_overhead_ms(1, sync=True)
             dist_cyc = sum(-(-len(p.members) // DIST_LANES) * len(p.members) * d for p in parts)
             left = read - ms(cyc) - ovh  # time the distance stage may take (serial) and still hide
             need = f"{math.ceil(DIST_LANES * ms(dist_cyc) / left)}" if left > 0 else "none"
             r = (ms(cyc) + ovh) / read
             said.append(f"n = {n}, d = {d}: {r:.2f}x")
             out.append(f"| {n} | {d} | {len(parts)} x {'/'.join(map(str, sizes))} | {sum(p.k for p in parts)} "
-                       f"| {cyc:,} | {how} | {ms(cyc):.3f} | {ovh:.3f} | {read:.3f} | {ms(cyc) / read:.2f}x | {r:.2f}x "
+                       f"| {cyc:,} | {how} | {ms(cyc):.3f} | {read:.3f} | {ms(cyc) / read:.2f}x | {r:.2f}x "
                        f"| {(ms(cyc) + sync) / read:.2f}x | {ms(ddr) / read:.2f}x | {ms(one) / read:.2f}x "
                        f"| {ms(dist_cyc):.3f} | {(ms(cyc) + ovh + ms(dist_cyc)) / read:.2f}x | {need} |")
     return (f"**Shipped configuration (selection hidden under the read):** stochastic mode, each class split at "
-            f"random into parts of <= {MAX_PART} members (GreeDi's proportional split, host/greedi.py's k split, no "
-            f"merge round), one kernel run per part queued back to back; LANES = {LANES}, RNG_BPC = {RNG_BPC}, "
-            f"RNG_UNITS = {RNG_UNITS}. (RTL + host overhead) / sample read: " + "; ".join(said) + ".\n\n"
-            + "\n".join(out))
+            f"random into parts of <= {MAX_PART} members (GreeDi's proportional split with host/greedi.py's k split, "
+            f"no merge round), all parts in one kernel run (parts / parts_ptr: the engine runs them back to back); "
+            f"LANES = {LANES}, RNG_BPC = {RNG_BPC}, RNG_UNITS = {RNG_UNITS}. (RTL + run overhead) / sample read: "
+            + "; ".join(said) + ".\n\n" + "\n".join(out))
 
 
 def _quality_table() -> str:
@@ -320,28 +322,27 @@ def _whole_classes(tmp: Path, model: CModel, args, checks: list[str]) -> str:
 
 
 def _sweep_table() -> str:
-    """Part size sweep (schedule model, synthetic d = 10 class): cycles, overhead break-even."""
-    out = ["| n | max part | parts | RTL cycles, all parts | RTL / read | RTL / read, RNG_UNITS = 1 "
-           f"| (RTL + {PART_CALL_US:g} us/run) / read | break-even host overhead per run (us) |",
+    """Part size sweep (schedule model == C++ model, synthetic d = 10 class)."""
+    out = ["| n | max part | parts | RTL cycles, one run | RTL / read | RTL / read, RNG_UNITS = 1 "
+           f"| (RTL + {RUN_CALL_US:g} us) / read | parts as separate runs (+{RUN_CALL_US:g} us each) / read |",
            "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for n in (1000, 5000):
         k = kk(n)
         sim = class_sim(n, 10, n + 10)
-        rc = read_cycles(n)
+        rc = ms(read_cycles(n))
         for mp in (n,) + SWEEP_PARTS:
             parts = split_parts(n, k, mp, seed=SEED, epsilon=EPSILON)
             gold = parts_golden(sim, parts).part_ids
-            cyc = parts_cycles(sim, parts, gold, LANES, MAX_BURST, RNG_BPC, RNG_UNITS)
-            one = parts_cycles(sim, parts, gold, LANES, MAX_BURST, RNG_BPC, 1)
-            slack_us = (rc - cyc) / CLOCK_HZ * 1e6 / len(parts)
-            out.append(f"| {n} | {mp} | {len(parts)} | {cyc:,} | {cyc / rc:.2f}x | {one / rc:.2f}x "
-                       f"| {(ms(cyc) + call_overhead_ms(len(parts))) / ms(rc):.2f}x "
-                       f"| {slack_us:.1f} |" if slack_us > 0 else
-                       f"| {n} | {mp} | {len(parts)} | {cyc:,} | {cyc / rc:.2f}x | {one / rc:.2f}x "
-                       f"| {(ms(cyc) + call_overhead_ms(len(parts))) / ms(rc):.2f}x | never |")
+            cyc = one_run_cycles(parts, gold, LANES, MAX_BURST, RNG_BPC, RNG_UNITS)
+            one = one_run_cycles(parts, gold, LANES, MAX_BURST, RNG_BPC, 1)
+            sep = separate_runs_cycles(parts, gold, LANES, MAX_BURST, RNG_BPC, RNG_UNITS)
+            out.append(f"| {n} | {mp} | {len(parts)} | {cyc:,} | {ms(cyc) / rc:.2f}x | {ms(one) / rc:.2f}x "
+                       f"| {(ms(cyc) + call_overhead_ms(1)) / rc:.2f}x "
+                       f"| {(ms(sep) + call_overhead_ms(len(parts))) / rc:.2f}x |")
     return ("**Part size** (stochastic, schedule model == C++ model, synthetic d = 10 class; max part = n is the whole "
-            "class): the break-even column is the host overhead per kernel run at which selection stops hiding "
-            "under the read.\n\n" + "\n".join(out))
+            "class, one part): larger parts keep more quality (table above) but cost more cycles; the last column is "
+            "the host calling the kernel once per part instead (each part's run + the assumed queued-run overhead).\n\n"
+            + "\n".join(out))
 
 
 def _hide_lanes() -> str:
@@ -378,21 +379,21 @@ def _write(table: str, checks: list[str], args) -> None:
             "features = softmax - onehot with d logits, Q1.14, similarity as host/golden/similarity.py; read = n "
             "Fashion-MNIST samples of 784 B at 2.36 GB/s). Method and caveats: fpga_kernels/rtl/README.md#cycles.\n\n"
             + table + "\n\n"
-            "Reading it: an RTL column is whole kernel runs (CLEAR, k greedy steps, weight pass) for the DDR model of "
-            "the simulation (first beat 2 cycles after AR); the 150 ns DDR column replays the same schedule with a "
-            "30-cycle read latency, paid once per burst by the one-burst-outstanding read master. Selection alone is "
-            "hidden under the read for every cell of the shipped configuration (n in {1000, 5000}, d in {10, 64}: d "
-            "does not enter the engine, which takes similarity rows) with the assumed 5 us host overhead per queued "
-            "part run, and also with the slower DDR; not if every part run is started and waited for on its own "
-            "(50 us). Two things make it so: fl_draws computes the stochastic draws' remainders ahead (RNG_UNITS "
-            "fl_urem units; with one unit every draw costs >= 17 cycles, the RNG_UNITS = 1 columns), and parts of "
-            "<= 128 members make each candidate row 4 beats instead of n/32. The price is quality: the parts' union "
-            "misses structure a whole-class selection sees (quality table). Not hidden: the similarity rows "
-            "themselves -- at d = 64 the estimated 64-lane distance stage alone exceeds the read; the last column of "
-            "the shipped table says how many distance lanes (one int16 feature element per lane per cycle) would let "
-            "distance + selection + host overhead fit in the read, run one after the other. Nothing here is "
-            "synthesised (200 MHz is the target, not a timing-closed result); the per-run host overhead is an "
-            "assumption from XRT reports, not measured on a card."
+            "Reading it: an RTL column is the kernel's cycles register for one run (per part: descriptor fetch, "
+            "CLEAR, k_i greedy steps, weight pass) for the DDR model of the simulation (first beat 2 cycles after AR); "
+            "the 150 ns DDR column replays the same schedule with a 30-cycle read latency, paid once per burst by the "
+            "one-burst-outstanding read master. Selection is hidden under the read in every cell of the shipped "
+            "configuration (n in {1000, 5000} x d in {10, 64}; d does not enter the engine, which takes similarity "
+            "rows), also with the slower DDR and with a 50 us synchronous run overhead. Two things make it so: "
+            "fl_draws computes the stochastic draws' remainders ahead (RNG_UNITS fl_urem units; with one unit every "
+            "draw costs >= 17 cycles: the RNG_UNITS = 1 columns), and parts of <= 128 members make each candidate "
+            "row 4 beats instead of n/32, run back to back inside one kernel call. The price is quality: the "
+            "parts' union misses structure a whole-class selection sees (quality table). Not hidden: computing the "
+            "similarity rows themselves -- at d = 64 the estimated 64-lane distance stage alone exceeds the read; "
+            "the last column of the shipped table says how many distance lanes (one int16 feature element per lane "
+            "per cycle) would let distance + selection + run overhead fit in the read, one after the other. Nothing "
+            "here is synthesised (200 MHz is the target, not a timing-closed result); the run overhead is an "
+            "assumption from XRT reports (fpga_kernels/rtl/parts.py), not measured on a card."
             "\n\nChecks made by this run:\n" + "\n".join(f"- {c}" for c in checks) + "\n")
     old = path.read_text() if path.exists() else "# Benchmarks\n"
     if head in old:

@@ -32,7 +32,7 @@ def _check_report(res, lanes):
 @pytest.mark.parametrize("hdl,tb", GRID, ids=[f"L{h['LANES']}-N{h['N_MAX']}-G{h['GAIN_W']}-{t['pause']}" for h, t in GRID])
 def test_kernel_icarus(hdl, tb):
     res = run_bench("nessa_fl_rtl", "sim.tb.tb_nessa_fl_rtl", hdl, tb_params=tb, simulator=Simulator.ICARUS)
-    assert res.tests == 4 and res.failed == 0
+    assert res.tests == 5 and res.failed == 0
     _check_report(res, hdl["LANES"])
 
 
@@ -41,5 +41,5 @@ def test_kernel_verilator():
     hdl = {"LANES": 8, "N_MAX": 64, "GAIN_W": 24, "RNG_UNITS": 5}
     res = run_bench("nessa_fl_rtl", "sim.tb.tb_nessa_fl_rtl", hdl, tb_params={"pause": "none", "seed": 9},
                     simulator=Simulator.VERILATOR)
-    assert res.tests == 4 and res.failed == 0
+    assert res.tests == 5 and res.failed == 0
     _check_report(res, hdl["LANES"])

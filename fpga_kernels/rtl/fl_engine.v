@@ -13,6 +13,12 @@
 //   WEIGHTS j = 0..n-1 ascending, selected only --> datapath WEIGHT (count + claim s == cover)
 //           --> write weights[pos(j)]
 //   FINISH (all writes answered) --> stats[0] = status, stats[1] = cycles --> ap_done / ap_ready
+// With parts = P >= 1 the run is P classes back to back (a class split into parts): before each,
+//   FETCH part i's descriptor {n, k, seed, sample_size} (16 bytes at parts_ptr + 16 i, one row
+//   job through the read master; its beats are captured here, the datapath's sum is ignored),
+//   CHECK it, then CLEAR .. WEIGHTS as above on rows at sim_ptr + (sum of earlier n) * ld * 2, with
+//   results at ids/gains/weights + (sum of earlier k) elements; cover, table, pool and the draws
+//   restart per part. stats and the cycle count cover the whole run.
 // The SCAN of candidate j+1 overlaps the row read of candidate j (the read master accepts the
 // next job as soon as it is idle), so a candidate costs its beats plus the read turnaround.
 // Stochastic draws come from fl_draws, started in CHECK: RNG_UNITS remainders of the run's fixed
@@ -22,7 +28,9 @@
 // status bits (0 = ok): 0 n not in 1..N_MAX, 1 k not in 1..n, 2 ld not in n..2**24-1 or ld % LANES != 0,
 // 3 sim_ptr not aligned to DATA_W/8, 4 an out pointer not 4-byte aligned, 5 mode not in 0..2,
 // 6 mode 1 with sample_size 0 (bits 0-6: nothing is read, only the stats words are written --
-// unless out_stats_ptr is the misaligned one);
+// unless out_stats_ptr is the misaligned one; with parts >= 1, bits 0, 1, 6 are not checked and bit 3
+// also covers parts_ptr not 16-byte aligned); 7 a part descriptor is bad (n not in 1..N_MAX or > ld,
+// k not in 1..n, mode 1 with sample_size 0): earlier parts' results are written, the run stops;
 // 8 AXI read error, 9 AXI write error (results are suspect).
 // cycles counts from ap_start's acceptance to the last result word answered (stats excluded).
 `default_nettype none
@@ -53,6 +61,8 @@ module fl_engine #(
     input  wire [31:0]          mode_arg,       // 0 / 2 exact greedy, 1 stochastic greedy
     input  wire [31:0]          seed_arg,       // stochastic: PRNG seed
     input  wire [31:0]          ssize_arg,      // stochastic: candidates per step (>= 1)
+    input  wire [31:0]          parts_arg,      // 0: one class; P >= 1: P parts from the descriptors
+    input  wire [63:0]          parts_ptr,      // uint32 [P][4] {n, k, seed, sample_size}, 16-byte aligned
     output reg  [31:0]          status,
     output reg  [63:0]          cycles,
     // read master jobs
@@ -62,6 +72,8 @@ module fl_engine #(
     output wire [$clog2(N_MAX/LANES):0] job_beats,
     output reg  [$clog2(N_MAX)-1:0] job_tag,
     input  wire                 rd_err,
+    input  wire                 beat_valid,     // read master output (a part descriptor's beats are taken here)
+    input  wire [16*LANES-1:0]  beat_data,
     // datapath
     output reg  [1:0]           mode,
     output wire [$clog2(LANES)-1:0] n_rem,
@@ -83,6 +95,9 @@ module fl_engine #(
     localparam integer LG_L  = $clog2(LANES);
     localparam integer BW    = $clog2(N_MAX / LANES) + 1;
     localparam [1:0] M_GAIN = 2'd0, M_UPDATE = 2'd1, M_WEIGHT = 2'd2;
+    localparam integer DATA_W = 16 * LANES;
+    localparam integer DESC_BEATS = (DATA_W >= 128) ? 1 : 128 / DATA_W;   // beats of one descriptor
+    localparam integer SEL_W = (DATA_W > 128) ? $clog2(DATA_W / 128) : 1; // descriptor slot in a beat
 
     generate
         if (LANES < 2 || LANES > 32 || (LANES & (LANES - 1)) != 0) begin : g_bad_lanes
@@ -107,6 +122,8 @@ module fl_engine #(
 
     localparam [5:0] S_ST0 = 21, S_ST1 = 22, S_ST2 = 23, S_ST3 = 24, S_DRAIN = 25;
     localparam [5:0] S_SM_WAIT = 26, S_SM_RD_P = 27, S_SM_SWAP = 28, S_SM_CHK = 29, S_SM_ISSUE = 30;
+    localparam [5:0] S_P_FETCH = 31, S_P_ISSUE = 32, S_P_WAIT = 33, S_P_LOAD = 34, S_P_GO = 35,
+                     S_P_NEXT = 36, S_P_ADV = 37;
     localparam [5:0] S_IDLE = 0, S_CHECK = 1, S_CLEAR = 2, S_ITER = 3, S_SCAN_RD = 4,
                      S_SCAN_CHK = 5, S_SCAN_ISSUE = 6, S_WAIT_ROWS = 7, S_WR_ID = 8,
                      S_WR_GLO = 9, S_WR_GHI = 10, S_SEL_SET = 11, S_UPD_ISSUE = 12,
@@ -121,6 +138,15 @@ module fl_engine #(
     reg [CNT_W-1:0]  n, k;
     reg [33:0]       row_bytes;                 // ld * 2
     reg [BW-1:0]     nbeats;                    // ceil(n / LANES)
+    reg [31:0]       seed_r, ss_r;              // seed, sample_size of this class / part
+    // parts
+    reg              pmode;                     // parts >= 1
+    reg [31:0]       parts_left;                // parts not yet finished, this one included
+    reg [ADDR_W-1:0] desc_a;                    // this part's descriptor
+    reg [SEL_W-1:0]  desc_sel;                  // its 16-byte slot in a bus word (DATA_W > 128)
+    reg [127:0]      desc;                      // captured descriptor {ss, seed, k, n}
+    reg              part_err;                  // the captured descriptor is bad
+    reg              fetching;                  // the row job in flight is a descriptor
 
     // loop state
     reg [CNT_W-1:0]  j, t;                      // candidate, greedy step
@@ -143,9 +169,10 @@ module fl_engine #(
     wire             rem_ready;
     wire             draws_idle;                // unused: a finished run has taken every draw it started
     wire [CNT_W-1:0] div_rem;
-    wire             draws_start = (state == S_CHECK) && (arg_err == 0) && (mode_arg == 1);
+    wire             draws_start = ((state == S_CHECK && arg_err == 0 && !pmode) || (state == S_P_GO && !part_err))
+                                 && (mode_arg == 1);
     fl_draws #(.N_MAX(N_MAX), .BPC(RNG_BPC), .UNITS(RNG_UNITS)) u_draws (
-        .clk(clk), .rst(rst), .start(draws_start), .seed(seed_arg), .n(n), .k(k), .ssize(ssize_arg),
+        .clk(clk), .rst(rst), .start(draws_start), .seed(seed_r), .n(n), .k(k), .ssize(ss_r),
         .out_valid(rem_ready), .out_rem(div_rem), .take(state == S_SM_WAIT), .idle(draws_idle)
     );
 
@@ -176,22 +203,41 @@ module fl_engine #(
     assign ap_idle   = (state == S_IDLE);
     assign ap_done   = (state == S_DONE);
     assign ap_ready  = (state == S_DONE);
-    assign job_beats = nbeats;
+    assign job_beats = fetching ? DESC_BEATS[BW-1:0] : nbeats;
     assign n_rem     = n[LG_L-1:0];
     assign clr_en    = (state == S_CLEAR) && (j < nbeats);
     assign clr_addr  = j[BW-2:0];
 
     // argument checks, evaluated on the live registers in S_CHECK
-    assign arg_err[0] = (n_arg == 0) || (n_arg > N_MAX);
-    assign arg_err[1] = (k_arg == 0) || (k_arg > n_arg);
-    assign arg_err[2] = (ld_arg < n_arg) || (ld_arg[LG_L-1:0] != 0) || (ld_arg[31:24] != 0);  // ld < 2**24
-    assign arg_err[3] = (sim_ptr[LG_L:0] != 0);   // DATA_W/8 = 2*LANES bytes
+    wire   parts_on   = (parts_arg != 0);
+    assign arg_err[0] = !parts_on && ((n_arg == 0) || (n_arg > N_MAX));
+    assign arg_err[1] = !parts_on && ((k_arg == 0) || (k_arg > n_arg));
+    assign arg_err[2] = (!parts_on && ld_arg < n_arg) || (ld_arg[LG_L-1:0] != 0) || (ld_arg[31:24] != 0)
+                     || (ld_arg == 0);    // ld < 2**24 (parts: each n_i <= ld is checked per part)
+    assign arg_err[3] = (sim_ptr[LG_L:0] != 0) || (parts_on && parts_ptr[3:0] != 0);  // DATA_W/8 = 2*LANES bytes
     assign arg_err[4] = (ids_ptr[1:0] != 0) || (gains_ptr[1:0] != 0) || (weights_ptr[1:0] != 0)
                      || (stats_ptr[1:0] != 0);
     assign arg_err[5] = (mode_arg > 2);
-    assign arg_err[6] = (mode_arg == 1) && (ssize_arg == 0);
+    assign arg_err[6] = !parts_on && (mode_arg == 1) && (ssize_arg == 0);
+    // a part descriptor's checks, on the captured words
+    wire [31:0] d_n = desc[31:0], d_k = desc[63:32], d_seed = desc[95:64], d_ss = desc[127:96];
+    wire d_bad = (d_n == 0) || (d_n > N_MAX) || (d_n > ld_arg) || (d_k == 0) || (d_k > d_n)
+              || ((mode_arg == 1) && (d_ss == 0));
+    wire [5:0] end_state = (pmode && parts_left != 1) ? S_P_NEXT : S_FINISH;   // after a weight pass
 
     wire last_j = (j + 1'b1 == n);
+
+    // a descriptor's beat(s), little endian: its 16-byte slot of one bus word, or DESC_BEATS words
+    wire desc_beat = (state == S_P_WAIT) && beat_valid;
+    generate
+        if (DATA_W > 128) begin : g_desc_slot
+            always @(posedge clk) if (desc_beat) desc <= beat_data[desc_sel * 128 +: 128];
+        end else if (DATA_W == 128) begin : g_desc_word
+            always @(posedge clk) if (desc_beat) desc <= beat_data;
+        end else begin : g_desc_shift
+            always @(posedge clk) if (desc_beat) desc <= {beat_data, desc[127:DATA_W]};
+        end
+    endgenerate
 
     always @(posedge clk) begin
         tb_we     <= 1'b0;
@@ -221,6 +267,12 @@ module fl_engine #(
                     k         <= k_arg[CNT_W-1:0];
                     row_bytes <= {1'b0, ld_arg, 1'b0};
                     nbeats    <= (n_arg[BW+LG_L-1:0] + LANES - 1) >> LG_L;
+                    seed_r    <= seed_arg;
+                    ss_r      <= ssize_arg;
+                    pmode     <= (parts_arg != 0);
+                    parts_left <= parts_arg;
+                    desc_a    <= parts_ptr[ADDR_W-1:0];
+                    fetching  <= 1'b0;
                     state     <= S_CHECK;
                 end
                 S_CHECK: begin
@@ -230,7 +282,57 @@ module fl_engine #(
                     j      <= {CNT_W{1'b0}};
                     t      <= {CNT_W{1'b0}};
                     mode   <= M_GAIN;
-                    state  <= (arg_err != 0) ? S_FINISH : S_CLEAR;
+                    state  <= (arg_err != 0) ? S_FINISH : (pmode ? S_P_FETCH : S_CLEAR);
+                end
+                // ---- parts: fetch, check and load part i's descriptor ----
+                S_P_FETCH: begin
+                    job_valid <= 1'b1;
+                    job_addr  <= desc_a & ~(DATA_W / 8 - 1);  // the bus word holding it
+                    if (DATA_W > 128) desc_sel <= desc_a[SEL_W+3:4];
+                    fetching  <= 1'b1;
+                    mode      <= M_GAIN;                     // no cover writes; the sum is ignored
+                    state     <= S_P_ISSUE;
+                end
+                S_P_ISSUE: if (job_ready) begin
+                    job_valid <= 1'b0;
+                    state     <= S_P_WAIT;
+                end
+                S_P_WAIT: if (row_valid) begin              // all its beats have passed (captured below)
+                    fetching <= 1'b0;
+                    state    <= S_P_LOAD;
+                end
+                S_P_LOAD: begin
+                    n        <= d_n[CNT_W-1:0];
+                    k        <= d_k[CNT_W-1:0];
+                    seed_r   <= d_seed;
+                    ss_r     <= d_ss;
+                    nbeats   <= (d_n[BW+LG_L-1:0] + LANES - 1) >> LG_L;
+                    part_err <= d_bad;
+                    state    <= S_P_GO;
+                end
+                S_P_GO: begin                               // fl_draws starts here (draws_start)
+                    if (part_err) begin
+                        status <= status | 32'h80;
+                        state  <= S_FINISH;
+                    end else begin
+                        m     <= n;
+                        j     <= {CNT_W{1'b0}};
+                        t     <= {CNT_W{1'b0}};
+                        state <= S_CLEAR;
+                    end
+                end
+                S_P_NEXT: begin                             // advance to the next part's rows and results
+                    prod       <= n * row_bytes;
+                    ids_a      <= ids_a + {k, 2'b00};
+                    gains_a    <= gains_a + {k, 3'b000};
+                    weights_a  <= weights_a + {k, 2'b00};
+                    desc_a     <= desc_a + 16;
+                    parts_left <= parts_left - 1'b1;
+                    state      <= S_P_ADV;
+                end
+                S_P_ADV: begin
+                    sim_a <= sim_a + prod;
+                    state <= S_P_FETCH;
                 end
                 S_CLEAR: begin                    // table[j] = 0, pool[j] = j, cover word j = 0
                     tb_we    <= 1'b1;
@@ -248,7 +350,7 @@ module fl_engine #(
                     issued    <= {CNT_W{1'b0}};
                     received  <= {CNT_W{1'b0}};
                     r         <= {CNT_W{1'b0}};
-                    cnt       <= (ssize_arg < {{(32-CNT_W){1'b0}}, m}) ? ssize_arg[CNT_W-1:0] : m;
+                    cnt       <= (ss_r < {{(32-CNT_W){1'b0}}, m}) ? ss_r[CNT_W-1:0] : m;
                     pl_raddr  <= {IDX_W{1'b0}};             // pool[0] for the first swap
                     state     <= stoch ? S_SM_WAIT : S_SCAN_RD;
                 end
@@ -371,7 +473,7 @@ module fl_engine #(
                 S_W_SCAN_CHK: begin
                     if (!tb_selected) begin
                         j     <= j + 1'b1;
-                        state <= last_j ? S_FINISH : S_W_SCAN_RD;
+                        state <= last_j ? end_state : S_W_SCAN_RD;
                     end else begin
                         job_valid <= 1'b1;
                         job_addr  <= sim_a + prod;
@@ -392,7 +494,7 @@ module fl_engine #(
                 S_W_WRITE: if (wr_ready) begin
                     wr_valid <= 1'b0;
                     j        <= j + 1'b1;
-                    state    <= last_j ? S_FINISH : S_W_SCAN_RD;
+                    state    <= last_j ? end_state : S_W_SCAN_RD;
                 end
                 S_FINISH: if (wr_idle && !wr_valid) begin
                     status   <= status | {22'd0, wr_err, rd_err, 8'd0};

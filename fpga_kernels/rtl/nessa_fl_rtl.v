@@ -13,6 +13,11 @@
 //   mode         0 / 2 exact greedy (every unselected candidate per step), 1 stochastic greedy
 //   seed         mode 1: xorshift32 seed (uint32)
 //   sample_size  mode 1: candidates per step, >= 1 (host: ceil(n / k * ln(1 / epsilon)), capped at n)
+//   parts        0: one class as above. P >= 1: a class split into P parts run back to back (no host
+//                round trip between them); n, k, seed, sample_size are then ignored and come from
+//   parts_ptr    uint32 [P][4] {n_i, k_i, seed_i, sample_size_i} (16-byte aligned): part i's n_i x n_i
+//                rows (stride ld >= n_i) follow part i-1's in sim, its k_i results follow part
+//                i-1's in out_ids / out_gains / out_weights (ids local to the part).
 //   Register map: fl_axil_ctrl.v. Bad arguments: ap_done with status != 0, only stats written.
 //
 //   s_axi_control --> fl_axil_ctrl --(args, ap_start)--> fl_engine --(jobs)--> fl_axi_rd --AR/R--> m_axi_gmem
@@ -106,8 +111,8 @@ module nessa_fl_rtl #(
     always @(posedge ap_clk) rst <= ~ap_rst_n;
 
     wire        ap_start, ap_done, ap_idle, ap_ready;
-    wire [63:0] sim_ptr, ids_ptr, gains_ptr, weights_ptr, stats_ptr, cycles;
-    wire [31:0] n_arg, k_arg, ld_arg, status, mode_arg, seed_arg, ssize_arg;
+    wire [63:0] sim_ptr, ids_ptr, gains_ptr, weights_ptr, stats_ptr, cycles, parts_ptr;
+    wire [31:0] n_arg, k_arg, ld_arg, status, mode_arg, seed_arg, ssize_arg, parts_arg;
 
     fl_axil_ctrl #(.C_ADDR_W(C_S_AXI_CONTROL_ADDR_WIDTH)) u_ctrl (
         .clk(ap_clk), .rst(rst),
@@ -127,6 +132,7 @@ module nessa_fl_rtl #(
         .out_ids_ptr(ids_ptr), .out_gains_ptr(gains_ptr), .out_weights_ptr(weights_ptr),
         .out_stats_ptr(stats_ptr),
         .mode(mode_arg), .seed(seed_arg), .sample_size(ssize_arg),
+        .parts(parts_arg), .parts_ptr(parts_ptr),
         .status(status), .cycles(cycles)
     );
 
@@ -151,9 +157,11 @@ module nessa_fl_rtl #(
         .sim_ptr(sim_ptr), .n_arg(n_arg), .k_arg(k_arg), .ld_arg(ld_arg),
         .ids_ptr(ids_ptr), .gains_ptr(gains_ptr), .weights_ptr(weights_ptr), .stats_ptr(stats_ptr),
         .mode_arg(mode_arg), .seed_arg(seed_arg), .ssize_arg(ssize_arg),
+        .parts_arg(parts_arg), .parts_ptr(parts_ptr),
         .status(status), .cycles(cycles),
         .job_valid(job_valid), .job_ready(job_ready), .job_addr(job_addr),
         .job_beats(job_beats), .job_tag(job_tag), .rd_err(rd_err),
+        .beat_valid(beat_valid), .beat_data(beat_data),
         .mode(mode), .n_rem(n_rem), .clr_en(clr_en), .clr_addr(clr_addr),
         .row_valid(row_valid), .row_tag(row_tag), .row_sum(row_sum),
         .wr_valid(wr_valid), .wr_ready(wr_ready), .wr_addr(wr_addr), .wr_data(wr_data),

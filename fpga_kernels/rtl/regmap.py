@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MODE_EXACT", "MODE_STOCHASTIC", "MODE_NAIVE", "ARG_ORDER", "ROW_ALIGN", "REG", "STATUS_BITS", "KernelArgs", "cycle_model", "decode_status", "pack_rows"]
+__all__ = ["PART_DESC_DTYPE", "MODE_EXACT", "MODE_STOCHASTIC", "MODE_NAIVE", "ARG_ORDER", "ROW_ALIGN", "REG", "STATUS_BITS", "KernelArgs", "cycle_model", "decode_status", "pack_rows"]
 
 #: Kernel arguments in register order (= the C++ model's parameter order).
 ARG_ORDER = ("sim_ptr", "n", "k", "ld", "out_ids_ptr", "out_gains_ptr", "out_weights_ptr", "out_stats_ptr",
-             "mode", "seed", "sample_size")
+             "mode", "seed", "sample_size", "parts", "parts_ptr")
 
 #: ``mode`` values (host/golden/nessa_greedy.py numbering): the RTL runs exact (naive) greedy for
 #: 0 and 2 -- the same picks as lazy greedy -- and stochastic greedy for 1.
@@ -46,17 +46,26 @@ REG = {
     "mode": 0x54,  # 0 / 2 exact, 1 stochastic
     "seed": 0x58,  # stochastic: xorshift32 seed (uint32)
     "sample_size": 0x5C,  # stochastic: candidates per step (>= 1)
+    "parts": 0x60,  # 0: one class (n, k, seed, sample_size); P >= 1: P parts, one descriptor each
+    "parts_ptr": 0x68,  # uint32 [P][4] part descriptors {n, k, seed, sample_size} (PART_DESC_DTYPE)
 }
 
-#: status bits (0 = ok). Bits 0-4: the run was refused, nothing read; only the stats are written.
+#: One part descriptor (little endian, 16 bytes): part i's n_i x n_i block of rows follows part
+#: i-1's in ``sim`` (same ``ld``), its k_i results follow part i-1's in every output array.
+PART_DESC_DTYPE = np.dtype([("n", "<u4"), ("k", "<u4"), ("seed", "<u4"), ("sample_size", "<u4")])
+
+#: status bits (0 = ok). Bits 0-6: the run was refused, nothing read; only the stats are written (with
+#: parts, bits 0, 1 and 6 are not checked: the descriptors carry n, k, sample_size). Bit 7: parts before
+#: the bad descriptor ran and wrote their results; the run stopped there.
 STATUS_BITS = {
     0: "n not in 1..N_MAX",
     1: "k not in 1..n",
     2: "ld not in n..2**24-1 or not a multiple of LANES",
-    3: "sim_ptr not aligned to the bus width (2*LANES bytes)",
+    3: "sim_ptr not aligned to the bus width (2*LANES bytes), or parts_ptr not 16-byte aligned",
     4: "an output pointer is not 4-byte aligned",
     5: "mode not in 0..2",
     6: "mode 1 (stochastic) with sample_size 0",
+    7: "a part descriptor is bad (n not in 1..min(N_MAX, ld), k not in 1..n, or sample_size 0 in mode 1)",
     8: "AXI read error response",
     9: "AXI write error response",
 }
@@ -82,6 +91,8 @@ class KernelArgs:
     mode: int = MODE_EXACT
     seed: int = 0
     sample_size: int = 0
+    parts: int = 0
+    parts_ptr: int = 0
 
     def words(self) -> list[tuple[int, int]]:
         """(offset, 32-bit value) writes that program these arguments."""

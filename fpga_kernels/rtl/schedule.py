@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 from host.golden.stochastic import seed_state, xorshift32
 
-__all__ = ["MemTiming", "COCOTB_AXI_RAM", "row_bursts", "run_cycles", "cycle_breakdown", "sample_cycles",
-           "draw_issue", "stochastic_samples"]
+__all__ = ["MemTiming", "COCOTB_AXI_RAM", "row_bursts", "run_cycles", "cycle_breakdown", "parts_run_cycles",
+           "sample_cycles", "draw_issue", "stochastic_samples"]
 
 
 @dataclass(frozen=True)
@@ -87,20 +87,15 @@ def stochastic_samples(n: int, k: int, seed: int, sample_size: int, ids) -> list
     return out
 
 
-def cycle_breakdown(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_burst: int,
-                    mem: MemTiming = COCOTB_AXI_RAM, steps: int | None = None, mode: int = 0,
-                    seed: int = 0, sample_size: int = 0, rng_bpc: int = 2, rng_units: int = 4) -> dict:
-    """Replay the engine; ``ids`` are the picks in order (from the golden model of ``mode``).
-
-    Returns {"cycles": value of the cycles register, "steps": [cycles of each greedy step],
-    "clear", "weights": cycles of those phases, "jobs0": [cycle of each row-job handshake of
-    step 0, counted from the CHECK cycle = 0], "evals": candidate rows read in greedy steps}. With ``steps`` < k only the first ``steps``
-    greedy steps are replayed (no weight pass) and "cycles" is None.
-    """
+def _replay(g: int, wr_free: int, sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_burst: int,
+            mem: MemTiming, nsteps: int, mode: int, seed: int, sample_size: int, rng_bpc: int,
+            rng_units: int) -> dict:
+    """One class (or part) from the cycle ``g`` before its CLEAR (CHECK, or a part's S_P_GO, where
+    fl_draws starts) through ``nsteps`` greedy steps and, when all k ran, its weight pass.
+    "end": the cycle of the state after the weight pass (S_FINISH or S_P_NEXT)."""
     bpb = 2 * lanes
     beats = -(-n // lanes)
-    tree = (lanes - 1).bit_length()
-    lat = tree + 1                      # last beat -> row_valid: S1 register + tree levels + acc
+    lat = (lanes - 1).bit_length() + 1  # last beat -> row_valid: S1 register + tree levels + acc
     cost = {}
 
     def rd(j: int) -> int:              # read-master busy cycles for row j (S_AR.. last beat)
@@ -110,19 +105,17 @@ def cycle_breakdown(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_
 
     selected = [False] * n
     ids = [int(i) for i in ids]
-    nsteps = k if steps is None else min(steps, k)
     samples = stochastic_samples(n, nsteps, seed, sample_size, ids) if mode == 1 else None
     e_draw = sample_cycles(rng_bpc)
-    takes: list[int] = []               # cycle the swap stage took each remainder (whole run)
-    issue = 0                           # cycle fl_draws issued the last draw (CHECK = 0: first is 1)
-    c = 1 + n                           # CHECK, then CLEAR for n cycles
-    wr_free = 0
+    takes: list[int] = []               # cycle the swap stage took each remainder
+    issue = g                           # fl_draws issues its first draw in the cycle after g
+    c = g + 1 + n                       # CLEAR for n cycles, then ITER
     step_cycles = []
     jobs0 = []
     evals = 0
     for t in range(nsteps):
         t0 = c
-        cur = c + 1                     # ITER, then SCAN_RD of j = 0 (stochastic: S_SM_RNG of r = 0)
+        cur = c + 1                     # ITER, then SCAN_RD of j = 0 (stochastic: S_SM_WAIT of r = 0)
         rm_free = 0
         last_row = None
         if samples is not None:
@@ -159,10 +152,10 @@ def cycle_breakdown(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_
         r = u + 1 + rd(j) + lat         # UPD_WAIT until the update row's row_valid
         c = r + 1
         step_cycles.append(c - t0)
-    if steps is not None and steps < k:
-        return {"cycles": None, "steps": step_cycles, "clear": 1 + n, "weights": None, "jobs0": jobs0,
-                "evals": evals}
-    w_start = cur = c
+    out = {"steps": step_cycles, "jobs0": jobs0, "evals": evals, "w_start": c, "end": None, "wr_free": wr_free}
+    if nsteps < k:
+        return out
+    cur = c
     for j in range(n):
         if not selected[j]:
             cur += 2
@@ -172,9 +165,51 @@ def cycle_breakdown(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_
         h_w = max(r + 1, wr_free)
         wr_free = h_w + 1 + mem.write_busy
         cur = h_w + 1
-    f = max(cur, wr_free)
-    return {"cycles": f + 2, "steps": step_cycles, "clear": 1 + n, "weights": f - w_start, "jobs0": jobs0,
-            "evals": evals}
+    out.update(end=cur, wr_free=wr_free)
+    return out
+
+
+def cycle_breakdown(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_burst: int,
+                    mem: MemTiming = COCOTB_AXI_RAM, steps: int | None = None, mode: int = 0,
+                    seed: int = 0, sample_size: int = 0, rng_bpc: int = 2, rng_units: int = 4) -> dict:
+    """Replay the engine; ``ids`` are the picks in order (from the golden model of ``mode``).
+
+    Returns {"cycles": value of the cycles register, "steps": [cycles of each greedy step],
+    "clear", "weights": cycles of those phases, "jobs0": [cycle of each row-job handshake of
+    step 0, counted from the CHECK cycle = 0], "evals": candidate rows read in greedy steps}. With ``steps`` < k only the first ``steps``
+    greedy steps are replayed (no weight pass) and "cycles" is None.
+    """
+    nsteps = k if steps is None else min(steps, k)
+    r = _replay(0, 0, sim_ptr, n, k, ld, ids, lanes, max_burst, mem, nsteps, mode, seed, sample_size, rng_bpc,
+                rng_units)
+    if nsteps < k:
+        return {"cycles": None, "steps": r["steps"], "clear": 1 + n, "weights": None, "jobs0": r["jobs0"],
+                "evals": r["evals"]}
+    f = max(r["end"], r["wr_free"])
+    return {"cycles": f + 2, "steps": r["steps"], "clear": 1 + n, "weights": f - r["w_start"], "jobs0": r["jobs0"],
+            "evals": r["evals"]}
+
+
+def parts_run_cycles(sim_ptr: int, ld: int, parts, ids, lanes: int, max_burst: int,
+                     mem: MemTiming = COCOTB_AXI_RAM, mode: int = 0, rng_bpc: int = 2, rng_units: int = 4) -> int:
+    """Value of the cycles register for one run with ``parts`` = [(n, k, seed, sample_size), ...]
+    (the descriptors, in order) and ``ids`` = the picks of each part. A descriptor that fails the
+    kernel's checks ends the run there, as on chip."""
+    desc = mem.read_gap + max(1, 8 // lanes)      # one burst of DESC_BEATS = 128 / (16 lanes) beats (>= 1)
+    lat = (lanes - 1).bit_length() + 1
+    cur, wr_free, base = 1, 0, sim_ptr           # S_P_FETCH in the cycle after CHECK
+    for i, (n, k, seed, ss) in enumerate(parts):
+        h = cur + 1                              # S_P_ISSUE: the read master is idle here
+        g = h + 1 + desc + lat + 2               # S_P_WAIT sees row_valid, then S_P_LOAD, S_P_GO
+        if not (1 <= n <= ld and 1 <= k <= n and (mode != 1 or ss >= 1)):  # N_MAX is the caller's to respect
+            return max(g + 1, wr_free) + 2
+        r = _replay(g, wr_free, base, n, k, ld, ids[i], lanes, max_burst, mem, k, mode, seed, ss, rng_bpc, rng_units)
+        wr_free = r["wr_free"]
+        base += n * ld * 2
+        if i == len(parts) - 1:
+            return max(r["end"], wr_free) + 2
+        cur = r["end"] + 2                       # S_P_NEXT, S_P_ADV, then S_P_FETCH
+    raise ValueError("parts must not be empty")
 
 
 def run_cycles(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_burst: int,

@@ -14,7 +14,7 @@ import numpy as np
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
-from fpga_kernels.rtl.regmap import REG, KernelArgs, pack_rows
+from fpga_kernels.rtl.regmap import PART_DESC_DTYPE, REG, KernelArgs, pack_rows
 from sim.tb.common import pause_pattern
 
 __all__ = ["KernelHost", "RunResult", "SIM_BASE"]
@@ -81,6 +81,25 @@ class KernelHost:
         rows, ld = pack_rows(sim, align or self.lanes)
         args = self.layout(sim.shape[0], k, ld, mode, seed, sample_size)
         self.ram.write(SIM_BASE, rows.tobytes())
+        self.ram.write(args.out_ids_ptr, bytes([GUARD]) * (args.out_stats_ptr + 16 + 64 - args.out_ids_ptr))
+        return args
+
+    def load_parts(self, blocks: list[np.ndarray], descs: list[tuple[int, int, int, int]], mode: int = 0) -> KernelArgs:
+        """A class split into parts, for one run: the blocks' rows one after the other at SIM_BASE
+        (one ld for all), the descriptors {n, k, seed, sample_size} after them, then the outputs
+        (sum of k elements each). ``n`` / ``k`` of the returned args are the totals (the kernel
+        ignores them with parts >= 1; results() reads k words)."""
+        ld = -(-max(b.shape[0] for b in blocks) // self.lanes) * self.lanes
+        rows = np.concatenate([np.pad(b, ((0, 0), (0, ld - b.shape[1]))) for b in blocks])
+        n, k = rows.shape[0], sum(int(d[1]) for d in descs)
+        table = np.array([tuple(int(v) & 0xFFFFFFFF for v in d) for d in descs], dtype=PART_DESC_DTYPE)
+        desc_ptr = (SIM_BASE + rows.nbytes + 0x100) & ~0x3F
+        base = self.layout(0, k, 0)  # output placement relative to the end of the descriptors
+        shift = ((desc_ptr + table.nbytes + 0x100) & ~0x3F) - base.out_ids_ptr
+        args = KernelArgs(SIM_BASE, n, k, ld, base.out_ids_ptr + shift, base.out_gains_ptr + shift,
+                          base.out_weights_ptr + shift, base.out_stats_ptr + shift, mode, 0, 0, len(descs), desc_ptr)
+        self.ram.write(SIM_BASE, rows.astype(np.uint16).tobytes())
+        self.ram.write(desc_ptr, table.tobytes())
         self.ram.write(args.out_ids_ptr, bytes([GUARD]) * (args.out_stats_ptr + 16 + 64 - args.out_ids_ptr))
         return args
 

@@ -5,8 +5,9 @@ after the first R row jobs of greedy step 0 and report their handshake cycles), 
 ``seed``, ``sample_size`` (the kernel arguments; default exact mode).
 Report: {"cycles", "ids", "gains", "weights"} for a full run, or {"job_cycles": [...]} (cycle of
 each row job's handshake, counted from the clock edge that accepted ap_start).
-tb param ``runs`` (a list of {sim_file, k, mode, seed, sample_size}) instead: one full kernel run
-after the other (the parts of a partitioned class, each its own call), reported as {"runs": [...]}.
+tb param ``parts`` ({"blocks": [.npy files], "descs": [[n, k, seed, sample_size], ...], "mode"}) instead:
+one kernel run over a class split into parts (parts / parts_ptr), reported as {"cycles", "ids",
+"weights", "status", "ld"} (results of every part in turn).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from sim.tb.tb_nessa_fl_rtl import _setup
 @cocotb.test()
 async def test_measure(dut):
     p = params()
-    if "runs" in p:
-        await _runs(dut, p["runs"])
+    if "parts" in p:
+        await _parts(dut, p["parts"])
         return
     sim = np.load(p["sim_file"])
     k, rows = int(p["k"]), int(p.get("rows", 0))
@@ -58,17 +59,18 @@ async def test_measure(dut):
     write_report({"job_cycles": hs, "ld": args.ld, "sim_ptr": args.sim_ptr})
 
 
-async def _runs(dut, runs: list[dict]) -> None:
-    sims = [np.load(r["sim_file"]) for r in runs]
-    n = max(s.shape[0] for s in sims)
-    k = max(int(r["k"]) for r in runs)
-    need = (1 << 16) + n * (-(-n // 32) * 32) * 2 + 16 * k + (1 << 20)
+async def _parts(dut, spec: dict) -> None:
+    blocks = [np.load(f) for f in spec["blocks"]]
+    rows = sum(b.shape[0] for b in blocks)
+    width = -(-max(b.shape[0] for b in blocks) // 32) * 32
+    k = sum(int(d[1]) for d in spec["descs"])
+    need = (1 << 16) + rows * width * 2 + 16 * len(blocks) + 16 * k + (1 << 20)
     host = await _setup(dut, mem_size=1 << max(22, (need - 1).bit_length()))
-    out = []
-    for sim, r in zip(sims, runs):
-        args, res = await host.run(sim, int(r["k"]), mode=int(r.get("mode", 0)), seed=int(r.get("seed", 0)),
-                                   sample_size=int(r.get("sample_size", 0)))
-        assert res.status == 0
-        out.append({"cycles": res.cycles, "ids": res.ids.tolist(), "weights": res.weights.tolist(), "ld": args.ld})
+    args = host.load_parts(blocks, [tuple(d) for d in spec["descs"]], int(spec.get("mode", 1)))
+    await host.program(args)
+    await host.start()
+    await host.wait_done(poll_gap=512)
+    res = await host.results(args)
     assert host.idle_queues()
-    write_report({"runs": out})
+    write_report({"cycles": res.cycles, "ids": res.ids.tolist(), "weights": res.weights.tolist(),
+                  "status": res.status, "ld": args.ld})

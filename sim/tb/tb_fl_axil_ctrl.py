@@ -71,7 +71,8 @@ async def test_registers(dut):
     assert await axil.read_dword(REG["cycles"] + 4) == 0x1234_5678
     assert await axil.read_dword(0x7C) == 0, "unmapped reads 0"
     # the stochastic-mode arguments appended after the read-only words
-    new = {REG["mode"]: 1, REG["seed"]: 0xDEAD_BEEF, REG["sample_size"]: 0x0001_2345}
+    new = {REG["mode"]: 1, REG["seed"]: 0xDEAD_BEEF, REG["sample_size"]: 0x0001_2345, REG["parts"]: 40,
+           REG["parts_ptr"]: 0x8765_4320, REG["parts_ptr"] + 4: 0x0000_00AB}
     for off, v in new.items():
         await axil.write_dword(off, v)
     for reg in ("status", "cycles"):
@@ -79,7 +80,10 @@ async def test_registers(dut):
     assert await axil.read_dword(REG["status"]) == 0x305 and await axil.read_dword(REG["cycles"]) == 0x9ABC_DEF0
     for off, v in new.items():
         assert await axil.read_dword(off) == v, f"register {off:#x}"
-    assert (int(dut.mode.value), int(dut.seed.value), int(dut.sample_size.value)) == tuple(new.values())
+    assert (int(dut.mode.value), int(dut.seed.value), int(dut.sample_size.value), int(dut.parts.value)) == \
+        tuple(new.values())[:4]
+    assert int(dut.parts_ptr.value) == 0xAB_8765_4320
+    assert await axil.read_dword(0x64) == 0, "0x64 (between parts and parts_ptr) is unmapped"
 
     # ap_ctrl_hs handshake
     assert await axil.read_dword(REG["control"]) == 0b0100

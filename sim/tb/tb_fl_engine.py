@@ -29,7 +29,7 @@ async def _run(dut, sim: np.ndarray, k: int, lanes: int, rng: random.Random, slo
     beats = -(-n // lanes)
     for name, v in dict(sim_ptr=SIM, n_arg=n, k_arg=k, ld_arg=ld, ids_ptr=IDS, gains_ptr=GAINS,
                         weights_ptr=WEIGHTS, stats_ptr=STATS, mode_arg=mode, seed_arg=seed,
-                        ssize_arg=ssize).items():
+                        ssize_arg=ssize, parts_arg=0, parts_ptr=0).items():
         getattr(dut, name).value = v
     mem: dict[int, int] = {}
     cover = np.zeros(n, dtype=np.int64)
@@ -111,7 +111,8 @@ async def test_engine(dut):
     lanes, n_max = int(p["LANES"]), int(p["N_MAX"])
     slow = {"none": 0.0, "idle": 0.3, "backpressure": 0.7}[p.get("pause", "idle")]
     rng = random.Random(lanes)
-    for name in ("ap_start", "job_ready", "row_valid", "wr_ready", "wr_idle", "rd_err", "wr_err"):
+    for name in ("ap_start", "job_ready", "row_valid", "wr_ready", "wr_idle", "rd_err", "wr_err", "beat_valid",
+                 "beat_data"):
         getattr(dut, name).value = 0
     await start_clock(dut.clk)
     await reset(dut.clk, dut.rst)

@@ -13,7 +13,8 @@ import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from fpga_kernels.rtl.regmap import REG, KernelArgs, decode_status
-from fpga_kernels.rtl.schedule import run_cycles
+from fpga_kernels.rtl.parts import split_parts
+from fpga_kernels.rtl.schedule import parts_run_cycles, run_cycles
 from host.golden.greedy import greedy_fixed
 from host.golden.stochastic import greedy_stochastic_fixed
 from sim.tb.common import params, reset, start_clock, write_report
@@ -129,6 +130,8 @@ async def test_bad_arguments(dut):
         5: [dict(mode=3), dict(mode=0xFFFFFFFF)],
         6: [dict(mode=1, sample_size=0)],
     }
+    bad[3].append(dict(parts=2, parts_ptr=good.out_ids_ptr + 4))  # descriptors must be 16-byte aligned
+    bad[2].append(dict(parts=1, parts_ptr=good.out_ids_ptr, ld=0))
     for bit, variants in bad.items():
         for change in variants:
             if bit == 2 and change["ld"] % lanes == 0 and change["ld"] >= 8:
@@ -179,5 +182,63 @@ async def test_reset_mid_run(dut):
     _check("ties", sim2, 9, res, args2, host)
     args3, res = await host.run(sim2, 9, mode=1, seed=77, sample_size=6)  # the pool was re-initialised
     _check("ties", sim2, 9, res, args3, host, 1, 77, 6)
+    await ClockCycles(dut.ap_clk, 10)
+    assert host.idle_queues()
+
+
+def _golden_part(block, p, mode):
+    return greedy_stochastic_fixed(block, p.k, p.seed, p.sample_size) if mode == 1 else greedy_fixed(block, p.k)
+
+
+@cocotb.test()
+async def test_parts(dut):
+    """A class split into parts (host/greedi.py's split, descriptors in DDR) in one run, both modes:
+    every part bit-exact vs the golden model on its block, results one part after the other,
+    cycles == the schedule model without pauses; a bad descriptor stops the run (status bit 7)
+    after the earlier parts wrote their results, and nothing of it or later parts is written."""
+    p = params()
+    host = await _setup(dut)
+    n_max = min(int(p.get("n_max", 48)), int(p["N_MAX"]))
+    exact = p.get("pause", "none") == "none"
+    lanes, burst = host.lanes, int(p.get("MAX_BURST", 64))
+    bpc, units = int(p.get("RNG_BPC", 2)), int(p.get("RNG_UNITS", 4))
+    rng = np.random.default_rng(int(p.get("seed", 7)) + 77)
+    for case in range(2):
+        n = int(rng.integers(n_max + 1, 3 * n_max))
+        sim = make_class(("features", "ties")[case], n, rng)
+        k = int(rng.integers(n // 8 + 1, n // 3 + 1))
+        max_part = int(rng.integers(max(2, n_max // 2), n_max + 1))
+        for mode in (1, 0):
+            parts = split_parts(n, k, max_part, seed=int(rng.integers(0, 1 << 32)), mode=mode, epsilon=0.3)
+            blocks = [np.ascontiguousarray(sim[np.ix_(q.members, q.members)]) for q in parts]
+            golds = [_golden_part(b, q, mode) for b, q in zip(blocks, parts)]
+            descs = [(len(q.members), q.k, q.seed, q.sample_size) for q in parts]
+            args = host.load_parts(blocks, descs, mode)
+            await host.program(args)
+            await host.start()
+            await host.wait_done()
+            res = await host.results(args)
+            where = f"n={n} k={k} max_part={max_part} mode={mode}"
+            assert res.status == 0, f"{where}: status {res.status:#x} {decode_status(res.status)}"
+            assert np.array_equal(res.ids, np.concatenate([g.ids for g in golds])), f"{where}: ids"
+            assert np.array_equal(res.gains, np.concatenate([g.gains for g in golds])), f"{where}: gains"
+            assert np.array_equal(res.weights, np.concatenate([g.weights for g in golds])), f"{where}: weights"
+            assert res.stats == (0, res.cycles) and host.guards_intact(args)
+            model = parts_run_cycles(args.sim_ptr, args.ld, descs, [g.ids for g in golds], lanes, burst, mode=mode,
+                                     rng_bpc=bpc, rng_units=units)
+            assert res.cycles == model if exact else res.cycles >= model, f"{where}: {res.cycles} cycles, model {model}"
+    # a bad descriptor (k = 0 in the second part): the first part's results, then status bit 7
+    descs[1] = (descs[1][0], 0, descs[1][2], descs[1][3])
+    args = host.load_parts(blocks, descs, mode)
+    await host.program(args)
+    await host.start()
+    await host.wait_done()
+    res = await host.results(args)
+    assert res.status == 1 << 7 and res.stats == (1 << 7, res.cycles), f"status {res.status:#x}"
+    k0 = parts[0].k
+    assert np.array_equal(res.ids[:k0], golds[0].ids) and np.array_equal(res.weights[:k0], golds[0].weights)
+    assert set(host.ram.read(args.out_ids_ptr + 4 * k0, 4 * parts[1].k)) == {0xA5}, "nothing after the bad part"
+    model = parts_run_cycles(args.sim_ptr, args.ld, descs, [g.ids for g in golds], lanes, burst, mode=mode)
+    assert res.cycles == model if exact else res.cycles >= model
     await ClockCycles(dut.ap_clk, 10)
     assert host.idle_queues()

@@ -15,6 +15,10 @@
 //   mode              0 / 2 exact greedy, 1 stochastic greedy (other values: status bit 5)
 //   seed              mode 1: xorshift32 seed (the int's bit pattern, uint32)
 //   sample_size       mode 1: candidates per step, >= 1 (0: status bit 6; unsigned, capped at m)
+//   parts             0: one class (n, k, seed, sample_size). P >= 1: P parts back to back, each from
+//   parts_ptr    in   uint32 [P][4] {n_i, k_i, seed_i, sample_size_i}; part i's rows follow part i-1's
+//                     in sim (stride ld), its k_i results follow part i-1's (status bit 7: a bad
+//                     descriptor, the run stops there after the earlier parts)
 // Pointer alignment: the RTL needs sim on a bus word (XRT buffers are 4 KiB aligned on a card);
 // host memory in emulation is only guaranteed the element alignment, so bit 3 checks that here.
 //
@@ -87,34 +91,12 @@ ROW_BURSTS:
 
 int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-}  // namespace
-
-extern "C" void nessa_fl_rtl(const uint16_t *sim, int n_arg, int k_arg, int ld_arg, uint32_t *out_ids,
-                             uint64_t *out_gains, uint32_t *out_weights, uint64_t *out_stats, int mode_arg,
-                             int seed_arg, int sample_size_arg) {
-  // Argument checks exactly as fl_engine.v compares them (unsigned 32-bit registers).
-  const uint32_t un = static_cast<uint32_t>(n_arg), uk = static_cast<uint32_t>(k_arg);
-  const uint32_t uld = static_cast<uint32_t>(ld_arg);
-  uint64_t status = 0;
-  if (un == 0 || un > kNMax) status |= 1u << 0;
-  if (uk == 0 || uk > un) status |= 1u << 1;
-  if (uld < un || uld % kLanes != 0 || uld >= (1u << 24)) status |= 1u << 2;
-  if (reinterpret_cast<uintptr_t>(sim) % 2 != 0) status |= 1u << 3;
-  const bool stats_ok = reinterpret_cast<uintptr_t>(out_stats) % 4 == 0;
-  if (reinterpret_cast<uintptr_t>(out_ids) % 4 || reinterpret_cast<uintptr_t>(out_gains) % 4 ||
-      reinterpret_cast<uintptr_t>(out_weights) % 4 || !stats_ok)
-    status |= 1u << 4;
-  const uint32_t umode = static_cast<uint32_t>(mode_arg), ussize = static_cast<uint32_t>(sample_size_arg);
-  if (umode > 2) status |= 1u << 5;
-  if (umode == 1 && ussize == 0) status |= 1u << 6;
-  if (status != 0) {
-    if (stats_ok) {
-      out_stats[0] = status;
-      out_stats[1] = 3;  // CHECK, FINISH, counted as the RTL counts them
-    }
-    return;
-  }
-  const int64_t n = un, k = uk, ld = uld;
+// One class (or part): its greedy steps and weight pass, results to out_*, the schedule replayed
+// from cycle g (the cycle before CLEAR: CHECK, or a part's S_P_GO, where fl_draws starts);
+// wr_free carries the write master's state in and out. Returns the cycle of the state after the
+// weight pass (S_FINISH or S_P_NEXT), as schedule.py _replay.
+int64_t run_class(const uint16_t *sim, int64_t n, int64_t k, int64_t ld, uint32_t *out_ids, uint64_t *out_gains,
+                  uint32_t *out_weights, bool stoch, uint32_t seed, uint32_t ssize, int64_t g, int64_t &wr_free) {
   const int64_t beats = (n + kLanes - 1) / kLanes;
   int64_t tree = 0;
   while ((int64_t{1} << tree) < kLanes) ++tree;
@@ -129,24 +111,22 @@ extern "C" void nessa_fl_rtl(const uint16_t *sim, int n_arg, int k_arg, int ld_a
     return cost[j];
   };
 
-  const bool stoch = umode == 1;
   std::vector<uint32_t> pool(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) pool[i] = static_cast<uint32_t>(i);
   int64_t m = n;
-  uint32_t state = static_cast<uint32_t>(seed_arg) * 0x9E3779B1u + 0x6D2B79F5u;
+  uint32_t state = seed * 0x9E3779B1u + 0x6D2B79F5u;
   if (state == 0) state = 1;
 
-  int64_t c = 1 + n;  // CHECK, CLEAR
-  int64_t wr_free = 0;
-  // fl_draws: draw g issues at max(issue(g-1) + 1, take(g - kDrawUnits)), first in the cycle after CHECK
+  int64_t c = g + 1 + n;  // CLEAR for n cycles after g (CHECK, or a part's S_P_GO)
+  // fl_draws: draw d issues at max(issue(d-1) + 1, take(d - kDrawUnits)), the first in the cycle after g
   std::vector<int64_t> takes;
-  int64_t issue = 0;
+  int64_t issue = g;
 GREEDY_STEPS:
   for (int64_t t = 0; t < k; ++t) {
     int64_t cur = c + 1, rm_free = 0, last_row = 0;
     uint64_t best_gain = 0;
     int64_t best = -1, best_pos = 0;
-    const int64_t cnt = stoch ? (static_cast<int64_t>(ussize) < m ? static_cast<int64_t>(ussize) : m) : 0;
+    const int64_t cnt = stoch ? (static_cast<int64_t>(ssize) < m ? static_cast<int64_t>(ssize) : m) : 0;
   SAMPLE_CANDIDATES:
     for (int64_t r = 0; r < cnt; ++r) {
       state = xorshift32(state);
@@ -155,8 +135,8 @@ GREEDY_STEPS:
       pool[r] = pool[p];
       pool[p] = tmp;
       const int64_t j = pool[r];
-      const size_t g = takes.size();
-      issue = max64(issue + 1, g >= kDrawUnits ? takes[g - kDrawUnits] : 0);
+      const size_t nd = takes.size();  // this draw's index in the class
+      issue = max64(issue + 1, nd >= kDrawUnits ? takes[nd - kDrawUnits] : 0);
       const int64_t took = max64(cur, issue + kDrawCycles);  // swap stage takes the remainder
       takes.push_back(took);
       const int64_t h = max64(took + 4, rm_free);
@@ -194,7 +174,7 @@ GREEDY_STEPS:
         best_gain = gain;
       }
     }
-    if (best < 0) return;  // unreachable: k <= n leaves an unselected candidate every step
+    if (best < 0) return cur;  // unreachable: k <= n leaves an unselected candidate every step
     out_ids[t] = static_cast<uint32_t>(best);
     out_gains[t] = best_gain;
     selected[best] = 1;
@@ -236,12 +216,79 @@ WEIGHT_ROWS:
     wr_free = h_w + 1 + kWriteBusy;
     cur = h_w + 1;
   }
-  out_stats[0] = 0;
-  out_stats[1] = static_cast<uint64_t>(max64(cur, wr_free) + 2);
+  return cur;
+}
+
+}  // namespace
+
+extern "C" void nessa_fl_rtl(const uint16_t *sim, int n_arg, int k_arg, int ld_arg, uint32_t *out_ids,
+                             uint64_t *out_gains, uint32_t *out_weights, uint64_t *out_stats, int mode_arg,
+                             int seed_arg, int sample_size_arg, int parts_arg, const uint32_t *parts_ptr) {
+  // Argument checks exactly as fl_engine.v compares them (unsigned 32-bit registers).
+  const uint32_t un = static_cast<uint32_t>(n_arg), uk = static_cast<uint32_t>(k_arg);
+  const uint32_t uld = static_cast<uint32_t>(ld_arg), uparts = static_cast<uint32_t>(parts_arg);
+  const bool pmode = uparts != 0;
+  uint64_t status = 0;
+  if (!pmode && (un == 0 || un > kNMax)) status |= 1u << 0;
+  if (!pmode && (uk == 0 || uk > un)) status |= 1u << 1;
+  if ((!pmode && uld < un) || uld % kLanes != 0 || uld >= (1u << 24) || uld == 0) status |= 1u << 2;
+  // element alignment here (the RTL needs bus words; host memory in emulation is only element-aligned)
+  if (reinterpret_cast<uintptr_t>(sim) % 2 != 0 || (pmode && reinterpret_cast<uintptr_t>(parts_ptr) % 4 != 0))
+    status |= 1u << 3;
+  const bool stats_ok = reinterpret_cast<uintptr_t>(out_stats) % 4 == 0;
+  if (reinterpret_cast<uintptr_t>(out_ids) % 4 || reinterpret_cast<uintptr_t>(out_gains) % 4 ||
+      reinterpret_cast<uintptr_t>(out_weights) % 4 || !stats_ok)
+    status |= 1u << 4;
+  const uint32_t umode = static_cast<uint32_t>(mode_arg), ussize = static_cast<uint32_t>(sample_size_arg);
+  if (umode > 2) status |= 1u << 5;
+  if (!pmode && umode == 1 && ussize == 0) status |= 1u << 6;
+  if (status != 0) {
+    if (stats_ok) {
+      out_stats[0] = status;
+      out_stats[1] = 3;  // CHECK, FINISH, counted as the RTL counts them
+    }
+    return;
+  }
+  const bool stoch = umode == 1;
+  int64_t wr_free = 0;
+  if (!pmode) {
+    const int64_t end = run_class(sim, un, uk, uld, out_ids, out_gains, out_weights, stoch,
+                                  static_cast<uint32_t>(seed_arg), ussize, 0, wr_free);
+    out_stats[0] = 0;
+    out_stats[1] = static_cast<uint64_t>(max64(end, wr_free) + 2);
+    return;
+  }
+  // parts: fetch (one DESC_BEATS-beat row job), check, run each part; see fl_engine.v S_P_*
+  int64_t tree = 0;
+  while ((int64_t{1} << tree) < kLanes) ++tree;
+  const int64_t lat = tree + 1, desc = kReadGap + (kLanes >= 8 ? 1 : 8 / kLanes);
+  int64_t cur = 1;  // S_P_FETCH in the cycle after CHECK
+PARTS:
+  for (uint32_t i = 0; i < uparts; ++i) {
+    const uint32_t *d = parts_ptr + 4 * static_cast<size_t>(i);
+    const uint32_t pn = d[0], pk = d[1], pseed = d[2], pss = d[3];
+    const int64_t g = cur + 1 + 1 + desc + lat + 2;  // S_P_ISSUE, the read, S_P_WAIT .. S_P_LOAD, S_P_GO
+    if (pn == 0 || pn > kNMax || pn > uld || pk == 0 || pk > pn || (stoch && pss == 0)) {
+      out_stats[0] = 1u << 7;
+      out_stats[1] = static_cast<uint64_t>(max64(g + 1, wr_free) + 2);
+      return;
+    }
+    const int64_t end = run_class(sim, pn, pk, uld, out_ids, out_gains, out_weights, stoch, pseed, pss, g, wr_free);
+    sim += static_cast<size_t>(pn) * uld;
+    out_ids += pk;
+    out_gains += pk;
+    out_weights += pk;
+    if (i + 1 == uparts) {
+      out_stats[0] = 0;
+      out_stats[1] = static_cast<uint64_t>(max64(end, wr_free) + 2);
+      return;
+    }
+    cur = end + 2;  // S_P_NEXT, S_P_ADV, then S_P_FETCH
+  }
 }
 
 // Argument names and kinds for the emulator's kernel table (host/device/emu.py).
 extern "C" const char *nessa_fl_rtl__signature(void) {
   return "sim:ptr,n:i32,k:i32,ld:i32,out_ids:ptr,out_gains:ptr,out_weights:ptr,out_stats:ptr,mode:i32,seed:i32,"
-         "sample_size:i32";
+         "sample_size:i32,parts:i32,parts_ptr:ptr";
 }
