@@ -9,6 +9,7 @@ from fpga_kernels.rtl.regmap import (
     MODE_EXACT,
     MODE_NAIVE,
     MODE_STOCHASTIC,
+    PART_DESC_DTYPE,
     ROW_ALIGN,
     REG,
     STATUS_BITS,
@@ -18,5 +19,5 @@ from fpga_kernels.rtl.regmap import (
     pack_rows,
 )
 
-__all__ = ["ARG_ORDER", "MODE_EXACT", "MODE_NAIVE", "MODE_STOCHASTIC", "ROW_ALIGN", "REG", "STATUS_BITS",
+__all__ = ["ARG_ORDER", "MODE_EXACT", "MODE_NAIVE", "MODE_STOCHASTIC", "PART_DESC_DTYPE", "ROW_ALIGN", "REG", "STATUS_BITS",
            "KernelArgs", "cycle_model", "decode_status", "pack_rows"]
