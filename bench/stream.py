@@ -13,6 +13,12 @@ store per batch, with the same columns (id, label, weight, sample):
 * ``protobuf`` — the same SampleBatch message built as a protobuf object (``body`` = Arrow IPC
   bytes) and serialized / parsed by protobuf, then read with pyarrow.
 
+Settings, alike for every transport where they apply: ``nessa`` and ``protobuf`` (both
+gRPC-Python) use the product's gRPC options (``storage_service._grpc_options``: message limits,
+unary-stream reads on the caller's thread); ``flight`` runs with pyarrow.flight's own defaults.
+Every server and client process keeps freed memory for reuse (``storage_service._malloc``,
+which ``nessa serve`` and ``StorageClient`` apply to themselves).
+
 All servers live in one separate process (only one transport is busy at a time); server CPU is
 that process's user+system time, client CPU each client process's own (``resource``). Targets
 (issue 4): nessa >= 0.8x Flight's MB/s with one stream and >= 1.0x with two parallel streams
@@ -38,7 +44,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
-MAX_MSG = 128 << 20
 ROW_SHAPES = {784: (1, 28, 28), 3072: (3, 32, 32)}
 
 
@@ -67,6 +72,7 @@ def serve(root: str) -> None:
     import pyarrow.flight as fl
     from concurrent.futures import ThreadPoolExecutor
 
+    from storage_service._grpc_options import SERVER_OPTIONS
     from storage_service._proto import nessa_pb2 as pb
     from storage_service._wire import batch_schema
     from storage_service.server import create_server
@@ -94,8 +100,7 @@ def serve(root: str) -> None:
                 writer.write_batch(_record_batch(schema, c, l, w, r))
             yield pb.SampleBatch(header=pb.BatchHeader(offset=pos, count=len(c)), body=sink.getvalue().to_pybytes())
 
-    opts = [("grpc.max_send_message_length", MAX_MSG), ("grpc.max_receive_message_length", MAX_MSG)]
-    proto = grpc.server(ThreadPoolExecutor(8), options=opts)
+    proto = grpc.server(ThreadPoolExecutor(8), options=SERVER_OPTIONS)
     handler = grpc.unary_stream_rpc_method_handler(plain, pb.StreamSamplesRequest.FromString, lambda m: m.SerializeToString())
     proto.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Plain", {"Stream": handler}),))
     proto_port = proto.add_insecure_port("127.0.0.1:0")
@@ -116,8 +121,11 @@ def _cpu() -> float:
 def client(kind: str, port: int, dataset: str, total: int, rank: int, world: int, batch_bytes: int, go, ready, out) -> None:
     import grpc
 
+    from storage_service._grpc_options import CHANNEL_OPTIONS
+    from storage_service._malloc import keep_freed_memory
     from storage_service._proto import nessa_pb2 as pb
 
+    keep_freed_memory()  # what StorageClient does for nessa, applied to every transport alike
     req = dict(seed=1, epoch=0, rank=rank, world=world, batch_bytes=batch_bytes)
     if kind == "nessa":
         from storage_service.client import StorageClient
@@ -141,7 +149,7 @@ def client(kind: str, port: int, dataset: str, total: int, rank: int, world: int
                 b.column(0).to_numpy(), b.column(1).to_numpy(), b.column(2).to_numpy()
                 yield b.num_rows, len(col) * col.type.byte_width if samples.size else 0
     else:
-        conn = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", MAX_MSG)])
+        conn = grpc.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS)
         call = conn.unary_stream("/bench.Plain/Stream", request_serializer=lambda m: m.SerializeToString(), response_deserializer=pb.SampleBatch.FromString)
         grpc.channel_ready_future(conn).result(timeout=10)
         def run(start=0):

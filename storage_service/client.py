@@ -48,6 +48,8 @@ from typing import Any, Iterator
 import grpc
 import numpy as np
 
+from storage_service._grpc_options import CHANNEL_OPTIONS, MAX_MESSAGE_BYTES
+from storage_service._malloc import keep_freed_memory
 from storage_service._proto import nessa_pb2 as pb
 from storage_service._wire import decode_sample_batch
 
@@ -62,8 +64,6 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
 ]
 
-#: Largest message either side accepts (a batch is capped at 64 MiB of samples by the server).
-MAX_MESSAGE_BYTES = 128 << 20
 _SERVICE = "/nessa.v1.Storage/"
 _STRATEGIES = {"full": pb.STRATEGY_FULL, "random": pb.STRATEGY_RANDOM, "craig": pb.STRATEGY_CRAIG}
 _STRATEGY_NAMES = {v: k for k, v in _STRATEGIES.items()}
@@ -251,10 +251,8 @@ class StorageClient:
         self.timeout = float(timeout)
         self.retries = int(retries)
         self._backoff = (float(backoff), float(max_backoff))
-        options = [
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ]
+        keep_freed_memory()  # each received batch allocates and frees message-sized buffers (see _malloc)
+        options = list(CHANNEL_OPTIONS)
         if root_cert is not None:
             if server_name:
                 options.append(("grpc.ssl_target_name_override", server_name))

@@ -19,7 +19,8 @@ from grpc_reflection.v1alpha import reflection
 
 from storage_service._core import BACKENDS, StorageCore
 from storage_service.auth import BearerTokenInterceptor
-from storage_service.client import MAX_MESSAGE_BYTES
+from storage_service._grpc_options import SERVER_OPTIONS
+from storage_service._malloc import keep_freed_memory
 from storage_service.models_registry import DEFAULT_MAX_MODEL_BYTES
 from storage_service.servicer import SERVICE_NAME, StorageServicer
 from storage_service.tls import server_credentials
@@ -81,16 +82,13 @@ def create_server(
     if ":" not in addr:
         raise ValueError(f"address must be host:port, got {addr!r}")
     creds = server_credentials(tls_cert, tls_key) if tls_cert is not None else None
+    keep_freed_memory()  # streaming allocates and frees message-sized buffers per batch (see _malloc)
     core = StorageCore(store_root, backend=backend, max_model_bytes=max_model_bytes, select_workers=select_workers)
     interceptors = [BearerTokenInterceptor(token)] if token else []
     server = grpc.server(
         ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="nessa-rpc"),
         interceptors=interceptors,
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
-        ],
+        options=SERVER_OPTIONS,
         maximum_concurrent_rpcs=max_workers * 4,
     )
     server.add_generic_rpc_handlers((StorageServicer(core).handlers(),))

@@ -95,3 +95,35 @@ def test_other_batch_version_refused():
         w.write_batch(pa.record_batch([pa.array([1], pa.int64())], schema=schema))
     with pytest.raises(WireError, match="batch version"):
         decode_sample_batch(pb.SampleBatch(body=sink.getvalue().to_pybytes()).SerializeToString())
+
+
+def _body_only(schema, batches=()):
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema) as w:
+        for b in batches:
+            w.write_batch(b)
+    return pb.SampleBatch(body=sink.getvalue().to_pybytes()).SerializeToString()
+
+
+def test_schema_without_batch_or_with_bad_length_is_named():
+    enc = BatchEncoder(4, (4,), "uint8")
+    with pytest.raises(WireError, match="not an Arrow IPC stream with a batch"):
+        decode_sample_batch(_body_only(enc.schema))  # schema message and end of stream only
+    with pytest.raises(WireError, match="bad schema message length"):
+        decode_sample_batch(pb.SampleBatch(body=b"\xff\xff\xff\xff\x00\x10\x00\x00" + bytes(16)).SerializeToString())
+    bad = enc.schema.with_metadata({b"nessa.batch_version": str(BATCH_VERSION).encode(), b"nessa.dtype": b"uint8"})
+    with pytest.raises(WireError, match="sample shape or dtype"):
+        decode_sample_batch(_body_only(bad, [pa.record_batch([pa.array([], t.type) for t in bad], schema=bad)]))
+
+
+def test_streams_of_different_rows_decode_interleaved():
+    """The client caches each stream's parsed schema: batches of two streams must not mix it up."""
+    encs = {(1, 28, 28): BatchEncoder(784, (1, 28, 28), "uint8"), (3, 32, 32): BatchEncoder(3072, (3, 32, 32), "uint8"),
+            (2, 6): BatchEncoder(48, (2, 6), "float32")}
+    for rep in range(3):
+        for shape, enc in encs.items():
+            ids, labels, weights, rows = _batch(5 + rep, enc.row_bytes, seed=rep)
+            b = _decode_batch(enc.encode(pb.BatchHeader(count=5 + rep), ids, labels, weights, rows))
+            assert b.samples.shape == (5 + rep, *shape) and b.ids.tolist() == ids.tolist()
+            assert b.samples.dtype == (np.float32 if shape == (2, 6) else np.uint8)
+            assert b.samples.tobytes() == rows.tobytes()
