@@ -10,7 +10,7 @@ import pytest
 
 from fpga_kernels.rtl.cmodel_ctypes import CModel
 from fpga_kernels.rtl.regmap import decode_status, pack_rows
-from fpga_kernels.rtl.schedule import run_cycles
+from fpga_kernels.rtl.schedule import MemTiming, run_cycles
 from host.golden.greedy import greedy_fixed
 from host.golden.stochastic import greedy_stochastic_fixed, stochastic_sample_size
 from sim.tb.vectors import KINDS, make_class, random_cases
@@ -142,3 +142,30 @@ def test_through_the_emulator():
         assert out[3][0] == 0
         assert np.array_equal(out[0], gold.ids) and np.array_equal(out[1], gold.gains)
         assert np.array_equal(out[2], gold.weights)
+
+
+@pytest.mark.parametrize("lanes,n_max,outstanding,read_gap", [(8, 128, 1, 2), (32, 8192, 8, 30), (4, 64, 3, 9)])
+def test_read_master_builds_and_latencies(lanes, n_max, outstanding, read_gap):
+    """Builds with other OUTSTANDING (fl_axi_rd bursts in flight) and memories with a longer read
+    latency (30 cycles = the 150 ns DDR column): same picks, cycles == the schedule model, both modes."""
+    mem = MemTiming(read_gap=read_gap, write_busy=3)
+    m = CModel(lanes, n_max, outstanding=outstanding, read_gap=read_gap, write_busy=3)
+    for kind, sim, k in random_cases(outstanding + read_gap, min(n_max, 96), 5):
+        n, ld = sim.shape[0], pack_rows(sim, lanes)[1]
+        ss = stochastic_sample_size(n, k, 0.01)
+        for mode, kw in ((0, {}), (1, dict(seed=read_gap, sample_size=ss))):
+            r = m.run(sim, k, mode=mode, **kw)
+            gold = greedy_fixed(sim, k) if mode == 0 else greedy_stochastic_fixed(sim, k, read_gap, ss)
+            assert r.status == 0 and np.array_equal(r.ids, gold.ids) and np.array_equal(r.weights, gold.weights)
+            assert r.cycles == run_cycles(0, n, k, ld, gold.ids, lanes, 64, mem=mem, mode=mode,
+                                          outstanding=outstanding, **kw), (kind, n, k, mode)
+
+
+def test_outstanding_hides_the_read_latency():
+    """With a 30-cycle read latency, 8 bursts in flight stream the rows: far fewer cycles than one."""
+    sim = make_class("features", 120, np.random.default_rng(4), d=10)
+    k, ss = 12, stochastic_sample_size(120, 12, 0.01)
+    runs = {o: CModel(32, 8192, outstanding=o, read_gap=30).run(sim, k, mode=1, seed=1, sample_size=ss)
+            for o in (1, 8)}
+    assert np.array_equal(runs[1].ids, runs[8].ids)
+    assert runs[8].cycles * 2 < runs[1].cycles

@@ -27,9 +27,18 @@ CASES = [
     ("fl_draws", {"N_MAX": 32, "BPC": 2, "UNITS": 32}, {"pause": "none"}),
     ("fl_sdp_ram", {"DEPTH": 16, "WIDTH": 68}, {}),
     ("fl_sdp_ram", {"DEPTH": 256, "WIDTH": 13}, {}),
-    ("fl_axi_rd", {"DATA_W": 512, "MAX_BURST": 64, "BEATS_W": 9, "TAG_W": 5}, {"pause": "backpressure"}),
-    ("fl_axi_rd", {"DATA_W": 64, "MAX_BURST": 256, "BEATS_W": 10, "TAG_W": 5}, {"pause": "idle"}),
-    ("fl_axi_rd", {"DATA_W": 32, "MAX_BURST": 4, "BEATS_W": 8, "TAG_W": 5, "ADDR_W": 32}, {"pause": "none"}),
+    ("fl_axi_rd", {"DATA_W": 512, "MAX_BURST": 64, "BEATS_W": 9, "TAG_W": 5, "OUTSTANDING": 8}, {"pause": "backpressure"}),
+    ("fl_axi_rd", {"DATA_W": 64, "MAX_BURST": 256, "BEATS_W": 10, "TAG_W": 5, "OUTSTANDING": 1}, {"pause": "idle"}),
+    ("fl_axi_rd", {"DATA_W": 32, "MAX_BURST": 4, "BEATS_W": 8, "TAG_W": 5, "ADDR_W": 32, "OUTSTANDING": 3},
+     {"pause": "none", "latency": 30}),
+    ("fl_axi_rd", {"DATA_W": 512, "MAX_BURST": 64, "BEATS_W": 9, "TAG_W": 5, "OUTSTANDING": 8},
+     {"pause": "none", "latency": 30}),
+    ("fl_axi_rd", {"DATA_W": 256, "MAX_BURST": 16, "BEATS_W": 9, "TAG_W": 4, "OUTSTANDING": 1},
+     {"pause": "none", "latency": 5}),
+    ("fl_axi_rd", {"DATA_W": 128, "MAX_BURST": 8, "BEATS_W": 9, "TAG_W": 3, "OUTSTANDING": 2},
+     {"pause": "backpressure", "latency": 7}),
+    ("fl_axi_rd", {"DATA_W": 64, "MAX_BURST": 2, "BEATS_W": 6, "TAG_W": 5, "OUTSTANDING": 64},
+     {"pause": "idle", "latency": 12}),
     ("fl_axi_wr", {"DATA_W": 512}, {"pause": "backpressure"}),
     ("fl_axi_wr", {"DATA_W": 32, "ADDR_W": 32}, {"pause": "idle"}),
     ("fl_axil_ctrl", {}, {"pause": "none"}),
@@ -43,7 +52,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("module,hdl_params,tb_params", CASES,
-                         ids=[f"{m}-{'-'.join(f'{k}{v}' for k, v in h.items())}-{t.get('pause', '')}"
+                         ids=[f"{m}-{'-'.join(f'{k}{v}' for k, v in h.items())}-{t.get('pause', '')}{t.get('latency', '')}"
                               for m, h, t in CASES])
 def test_module_bench(module, hdl_params, tb_params):
     res = run_bench(module, f"sim.tb.tb_{module}", hdl_params, tb_params=tb_params, simulator=Simulator.ICARUS)
@@ -54,6 +63,7 @@ def test_module_bench(module, hdl_params, tb_params):
     ("fl_add_tree", {"N": 6}, "must be a power of two"),
     ("fl_datapath", {"LANES": 4, "N_MAX": 64, "GAIN_W": 21}, "GAIN_W=21"),
     ("fl_axi_rd", {"MAX_BURST": 512}, "MAX_BURST=512"),
+    ("fl_axi_rd", {"OUTSTANDING": 0}, "OUTSTANDING=0"),
     ("fl_urem", {"BPC": 3}, "BPC=3"),
     ("fl_engine", {"RNG_BPC": 16}, "BPC=16"),
     ("fl_engine", {"RNG_UNITS": 33}, "RNG_UNITS=33"),

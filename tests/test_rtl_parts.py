@@ -9,7 +9,7 @@ import pytest
 
 from fpga_kernels.rtl.cmodel_ctypes import CModel
 from fpga_kernels.rtl.parts import coverage, part_blocks, part_descs, parts_golden, split_parts
-from fpga_kernels.rtl.schedule import parts_run_cycles
+from fpga_kernels.rtl.schedule import MemTiming, parts_run_cycles
 from host.golden.greedy import greedy_fixed
 from host.greedi import split_budget
 from sim.tb.vectors import make_class
@@ -63,6 +63,13 @@ def test_one_run_with_parts_matches_golden_and_schedule(mode):
         assert r2.status == 1 << 7 and np.array_equal(r2.ids[:parts[0].k], gold.part_ids[0]), bad
         assert r2.ids[parts[0].k] == 0xFFFFFFFF, "nothing written for the bad part"
         assert r2.cycles == parts_run_cycles(0, ld, d2, gold.part_ids, 32, 64, mode=mode)
+    # the same run against a 150 ns (30-cycle) DDR read latency, 8 and 2 bursts in flight
+    for out in (8, 2):
+        r3 = CModel(32, 8192, outstanding=out, read_gap=30, write_busy=40).run_parts(part_blocks(sim, parts), descs,
+                                                                                      mode=mode)
+        assert np.array_equal(r3.ids, r.ids)
+        assert r3.cycles == parts_run_cycles(0, ld, descs, gold.part_ids, 32, 64, mem=MemTiming(30, 40), mode=mode,
+                                             outstanding=out)
 
 
 def test_coverage_is_the_golden_objective():

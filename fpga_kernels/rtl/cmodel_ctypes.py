@@ -34,13 +34,17 @@ class CModelResult:
 
 
 class CModel:
-    """The model compiled for one build (LANES, N_MAX, MAX_BURST, RNG_BPC, RNG_UNITS)."""
+    """The model compiled for one build (LANES, N_MAX, MAX_BURST, RNG_BPC, RNG_UNITS, OUTSTANDING) and
+    one memory timing (``read_gap``, ``write_busy``: schedule.MemTiming; default the simulation's RAM)."""
 
-    def __init__(self, lanes: int = 32, n_max: int = 8192, max_burst: int = 64, rng_bpc: int = 2, rng_units: int = 4):
+    def __init__(self, lanes: int = 32, n_max: int = 8192, max_burst: int = 64, rng_bpc: int = 2, rng_units: int = 4,
+                 outstanding: int = 8, read_gap: int = 2, write_busy: int = 3):
         self.lanes, self.n_max, self.max_burst = lanes, n_max, max_burst
-        self.rng_bpc, self.rng_units = rng_bpc, rng_units
+        self.rng_bpc, self.rng_units, self.outstanding = rng_bpc, rng_units, outstanding
         defs = [f"-DNESSA_FL_RTL_LANES={lanes}", f"-DNESSA_FL_RTL_N_MAX={n_max}", f"-DNESSA_FL_RTL_MAX_BURST={max_burst}",
-                f"-DNESSA_FL_RTL_RNG_BPC={rng_bpc}", f"-DNESSA_FL_RTL_RNG_UNITS={rng_units}"]
+                f"-DNESSA_FL_RTL_RNG_BPC={rng_bpc}", f"-DNESSA_FL_RTL_RNG_UNITS={rng_units}",
+                f"-DNESSA_FL_RTL_OUTSTANDING={outstanding}", f"-DNESSA_FL_RTL_READ_GAP={read_gap}",
+                f"-DNESSA_FL_RTL_WRITE_BUSY={write_busy}"]
         key = hashlib.sha1(SOURCE.read_bytes() + " ".join(defs).encode()).hexdigest()[:12]
         so = Path(tempfile.gettempdir()) / f"nessa_fl_rtl_cmodel_{key}.so"
         if not so.exists():

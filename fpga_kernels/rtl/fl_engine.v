@@ -19,8 +19,12 @@
 //   CHECK it, then CLEAR .. WEIGHTS as above on rows at sim_ptr + (sum of earlier n) * ld * 2, with
 //   results at ids/gains/weights + (sum of earlier k) elements; cover, table, pool and the draws
 //   restart per part. stats and the cycle count cover the whole run.
-// The SCAN of candidate j+1 overlaps the row read of candidate j (the read master accepts the
-// next job as soon as it is idle), so a candidate costs its beats plus the read turnaround.
+// Row jobs are issued ahead: candidate j+1's job goes out as soon as it is known (exact: the next
+// unselected j; stochastic: the next draw's swap), while rows already issued are still in flight --
+// fl_axi_rd keeps up to OUTSTANDING bursts outstanding and accepts the next job once the previous
+// one's ARs are out. The datapath takes the beats in issue order (one AXI ID), each row with its
+// tag, so fl_argmax sees the same rows as before, and WAIT_ROWS waits for received == issued. A
+// stream of rows thus pays the read latency once per greedy step, not once per row.
 // Stochastic draws come from fl_draws, started in CHECK: RNG_UNITS remainders of the run's fixed
 // draw sequence are computed ahead (through step boundaries), so a draw costs max(5, row read)
 // cycles once RNG_UNITS >= (32/RNG_BPC + 1) / 5 (the swap stage's 5 cycles per draw; otherwise

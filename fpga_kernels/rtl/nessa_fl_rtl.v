@@ -26,7 +26,8 @@
 //                                                          |                    cover RAM, adder tree)
 //                                                          +--(words)--> fl_axi_wr --AW/W/B--> m_axi_gmem
 // Parallelism: LANES elements of one row per cycle (the bus is 16*LANES bits; 32 lanes = 512 bits).
-// Cycles per candidate evaluation = ceil(n/LANES) beats + read turnaround (see README.md).
+// Cycles per candidate evaluation = ceil(n/LANES) beats once rows stream (up to OUTSTANDING bursts in
+// flight hide the read latency; see README.md).
 `default_nettype none
 module nessa_fl_rtl #(
     parameter integer LANES     = 32,   // similarity elements per cycle; power of two, 2..32
@@ -35,6 +36,7 @@ module nessa_fl_rtl #(
     parameter integer MAX_BURST = 64,   // longest AXI read burst in beats; power of two, 1..256
     parameter integer RNG_BPC   = 2,    // stochastic draw: remainder bits per cycle (fl_urem); 1, 2, 4, 8
     parameter integer RNG_UNITS = 4,    // stochastic draw: fl_urem units computing remainders ahead (fl_draws); 1..32
+    parameter integer OUTSTANDING = 8,  // read bursts in flight (fl_axi_rd): >= (DDR latency + row) / row cycles streams rows; 1..64
     parameter integer C_M_AXI_GMEM_ADDR_WIDTH = 64,  // m_axi address bits; 32..64
     parameter integer C_M_AXI_GMEM_DATA_WIDTH = 16 * LANES, // m_axi data bits; must equal 16*LANES
     parameter integer C_S_AXI_CONTROL_ADDR_WIDTH = 12 // s_axi_control address bits; 7..12 (12: the 4 KiB range in kernel.xml)
@@ -169,7 +171,7 @@ module nessa_fl_rtl #(
     );
 
     fl_axi_rd #(.ADDR_W(C_M_AXI_GMEM_ADDR_WIDTH), .DATA_W(DATA_W), .BEATS_W(BW),
-                .TAG_W(IDX_W), .MAX_BURST(MAX_BURST)) u_rd (
+                .TAG_W(IDX_W), .MAX_BURST(MAX_BURST), .OUTSTANDING(OUTSTANDING)) u_rd (
         .clk(ap_clk), .rst(rst),
         .job_valid(job_valid), .job_ready(job_ready), .job_addr(job_addr),
         .job_beats(job_beats), .job_tag(job_tag),

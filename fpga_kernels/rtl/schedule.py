@@ -3,8 +3,10 @@
 The RTL's cycle count is a deterministic function of the class (through the order of picks),
 the build parameters and two properties of the memory behind m_axi:
 
-* ``read_gap`` -- cycles from a burst's AR cycle to its first R beat, plus the AR cycle
-  (one burst is outstanding at a time, so this is paid once per burst);
+* ``read_gap`` -- cycles from a burst's AR handshake to its first R beat; the memory pipelines
+  bursts (one ID, data in order): burst b's first beat comes in cycle
+  ``max(AR_b + read_gap, last beat of burst b-1 + 1)`` (sim/tb/latency_ram.py is that rule; the
+  cocotbext-axi RAM follows it with read_gap = 2);
 * ``write_busy`` -- cycles the single-word write master stays busy after a word is accepted.
 
 In stochastic mode (``mode=1``) the step's candidates are the golden model's sample
@@ -14,6 +16,11 @@ remainders come from fl_draws: ``rng_units`` fl_urem units, round robin, each ta
 ``I(g) = max(I(g-1) + 1, T(g - rng_units))`` (``I(0) = 1``, the cycle after CHECK; ``T`` = the
 cycle the swap stage takes a remainder) and is ready ``sample_cycles`` later; the swap then
 needs 4 cycles to the row job, all overlapping the previous row's read.
+
+The read master (fl_axi_rd, ``outstanding`` = its OUTSTANDING) accepts a job in cycle h, issues
+its first AR in h + 1 and one per cycle after, each only while fewer than ``outstanding`` bursts
+await their last beat (an AR waits for the cycle after the last beat of the burst ``outstanding``
+back), and accepts the next job the cycle after the job's last AR (:class:`_ReadMaster`).
 
 This module replays the same state machine (fl_engine.v) transaction by transaction; it is
 exact (tests/test_rtl_kernel.py checks it against Icarus cycle for cycle) when the memory's
@@ -25,10 +32,11 @@ the C++ model (cmodel/nessa_fl_rtl.cpp) counts cycles the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections import deque
 
 from host.golden.stochastic import seed_state, xorshift32
 
-__all__ = ["MemTiming", "COCOTB_AXI_RAM", "row_bursts", "run_cycles", "cycle_breakdown", "parts_run_cycles",
+__all__ = ["MemTiming", "COCOTB_AXI_RAM", "OUTSTANDING", "row_bursts", "run_cycles", "cycle_breakdown", "parts_run_cycles",
            "sample_cycles", "draw_issue", "stochastic_samples"]
 
 
@@ -43,6 +51,9 @@ class MemTiming:
 #: The cocotbext-axi AxiRam used by the benches (fitted once, checked by the tests).
 COCOTB_AXI_RAM = MemTiming(read_gap=2, write_busy=3)
 
+#: fl_axi_rd's OUTSTANDING in the shipped build (bursts in flight).
+OUTSTANDING = 8
+
 
 def row_bursts(addr: int, beats: int, bytes_per_beat: int, max_burst: int) -> list[int]:
     """Burst lengths fl_axi_rd issues for one row: <= max_burst beats, never across 4 KiB."""
@@ -54,6 +65,32 @@ def row_bursts(addr: int, beats: int, bytes_per_beat: int, max_burst: int) -> li
         addr += b * bytes_per_beat
         beats -= b
     return out
+
+
+class _ReadMaster:
+    """fl_axi_rd's timing against a pipelined memory (module docstring): job handshakes, AR cycles,
+    last-beat cycles. One instance lives through a whole kernel run."""
+
+    def __init__(self, mem: MemTiming, outstanding: int, bytes_per_beat: int, max_burst: int):
+        if outstanding < 1:
+            raise ValueError(f"outstanding must be >= 1, got {outstanding}")
+        self.mem, self.bpb, self.max_burst = mem, bytes_per_beat, max_burst
+        self.ends: deque = deque(maxlen=outstanding)  # last-beat cycles of the latest bursts
+        self.ready = 0                                # first cycle a new job can be accepted
+        self.last_end = -1                            # last beat of the latest burst
+
+    def job(self, want: int, addr: int, beats: int) -> tuple[int, int]:
+        """A job presented from cycle ``want``: (handshake cycle, cycle of its last beat on R)."""
+        h = max(want, self.ready)
+        a = h
+        for b in row_bursts(addr, beats, self.bpb, self.max_burst):
+            a += 1
+            if len(self.ends) == self.ends.maxlen:   # FIFO full: wait for the oldest burst's last beat
+                a = max(a, self.ends[0] + 1)
+            self.last_end = max(a + self.mem.read_gap, self.last_end + 1) + b - 1
+            self.ends.append(self.last_end)
+        self.ready = a + 1
+        return h, self.last_end
 
 
 def sample_cycles(rng_bpc: int = 2) -> int:
@@ -87,21 +124,18 @@ def stochastic_samples(n: int, k: int, seed: int, sample_size: int, ids) -> list
     return out
 
 
-def _replay(g: int, wr_free: int, sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_burst: int,
+def _replay(g: int, wr_free: int, sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, rm: _ReadMaster,
             mem: MemTiming, nsteps: int, mode: int, seed: int, sample_size: int, rng_bpc: int,
             rng_units: int) -> dict:
     """One class (or part) from the cycle ``g`` before its CLEAR (CHECK, or a part's S_P_GO, where
     fl_draws starts) through ``nsteps`` greedy steps and, when all k ran, its weight pass.
     "end": the cycle of the state after the weight pass (S_FINISH or S_P_NEXT)."""
-    bpb = 2 * lanes
     beats = -(-n // lanes)
-    lat = (lanes - 1).bit_length() + 1  # last beat -> row_valid: S1 register + tree levels + acc
-    cost = {}
+    lat = (lanes - 1).bit_length() + 2  # last beat -> row_valid seen: S1 register + tree levels + acc + 1
 
-    def rd(j: int) -> int:              # read-master busy cycles for row j (S_AR.. last beat)
-        if j not in cost:
-            cost[j] = sum(mem.read_gap + b for b in row_bursts(sim_ptr + j * ld * 2, beats, bpb, max_burst))
-        return cost[j]
+    def rd(want: int, j: int) -> tuple[int, int]:  # row job j presented from `want`: (handshake, row_valid)
+        h, e = rm.job(want, sim_ptr + j * ld * 2, beats)
+        return h, e + lat
 
     selected = [False] * n
     ids = [int(i) for i in ids]
@@ -116,30 +150,25 @@ def _replay(g: int, wr_free: int, sim_ptr: int, n: int, k: int, ld: int, ids, la
     for t in range(nsteps):
         t0 = c
         cur = c + 1                     # ITER, then SCAN_RD of j = 0 (stochastic: S_SM_WAIT of r = 0)
-        rm_free = 0
         last_row = None
         if samples is not None:
             for j in samples[t]:
                 issue = draw_issue(issue, takes, rng_units)
                 took = max(cur, issue + e_draw)  # S_SM_WAIT takes the remainder
                 takes.append(took)
-                h = max(took + 4, rm_free)  # RD_P, SWAP, CHK, then S_SM_ISSUE until job_ready
+                h, last_row = rd(took + 4, j)  # RD_P, SWAP, CHK, then S_SM_ISSUE until job_ready
                 if t == 0:
                     jobs0.append(h)
                 evals += 1
-                rm_free = h + 1 + rd(j)
-                last_row = rm_free + lat
                 cur = h + 1
         for j in range(n if samples is None else 0):
             if selected[j]:
                 cur += 2
                 continue
-            h = max(cur + 2, rm_free)   # SCAN_RD, SCAN_CHK, then SCAN_ISSUE until job_ready
+            h, last_row = rd(cur + 2, j)  # SCAN_RD, SCAN_CHK, then SCAN_ISSUE until job_ready
             if t == 0:
                 jobs0.append(h)
             evals += 1
-            rm_free = h + 1 + rd(j)
-            last_row = rm_free + lat
             cur = h + 1
         w0 = max(cur, last_row + 1) + 1  # WAIT_ROWS until every row summed
         h_w = max(w0, wr_free)
@@ -149,7 +178,7 @@ def _replay(g: int, wr_free: int, sim_ptr: int, n: int, k: int, ld: int, ids, la
         u = h_w + 2                     # SEL_SET, UPD_ISSUE
         j = ids[t]
         selected[j] = True
-        r = u + 1 + rd(j) + lat         # UPD_WAIT until the update row's row_valid
+        r = rd(u, j)[1]                 # UPD_WAIT until the update row's row_valid
         c = r + 1
         step_cycles.append(c - t0)
     out = {"steps": step_cycles, "jobs0": jobs0, "evals": evals, "w_start": c, "end": None, "wr_free": wr_free}
@@ -160,8 +189,7 @@ def _replay(g: int, wr_free: int, sim_ptr: int, n: int, k: int, ld: int, ids, la
         if not selected[j]:
             cur += 2
             continue
-        h = cur + 2
-        r = h + 1 + rd(j) + lat
+        r = rd(cur + 2, j)[1]
         h_w = max(r + 1, wr_free)
         wr_free = h_w + 1 + mem.write_busy
         cur = h_w + 1
@@ -171,7 +199,8 @@ def _replay(g: int, wr_free: int, sim_ptr: int, n: int, k: int, ld: int, ids, la
 
 def cycle_breakdown(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_burst: int,
                     mem: MemTiming = COCOTB_AXI_RAM, steps: int | None = None, mode: int = 0,
-                    seed: int = 0, sample_size: int = 0, rng_bpc: int = 2, rng_units: int = 4) -> dict:
+                    seed: int = 0, sample_size: int = 0, rng_bpc: int = 2, rng_units: int = 4,
+                    outstanding: int = OUTSTANDING) -> dict:
     """Replay the engine; ``ids`` are the picks in order (from the golden model of ``mode``).
 
     Returns {"cycles": value of the cycles register, "steps": [cycles of each greedy step],
@@ -180,8 +209,8 @@ def cycle_breakdown(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_
     greedy steps are replayed (no weight pass) and "cycles" is None.
     """
     nsteps = k if steps is None else min(steps, k)
-    r = _replay(0, 0, sim_ptr, n, k, ld, ids, lanes, max_burst, mem, nsteps, mode, seed, sample_size, rng_bpc,
-                rng_units)
+    rm = _ReadMaster(mem, outstanding, 2 * lanes, max_burst)
+    r = _replay(0, 0, sim_ptr, n, k, ld, ids, lanes, rm, mem, nsteps, mode, seed, sample_size, rng_bpc, rng_units)
     if nsteps < k:
         return {"cycles": None, "steps": r["steps"], "clear": 1 + n, "weights": None, "jobs0": r["jobs0"],
                 "evals": r["evals"]}
@@ -191,19 +220,21 @@ def cycle_breakdown(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_
 
 
 def parts_run_cycles(sim_ptr: int, ld: int, parts, ids, lanes: int, max_burst: int,
-                     mem: MemTiming = COCOTB_AXI_RAM, mode: int = 0, rng_bpc: int = 2, rng_units: int = 4) -> int:
+                     mem: MemTiming = COCOTB_AXI_RAM, mode: int = 0, rng_bpc: int = 2, rng_units: int = 4,
+                     outstanding: int = OUTSTANDING) -> int:
     """Value of the cycles register for one run with ``parts`` = [(n, k, seed, sample_size), ...]
     (the descriptors, in order) and ``ids`` = the picks of each part. A descriptor that fails the
     kernel's checks ends the run there, as on chip."""
-    desc = mem.read_gap + max(1, 8 // lanes)      # one burst of DESC_BEATS = 128 / (16 lanes) beats (>= 1)
+    desc_beats = max(1, 8 // lanes)               # DESC_BEATS = 128 / (16 lanes) beats (>= 1), in one 4 KiB page
     lat = (lanes - 1).bit_length() + 1
+    rm = _ReadMaster(mem, outstanding, 2 * lanes, max_burst)
     cur, wr_free, base = 1, 0, sim_ptr           # S_P_FETCH in the cycle after CHECK
     for i, (n, k, seed, ss) in enumerate(parts):
-        h = cur + 1                              # S_P_ISSUE: the read master is idle here
-        g = h + 1 + desc + lat + 2               # S_P_WAIT sees row_valid, then S_P_LOAD, S_P_GO
+        _, e = rm.job(cur + 1, 0, desc_beats)    # S_P_ISSUE: the read master is idle here
+        g = e + 1 + lat + 2                      # S_P_WAIT sees row_valid, then S_P_LOAD, S_P_GO
         if not (1 <= n <= ld and 1 <= k <= n and (mode != 1 or ss >= 1)):  # N_MAX is the caller's to respect
             return max(g + 1, wr_free) + 2
-        r = _replay(g, wr_free, base, n, k, ld, ids[i], lanes, max_burst, mem, k, mode, seed, ss, rng_bpc, rng_units)
+        r = _replay(g, wr_free, base, n, k, ld, ids[i], lanes, rm, mem, k, mode, seed, ss, rng_bpc, rng_units)
         wr_free = r["wr_free"]
         base += n * ld * 2
         if i == len(parts) - 1:
@@ -214,7 +245,8 @@ def parts_run_cycles(sim_ptr: int, ld: int, parts, ids, lanes: int, max_burst: i
 
 def run_cycles(sim_ptr: int, n: int, k: int, ld: int, ids, lanes: int, max_burst: int,
                mem: MemTiming = COCOTB_AXI_RAM, mode: int = 0, seed: int = 0, sample_size: int = 0,
-               rng_bpc: int = 2, rng_units: int = 4) -> int:
+               rng_bpc: int = 2, rng_units: int = 4, outstanding: int = OUTSTANDING) -> int:
     """Value of the kernel's cycles register for one run (see cycle_breakdown)."""
     return cycle_breakdown(sim_ptr, n, k, ld, ids, lanes, max_burst, mem, mode=mode, seed=seed,
-                           sample_size=sample_size, rng_bpc=rng_bpc, rng_units=rng_units)["cycles"]
+                           sample_size=sample_size, rng_bpc=rng_bpc, rng_units=rng_units,
+                           outstanding=outstanding)["cycles"]

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from cocotb.triggers import ClockCycles, RisingEdge
-from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam, AxiWriteBus
+from cocotbext.axi.axi_ram import AxiRamWrite
 
 from fpga_kernels.rtl.regmap import PART_DESC_DTYPE, REG, KernelArgs, pack_rows
 from sim.tb.common import pause_pattern
+from sim.tb.latency_ram import LatencyRead
 
 __all__ = ["KernelHost", "RunResult", "SIM_BASE"]
 
@@ -36,12 +38,22 @@ class RunResult:
 class KernelHost:
     """DDR + control-bus model around one ``nessa_fl_rtl`` instance."""
 
-    def __init__(self, dut, mem_size: int = 1 << 22, pause: str = "none", seed: int = 0):
+    def __init__(self, dut, mem_size: int = 1 << 22, pause: str = "none", seed: int = 0, read_latency: int = 0):
+        """``read_latency`` L > 0: reads served by sim/tb/latency_ram.py (first beat L cycles after AR,
+        bursts pipelined -- DDR-like) instead of the cocotbext RAM's ~2 cycles; writes stay on
+        cocotbext's ``AxiRamWrite`` over the same memory; only pause "none" then."""
         self.dut = dut
         self.clk = dut.ap_clk
         self.lanes = len(dut.m_axi_gmem_rdata) // 16
-        self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_gmem"), dut.ap_clk, dut.ap_rst_n,
-                          reset_active_level=False, size=mem_size)
+        self.lat = None
+        if read_latency:
+            if pause != "none":
+                raise ValueError(f"read_latency={read_latency} runs without pauses, got pause={pause!r}")
+            self.ram = _LatencyRam(dut, mem_size, read_latency)
+            self.lat = self.ram.read_if
+        else:
+            self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_gmem"), dut.ap_clk, dut.ap_rst_n,
+                              reset_active_level=False, size=mem_size)
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi_control"), dut.ap_clk, dut.ap_rst_n,
                                   reset_active_level=False)
         self.set_pause(pause, seed)
@@ -51,6 +63,8 @@ class KernelHost:
 
     def set_pause(self, mode: str, seed: int = 0) -> None:
         """Stall every AXI channel of the DDR model with the named pattern (none / idle / backpressure)."""
+        if self.lat is not None:
+            return
         chans = [self.ram.read_if.ar_channel, self.ram.read_if.r_channel, self.ram.write_if.aw_channel,
                  self.ram.write_if.w_channel, self.ram.write_if.b_channel]
         for i, ch in enumerate(chans):
@@ -63,8 +77,9 @@ class KernelHost:
     def idle_queues(self) -> bool:
         """True when no AXI transaction is queued or in flight in the bus models."""
         r, w = self.ram.read_if, self.ram.write_if
-        return (r.ar_channel.empty() and r.r_channel.empty() and w.aw_channel.empty() and w.w_channel.empty()
-                and w.b_channel.empty() and r.r_channel.idle() and w.b_channel.idle()
+        reads = r.empty() if self.lat is not None else (r.ar_channel.empty() and r.r_channel.empty()
+                                                        and r.r_channel.idle())
+        return (reads and w.aw_channel.empty() and w.w_channel.empty() and w.b_channel.empty() and w.b_channel.idle()
                 and self.axil.write_if.aw_channel.empty() and self.axil.read_if.ar_channel.empty())
 
     def layout(self, n: int, k: int, ld: int, mode: int = 0, seed: int = 0, sample_size: int = 0) -> KernelArgs:
@@ -157,3 +172,20 @@ class KernelHost:
         else:
             await self.wait_done()
         return args, await self.results(args)
+
+
+class _LatencyRam:
+    """AxiRam look-alike: cocotbext's write side and a sim/tb/latency_ram.py read side on one memory."""
+
+    def __init__(self, dut, size: int, latency: int):
+        self.write_if = AxiRamWrite(AxiWriteBus.from_prefix(dut, "m_axi_gmem"), dut.ap_clk, dut.ap_rst_n,
+                                    reset_active_level=False, size=size)
+        self.read_if = LatencyRead(dut, "m_axi_gmem", dut.ap_clk, dut.ap_rst_n, self.write_if, latency,
+                                   reset_active_level=False)
+        self.read_if.log = logging.getLogger("latency_ram")
+
+    def read(self, address: int, length: int) -> bytes:
+        return self.write_if.read(address, length)
+
+    def write(self, address: int, data) -> None:
+        self.write_if.write(address, data)

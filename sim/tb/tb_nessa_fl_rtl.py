@@ -2,7 +2,9 @@
 exact mode (host/golden/greedy.py) and stochastic mode (host/golden/stochastic.py).
 
 Bench parameters (NESSA_TB_PARAMS): LANES, N_MAX, ... (the HDL ones), ``pause`` (none / idle /
-backpressure on every DDR channel), ``cases`` (random classes per run), ``n_max`` (largest n).
+backpressure on every DDR channel), ``cases`` (random classes per run), ``n_max`` (largest n),
+``latency`` (L > 0: reads from sim/tb/latency_ram.py, first beat L cycles after AR, bursts
+pipelined, as DDR; cycles must then equal the schedule model with read_gap = L).
 Every random class runs in both modes (stochastic with a random seed and sample size).
 """
 
@@ -14,7 +16,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 from fpga_kernels.rtl.regmap import REG, KernelArgs, decode_status
 from fpga_kernels.rtl.parts import split_parts
-from fpga_kernels.rtl.schedule import parts_run_cycles, run_cycles
+from fpga_kernels.rtl.schedule import COCOTB_AXI_RAM, MemTiming, parts_run_cycles, run_cycles
 from host.golden.greedy import greedy_fixed
 from host.golden.stochastic import greedy_stochastic_fixed
 from sim.tb.common import params, reset, start_clock, write_report
@@ -25,11 +27,20 @@ from sim.tb.vectors import make_class, random_cases
 async def _setup(dut, pause: str | None = None, seed: int = 0, mem_size: int = 1 << 22) -> KernelHost:
     p = params()
     dut.ap_rst_n.value = 0  # the bus models must see reset before they sample anything
-    host = KernelHost(dut, mem_size=mem_size, pause=pause or p.get("pause", "none"), seed=seed)
+    host = KernelHost(dut, mem_size=mem_size, pause=pause or p.get("pause", "none"), seed=seed,
+                      read_latency=int(p.get("latency", 0)))
     await start_clock(dut.ap_clk)
     await reset(dut.ap_clk, dut.ap_rst_n, active_high=False)
     await ClockCycles(dut.ap_clk, 2)
     return host
+
+
+def _timing(p: dict) -> dict:
+    """Schedule-model keywords for this bench's build and memory."""
+    lat = int(p.get("latency", 0))
+    return {"mem": MemTiming(read_gap=lat, write_busy=COCOTB_AXI_RAM.write_busy) if lat else COCOTB_AXI_RAM,
+            "outstanding": int(p.get("OUTSTANDING", 8)), "rng_bpc": int(p.get("RNG_BPC", 2)),
+            "rng_units": int(p.get("RNG_UNITS", 4))}
 
 
 def _check(kind, sim, k, res, args=None, host=None, mode=0, seed=0, sample_size=0):
@@ -68,8 +79,7 @@ async def test_random_classes(dut):
             _check(kind, sim, k, res, args, host, mode, sd, ss)
             evals = k * n - k * (k - 1) // 2 if mode == 0 else sum(min(ss, n - t) for t in range(k))
             model = run_cycles(args.sim_ptr, n, k, args.ld, res.ids, host.lanes, int(p.get("MAX_BURST", 64)),
-                               mode=mode, seed=sd, sample_size=ss, rng_bpc=int(p.get("RNG_BPC", 2)),
-                               rng_units=int(p.get("RNG_UNITS", 4)))
+                               mode=mode, seed=sd, sample_size=ss, **_timing(p))
             if exact:  # without pauses the memory's latencies are the model's constants
                 assert res.cycles == model, (f"{kind} n={n} k={k} mode={mode}: {res.cycles} cycles, "
                                              f"schedule model says {model}")
@@ -201,7 +211,6 @@ async def test_parts(dut):
     n_max = min(int(p.get("n_max", 48)), int(p["N_MAX"]))
     exact = p.get("pause", "none") == "none"
     lanes, burst = host.lanes, int(p.get("MAX_BURST", 64))
-    bpc, units = int(p.get("RNG_BPC", 2)), int(p.get("RNG_UNITS", 4))
     rng = np.random.default_rng(int(p.get("seed", 7)) + 77)
     for case in range(2):
         n = int(rng.integers(n_max + 1, 3 * n_max))
@@ -225,7 +234,7 @@ async def test_parts(dut):
             assert np.array_equal(res.weights, np.concatenate([g.weights for g in golds])), f"{where}: weights"
             assert res.stats == (0, res.cycles) and host.guards_intact(args)
             model = parts_run_cycles(args.sim_ptr, args.ld, descs, [g.ids for g in golds], lanes, burst, mode=mode,
-                                     rng_bpc=bpc, rng_units=units)
+                                     **_timing(p))
             assert res.cycles == model if exact else res.cycles >= model, f"{where}: {res.cycles} cycles, model {model}"
     # a bad descriptor (k = 0 in the second part): the first part's results, then status bit 7
     descs[1] = (descs[1][0], 0, descs[1][2], descs[1][3])
@@ -238,7 +247,8 @@ async def test_parts(dut):
     k0 = parts[0].k
     assert np.array_equal(res.ids[:k0], golds[0].ids) and np.array_equal(res.weights[:k0], golds[0].weights)
     assert set(host.ram.read(args.out_ids_ptr + 4 * k0, 4 * parts[1].k)) == {0xA5}, "nothing after the bad part"
-    model = parts_run_cycles(args.sim_ptr, args.ld, descs, [g.ids for g in golds], lanes, burst, mode=mode)
+    model = parts_run_cycles(args.sim_ptr, args.ld, descs, [g.ids for g in golds], lanes, burst, mode=mode,
+                             **_timing(p))
     assert res.cycles == model if exact else res.cycles >= model
     await ClockCycles(dut.ap_clk, 10)
     assert host.idle_queues()

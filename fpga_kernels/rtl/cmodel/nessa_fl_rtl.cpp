@@ -29,6 +29,7 @@
 //   selected rows ascending --> count s == cover not yet claimed --> weights[pos(j)]
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <vector>
 
 #ifndef NESSA_FL_RTL_LANES
@@ -46,7 +47,10 @@
 #ifndef NESSA_FL_RTL_RNG_UNITS  // stochastic draw: fl_urem units of fl_draws, used round robin (RNG_UNITS)
 #define NESSA_FL_RTL_RNG_UNITS 4
 #endif
-#ifndef NESSA_FL_RTL_READ_GAP   // memory timing: AR cycle + cycles to the first R beat
+#ifndef NESSA_FL_RTL_OUTSTANDING  // read bursts in flight in fl_axi_rd (OUTSTANDING)
+#define NESSA_FL_RTL_OUTSTANDING 8
+#endif
+#ifndef NESSA_FL_RTL_READ_GAP   // memory timing: AR handshake -> first R beat (bursts pipelined)
 #define NESSA_FL_RTL_READ_GAP 2
 #endif
 #ifndef NESSA_FL_RTL_WRITE_BUSY  // memory timing: write master busy cycles per word
@@ -60,6 +64,8 @@ constexpr uint32_t kNMax = NESSA_FL_RTL_N_MAX;
 constexpr int64_t kMaxBurst = NESSA_FL_RTL_MAX_BURST;
 constexpr int64_t kReadGap = NESSA_FL_RTL_READ_GAP;
 constexpr int64_t kWriteBusy = NESSA_FL_RTL_WRITE_BUSY;
+constexpr size_t kOutstanding = NESSA_FL_RTL_OUTSTANDING;
+static_assert(kOutstanding >= 1 && kOutstanding <= 64, "OUTSTANDING must be in 1..64 (fl_axi_rd)");
 // fl_urem latency of one stochastic draw (schedule.py sample_cycles); fl_draws keeps kDrawUnits in flight
 constexpr int64_t kDrawCycles = 32 / NESSA_FL_RTL_RNG_BPC + 1;
 constexpr size_t kDrawUnits = NESSA_FL_RTL_RNG_UNITS;
@@ -71,44 +77,67 @@ uint32_t xorshift32(uint32_t x) {
   return x;
 }
 
-// Read-master busy cycles for one row: bursts of <= kMaxBurst beats that never cross 4 KiB.
-int64_t row_cost(uint64_t addr, int64_t beats) {
-  const int64_t bpb = 2 * kLanes;
-  int64_t cost = 0;
-ROW_BURSTS:
-  while (beats > 0) {
-    // >= 1: in emulation sim may sit off a bus word (the RTL refuses that); count it as aligned
-    int64_t page_left = static_cast<int64_t>((4096 - (addr & 4095)) / bpb);
-    if (page_left < 1) page_left = 1;
-    int64_t b = beats < kMaxBurst ? beats : kMaxBurst;
-    if (page_left < b) b = page_left;
-    cost += kReadGap + b;
-    addr += static_cast<uint64_t>(b * bpb);
-    beats -= b;
-  }
-  return cost;
-}
-
 int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// fl_axi_rd's timing (schedule.py _ReadMaster): a job presented from cycle `want` is accepted at
+// h = max(want, ready); its bursts (<= kMaxBurst beats, never across 4 KiB) issue AR one per cycle
+// from h + 1, each only once the burst kOutstanding back has delivered its last beat; the memory
+// pipelines bursts: first beat at max(AR + kReadGap, previous burst's last beat + 1); the next job
+// is accepted from the cycle after the last AR. One instance lives through a whole kernel run.
+struct ReadMaster {
+  std::deque<int64_t> ends;  // last-beat cycles of the latest kOutstanding bursts
+  int64_t ready = 0, last_end = -1;
+
+  // Returns the handshake cycle; `end` = cycle of the job's last beat on R.
+  int64_t job(int64_t want, uint64_t addr, int64_t beats, int64_t &end) {
+    const int64_t bpb = 2 * kLanes;
+    const int64_t h = max64(want, ready);
+    int64_t a = h;
+  JOB_BURSTS:
+    while (beats > 0) {
+      // >= 1: in emulation sim may sit off a bus word (the RTL refuses that); count it as aligned
+      int64_t page_left = static_cast<int64_t>((4096 - (addr & 4095)) / bpb);
+      if (page_left < 1) page_left = 1;
+      int64_t b = beats < kMaxBurst ? beats : kMaxBurst;
+      if (page_left < b) b = page_left;
+      a += 1;
+      if (ends.size() == kOutstanding) {
+        a = max64(a, ends.front() + 1);
+        ends.pop_front();
+      }
+      last_end = max64(a + kReadGap, last_end + 1) + b - 1;
+      ends.push_back(last_end);
+      addr += static_cast<uint64_t>(b * bpb);
+      beats -= b;
+    }
+    ready = a + 1;
+    end = last_end;
+    return h;
+  }
+};
 
 // One class (or part): its greedy steps and weight pass, results to out_*, the schedule replayed
 // from cycle g (the cycle before CLEAR: CHECK, or a part's S_P_GO, where fl_draws starts);
 // wr_free carries the write master's state in and out. Returns the cycle of the state after the
 // weight pass (S_FINISH or S_P_NEXT), as schedule.py _replay.
 int64_t run_class(const uint16_t *sim, int64_t n, int64_t k, int64_t ld, uint32_t *out_ids, uint64_t *out_gains,
-                  uint32_t *out_weights, bool stoch, uint32_t seed, uint32_t ssize, int64_t g, int64_t &wr_free) {
+                  uint32_t *out_weights, bool stoch, uint32_t seed, uint32_t ssize, int64_t g, int64_t &wr_free,
+                  ReadMaster &rm) {
   const int64_t beats = (n + kLanes - 1) / kLanes;
   int64_t tree = 0;
   while ((int64_t{1} << tree) < kLanes) ++tree;
-  const int64_t lat = tree + 1;  // last beat -> row result: S1 + adder tree + accumulator
+  const int64_t lat = tree + 2;  // last beat -> row result seen: S1 + adder tree + accumulator + 1
   const uint64_t base = reinterpret_cast<uintptr_t>(sim);
 
   std::vector<uint16_t> cover(static_cast<size_t>(n), 0);
   std::vector<uint8_t> claimed(static_cast<size_t>(n), 0), selected(static_cast<size_t>(n), 0);
-  std::vector<int64_t> pos(static_cast<size_t>(n), 0), cost(static_cast<size_t>(n), -1);
-  auto rd = [&](int64_t j) {
-    if (cost[j] < 0) cost[j] = row_cost(base + static_cast<uint64_t>(j * ld * 2), beats);
-    return cost[j];
+  std::vector<int64_t> pos(static_cast<size_t>(n), 0);
+  // row job j presented from cycle `want`: returns the handshake cycle, `row` = its row_valid cycle
+  auto rd = [&](int64_t want, int64_t j, int64_t &row) {
+    int64_t end = 0;
+    const int64_t h = rm.job(want, base + static_cast<uint64_t>(j * ld * 2), beats, end);
+    row = end + lat;
+    return h;
   };
 
   std::vector<uint32_t> pool(static_cast<size_t>(n));
@@ -123,7 +152,7 @@ int64_t run_class(const uint16_t *sim, int64_t n, int64_t k, int64_t ld, uint32_
   int64_t issue = g;
 GREEDY_STEPS:
   for (int64_t t = 0; t < k; ++t) {
-    int64_t cur = c + 1, rm_free = 0, last_row = 0;
+    int64_t cur = c + 1, last_row = 0;
     uint64_t best_gain = 0;
     int64_t best = -1, best_pos = 0;
     const int64_t cnt = stoch ? (static_cast<int64_t>(ssize) < m ? static_cast<int64_t>(ssize) : m) : 0;
@@ -139,9 +168,7 @@ GREEDY_STEPS:
       issue = max64(issue + 1, nd >= kDrawUnits ? takes[nd - kDrawUnits] : 0);
       const int64_t took = max64(cur, issue + kDrawCycles);  // swap stage takes the remainder
       takes.push_back(took);
-      const int64_t h = max64(took + 4, rm_free);
-      rm_free = h + 1 + rd(j);
-      last_row = rm_free + lat;
+      const int64_t h = rd(took + 4, j, last_row);
       cur = h + 1;
       const uint16_t *row = sim + j * ld;
       uint64_t gain = 0;
@@ -160,9 +187,7 @@ GREEDY_STEPS:
         cur += 2;
         continue;
       }
-      const int64_t h = max64(cur + 2, rm_free);
-      rm_free = h + 1 + rd(j);
-      last_row = rm_free + lat;
+      const int64_t h = rd(cur + 2, j, last_row);
       cur = h + 1;
       const uint16_t *row = sim + j * ld;
       uint64_t gain = 0;
@@ -192,8 +217,9 @@ GREEDY_STEPS:
     int64_t h_w = max64(max64(cur, last_row + 1) + 1, wr_free);
     h_w += 2 * (1 + kWriteBusy);
     wr_free = h_w + 1 + kWriteBusy;
-    const int64_t u = h_w + 2;
-    c = u + 1 + rd(best) + lat + 1;
+    int64_t upd = 0;
+    rd(h_w + 2, best, upd);  // SEL_SET, UPD_ISSUE, then UPD_WAIT until its row_valid
+    c = upd + 1;
   }
   int64_t cur = c;
 WEIGHT_ROWS:
@@ -211,7 +237,8 @@ WEIGHT_ROWS:
         ++count;
       }
     out_weights[pos[j]] = count;
-    const int64_t r = cur + 2 + 1 + rd(j) + lat;
+    int64_t r = 0;
+    rd(cur + 2, j, r);
     const int64_t h_w = max64(r + 1, wr_free);
     wr_free = h_w + 1 + kWriteBusy;
     cur = h_w + 1;
@@ -251,9 +278,10 @@ extern "C" void nessa_fl_rtl(const uint16_t *sim, int n_arg, int k_arg, int ld_a
   }
   const bool stoch = umode == 1;
   int64_t wr_free = 0;
+  ReadMaster rm;
   if (!pmode) {
     const int64_t end = run_class(sim, un, uk, uld, out_ids, out_gains, out_weights, stoch,
-                                  static_cast<uint32_t>(seed_arg), ussize, 0, wr_free);
+                                  static_cast<uint32_t>(seed_arg), ussize, 0, wr_free, rm);
     out_stats[0] = 0;
     out_stats[1] = static_cast<uint64_t>(max64(end, wr_free) + 2);
     return;
@@ -261,19 +289,21 @@ extern "C" void nessa_fl_rtl(const uint16_t *sim, int n_arg, int k_arg, int ld_a
   // parts: fetch (one DESC_BEATS-beat row job), check, run each part; see fl_engine.v S_P_*
   int64_t tree = 0;
   while ((int64_t{1} << tree) < kLanes) ++tree;
-  const int64_t lat = tree + 1, desc = kReadGap + (kLanes >= 8 ? 1 : 8 / kLanes);
+  const int64_t lat = tree + 1, desc_beats = kLanes >= 8 ? 1 : 8 / kLanes;  // DESC_BEATS, one 4 KiB page
   int64_t cur = 1;  // S_P_FETCH in the cycle after CHECK
 PARTS:
   for (uint32_t i = 0; i < uparts; ++i) {
     const uint32_t *d = parts_ptr + 4 * static_cast<size_t>(i);
     const uint32_t pn = d[0], pk = d[1], pseed = d[2], pss = d[3];
-    const int64_t g = cur + 1 + 1 + desc + lat + 2;  // S_P_ISSUE, the read, S_P_WAIT .. S_P_LOAD, S_P_GO
+    int64_t e = 0;
+    rm.job(cur + 1, 0, desc_beats, e);               // S_P_ISSUE: the read master is idle here
+    const int64_t g = e + 1 + lat + 2;               // S_P_WAIT sees row_valid, then S_P_LOAD, S_P_GO
     if (pn == 0 || pn > kNMax || pn > uld || pk == 0 || pk > pn || (stoch && pss == 0)) {
       out_stats[0] = 1u << 7;
       out_stats[1] = static_cast<uint64_t>(max64(g + 1, wr_free) + 2);
       return;
     }
-    const int64_t end = run_class(sim, pn, pk, uld, out_ids, out_gains, out_weights, stoch, pseed, pss, g, wr_free);
+    const int64_t end = run_class(sim, pn, pk, uld, out_ids, out_gains, out_weights, stoch, pseed, pss, g, wr_free, rm);
     sim += static_cast<size_t>(pn) * uld;
     out_ids += pk;
     out_gains += pk;
