@@ -2,14 +2,14 @@
 # not run in CI: no Xilinx tools here). The flow is the one of Xilinx's RTL-kernel examples:
 # Vivado project -> IP-XACT core with the kernel's bus interfaces and register map -> package_xo.
 #
-#   vivado -mode batch -source fpga_kernels/rtl/package_xo.tcl -tclargs <out.xo> [LANES] [N_MAX] [RNG_BPC] [RNG_UNITS]
+#   vivado -mode batch -source fpga_kernels/rtl/package_xo.tcl -tclargs <out.xo> [LANES] [N_MAX] [RNG_BPC] [RNG_UNITS] [OUTSTANDING]
 #   v++ -l -t hw --platform xilinx_u2_gen3x4_xdma_gc_2_202110_1 --config fpga_kernels/nessa_smartssd.cfg \
 #       -o nessa.xclbin <hls .xo files> <out.xo>
 # with, in the .cfg:  [connectivity]  nk=nessa_fl_rtl:1  sp=nessa_fl_rtl_1.m_axi_gmem:DDR[0]
 # kernel.xml's m_axi_gmem dataWidth must equal 16*LANES (edit it for a non-default LANES).
 
 if {[llength $argv] < 1} {
-    puts "usage: vivado -mode batch -source package_xo.tcl -tclargs <out.xo> \[LANES\] \[N_MAX\] \[RNG_BPC\] \[RNG_UNITS\]"
+    puts "usage: vivado -mode batch -source package_xo.tcl -tclargs <out.xo> \[LANES\] \[N_MAX\] \[RNG_BPC\] \[RNG_UNITS\] \[OUTSTANDING\]"
     exit 1
 }
 set xo_path [file normalize [lindex $argv 0]]
@@ -17,6 +17,7 @@ set lanes   [expr {[llength $argv] > 1 ? [lindex $argv 1] : 32}]
 set n_max   [expr {[llength $argv] > 2 ? [lindex $argv 2] : 8192}]
 set rng_bpc [expr {[llength $argv] > 3 ? [lindex $argv 3] : 2}]
 set rng_units [expr {[llength $argv] > 4 ? [lindex $argv 4] : 4}]
+set outstanding [expr {[llength $argv] > 5 ? [lindex $argv 5] : 8}]
 set src_dir [file dirname [file normalize [info script]]]
 set work    [file normalize ./nessa_fl_rtl_pack]
 file delete -force $work
@@ -24,7 +25,7 @@ file delete -force $work
 create_project -force pack_prj $work/prj
 add_files -norecurse [glob $src_dir/*.v]
 set_property top nessa_fl_rtl [current_fileset]
-set_property generic "LANES=$lanes N_MAX=$n_max RNG_BPC=$rng_bpc RNG_UNITS=$rng_units" [current_fileset]
+set_property generic "LANES=$lanes N_MAX=$n_max RNG_BPC=$rng_bpc RNG_UNITS=$rng_units OUTSTANDING=$outstanding" [current_fileset]
 update_compile_order -fileset sources_1
 
 ipx::package_project -root_dir $work/ip -vendor nessa.dev -library kernel -taxonomy /KernelIP \

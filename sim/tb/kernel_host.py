@@ -54,6 +54,10 @@ class KernelHost:
         else:
             self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_gmem"), dut.ap_clk, dut.ap_rst_n,
                               reset_active_level=False, size=mem_size)
+            # A DDR controller takes many reads outstanding; cocotbext's default of 2 queued ARs would
+            # throttle the read master (OUTSTANDING bursts) in a way no DDR does. Unbounded, the RAM
+            # follows schedule.py's pipelined-memory rule with read_gap = 2 (pauses aside).
+            self.ram.read_if.ar_channel.queue_occupancy_limit = -1
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi_control"), dut.ap_clk, dut.ap_rst_n,
                                   reset_active_level=False)
         self.set_pause(pause, seed)
