@@ -31,9 +31,11 @@ def _ld(parts: list[Part], lanes: int) -> int:
 
 
 def one_run_cycles(parts: list[Part], gold_parts, lanes: int, max_burst: int, rng_bpc: int, rng_units: int,
-                   mem=None) -> int:
+                   mem=None, outstanding: int | None = None) -> int:
     """The cycles register of one run over all parts (schedule model; rows from a 4 KiB page)."""
     kw = {"mem": mem} if mem is not None else {}
+    if outstanding is not None:
+        kw["outstanding"] = outstanding
     return parts_run_cycles(0, _ld(parts, lanes), _descs(parts), gold_parts, lanes, max_burst, mode=1,
                             rng_bpc=rng_bpc, rng_units=rng_units, **kw)
 
@@ -46,9 +48,11 @@ def separate_runs_cycles(parts: list[Part], gold_parts, lanes: int, max_burst: i
                for p, ids in zip(parts, gold_parts))
 
 
-def simulate_parts(sim: np.ndarray, parts: list[Part], tmp: Path, rtl, cmodel, simulator: str) -> tuple[int, str]:
-    """One kernel run over all parts in RTL simulation; asserts RTL == C++ model == golden.
-    Returns (its cycles, a line for the checks list)."""
+def simulate_parts(sim: np.ndarray, parts: list[Part], tmp: Path, rtl, cmodel, simulator: str,
+                   latency: int = 0) -> tuple[int, str]:
+    """One kernel run over all parts in RTL simulation; asserts RTL == C++ model (built for the same
+    memory timing) == golden. ``latency`` L > 0: reads from the testbench's L-cycle latency memory
+    (sim/tb/latency_ram.py; writes stay on the cocotbext RAM). Returns (its cycles, a checks line)."""
     blocks = part_blocks(sim, parts)
     files = []
     for i, b in enumerate(blocks):
@@ -56,7 +60,8 @@ def simulate_parts(sim: np.ndarray, parts: list[Part], tmp: Path, rtl, cmodel, s
         np.save(files[-1], b)
     descs = _descs(parts)
     t0 = time.time()
-    rep = rtl({"parts": {"blocks": files, "descs": descs, "mode": 1}}, simulator)
+    rep = rtl({"parts": {"blocks": files, "descs": descs, "mode": 1}, **({"latency": latency} if latency else {})},
+              simulator)
     wall = time.time() - t0
     gold = parts_golden(sim, parts)
     cm = cmodel.run_parts(blocks, descs, mode=1)
@@ -65,7 +70,8 @@ def simulate_parts(sim: np.ndarray, parts: list[Part], tmp: Path, rtl, cmodel, s
         "RTL parts != golden"
     assert rep["ld"] == _ld(parts, cmodel.lanes)
     assert rep["cycles"] == cm.cycles, f"n={sim.shape[0]} parts: RTL {rep['cycles']} cycles, C++ model {cm.cycles}"
-    return rep["cycles"], (f"n={sim.shape[0]} in {len(parts)} parts, one kernel run (stochastic): RTL {rep['cycles']} "
+    mem = f" against a {latency}-cycle read latency memory" if latency else ""
+    return rep["cycles"], (f"n={sim.shape[0]} in {len(parts)} parts, one kernel run (stochastic){mem}: RTL {rep['cycles']} "
                            f"cycles == C++ model == schedule model, picks == golden part by part (simulated in {wall:.0f} s)")
 
 
