@@ -212,21 +212,15 @@ module fl_engine #(
     assign clr_en    = (state == S_CLEAR) && (j < nbeats);
     assign clr_addr  = j[BW-2:0];
 
-    // argument checks, evaluated on the live registers in S_CHECK
-    wire   parts_on   = (parts_arg != 0);
-    assign arg_err[0] = !parts_on && ((n_arg == 0) || (n_arg > N_MAX));
-    assign arg_err[1] = !parts_on && ((k_arg == 0) || (k_arg > n_arg));
-    assign arg_err[2] = (!parts_on && ld_arg < n_arg) || (ld_arg[LG_L-1:0] != 0) || (ld_arg[31:24] != 0)
-                     || (ld_arg == 0);    // ld < 2**24 (parts: each n_i <= ld is checked per part)
-    assign arg_err[3] = (sim_ptr[LG_L:0] != 0) || (parts_on && parts_ptr[3:0] != 0);  // DATA_W/8 = 2*LANES bytes
-    assign arg_err[4] = (ids_ptr[1:0] != 0) || (gains_ptr[1:0] != 0) || (weights_ptr[1:0] != 0)
-                     || (stats_ptr[1:0] != 0);
-    assign arg_err[5] = (mode_arg > 2);
-    assign arg_err[6] = !parts_on && (mode_arg == 1) && (ssize_arg == 0);
-    // a part descriptor's checks, on the captured words
-    wire [31:0] d_n = desc[31:0], d_k = desc[63:32], d_seed = desc[95:64], d_ss = desc[127:96];
-    wire d_bad = (d_n == 0) || (d_n > N_MAX) || (d_n > ld_arg) || (d_k == 0) || (d_k > d_n)
-              || ((mode_arg == 1) && (d_ss == 0));
+    // argument checks (on the live registers, taken in S_CHECK) and a part descriptor's checks
+    wire [31:0] d_n, d_k, d_seed, d_ss;
+    wire        d_bad;
+    fl_arg_check #(.LANES(LANES), .N_MAX(N_MAX)) u_check (
+        .n_arg(n_arg), .k_arg(k_arg), .ld_arg(ld_arg), .sim_ptr(sim_ptr), .ids_ptr(ids_ptr),
+        .gains_ptr(gains_ptr), .weights_ptr(weights_ptr), .stats_ptr(stats_ptr), .mode_arg(mode_arg),
+        .ssize_arg(ssize_arg), .parts_arg(parts_arg), .parts_ptr(parts_ptr), .desc(desc),
+        .arg_err(arg_err), .d_n(d_n), .d_k(d_k), .d_seed(d_seed), .d_ss(d_ss), .d_bad(d_bad)
+    );
     wire [5:0] end_state = (pmode && parts_left != 1) ? S_P_NEXT : S_FINISH;   // after a weight pass
 
     wire last_j = (j + 1'b1 == n);
