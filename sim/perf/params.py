@@ -171,18 +171,20 @@ class Fpga:
     def greedy_cycles(self, p: float, k: int, evals: float) -> float:
         """The RTL engine's cycles register for one part, following fl_engine.v's schedule
         (fpga_kernels/rtl/schedule.py replays it exactly; tests/test_perf_model.py compares):
-        clear ``p``; per evaluation one row (+1 issue cycle, the next scan overlaps); per step
-        the adder-tree latency twice, two result words and the cover-update row; then the
-        weights pass (a row per pick, 2 cycles per other member)."""
+        clear ``p``; per evaluation one row's beats (the read master keeps several bursts in
+        flight, so a step's rows stream and a scan needs >= 3 cycles per candidate); per step
+        the read latency once, the adder-tree latency twice, two result words and the
+        cover-update row; then the weights pass (a row per pick, 2 cycles per other member)."""
         n = max(1.0, math.ceil(p))
         k = max(1, min(int(k), int(n)))
         row = self.row_cycles(n)
+        beats = math.ceil(n / self.lanes)
         lat = (self.lanes - 1).bit_length() + 1
         words = 2 * (1 + self.write_busy_cycles)
-        steps = k * (row + 2 * lat + words + 6)
+        steps = k * (row + self.read_gap_cycles + 2 * lat + words + 6)
         weights = k * (row + lat + 4 + self.write_busy_cycles) + 2 * (n - k)
         skips = k * (k - 1)  # a scan spends 2 cycles on each already-selected candidate
-        return 2 + n + evals * (row + 1) + skips + steps + weights
+        return 2 + n + evals * max(beats, 3) + skips + steps + weights
 
     def part_seconds(self, p: float, k: int, evals: float, d: int) -> float:
         """One greedy run over a part: the HLS similarity pass (its operation count,
