@@ -133,8 +133,10 @@ class Store:
             return out if out is not None else np.empty((0, self._row_bytes), dtype=np.uint8)
         if len(self._views) == 1:
             # np.take into a fresh array: measured ~20x faster here than scattering into np.empty
-            # (page-faulting a new buffer dominates at these sizes).
-            return np.take(self._views[0], ids, axis=0, out=out)
+            # (page-faulting a new buffer dominates at these sizes). mode="clip": the ids are
+            # checked above, and with out= the default mode="raise" gathers into a temporary
+            # first and copies it over (measured 2.4x slower for a 1 MiB batch).
+            return np.take(self._views[0], ids, axis=0, out=out, mode="clip")
         batch = np.searchsorted(self._starts, ids, side="right") - 1
         # Group ids by record batch; a small-int key lets numpy use its O(n) radix sort.
         key = batch.astype(np.int16 if len(self._views) < 2**15 else np.int64)
