@@ -49,7 +49,7 @@ import grpc
 import numpy as np
 
 from storage_service._grpc_options import CHANNEL_OPTIONS, MAX_MESSAGE_BYTES
-from storage_service._malloc import keep_freed_memory
+from storage_service._malloc import keep_freed_memory as _keep_freed_memory
 from storage_service._proto import nessa_pb2 as pb
 from storage_service._wire import decode_sample_batch
 
@@ -240,7 +240,12 @@ class StorageClient:
         backoff: float = 0.2,
         max_backoff: float = 5.0,
         server_name: str | None = None,
+        keep_freed_memory: bool = True,
     ):
+        """``keep_freed_memory``: raise glibc's mmap/trim thresholds for this process (once), so
+        each streamed batch reuses the previous one's pages instead of page-faulting fresh
+        memory (about a third of the client's CPU, storage_service/_malloc.py). It changes the
+        whole process's allocator; pass False where that is not wanted."""
         if not isinstance(target, str) or not target:
             raise ValueError(f"target must be 'host:port', got {target!r}")
         if timeout <= 0:
@@ -251,7 +256,8 @@ class StorageClient:
         self.timeout = float(timeout)
         self.retries = int(retries)
         self._backoff = (float(backoff), float(max_backoff))
-        keep_freed_memory()  # each received batch allocates and frees message-sized buffers (see _malloc)
+        if keep_freed_memory:
+            _keep_freed_memory()  # each received batch allocates and frees message-sized buffers
         options = list(CHANNEL_OPTIONS)
         if root_cert is not None:
             if server_name:
