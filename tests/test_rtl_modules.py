@@ -25,6 +25,13 @@ CASES = [
     ("fl_draws", {"N_MAX": 16, "BPC": 8, "UNITS": 1}, {"pause": "none"}),
     ("fl_draws", {"N_MAX": 128, "BPC": 1, "UNITS": 7}, {"pause": "backpressure"}),
     ("fl_draws", {"N_MAX": 32, "BPC": 2, "UNITS": 32}, {"pause": "none"}),
+    ("fl_pool", {"N_MAX": 64, "BPC": 2, "UNITS": 4}, {"pause": "none"}),
+    ("fl_pool", {"N_MAX": 16, "BPC": 8, "UNITS": 1}, {"pause": "idle"}),
+    ("fl_pool", {"N_MAX": 128, "BPC": 1, "UNITS": 7}, {"pause": "backpressure"}),
+    ("fl_pool", {"N_MAX": 2, "BPC": 4, "UNITS": 32}, {"pause": "none"}),
+    ("fl_results", {"N_MAX": 8192, "ADDR_W": 64}, {"pause": "none"}),
+    ("fl_results", {"N_MAX": 64, "ADDR_W": 32}, {"pause": "idle"}),
+    ("fl_results", {"N_MAX": 2, "ADDR_W": 40}, {"pause": "backpressure"}),
     ("fl_sdp_ram", {"DEPTH": 16, "WIDTH": 68}, {}),
     ("fl_sdp_ram", {"DEPTH": 256, "WIDTH": 13}, {}),
     ("fl_axi_rd", {"DATA_W": 512, "MAX_BURST": 64, "BEATS_W": 9, "TAG_W": 5, "OUTSTANDING": 8}, {"pause": "backpressure"}),
@@ -72,6 +79,8 @@ def test_module_bench(module, hdl_params, tb_params):
     ("fl_engine", {"RNG_BPC": 16}, "BPC=16"),
     ("fl_engine", {"RNG_UNITS": 33}, "RNG_UNITS=33"),
     ("fl_draws", {"UNITS": 33}, "UNITS=33"),
+    ("fl_pool", {"BPC": 3}, "fl_pool: BPC=3"),
+    ("fl_results", {"ADDR_W": 16}, "fl_results: ADDR_W=16"),
     ("nessa_fl_rtl", {"LANES": 4, "C_M_AXI_GMEM_DATA_WIDTH": 128}, "must equal 16*LANES"),
 ])
 def test_bad_parameters_stop_elaboration(module, bad, msg):

@@ -5,14 +5,14 @@
 //     exact (mode 0 / 2):
 //     SCAN  j = 0..n-1, skip selected --> row job j --> datapath GAIN --> fl_argmax (ties: lowest j)
 //     stochastic (mode 1; host/golden/stochastic.py): cnt = min(sample_size, m), for r < cnt:
-//     DRAW  x % (m - r) from fl_draws (computed ahead, independent of the data) --> p = r + it
-//     SWAP  pool[r] <-> pool[p] --> row job pool[r] --> datapath GAIN --> fl_argmax (ties: lowest j; aux = r)
-//     WAIT  all rows summed --> write ids[t], gains[t] (lo, hi) --> mark j* {selected, pos = t}
-//           (stochastic: pool[r*] = pool[m-1], m -= 1, done during the result writes)
+//     fl_pool: draw x % (m - r) (fl_draws, computed ahead), p = r + it, swap pool[r] <-> pool[p]
+//           --> row job pool[r] --> datapath GAIN --> fl_argmax (ties: lowest j; aux = r)
+//     WAIT  all rows summed --> fl_results: ids[t], gains[t] (lo, hi) --> mark j* {selected, pos = t}
+//           (stochastic: fl_pool removes j*, pool[r*] = pool[m-1], m -= 1, as the gain's last word goes)
 //     UPDATE row j* through the datapath: cover = max(cover, row)
 //   WEIGHTS j = 0..n-1 ascending, selected only --> datapath WEIGHT (count + claim s == cover)
-//           --> write weights[pos(j)]
-//   FINISH (all writes answered) --> stats[0] = status, stats[1] = cycles --> ap_done / ap_ready
+//           --> fl_results: weights[pos(j)]
+//   FINISH (all writes answered) --> fl_results: stats = {status, cycles} --> ap_done / ap_ready
 // With parts = P >= 1 the run is P classes back to back (a class split into parts): before each,
 //   FETCH part i's descriptor {n, k, seed, sample_size} (16 bytes at parts_ptr + 16 i, one row
 //   job through the read master; its beats are captured here, the datapath's sum is ignored),
@@ -25,17 +25,12 @@
 // one's ARs are out. The datapath takes the beats in issue order (one AXI ID), each row with its
 // tag, so fl_argmax sees the same rows as before, and WAIT_ROWS waits for received == issued. A
 // stream of rows thus pays the read latency once per greedy step, not once per row.
-// Stochastic draws come from fl_draws, started in CHECK: RNG_UNITS remainders of the run's fixed
-// draw sequence are computed ahead (through step boundaries), so a draw costs max(5, row read)
-// cycles once RNG_UNITS >= (32/RNG_BPC + 1) / 5 (the swap stage's 5 cycles per draw; otherwise
-// the draws' rate, RNG_UNITS per 32/RNG_BPC + 1 cycles, bounds it); schedule.py models it exactly.
-// status bits (0 = ok): 0 n not in 1..N_MAX, 1 k not in 1..n, 2 ld not in n..2**24-1 or ld % LANES != 0,
-// 3 sim_ptr not aligned to DATA_W/8, 4 an out pointer not 4-byte aligned, 5 mode not in 0..2,
-// 6 mode 1 with sample_size 0 (bits 0-6: nothing is read, only the stats words are written --
-// unless out_stats_ptr is the misaligned one; with parts >= 1, bits 0, 1, 6 are not checked and bit 3
-// also covers parts_ptr not 16-byte aligned); 7 a part descriptor is bad (n not in 1..N_MAX or > ld,
-// k not in 1..n, mode 1 with sample_size 0): earlier parts' results are written, the run stops;
-// 8 AXI read error, 9 AXI write error (results are suspect).
+// Stochastic candidates come from fl_pool (its draws start in CHECK and run ahead through step
+// boundaries), so a draw costs max(5, row read) cycles once RNG_UNITS >= (32/RNG_BPC + 1) / 5;
+// schedule.py models it exactly.
+// status bits (0 = ok): 0-6 the argument checks (fl_arg_check.v; the run is refused: nothing is read,
+// only the stats words are written, unless out_stats_ptr is the misaligned one), 7 a part descriptor
+// is bad (earlier parts' results are written, the run stops), 8 AXI read / 9 AXI write error.
 // cycles counts from ap_start's acceptance to the last result word answered (stats excluded).
 `default_nettype none
 module fl_engine #(
@@ -87,10 +82,10 @@ module fl_engine #(
     input  wire [$clog2(N_MAX)-1:0] row_tag,
     input  wire [GAIN_W-1:0]    row_sum,
     // write master
-    output reg                  wr_valid,
+    output wire                 wr_valid,       // (fl_results)
     input  wire                 wr_ready,
-    output reg  [ADDR_W-1:0]    wr_addr,
-    output reg  [31:0]          wr_data,
+    output wire [ADDR_W-1:0]    wr_addr,
+    output wire [31:0]          wr_data,
     input  wire                 wr_idle,
     input  wire                 wr_err
 );
@@ -124,20 +119,16 @@ module fl_engine #(
         end
     endgenerate
 
-    localparam [5:0] S_ST0 = 21, S_ST1 = 22, S_ST2 = 23, S_ST3 = 24, S_DRAIN = 25;
-    localparam [5:0] S_SM_WAIT = 26, S_SM_RD_P = 27, S_SM_SWAP = 28, S_SM_CHK = 29, S_SM_ISSUE = 30;
-    localparam [5:0] S_P_FETCH = 31, S_P_ISSUE = 32, S_P_WAIT = 33, S_P_LOAD = 34, S_P_GO = 35,
-                     S_P_NEXT = 36, S_P_ADV = 37;
-    localparam [5:0] S_IDLE = 0, S_CHECK = 1, S_CLEAR = 2, S_ITER = 3, S_SCAN_RD = 4,
-                     S_SCAN_CHK = 5, S_SCAN_ISSUE = 6, S_WAIT_ROWS = 7, S_WR_ID = 8,
-                     S_WR_GLO = 9, S_WR_GHI = 10, S_SEL_SET = 11, S_UPD_ISSUE = 12,
-                     S_UPD_WAIT = 13, S_W_SCAN_RD = 14, S_W_SCAN_CHK = 15, S_W_ISSUE = 16,
-                     S_W_WAIT = 17, S_W_WRITE = 18, S_FINISH = 19, S_DONE = 20;
+    localparam [5:0] S_IDLE = 0, S_CHECK = 1, S_CLEAR = 2, S_ITER = 3, S_SCAN_RD = 4, S_SCAN_CHK = 5,
+                     S_SCAN_ISSUE = 6, S_WAIT_ROWS = 7, S_WR_RES = 8, S_SEL_SET = 9, S_UPD_ISSUE = 10,
+                     S_UPD_WAIT = 11, S_W_SCAN_RD = 12, S_W_SCAN_CHK = 13, S_W_ISSUE = 14, S_W_WAIT = 15,
+                     S_W_WRITE = 16, S_FINISH = 17, S_STATS = 18, S_DRAIN = 19, S_DONE = 20,
+                     S_SM_WAIT = 21, S_SM_CHK = 22, S_SM_ISSUE = 23, S_P_FETCH = 24, S_P_ISSUE = 25,
+                     S_P_WAIT = 26, S_P_LOAD = 27, S_P_GO = 28, S_P_NEXT = 29, S_P_ADV = 30;
     reg [5:0] state;
 
     // latched arguments
-    reg [ADDR_W-1:0] sim_a, ids_a, gains_a, weights_a, stats_a;
-    reg              stats_ok;                  // out_stats_ptr usable (4-byte aligned)
+    reg [ADDR_W-1:0] sim_a;
     reg              counting;                  // cycles still running
     reg [CNT_W-1:0]  n, k;
     reg [33:0]       row_bytes;                 // ld * 2
@@ -158,26 +149,23 @@ module fl_engine #(
     reg [IDX_W+33:0] prod;                      // j * row_bytes (one multiply per candidate)
     reg              arg_clear;                 // fl_argmax clear pulse
 
-    // stochastic mode: the pool of unselected candidates; the draws come from fl_draws
+    // sub-module outputs (instances below)
+    wire [6:0]       arg_err;                   // fl_arg_check: argument checks
+    wire             best_valid;                // fl_argmax (unused: every pass has a row)
+    wire [GAIN_W-1:0] best_val;
+    wire [IDX_W-1:0] best_idx, best_pos;        // the step's pick and (stochastic) its pool position
+    wire             stats_ok, res_done;        // fl_results: out_stats_ptr 4-byte aligned; a result written
+
+    // stochastic mode: the pool of unselected candidates and its draws (fl_pool)
     reg              stoch;                     // this run is mode 1
-    reg [CNT_W-1:0]  m, cnt, r;                 // pool size, sample size of this step, draw
-    reg [IDX_W-1:0]  p_pos, vr, cand;           // swap partner, pool[r] before the swap, candidate
-    reg              pl_we;
-    reg [IDX_W-1:0]  pl_waddr, pl_wdata, pl_raddr;
-    wire [IDX_W-1:0] pl_q;
-    fl_sdp_ram #(.DEPTH(N_MAX), .WIDTH(IDX_W)) u_pool (
-        .clk(clk), .wr_en(pl_we), .wr_addr(pl_waddr), .wr_data(pl_wdata),
-        .rd_addr(pl_raddr), .rd_data(pl_q)
-    );
-    wire [6:0]       arg_err;                   // argument checks (assigned below)
-    wire             rem_ready;
-    wire             draws_idle;                // unused: a finished run has taken every draw it started
-    wire [CNT_W-1:0] div_rem;
-    wire             draws_start = ((state == S_CHECK && arg_err == 0 && !pmode) || (state == S_P_GO && !part_err))
-                                 && (mode_arg == 1);
-    fl_draws #(.N_MAX(N_MAX), .BPC(RNG_BPC), .UNITS(RNG_UNITS)) u_draws (
-        .clk(clk), .rst(rst), .start(draws_start), .seed(seed_r), .n(n), .k(k), .ssize(ss_r),
-        .out_valid(rem_ready), .out_rem(div_rem), .take(state == S_SM_WAIT), .idle(draws_idle)
+    wire             cand_valid, cand_last, pool_idle;   // pool_idle unused: every run takes its draws
+    wire [IDX_W-1:0] cand;
+    fl_pool #(.N_MAX(N_MAX), .BPC(RNG_BPC), .UNITS(RNG_UNITS)) u_pool (
+        .clk(clk), .rst(rst), .seed(seed_r), .n(n), .k(k), .ssize(ss_r),
+        .start(((state == S_CHECK && arg_err == 0 && !pmode) || (state == S_P_GO && !part_err)) && mode_arg == 1),
+        .clr_en(state == S_CLEAR), .clr_idx(j[IDX_W-1:0]), .step(state == S_ITER && stoch),
+        .cand_valid(cand_valid), .cand(cand), .last(cand_last), .next(state == S_SM_ISSUE && job_ready),
+        .remove(state == S_WR_RES && res_done && stoch), .remove_pos(best_pos), .idle(pool_idle)
     );
 
     // {selected, pos} per candidate
@@ -191,12 +179,17 @@ module fl_engine #(
     );
     wire tb_selected = tb_q[IDX_W];
 
-    wire             best_valid;
-    wire [GAIN_W-1:0] best_val;
-    wire [IDX_W-1:0] best_idx;
-    wire [IDX_W-1:0] best_pos;                  // stochastic: pool position of the best
     wire [63:0]      best64 = best_val;         // zero-extended for the two gain words
     wire [63:0]      sum64  = row_sum;          // zero-extended weight count
+    fl_results #(.N_MAX(N_MAX), .ADDR_W(ADDR_W)) u_results (
+        .clk(clk), .rst(rst), .load(state == S_IDLE && ap_start), .ids_ptr(ids_ptr), .gains_ptr(gains_ptr),
+        .weights_ptr(weights_ptr), .stats_ptr(stats_ptr), .stats_ok(stats_ok),
+        .advance(state == S_P_NEXT), .adv_k(k),
+        .step_wr(state == S_WAIT_ROWS && received == issued && !row_valid), .t(t), .idx(best_idx), .gain(best64),
+        .weight_wr(state == S_W_WAIT && row_valid), .pos(row_tag), .count(sum64[31:0]),
+        .stats_wr(state == S_STATS), .status(status), .cycles(cycles), .done(res_done),
+        .wr_valid(wr_valid), .wr_ready(wr_ready), .wr_addr(wr_addr), .wr_data(wr_data)
+    );
     fl_argmax #(.VAL_W(GAIN_W), .IDX_W(IDX_W), .AUX_W(IDX_W)) u_argmax (
         .clk(clk), .rst(rst), .clear(arg_clear),
         .in_valid(row_valid && mode == M_GAIN), .in_val(row_sum), .in_idx(row_tag),
@@ -239,14 +232,12 @@ module fl_engine #(
 
     always @(posedge clk) begin
         tb_we     <= 1'b0;
-        pl_we     <= 1'b0;
         arg_clear <= 1'b0;
         if (rst) begin
             state     <= S_IDLE;
             status    <= 32'd0;
             cycles    <= 64'd0;
             job_valid <= 1'b0;
-            wr_valid  <= 1'b0;
             mode      <= M_GAIN;
         end else begin
             if (state != S_IDLE && counting) cycles <= cycles + 1'b1;
@@ -255,12 +246,7 @@ module fl_engine #(
                 S_IDLE: if (ap_start) begin
                     cycles    <= 64'd1;
                     counting  <= 1'b1;
-                    stats_a   <= stats_ptr[ADDR_W-1:0];
-                    stats_ok  <= (stats_ptr[1:0] == 2'b00);
                     sim_a     <= sim_ptr[ADDR_W-1:0];
-                    ids_a     <= ids_ptr[ADDR_W-1:0];
-                    gains_a   <= gains_ptr[ADDR_W-1:0];
-                    weights_a <= weights_ptr[ADDR_W-1:0];
                     n         <= n_arg[CNT_W-1:0];
                     k         <= k_arg[CNT_W-1:0];
                     row_bytes <= {1'b0, ld_arg, 1'b0};
@@ -276,7 +262,6 @@ module fl_engine #(
                 S_CHECK: begin
                     status <= {25'd0, arg_err};
                     stoch  <= (mode_arg == 1);
-                    m      <= n;
                     j      <= {CNT_W{1'b0}};
                     t      <= {CNT_W{1'b0}};
                     mode   <= M_GAIN;
@@ -313,7 +298,6 @@ module fl_engine #(
                         status <= status | 32'h80;
                         state  <= S_FINISH;
                     end else begin
-                        m     <= n;
                         j     <= {CNT_W{1'b0}};
                         t     <= {CNT_W{1'b0}};
                         state <= S_CLEAR;
@@ -321,9 +305,6 @@ module fl_engine #(
                 end
                 S_P_NEXT: begin                             // advance to the next part's rows and results
                     prod       <= n * row_bytes;
-                    ids_a      <= ids_a + {k, 2'b00};
-                    gains_a    <= gains_a + {k, 3'b000};
-                    weights_a  <= weights_a + {k, 2'b00};
                     desc_a     <= desc_a + 16;
                     parts_left <= parts_left - 1'b1;
                     state      <= S_P_ADV;
@@ -332,62 +313,35 @@ module fl_engine #(
                     sim_a <= sim_a + prod;
                     state <= S_P_FETCH;
                 end
-                S_CLEAR: begin                    // table[j] = 0, pool[j] = j, cover word j = 0
+                S_CLEAR: begin                    // table[j] = 0, pool[j] = j (fl_pool), cover word j = 0
                     tb_we    <= 1'b1;
                     tb_waddr <= j[IDX_W-1:0];
                     tb_wdata <= {(IDX_W+1){1'b0}};
-                    pl_we    <= 1'b1;
-                    pl_waddr <= j[IDX_W-1:0];
-                    pl_wdata <= j[IDX_W-1:0];
                     j        <= last_j ? {CNT_W{1'b0}} : j + 1'b1;
                     if (last_j) state <= S_ITER;
                 end
-                S_ITER: begin                               // start greedy step t
+                S_ITER: begin                               // start greedy step t (fl_pool: step)
                     arg_clear <= 1'b1;
                     j         <= {CNT_W{1'b0}};
                     issued    <= {CNT_W{1'b0}};
                     received  <= {CNT_W{1'b0}};
-                    r         <= {CNT_W{1'b0}};
-                    cnt       <= (ss_r < {{(32-CNT_W){1'b0}}, m}) ? ss_r[CNT_W-1:0] : m;
-                    pl_raddr  <= {IDX_W{1'b0}};             // pool[0] for the first swap
                     state     <= stoch ? S_SM_WAIT : S_SCAN_RD;
                 end
-                // ---- stochastic swap stage: draw r's remainder --> swap --> row job pool[r] ----
-                // pool reads: pl_raddr = r since S_SM_CHK / S_ITER, so the edge that takes the
-                // remainder samples pool[r] -- after every earlier pool write has landed (the
-                // remainder may be ready in the first cycle here: fl_draws runs ahead)
-                S_SM_WAIT: if (rem_ready) begin
-                    p_pos    <= r[IDX_W-1:0] + div_rem[IDX_W-1:0];
-                    pl_raddr <= r[IDX_W-1:0] + div_rem[IDX_W-1:0];
-                    state    <= S_SM_RD_P;
+                // ---- stochastic: fl_pool's candidate (3 cycles after its remainder) --> row job ----
+                S_SM_WAIT: if (cand_valid) begin
+                    prod    <= cand * row_bytes;
+                    job_tag <= cand;
+                    state   <= S_SM_CHK;
                 end
-                S_SM_RD_P: begin                            // pl_q = pool[r]; pool[p] read in flight
-                    vr    <= pl_q;
-                    state <= S_SM_SWAP;
-                end
-                S_SM_SWAP: begin                            // pl_q = pool[p]: the candidate
-                    pl_we    <= 1'b1;
-                    pl_waddr <= r[IDX_W-1:0];
-                    pl_wdata <= pl_q;
-                    cand     <= pl_q;
-                    prod     <= pl_q * row_bytes;
-                    state    <= S_SM_CHK;
-                end
-                S_SM_CHK: begin                             // second half of the swap; the row job
-                    pl_we     <= 1'b1;
-                    pl_waddr  <= p_pos;
-                    pl_wdata  <= vr;
-                    pl_raddr  <= r[IDX_W-1:0] + 1'b1;      // pool[r+1], sampled when its remainder is taken
+                S_SM_CHK: begin                             // fl_pool: second half of the swap
                     job_valid <= 1'b1;
                     job_addr  <= sim_a + prod;
-                    job_tag   <= cand;
                     state     <= S_SM_ISSUE;
                 end
-                S_SM_ISSUE: if (job_ready) begin
+                S_SM_ISSUE: if (job_ready) begin            // fl_pool: next
                     job_valid <= 1'b0;
                     issued    <= issued + 1'b1;
-                    r         <= r + 1'b1;
-                    state     <= (r + 1'b1 == cnt) ? S_WAIT_ROWS : S_SM_WAIT;
+                    state     <= cand_last ? S_WAIT_ROWS : S_SM_WAIT;
                 end
                 S_SCAN_RD: begin                            // table read of j in flight
                     prod  <= j[IDX_W-1:0] * row_bytes;
@@ -410,35 +364,12 @@ module fl_engine #(
                     j         <= j + 1'b1;
                     state     <= last_j ? S_WAIT_ROWS : S_SCAN_RD;
                 end
-                S_WAIT_ROWS: if (received == issued && !row_valid) begin
-                    pl_raddr <= m[IDX_W-1:0] - 1'b1;      // pool[m-1], for the removal below
-                    wr_valid <= 1'b1;
-                    wr_addr  <= ids_a + {t, 2'b00};
-                    wr_data  <= {{(32-IDX_W){1'b0}}, best_idx};
-                    state    <= S_WR_ID;
-                end
-                S_WR_ID: if (wr_ready) begin
-                    wr_addr <= gains_a + {t, 3'b000};
-                    wr_data <= best64[31:0];
-                    state   <= S_WR_GLO;
-                end
-                S_WR_GLO: if (wr_ready) begin
-                    wr_addr <= gains_a + {t, 3'b100};
-                    wr_data <= best64[63:32];
-                    state   <= S_WR_GHI;
-                end
-                S_WR_GHI: if (wr_ready) begin
-                    wr_valid <= 1'b0;
+                S_WAIT_ROWS: if (received == issued && !row_valid) state <= S_WR_RES;  // fl_results: step_wr
+                S_WR_RES: if (res_done) begin               // ids[t], gains[t] written
                     tb_we    <= 1'b1;
                     tb_waddr <= best_idx;
                     tb_wdata <= {1'b1, t[IDX_W-1:0]};
-                    prod     <= best_idx * row_bytes;
-                    if (stoch) begin                        // remove j*: pool[pos] = pool[m-1], m -= 1
-                        pl_we    <= 1'b1;
-                        pl_waddr <= best_pos;
-                        pl_wdata <= pl_q;
-                        m        <= m - 1'b1;
-                    end
+                    prod     <= best_idx * row_bytes;  // stochastic: fl_pool removes j* (remove)
                     state    <= S_SEL_SET;
                 end
                 S_SEL_SET: begin
@@ -483,47 +414,18 @@ module fl_engine #(
                     job_valid <= 1'b0;
                     state     <= S_W_WAIT;
                 end
-                S_W_WAIT: if (row_valid) begin
-                    wr_valid <= 1'b1;
-                    wr_addr  <= weights_a + {row_tag, 2'b00};
-                    wr_data  <= sum64[31:0];
-                    state    <= S_W_WRITE;
-                end
-                S_W_WRITE: if (wr_ready) begin
-                    wr_valid <= 1'b0;
+                S_W_WAIT: if (row_valid) state <= S_W_WRITE;  // fl_results: weight_wr
+                S_W_WRITE: if (res_done) begin
                     j        <= j + 1'b1;
                     state    <= last_j ? end_state : S_W_SCAN_RD;
                 end
                 S_FINISH: if (wr_idle && !wr_valid) begin
                     status   <= status | {22'd0, wr_err, rd_err, 8'd0};
                     counting <= 1'b0;
-                    state    <= stats_ok ? S_ST0 : S_DONE;
+                    state    <= stats_ok ? S_STATS : S_DONE;
                 end
-                S_ST0: begin                                // stats[0] = status (uint64)
-                    wr_valid <= 1'b1;
-                    wr_addr  <= stats_a;
-                    wr_data  <= status;
-                    state    <= S_ST1;
-                end
-                S_ST1: if (wr_ready) begin
-                    wr_addr <= stats_a + 4;
-                    wr_data <= 32'd0;
-                    state   <= S_ST2;
-                end
-                S_ST2: if (wr_ready) begin                  // stats[1] = cycles (uint64)
-                    wr_addr <= stats_a + 8;
-                    wr_data <= cycles[31:0];
-                    state   <= S_ST3;
-                end
-                S_ST3: if (wr_ready) begin
-                    wr_addr <= stats_a + 12;
-                    wr_data <= cycles[63:32];
-                    state   <= S_DRAIN;
-                end
-                S_DRAIN: begin
-                    if (wr_ready) wr_valid <= 1'b0;
-                    if (!wr_valid && wr_idle) state <= S_DONE;
-                end
+                S_STATS: state <= S_DRAIN;                  // fl_results: stats_wr (status is final now)
+                S_DRAIN: if (!wr_valid && wr_idle) state <= S_DONE;
                 S_DONE: state <= S_IDLE;
                 default: state <= S_IDLE;
             endcase
