@@ -38,6 +38,7 @@ import numpy as np
 from fpga_kernels.rtl.regmap import MODE_STOCHASTIC, PART_DESC_DTYPE, ROW_ALIGN, decode_status
 from host.golden.greedy import greedy_fixed
 from host.golden.stochastic import greedy_stochastic_fixed, stochastic_sample_size
+from host.greedi import split_budget  # the CPU path's rule, so both split k the same way
 
 __all__ = ["RUN_CALL_US", "SYNC_CALL_US", "Part", "PartsResult", "split_parts", "parts_golden", "coverage",
            "part_blocks", "part_descs", "run_parts"]
@@ -66,12 +67,6 @@ class PartsResult:
     cycles: int | None = None  # the kernel's cycle count of the run (run_parts only)
 
 
-def _split_budget(k: int, sizes: np.ndarray) -> np.ndarray:
-    from host.greedi import split_budget  # the CPU path's rule, so both split k the same way
-
-    return split_budget(k, sizes)
-
-
 def split_parts(n: int, k: int, max_part: int, *, seed: int = 1, mode: int = 1, epsilon: float = 0.01) -> list[Part]:
     """Parts of a class of ``n`` members selecting ``k`` in all (see module docstring)."""
     if n < 1 or not 1 <= k <= n:
@@ -80,7 +75,7 @@ def split_parts(n: int, k: int, max_part: int, *, seed: int = 1, mode: int = 1, 
         raise ValueError(f"max_part must be >= 1, got {max_part}")
     count = math.ceil(n / max_part)
     members = np.array_split(np.random.default_rng(seed).permutation(n), count)
-    budget = _split_budget(k, np.array([len(m) for m in members]))
+    budget = split_budget(k, np.array([len(m) for m in members]))
     out = []
     for i, (m, kp) in enumerate(zip(members, budget)):
         kp = int(kp)
@@ -94,8 +89,7 @@ def split_parts(n: int, k: int, max_part: int, *, seed: int = 1, mode: int = 1, 
 def parts_golden(sim: np.ndarray, parts: list[Part], mode: int = 1) -> PartsResult:
     """What the kernel returns part by part (golden models), mapped back to the class."""
     ids, weights, local = [], [], []
-    for p in parts:
-        block = sim[np.ix_(p.members, p.members)]
+    for p, block in zip(parts, part_blocks(sim, parts)):
         r = greedy_stochastic_fixed(block, p.k, p.seed, p.sample_size) if mode == 1 else greedy_fixed(block, p.k)
         local.append(r.ids)
         ids.append(p.members[r.ids])
