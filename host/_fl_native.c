@@ -62,12 +62,12 @@ NESSA_SIMD __attribute__((noinline)) static double gain(const float *row, const 
     return s;
 }
 
-static void evaluate(const float *D, int64_t ld, const int64_t *cands, int64_t m, const float *dc, const double *w,
-                     int weighted, int64_t n, double *out)
+static void evaluate(const float *D, int64_t n, const int64_t *cands, int64_t m, const float *dc, const double *w,
+                     int weighted, double *out)
 {
 candidates:
     for (int64_t a = 0; a < m; a++)
-        out[a] = gain(D + cands[a] * ld, dc, w, weighted, n);
+        out[a] = gain(D + cands[a] * n, dc, w, weighted, n);
 }
 
 NESSA_SIMD static void update_cover(const float *row, float *dc, int64_t n)
@@ -174,7 +174,7 @@ steps:
             cands = pool, m = remaining, out = hg;
         }
         /* 2. the one and only evaluation site */
-        evaluate(D, n, cands, m, dc, w, weighted, n, out);
+        evaluate(D, n, cands, m, dc, w, weighted, out);
         evals += m;
         /* 3. act on the values */
         int64_t j;
