@@ -79,6 +79,7 @@ class _Dist:
     rank: int
     world: int
     device: torch.device
+    owns_group: bool = False  # setup() created the process group, so close() destroys it
 
     @property
     def on(self) -> bool:
@@ -98,10 +99,18 @@ class _Dist:
             torch.cuda.set_device(device)
         else:
             device = torch.device("cpu")
-        if world > 1 and not torch.distributed.is_initialized():
+        owns = world > 1 and not torch.distributed.is_initialized()
+        if owns:
             torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
         rank = torch.distributed.get_rank() if world > 1 else 0
-        return _Dist(rank, world, device)
+        return _Dist(rank, world, device, owns)
+
+    def close(self) -> None:
+        """Destroy the process group this run created. Left to interpreter exit, the backend's
+        threads are torn down while the other ranks may already be gone, which aborted a rank
+        now and then ("terminate called without an active exception", seen in CI)."""
+        if self.owns_group and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
     def sum(self, values: Sequence[float]) -> list[float]:
         """Element-wise sum over ranks (float64)."""
@@ -269,6 +278,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         if "pool" in locals():
             pool.shutdown(wait=True)  # an overlapped selection still running must not outlive the cluster
         cluster.close()
+        dist.close()
 
 
 def _request(cfg: TrainConfig, dist: _Dist, cluster: Cluster, model: torch.nn.Module, arch: str, epoch: int,
