@@ -7,8 +7,12 @@ One run, same data for every transport: a store of Fashion-MNIST-sized rows (784
 shuffled order (``storage_service.sampling``), gathering rows from the same memory-mapped
 store per batch, with the same columns (id, label, weight, sample):
 
-* ``nessa``  — ``nessa serve``'s StreamSamples: SampleBatch wire bytes built by hand, read with
-  ``StorageClient.stream_samples`` (zero-copy numpy views);
+* ``nessa``  — ``nessa serve``'s StreamSamples as ``StorageClient.stream_samples`` runs it by
+  default: on the server's data plane (gRPC C++, ``storage_service/_native_stream.cc``), SampleBatch
+  wire bytes built by hand and lent to gRPC without a copy, read into one ``bytes`` and viewed
+  zero-copy by numpy;
+* ``nessa-grpcio`` — the same server's main port (gRPC-Python), ``StorageClient(data_plane=False)``:
+  what any gRPC-Python client of the service gets;
 * ``flight`` — ``pyarrow.flight`` DoGet of a GeneratorStream of record batches;
 * ``protobuf`` — the same SampleBatch message built as a protobuf object (``body`` = Arrow IPC
   bytes) and serialized / parsed by protobuf, then read with pyarrow.
@@ -105,7 +109,7 @@ def serve(root: str) -> None:
     proto.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Plain", {"Stream": handler}),))
     proto_port = proto.add_insecure_port("127.0.0.1:0")
     proto.start()
-    print(json.dumps({"nessa": nessa_port, "flight": flight.port, "protobuf": proto_port}), flush=True)
+    print(json.dumps({"nessa": nessa_port, "nessa-grpcio": nessa_port, "flight": flight.port, "protobuf": proto_port}), flush=True)
     sys.stdin.read()  # run until the parent closes our stdin
     nessa.stop(0)
     proto.stop(0)
@@ -127,11 +131,13 @@ def client(kind: str, port: int, dataset: str, total: int, rank: int, world: int
 
     keep_freed_memory()  # what StorageClient does for nessa, applied to every transport alike
     req = dict(seed=1, epoch=0, rank=rank, world=world, batch_bytes=batch_bytes)
-    if kind == "nessa":
+    if kind in ("nessa", "nessa-grpcio"):
         from storage_service.client import StorageClient
 
-        conn = StorageClient(f"127.0.0.1:{port}")
+        conn = StorageClient(f"127.0.0.1:{port}", data_plane=kind == "nessa")
         conn.wait_ready()
+        if (conn._data_plane_channel() is None) == (kind == "nessa"):
+            raise SystemExit(f"{kind}: data plane {'missing' if kind == 'nessa' else 'used'} (is storage_service._native_stream built?)")
 
         def run(start=0):
             for b in conn.stream_samples(dataset, selection="full", seed=1, epoch=0, rank=rank, world_size=world, batch_bytes=batch_bytes, start_offset=start):
@@ -205,7 +211,7 @@ def main() -> int:
     ap.add_argument("--rows", default="784,3072", help="row sizes to run, of 784,3072 (default both)")
     ap.add_argument("--batches", default="1,4", help="batch sizes in MiB (default 1,4)")
     ap.add_argument("--streams", default="1,2", help="parallel streams (default 1,2)")
-    ap.add_argument("--kinds", default="flight,nessa,protobuf", help="transports; flight first (the anchor)")
+    ap.add_argument("--kinds", default="flight,nessa,nessa-grpcio,protobuf", help="transports; flight first (the anchor)")
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:

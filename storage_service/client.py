@@ -34,6 +34,10 @@ Facts the trainer can rely on:
   message; a failed selection raises ``SelectionFailed``.
 * ``token`` sends ``authorization: Bearer <token>``; ``root_cert`` (PEM path or bytes) turns
   on TLS (``server_name`` overrides the name checked against the certificate).
+* Streams go to the server's data plane (StreamSamples on gRPC C++, on the port GetServerInfo
+  names, same host, same TLS and token) when the server runs one and this install has the
+  native extension; else through the main port. ``data_plane=False`` always uses the main port.
+  Both give the same batches.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -48,6 +53,7 @@ from typing import Any, Iterator
 import grpc
 import numpy as np
 
+from storage_service import _data_plane
 from storage_service._grpc_options import CHANNEL_OPTIONS, MAX_MESSAGE_BYTES
 from storage_service._malloc import keep_freed_memory as _keep_freed_memory
 from storage_service._proto import nessa_pb2 as pb
@@ -241,8 +247,10 @@ class StorageClient:
         max_backoff: float = 5.0,
         server_name: str | None = None,
         keep_freed_memory: bool = True,
+        data_plane: bool = True,
     ):
-        """``keep_freed_memory``: raise glibc's mmap/trim thresholds for this process (once), so
+        """``data_plane``: stream from the server's data plane when there is one (module docs).
+        ``keep_freed_memory``: raise glibc's mmap/trim thresholds for this process (once), so
         each streamed batch reuses the previous one's pages instead of page-faulting fresh
         memory (about a third of the client's CPU, storage_service/_malloc.py). It changes the
         whole process's allocator; pass False where that is not wanted."""
@@ -259,10 +267,15 @@ class StorageClient:
         if keep_freed_memory:
             _keep_freed_memory()  # each received batch allocates and frees message-sized buffers
         options = list(CHANNEL_OPTIONS)
+        self._root_pem = _read_cert(root_cert) if root_cert is not None else None
+        self._server_name = server_name
+        self._use_data_plane = bool(data_plane) and _data_plane.available()
+        self._data_channel = None  # a NativeChannel once GetServerInfo named a data port, else False
+        self._data_lock = threading.Lock()
         if root_cert is not None:
             if server_name:
                 options.append(("grpc.ssl_target_name_override", server_name))
-            creds = grpc.ssl_channel_credentials(root_certificates=_read_cert(root_cert))
+            creds = grpc.ssl_channel_credentials(root_certificates=self._root_pem)
             self._channel = grpc.secure_channel(target, creds, options=options)
         else:
             self._channel = grpc.insecure_channel(target, options=options)
@@ -273,6 +286,7 @@ class StorageClient:
         self._get = uu("GetDataset", pb.DatasetInfo)
         self._select = uu("Select", pb.SelectionInfo)
         self._get_sel = uu("GetSelection", pb.SelectionInfo)
+        self._info = uu("GetServerInfo", pb.ServerInfo)
         self._push = self._channel.stream_unary(_SERVICE + "PushModel", request_serializer=ser, response_deserializer=pb.ModelInfo.FromString)
         # The body is read in place: the deserializer gets gRPC's bytes and returns views.
         self._stream = self._channel.unary_stream(_SERVICE + "StreamSamples", request_serializer=ser, response_deserializer=_decode_batch)
@@ -421,18 +435,56 @@ class StorageClient:
         )
         failures = 0
         while True:
-            call = self._stream(request, metadata=self._metadata)
+            batches = self._open_stream(request)
             try:
-                for batch in call:
+                for batch in batches:
                     failures = 0
                     request.start_offset = batch.offset + batch.count
                     yield batch
                 return
-            except grpc.RpcError as exc:
-                if exc.code() == grpc.StatusCode.UNAVAILABLE and failures < self.retries:
+            except (grpc.RpcError, _data_plane.NativeRpcError) as exc:
+                code, details = (exc.code, exc.details) if isinstance(exc, _data_plane.NativeRpcError) else (exc.code(), exc.details() or "")
+                if code == grpc.StatusCode.UNAVAILABLE and failures < self.retries:
                     self._sleep(failures)
                     failures += 1
                     continue  # resume from the next undelivered offset
-                raise StorageError(exc.code(), exc.details() or "") from None
+                raise StorageError(code, details) from None
             finally:
-                call.cancel()  # no-op when finished; stops the server when the caller breaks off
+                batches.close()  # cancels the call if the caller broke off: the server stops reading
+
+    def server_info(self) -> tuple[int, int]:
+        """``(data_port, batch_version)`` of the server (data_port 0: it runs no data plane)."""
+        info = self._call(self._info, pb.GetServerInfoRequest())
+        return int(info.data_port), int(info.batch_version)
+
+    def _open_stream(self, request: pb.StreamSamplesRequest) -> Iterator[SampleBatch]:
+        channel = self._data_plane_channel()
+        if channel is not None:
+            return channel.stream(request, self._metadata, deserialize=_decode_batch)
+        return self._grpc_stream(request)
+
+    def _grpc_stream(self, request: pb.StreamSamplesRequest) -> Iterator[SampleBatch]:
+        call = self._stream(request, metadata=self._metadata)
+        try:
+            yield from call
+        finally:
+            call.cancel()  # no-op when finished
+
+    def _data_plane_channel(self):
+        """The data plane's channel, asked of the server once; None: stream through the main port."""
+        if not self._use_data_plane:
+            return None
+        with self._data_lock:
+            if self._data_channel is None:
+                self._data_channel = False
+                try:
+                    data_port, _ = self.server_info()
+                except StorageError as exc:
+                    if exc.code != grpc.StatusCode.UNIMPLEMENTED:  # an older server: no data plane
+                        self._data_channel = None
+                        raise
+                    data_port = 0
+                if data_port:
+                    host = self.target.rsplit(":", 1)[0]
+                    self._data_channel = _data_plane.NativeChannel(f"{host}:{data_port}", root_cert=self._root_pem, server_name=self._server_name)
+            return self._data_channel or None

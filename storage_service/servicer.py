@@ -17,9 +17,10 @@ import grpc
 from storage_service._core import StorageCore, StreamParams
 from storage_service._errors import InvalidArgument, ResourceExhausted, ServiceError
 from storage_service._proto import nessa_pb2 as pb
+from storage_service._wire import BATCH_VERSION
 from storage_service.selections import SelectionRecord, Strategy
 
-__all__ = ["StorageServicer", "SERVICE_NAME"]
+__all__ = ["StorageServicer", "SERVICE_NAME", "stream_params", "status_of"]
 
 SERVICE_NAME = "nessa.v1.Storage"
 _log = logging.getLogger("nessa.service")
@@ -33,7 +34,8 @@ _DEADLINE_MARGIN_S = 0.25
 _NO_DEADLINE_WAIT_S = 3600.0
 
 
-def _status(exc: Exception, method: str) -> tuple[grpc.StatusCode, str]:
+def status_of(exc: Exception, method: str) -> tuple[grpc.StatusCode, str]:
+    """The status a failed call answers: a ServiceError's own code, else INTERNAL (logged)."""
     if isinstance(exc, ServiceError):
         return exc.code, str(exc)
     _log.exception("%s failed", method)
@@ -46,7 +48,7 @@ def _unary(fn):
         try:
             return fn(self, request, context)
         except Exception as exc:  # noqa: BLE001 - mapped to a status, never UNKNOWN
-            code, message = _status(exc, fn.__name__)
+            code, message = status_of(exc, fn.__name__)
         context.abort(code, message)
 
     return wrapper
@@ -83,11 +85,30 @@ def _selection_pb(r: SelectionRecord) -> pb.SelectionInfo:
     )
 
 
-class StorageServicer:
-    """One instance serves every call; ``StorageCore`` is thread-safe."""
+def stream_params(request: pb.StreamSamplesRequest) -> StreamParams:
+    """A StreamSamplesRequest as the core's arguments (shared with the data plane)."""
+    return StreamParams(
+        dataset=request.dataset,
+        selection=request.selection,
+        fraction=request.fraction,
+        epoch=request.epoch,
+        seed=request.seed,
+        rank=request.rank,
+        world_size=request.world_size or 1,
+        start_offset=request.start_offset,
+        batch_bytes=request.batch_bytes,
+    )
 
-    def __init__(self, core: StorageCore):
+
+class StorageServicer:
+    """One instance serves every call; ``StorageCore`` is thread-safe.
+
+    ``data_port``: where the data plane listens (GetServerInfo), 0 when there is none.
+    """
+
+    def __init__(self, core: StorageCore, *, data_port: int = 0):
         self.core = core
+        self.data_port = int(data_port)
 
     @_unary
     def ListDatasets(self, request, context):
@@ -151,26 +172,19 @@ class StorageServicer:
     def GetSelection(self, request, context):
         return _selection_pb(self.core.selections.get(request.id))
 
+    @_unary
+    def GetServerInfo(self, request, context):
+        return pb.ServerInfo(data_port=self.data_port, batch_version=BATCH_VERSION)
+
     def StreamSamples(self, request, context):
-        params = StreamParams(
-            dataset=request.dataset,
-            selection=request.selection,
-            fraction=request.fraction,
-            epoch=request.epoch,
-            seed=request.seed,
-            rank=request.rank,
-            world_size=request.world_size or 1,
-            start_offset=request.start_offset,
-            batch_bytes=request.batch_bytes,
-        )
         try:
-            for wire in self.core.stream(params):
+            for wire in self.core.stream(stream_params(request)):
                 if not context.is_active():
                     return  # the client cancelled or went away
                 yield wire
             return
         except Exception as exc:  # noqa: BLE001 - mapped to a status, never UNKNOWN
-            code, message = _status(exc, "StreamSamples")
+            code, message = status_of(exc, "StreamSamples")
         context.abort(code, message)
 
     def handlers(self) -> grpc.GenericRpcHandler:
@@ -186,5 +200,6 @@ class StorageServicer:
                 "Select": grpc.unary_unary_rpc_method_handler(self.Select, pb.SelectRequest.FromString, ser),
                 "GetSelection": grpc.unary_unary_rpc_method_handler(self.GetSelection, pb.GetSelectionRequest.FromString, ser),
                 "StreamSamples": grpc.unary_stream_rpc_method_handler(self.StreamSamples, pb.StreamSamplesRequest.FromString, identity),
+                "GetServerInfo": grpc.unary_unary_rpc_method_handler(self.GetServerInfo, pb.GetServerInfoRequest.FromString, ser),
             },
         )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import grpc
 
-__all__ = ["read_pem", "server_credentials"]
+__all__ = ["read_pem", "read_key_pair", "server_credentials"]
 
 
 def read_pem(path: str | os.PathLike, what: str) -> bytes:
@@ -22,12 +22,18 @@ def read_pem(path: str | os.PathLike, what: str) -> bytes:
     return data
 
 
-def server_credentials(cert_file: str | os.PathLike, key_file: str | os.PathLike) -> grpc.ServerCredentials:
-    """Credentials for a TLS server with this certificate chain and private key."""
+def read_key_pair(cert_file: str | os.PathLike, key_file: str | os.PathLike) -> tuple[bytes, bytes]:
+    """``(certificate chain, private key)`` PEM bytes, each checked to hold what it should."""
     cert = read_pem(cert_file, "TLS certificate")
     key = read_pem(key_file, "TLS key")
     if b"PRIVATE KEY-----" not in key:
         raise ValueError(f"TLS key: {str(key_file)!r} holds no private key")
     if b"CERTIFICATE-----" not in cert:
         raise ValueError(f"TLS certificate: {str(cert_file)!r} holds no certificate")
+    return cert, key
+
+
+def server_credentials(cert_file: str | os.PathLike, key_file: str | os.PathLike) -> grpc.ServerCredentials:
+    """Credentials for a TLS server with this certificate chain and private key."""
+    cert, key = read_key_pair(cert_file, key_file)
     return grpc.ssl_server_credentials([(key, cert)])

@@ -40,6 +40,18 @@ SELECTION_STATE_RUNNING: SelectionState
 SELECTION_STATE_DONE: SelectionState
 SELECTION_STATE_FAILED: SelectionState
 
+class GetServerInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ServerInfo(_message.Message):
+    __slots__ = ("data_port", "batch_version")
+    DATA_PORT_FIELD_NUMBER: _ClassVar[int]
+    BATCH_VERSION_FIELD_NUMBER: _ClassVar[int]
+    data_port: int
+    batch_version: int
+    def __init__(self, data_port: _Optional[int] = ..., batch_version: _Optional[int] = ...) -> None: ...
+
 class ListDatasetsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

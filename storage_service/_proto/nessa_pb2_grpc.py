@@ -67,6 +67,11 @@ class StorageStub:
                 request_serializer=nessa__pb2.StreamSamplesRequest.SerializeToString,
                 response_deserializer=nessa__pb2.SampleBatch.FromString,
                 _registered_method=True)
+        self.GetServerInfo = channel.unary_unary(
+                '/nessa.v1.Storage/GetServerInfo',
+                request_serializer=nessa__pb2.GetServerInfoRequest.SerializeToString,
+                response_deserializer=nessa__pb2.ServerInfo.FromString,
+                _registered_method=True)
 
 
 class StorageServicer:
@@ -123,6 +128,13 @@ class StorageServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetServerInfo(self, request, context):
+        """Facts about this server a client needs before streaming: where its data plane listens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorageServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -155,6 +167,11 @@ def add_StorageServicer_to_server(servicer, server):
                     servicer.StreamSamples,
                     request_deserializer=nessa__pb2.StreamSamplesRequest.FromString,
                     response_serializer=nessa__pb2.SampleBatch.SerializeToString,
+            ),
+            'GetServerInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetServerInfo,
+                    request_deserializer=nessa__pb2.GetServerInfoRequest.FromString,
+                    response_serializer=nessa__pb2.ServerInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -322,6 +339,33 @@ class Storage:
             '/nessa.v1.Storage/StreamSamples',
             nessa__pb2.StreamSamplesRequest.SerializeToString,
             nessa__pb2.SampleBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetServerInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nessa.v1.Storage/GetServerInfo',
+            nessa__pb2.GetServerInfoRequest.SerializeToString,
+            nessa__pb2.ServerInfo.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,134 @@
+"""The data plane: ``StreamSamples`` served and read through gRPC C++ (``_native_stream.cc``).
+
+Why a second server: gRPC-Python copies each response into a slice on the server and joins the
+received slices on the client through intermediate buffers; for megabyte batches those copies
+are most of a stream's CPU. The data plane is a gRPC C++ server on its own port (same host,
+same TLS, same bearer token) that serves only ``/nessa.v1.Storage/StreamSamples``, with the
+same request and the same ``SampleBatch`` messages, built by the same ``StorageCore.stream``.
+The server lends each batch's ``bytes`` to gRPC (no copy); the client copies the received slices
+once into the ``bytes`` that ``decode_sample_batch`` views. The main port still serves
+StreamSamples too (through gRPC-Python), for any gRPC client; ``GetServerInfo`` tells clients
+where the data plane is.
+
+The extension is optional (pip builds it when the gRPC C++ headers are installed, Debian:
+``libgrpc++-dev``): ``available()`` says whether it was built; without it the server runs no
+data plane and clients stream from the main port.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from storage_service._core import StorageCore
+from storage_service._grpc_options import MAX_MESSAGE_BYTES
+from storage_service._proto import nessa_pb2 as pb
+from storage_service.servicer import status_of, stream_params
+
+try:
+    from storage_service import _native_stream as _native
+except ImportError as _exc:  # built without the gRPC C++ headers
+    _native = None
+    _IMPORT_ERROR = str(_exc)
+else:
+    _IMPORT_ERROR = ""
+
+__all__ = ["available", "unavailable_reason", "DataPlaneServer", "NativeChannel", "NativeRpcError"]
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def available() -> bool:
+    """Whether the native extension was built (see the module docs)."""
+    return _native is not None
+
+
+def unavailable_reason() -> str:
+    return "" if _native is not None else f"storage_service._native_stream is not built ({_IMPORT_ERROR})"
+
+
+def _require() -> None:
+    if _native is None:
+        raise RuntimeError(unavailable_reason() + "; install the gRPC C++ headers (Debian: libgrpc++-dev) and reinstall")
+
+
+def _stream_handler(core: StorageCore):
+    """The callable the C++ server runs per call: request bytes in, wire bytes (then a status) out."""
+
+    def handle(request: bytes):
+        try:
+            params = stream_params(pb.StreamSamplesRequest.FromString(request))
+        except DecodeError:
+            yield (grpc.StatusCode.INVALID_ARGUMENT.value[0], "malformed StreamSamplesRequest")
+            return
+        try:
+            yield from core.stream(params)
+        except Exception as exc:  # noqa: BLE001 - mapped to a status, never UNKNOWN
+            code, message = status_of(exc, "StreamSamples")
+            yield (code.value[0], message)
+
+    return handle
+
+
+class DataPlaneServer:
+    """A started data plane for ``core`` on ``host:port`` (port 0 picks a free one): ``.port``, ``stop()``."""
+
+    def __init__(
+        self,
+        core: StorageCore,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        token: str | None = None,
+        tls_cert_pem: bytes | None = None,
+        tls_key_pem: bytes | None = None,
+        max_streams: int = 64,
+    ):
+        _require()
+        if not 0 <= port <= 65535:
+            raise ValueError(f"data plane port must be in [0, 65535], got {port}")
+        if max_streams < 1:
+            raise ValueError(f"max_streams must be >= 1, got {max_streams}")
+        if (tls_cert_pem is None) != (tls_key_pem is None):
+            raise ValueError("TLS needs both a certificate and a key")
+        addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        # One gRPC thread per stream in flight, plus one that keeps polling.
+        self._server, self.port = _native.server_start(addr, _stream_handler(core), tls_cert_pem, tls_key_pem, token, MAX_MESSAGE_BYTES, max_streams + 1)
+
+    def stop(self, grace: float | None = 5.0) -> None:
+        """Stop serving; streams in flight get ``grace`` seconds. Idempotent; blocks until stopped."""
+        _native.server_stop(self._server, float(grace or 0.0))
+
+
+class NativeRpcError(Exception):
+    """A data plane call ended with a non-OK status: ``code`` (``grpc.StatusCode``), ``details``."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+class NativeChannel:
+    """A gRPC C++ channel to a data plane; ``stream()`` runs one StreamSamples call."""
+
+    def __init__(self, target: str, *, root_cert: bytes | None = None, server_name: str | None = None):
+        _require()
+        self.target = target
+        self._channel = _native.channel_new(target, root_cert, server_name or None, MAX_MESSAGE_BYTES)
+
+    def stream(self, request: pb.StreamSamplesRequest, metadata=(), *, deserialize=None):
+        """Yield each received SampleBatch (``deserialize(bytes)``, default: the bytes).
+
+        Raises NativeRpcError at the end if the call did not finish OK. Closing the generator
+        early cancels the call (the server stops reading the store).
+        """
+        call = _native.call_start(self._channel, _native.STREAM_METHOD, request.SerializeToString(), tuple(metadata), 0.0)
+        try:
+            while (message := _native.call_next(call)) is not None:
+                yield message if deserialize is None else deserialize(message)
+            code, details = _native.call_finish(call)
+        finally:
+            _native.call_cancel(call)  # no-op once finished
+        if code != 0:
+            raise NativeRpcError(_CODES.get(code, grpc.StatusCode.UNKNOWN), details)
