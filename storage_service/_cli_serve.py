@@ -7,14 +7,17 @@ import argparse
 __all__ = ["register"]
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--port must be an integer, got {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"--port must be in [0, 65535], got {port}")
-    return port
+def _port_type(option: str):
+    def parse(text: str) -> int:
+        try:
+            port = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} must be an integer, got {text!r}") from None
+        if not 0 <= port <= 65535:
+            raise argparse.ArgumentTypeError(f"{option} must be in [0, 65535], got {port}")
+        return port
+
+    return parse
 
 
 def register(sub) -> None:
@@ -26,7 +29,11 @@ def register(sub) -> None:
     )
     p.add_argument("store_root", metavar="STORE_ROOT")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for every interface)")
-    p.add_argument("--port", type=_port, default=50051, help="port (default 50051; 0 picks a free one)")
+    p.add_argument("--port", type=_port_type("--port"), default=50051, help="port (default 50051; 0 picks a free one)")
+    p.add_argument("--data-port", type=_port_type("--data-port"), default=0,
+                   help="port of the data plane (StreamSamples on gRPC C++, same host, TLS and token; clients "
+                   "find it with GetServerInfo). Default 0: a free port; give one to open it in a firewall")
+    p.add_argument("--no-data-plane", action="store_true", help="run no data plane: clients stream through --port")
     p.add_argument("--tls-cert", help="PEM certificate chain (with --tls-key turns on TLS)")
     p.add_argument("--tls-key", help="PEM private key")
     p.add_argument("--token-file", help="file holding the bearer token clients must send")
@@ -82,6 +89,7 @@ def _serve(args) -> int:
             max_workers=args.workers,
             select_workers=args.select_workers,
             max_model_bytes=int(args.max_model_mb * (1 << 20)),
+            data_port=None if args.no_data_plane else args.data_port,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None
@@ -90,7 +98,8 @@ def _serve(args) -> int:
         signal.signal(sig, lambda *_: stop.set())
     names = server.core.dataset_names()
     print(f"nessa serve: listening on {args.host}:{port} ({'TLS' if args.tls_cert else 'plaintext'}, "
-          f"{'token' if token else 'no token'}), {len(names)} data set(s): {', '.join(names) or '-'}", flush=True)
+          f"{'token' if token else 'no token'}), data plane on {f'port {server.data_port}' if server.data_port else 'none'}, "
+          f"{len(names)} data set(s): {', '.join(names) or '-'}", flush=True)
     stop.wait()
     print("nessa serve: shutting down", flush=True)
     server.stop(grace=args.grace)

@@ -445,6 +445,8 @@ class StorageClient:
             except (grpc.RpcError, _data_plane.NativeRpcError) as exc:
                 code, details = (exc.code, exc.details) if isinstance(exc, _data_plane.NativeRpcError) else (exc.code(), exc.details() or "")
                 if code == grpc.StatusCode.UNAVAILABLE and failures < self.retries:
+                    if isinstance(exc, _data_plane.NativeRpcError):
+                        self._forget_data_plane()  # a restarted server may listen on another data port
                     self._sleep(failures)
                     failures += 1
                     continue  # resume from the next undelivered offset
@@ -488,3 +490,7 @@ class StorageClient:
                     host = self.target.rsplit(":", 1)[0]
                     self._data_channel = _data_plane.NativeChannel(f"{host}:{data_port}", root_cert=self._root_pem, server_name=self._server_name)
             return self._data_channel or None
+
+    def _forget_data_plane(self) -> None:
+        with self._data_lock:
+            self._data_channel = None

@@ -28,10 +28,12 @@ def test_serve_runs_and_stops_on_sigterm(tmp_path):
     )
     try:
         line = proc.stdout.readline()
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+) \(plaintext, token\), 2 data set\(s\): a, img/b", line)
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+) \(plaintext, token\), data plane on port (\d+), 2 data set\(s\): a, img/b", line)
         assert m, line + proc.stderr.read() if proc.poll() is not None else line
         with StorageClient(f"127.0.0.1:{m.group(1)}", token="t0ken") as c:
             assert c.get_dataset("img/b").num_samples == 90
+            assert c.server_info()[0] == int(m.group(2)) and c._data_plane_channel() is not None
+            assert sum(b.count for b in c.stream_samples("img/b")) == 90
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(90) == 0  # generous: a loaded 2-core CI host once took > 30 s
         assert "shutting down" in proc.stdout.read()
@@ -47,6 +49,7 @@ def test_serve_runs_and_stops_on_sigterm(tmp_path):
         (["--token-file", "/nonexistent/tok"], "cannot read token file"),
         (["--backend", "gpu"], None),
         (["--port", "70000"], None),
+        (["--data-port", "-1"], None),
         (["--max-model-mb", "0"], "must be positive"),
         (["--max-model-mb", "nan"], "must be positive"),
         (["--grace", "-1"], "--grace must be >= 0"),
@@ -60,6 +63,18 @@ def test_bad_options(tmp_path, capsys, extra, message):
     err = capsys.readouterr().err
     if message:
         assert message in err
+
+
+def test_data_port_in_use(tmp_path, capsys):
+    import socket
+
+    make_root(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert main(["serve", str(tmp_path), "--port", "0", "--data-port", str(port)]) == 2
+    assert f"cannot bind the data plane on 127.0.0.1:{port}" in capsys.readouterr().err
 
 
 def test_missing_root(tmp_path, capsys):

@@ -27,9 +27,11 @@ def server(root):
         yield srv, port
 
 
-@pytest.fixture
-def client(server):
-    with StorageClient(f"127.0.0.1:{server[1]}", timeout=30, retries=0) as c:
+@pytest.fixture(params=[True, False], ids=["data-plane", "grpcio"])
+def client(server, request):
+    """A client streaming from the data plane (gRPC C++) or from the main port (gRPC-Python)."""
+    with StorageClient(f"127.0.0.1:{server[1]}", timeout=30, retries=0, data_plane=request.param) as c:
+        assert (c._data_plane_channel() is not None) == request.param
         yield c
 
 
