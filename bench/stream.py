@@ -250,8 +250,9 @@ def main() -> int:
                         best = runs[kind][int(np.argsort(mbps)[len(mbps) // 2])]
                         gb = best["bytes"] / 1e9
                         cell[kind] = dict(mbps=statistics.median(mbps), sps=best["rows"] / best["wall"], scpu=best["server_cpu"] / gb, ccpu=best["client_cpu"] / gb)
+                    anchor = cell.get("flight", {"mbps": float("nan"), "scpu": float("nan")})
                     for kind, r in cell.items():
-                        rows_out.append((row, batch_mib, streams, kind, r, r["mbps"] / cell["flight"]["mbps"], r["scpu"] / cell["flight"]["scpu"]))
+                        rows_out.append((row, batch_mib, streams, kind, r, r["mbps"] / anchor["mbps"], r["scpu"] / anchor["scpu"]))
                         print(f"{row} B rows, {batch_mib} MiB batches, {streams} stream(s), {kind}: {r['mbps']:.0f} MB/s", file=sys.stderr, flush=True)
     finally:
         server.stdin.close()
