@@ -18,6 +18,7 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 
+from storage_service import _gather
 from storage_service.manifest import MANIFEST_NAME, Manifest, ManifestError
 
 __all__ = ["Store", "StoreError", "discover", "SCHEMA_FIELDS"]
@@ -65,6 +66,7 @@ class Store:
             if row - shard.first_id != shard.rows:
                 raise StoreError(f"{file}: holds {row - shard.first_id} rows, manifest says {shard.rows}")
         self._starts = np.asarray(starts + [self.manifest.num_samples], dtype=np.int64)
+        self._bases = _gather.row_bases(self._views) if _gather.available() and self._views else None
         self._labels: np.ndarray | None = None
         self._class_ids: list[np.ndarray] | None = None
 
@@ -131,6 +133,12 @@ class Store:
             raise StoreError(f"out must be uint8 [{ids.size}, {self._row_bytes}], got {out.dtype} {list(out.shape)}")
         if ids.size == 0:
             return out if out is not None else np.empty((0, self._row_bytes), dtype=np.uint8)
+        if self._bases is not None and (out is None or out.flags.c_contiguous):
+            # One pass in C (_gather_native.c): each row copied once, no per-batch sort and scatter.
+            if out is None:
+                out = np.empty((ids.size, self._row_bytes), dtype=np.uint8)
+            _gather.gather_rows(self._bases, self._starts, np.ascontiguousarray(ids), self._row_bytes, out)
+            return out
         if len(self._views) == 1:
             # np.take into a fresh array: measured ~20x faster here than scattering into np.empty
             # (page-faulting a new buffer dominates at these sizes). mode="clip": the ids are
