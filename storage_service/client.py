@@ -294,6 +294,7 @@ class StorageClient:
     # -- plumbing --------------------------------------------------------------------------
     def close(self) -> None:
         self._channel.close()
+        self._forget_data_plane()  # the native channel closes when its last stream is done
 
     def __enter__(self) -> "StorageClient":
         return self

@@ -110,7 +110,7 @@ def create_server(
     if data_port is not None and _data_plane.available():
         host = addr.rsplit(":", 1)[0].strip("[]")
         try:
-            plane = _data_plane.DataPlaneServer(core, host, data_port, token=token, tls_cert_pem=pems and pems[0], tls_key_pem=pems and pems[1], max_streams=max_workers)
+            plane = _data_plane.DataPlaneServer(core, host, data_port, token=token, tls_cert_pem=pems and pems[0], tls_key_pem=pems and pems[1], max_streams=max_workers * 4)
         except ValueError:
             core.close()
             raise ValueError(f"cannot bind the data plane on {host}:{data_port} (port in use or not a local address)") from None

@@ -196,3 +196,31 @@ def test_tls_and_token_on_the_data_plane(secure):
     with StorageClient(f"localhost:{port}", token=TOKEN, root_cert=cert) as c:  # the client's default path
         assert c._data_plane_channel() is not None
         assert sorted(_ids(list(c.stream_samples("img/b", batch_bytes=100))).tolist()) == list(range(90))
+
+
+def test_streams_beyond_the_bound_are_refused_then_served(tmp_path):
+    """At most 4 x max_workers streams at once (like the main port): the next one is
+    RESOURCE_EXHAUSTED, and the bound frees up when streams end."""
+    from storage_service.ingest import write_store
+
+    rng = np.random.default_rng(2)
+    write_store(tmp_path / "big", rng.integers(0, 256, (1024, 16384), dtype=np.uint8), rng.integers(0, 2, 1024), name="big")
+    with running(tmp_path, max_workers=2) as (srv, port):
+        ch = _data_plane.NativeChannel(f"127.0.0.1:{srv.data_port}")
+        request = pb.StreamSamplesRequest(dataset="big", selection="full", batch_bytes=1 << 20)
+        open_streams = [ch.stream(request) for _ in range(8)]
+        for s in open_streams:
+            assert len(next(s)) > 1 << 20  # each holds a server thread: 16 MiB cannot sit in windows
+        with pytest.raises(_data_plane.NativeRpcError) as info:
+            list(ch.stream(request))
+        assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        for s in open_streams:
+            s.close()
+        deadline = time.monotonic() + 10
+        while True:  # cancelled streams give their threads back
+            try:
+                assert sum(1 for _ in ch.stream(request)) == 16
+                break
+            except _data_plane.NativeRpcError as exc:
+                assert exc.code == grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() < deadline
+                time.sleep(0.1)
