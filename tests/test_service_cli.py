@@ -65,25 +65,17 @@ def test_bad_options(tmp_path, capsys, extra, message):
         assert message in err
 
 
-def test_data_port_in_use(tmp_path, capsys):
-    import socket
-
-    make_root(tmp_path)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        port = s.getsockname()[1]
-        assert main(["serve", str(tmp_path), "--port", "0", "--data-port", str(port)]) == 2
-    assert f"cannot bind the data plane on 127.0.0.1:{port}" in capsys.readouterr().err
-
-
 def test_missing_root(tmp_path, capsys):
     assert main(["serve", str(tmp_path / "absent")]) == 2
     assert "not a directory" in capsys.readouterr().err
 
 
 
-def test_port_in_use(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "option, message",
+    [("--port", "cannot bind 127.0.0.1:{port} (port in use"), ("--data-port", "cannot bind the data plane on 127.0.0.1:{port}")],
+)
+def test_port_in_use(tmp_path, capsys, option, message):
     import socket
 
     make_root(tmp_path)
@@ -91,8 +83,8 @@ def test_port_in_use(tmp_path, capsys):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        assert main(["serve", str(tmp_path), "--port", str(port)]) == 2
-    assert f"cannot bind 127.0.0.1:{port} (port in use" in capsys.readouterr().err
+        assert main(["serve", str(tmp_path), "--port", "0", option, str(port)]) == 2
+    assert message.format(port=port) in capsys.readouterr().err
 
 
 def test_xrt_backend_without_xrt_fails_at_start(tmp_path, capsys, monkeypatch):
