@@ -1,11 +1,12 @@
 """Build and run the storage server: ``create_server(addr, store_root, ...) -> (server, port)``.
 
 The server carries the ``nessa.v1.Storage`` service, the standard gRPC health service
-(``grpc.health.v1.Health``, SERVING while up) and server reflection. Beside it, by default, runs the data plane (``_data_plane``): StreamSamples on gRPC
-C++ on a second port of the same host, announced by GetServerInfo. It binds 127.0.0.1 unless
-told otherwise, speaks TLS when given a certificate and key, and checks a bearer token when
-given one. ``stop(grace)`` is graceful: health turns NOT_SERVING, new calls are refused, and
-calls in flight get ``grace`` seconds to finish.
+(``grpc.health.v1.Health``, SERVING while up) and server reflection. Beside it, by default,
+runs the data plane (``_data_plane``): StreamSamples on gRPC C++ on a second port of the same
+host, announced by GetServerInfo. It binds 127.0.0.1 unless told otherwise, speaks TLS when
+given a certificate and key, and checks a bearer token when given one. ``stop(grace)`` is
+graceful: health turns NOT_SERVING, new calls are refused, and calls in flight get ``grace``
+seconds to finish.
 """
 
 from __future__ import annotations
