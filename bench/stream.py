@@ -12,6 +12,8 @@ store per batch, with the same columns (id, label, weight, sample):
   default: on the server's data plane (gRPC C++, ``storage_service/_native_stream.cc``), SampleBatch
   wire bytes built by hand and lent to gRPC without a copy, read into one ``bytes`` and viewed
   zero-copy by numpy;
+* ``nessa-dp-grpcio`` — the data plane read with gRPC-Python: ``StorageClient`` on an install
+  without the native extension (e.g. the trainer image, which has no compiler);
 * ``nessa-grpcio`` — the same server's main port (gRPC-Python), ``StorageClient(data_plane=False)``:
   what any gRPC-Python client of the service gets;
 * ``flight`` — ``pyarrow.flight`` DoGet of a GeneratorStream of record batches;
@@ -110,7 +112,7 @@ def serve(root: str) -> None:
     proto.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Plain", {"Stream": handler}),))
     proto_port = proto.add_insecure_port("127.0.0.1:0")
     proto.start()
-    print(json.dumps({"nessa": nessa_port, "nessa-grpcio": nessa_port, "flight": flight.port, "protobuf": proto_port}), flush=True)
+    print(json.dumps({"nessa": nessa_port, "nessa-dp-grpcio": nessa_port, "nessa-grpcio": nessa_port, "flight": flight.port, "protobuf": proto_port}), flush=True)
     sys.stdin.read()  # run until the parent closes our stdin
     nessa.stop(0)
     proto.stop(0)
@@ -132,13 +134,17 @@ def client(kind: str, port: int, dataset: str, total: int, rank: int, world: int
 
     keep_freed_memory()  # what StorageClient does for nessa, applied to every transport alike
     req = dict(seed=1, epoch=0, rank=rank, world=world, batch_bytes=batch_bytes)
-    if kind in ("nessa", "nessa-grpcio"):
+    if kind in ("nessa", "nessa-dp-grpcio", "nessa-grpcio"):
+        from storage_service import _data_plane
         from storage_service.client import StorageClient
 
-        conn = StorageClient(f"127.0.0.1:{port}", data_plane=kind == "nessa")
+        if kind == "nessa-dp-grpcio":
+            _data_plane._native = None  # as if the extension were not built in this process
+        conn = StorageClient(f"127.0.0.1:{port}", data_plane=kind != "nessa-grpcio")
         conn.wait_ready()
-        if (conn._data_plane_channel() is None) == (kind == "nessa"):
-            raise SystemExit(f"{kind}: data plane {'missing' if kind == 'nessa' else 'used'} (is storage_service._native_stream built?)")
+        want = {"nessa": "NativeChannel", "nessa-dp-grpcio": "_PythonDataChannel", "nessa-grpcio": "NoneType"}[kind]
+        if type(conn._data_plane_channel()).__name__ != want:
+            raise SystemExit(f"{kind}: expected a {want} data channel (is storage_service._native_stream built?)")
 
         def run(start=0):
             for b in conn.stream_samples(dataset, selection="full", seed=1, epoch=0, rank=rank, world_size=world, batch_bytes=batch_bytes, start_offset=start):
@@ -212,7 +218,7 @@ def main() -> int:
     ap.add_argument("--rows", default="784,3072", help="row sizes to run, of 784,3072 (default both)")
     ap.add_argument("--batches", default="1,4", help="batch sizes in MiB (default 1,4)")
     ap.add_argument("--streams", default="1,2", help="parallel streams (default 1,2)")
-    ap.add_argument("--kinds", default="flight,nessa,nessa-grpcio,protobuf", help="transports; flight first (the anchor)")
+    ap.add_argument("--kinds", default="flight,nessa,nessa-dp-grpcio,nessa-grpcio,protobuf", help="transports; flight first (the anchor)")
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:

@@ -35,9 +35,9 @@ Facts the trainer can rely on:
 * ``token`` sends ``authorization: Bearer <token>``; ``root_cert`` (PEM path or bytes) turns
   on TLS (``server_name`` overrides the name checked against the certificate).
 * Streams go to the server's data plane (StreamSamples on gRPC C++, on the port GetServerInfo
-  names, same host, same TLS and token) when the server runs one and this install has the
-  native extension; else through the main port. ``data_plane=False`` always uses the main port.
-  Both give the same batches.
+  names, same host, same TLS and token) when the server runs one, read with gRPC C++ when this
+  install has the native extension, else with gRPC-Python; without a data plane through the
+  main port. ``data_plane=False`` always uses the main port. All give the same batches.
 """
 
 from __future__ import annotations
@@ -232,6 +232,29 @@ def _state_bytes(state) -> bytes:
     return save({k: v.detach().cpu().contiguous() for k, v in state.items()})
 
 
+def _grpc_stream(method, request, metadata) -> Iterator[SampleBatch]:
+    call = method(request, metadata=metadata)
+    try:
+        yield from call
+    finally:
+        call.cancel()  # no-op when finished
+
+
+class _PythonDataChannel:
+    """The data plane read through gRPC-Python (the native extension is not built here)."""
+
+    def __init__(self, channel: grpc.Channel):
+        self._channel = channel
+        ser = lambda m: m.SerializeToString()  # noqa: E731
+        self._stream = channel.unary_stream(_SERVICE + "StreamSamples", request_serializer=ser, response_deserializer=_decode_batch)
+
+    def stream(self, request, metadata, *, deserialize=None):
+        return _grpc_stream(self._stream, request, metadata)  # _decode_batch is the deserializer
+
+    def close(self) -> None:
+        self._channel.close()
+
+
 class StorageClient:
     """A connection to one storage server. Thread-safe; use as a context manager or ``close()``."""
 
@@ -269,16 +292,13 @@ class StorageClient:
         options = list(CHANNEL_OPTIONS)
         self._root_pem = _read_cert(root_cert) if root_cert is not None else None
         self._server_name = server_name
-        self._use_data_plane = bool(data_plane) and _data_plane.available()
-        self._data_channel = None  # a NativeChannel once GetServerInfo named a data port, else False
+        self._use_data_plane = bool(data_plane)
+        self._data_channel = None  # the data plane's channel once GetServerInfo named a port, else False
         self._data_lock = threading.Lock()
-        if root_cert is not None:
-            if server_name:
-                options.append(("grpc.ssl_target_name_override", server_name))
-            creds = grpc.ssl_channel_credentials(root_certificates=self._root_pem)
-            self._channel = grpc.secure_channel(target, creds, options=options)
-        else:
-            self._channel = grpc.insecure_channel(target, options=options)
+        if root_cert is not None and server_name:
+            options.append(("grpc.ssl_target_name_override", server_name))
+        self._options = options
+        self._channel = self._grpc_channel(target)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         ser = lambda m: m.SerializeToString()  # noqa: E731
         uu = lambda name, resp: self._channel.unary_unary(_SERVICE + name, request_serializer=ser, response_deserializer=resp.FromString)  # noqa: E731
@@ -292,9 +312,17 @@ class StorageClient:
         self._stream = self._channel.unary_stream(_SERVICE + "StreamSamples", request_serializer=ser, response_deserializer=_decode_batch)
 
     # -- plumbing --------------------------------------------------------------------------
+    def _grpc_channel(self, target: str) -> grpc.Channel:
+        if self._root_pem is None:
+            return grpc.insecure_channel(target, options=self._options)
+        return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=self._root_pem), options=self._options)
+
     def close(self) -> None:
         self._channel.close()
-        self._forget_data_plane()  # the native channel closes when its last stream is done
+        with self._data_lock:
+            if isinstance(self._data_channel, _PythonDataChannel):
+                self._data_channel.close()
+            self._data_channel = None  # a native channel closes when its last stream is done
 
     def __enter__(self) -> "StorageClient":
         return self
@@ -446,8 +474,7 @@ class StorageClient:
             except (grpc.RpcError, _data_plane.NativeRpcError) as exc:
                 code, details = (exc.code, exc.details) if isinstance(exc, _data_plane.NativeRpcError) else (exc.code(), exc.details() or "")
                 if code == grpc.StatusCode.UNAVAILABLE and failures < self.retries:
-                    if isinstance(exc, _data_plane.NativeRpcError):
-                        self._forget_data_plane()  # a restarted server may listen on another data port
+                    self._forget_data_plane()  # a restarted server may listen on another data port
                     self._sleep(failures)
                     failures += 1
                     continue  # resume from the next undelivered offset
@@ -464,14 +491,7 @@ class StorageClient:
         channel = self._data_plane_channel()
         if channel is not None:
             return channel.stream(request, self._metadata, deserialize=_decode_batch)
-        return self._grpc_stream(request)
-
-    def _grpc_stream(self, request: pb.StreamSamplesRequest) -> Iterator[SampleBatch]:
-        call = self._stream(request, metadata=self._metadata)
-        try:
-            yield from call
-        finally:
-            call.cancel()  # no-op when finished
+        return _grpc_stream(self._stream, request, self._metadata)
 
     def _data_plane_channel(self):
         """The data plane's channel, asked of the server once; None: stream through the main port."""
@@ -488,8 +508,11 @@ class StorageClient:
                         raise
                     data_port = 0
                 if data_port:
-                    host = self.target.rsplit(":", 1)[0]
-                    self._data_channel = _data_plane.NativeChannel(f"{host}:{data_port}", root_cert=self._root_pem, server_name=self._server_name)
+                    target = f"{self.target.rsplit(':', 1)[0]}:{data_port}"
+                    if _data_plane.available():
+                        self._data_channel = _data_plane.NativeChannel(target, root_cert=self._root_pem, server_name=self._server_name)
+                    else:  # no native extension here: gRPC-Python still spares the server its copy
+                        self._data_channel = _PythonDataChannel(self._grpc_channel(target))
             return self._data_channel or None
 
     def _forget_data_plane(self) -> None:

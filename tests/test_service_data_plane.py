@@ -224,3 +224,19 @@ def test_streams_beyond_the_bound_are_refused_then_served(tmp_path):
             except _data_plane.NativeRpcError as exc:
                 assert exc.code == grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() < deadline
                 time.sleep(0.1)
+
+
+def test_client_without_the_extension_reads_the_data_plane_with_grpc_python(secure, monkeypatch):
+    from storage_service.client import _PythonDataChannel
+
+    srv, port, cert = secure
+    monkeypatch.setattr(_data_plane, "_native", None)  # as on an install without libgrpc++-dev
+    with StorageClient(f"localhost:{port}", token=TOKEN, root_cert=cert) as c:
+        assert isinstance(c._data_plane_channel(), _PythonDataChannel)
+        assert sorted(_ids(list(c.stream_samples("img/b", batch_bytes=100))).tolist()) == list(range(90))
+    creds = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+    with grpc.secure_channel(f"localhost:{srv.data_port}", creds) as ch:  # the token is checked there too
+        stub = nessa_pb2_grpc.StorageStub(ch)
+        with pytest.raises(grpc.RpcError) as info:
+            list(stub.StreamSamples(pb.StreamSamplesRequest(dataset="img/b", selection="full"), metadata=[("authorization", "Bearer wrong")]))
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
