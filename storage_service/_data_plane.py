@@ -11,8 +11,8 @@ StreamSamples too (through gRPC-Python), for any gRPC client; ``GetServerInfo`` 
 where the data plane is.
 
 The extension is optional (pip builds it when the gRPC C++ headers are installed, Debian:
-``libgrpc++-dev``): ``available()`` says whether it was built; without it the server runs no
-data plane and clients stream from the main port.
+``libgrpc++-dev``): ``available()`` says whether it was built; without it a server runs no
+data plane, and a client reads a server's data plane with gRPC-Python (``client.py``).
 """
 
 from __future__ import annotations
