@@ -503,10 +503,10 @@ class StorageClient:
                 try:
                     data_port, _ = self.server_info()
                 except StorageError as exc:
-                    if exc.code != grpc.StatusCode.UNIMPLEMENTED:  # an older server: no data plane
-                        self._data_channel = None
+                    if exc.code != grpc.StatusCode.UNIMPLEMENTED:
+                        self._data_channel = None  # ask again next time
                         raise
-                    data_port = 0
+                    data_port = 0  # a server older than GetServerInfo: no data plane
                 if data_port:
                     target = f"{self.target.rsplit(':', 1)[0]}:{data_port}"
                     if _data_plane.available():
