@@ -242,3 +242,25 @@ def test_client_without_the_extension_reads_the_data_plane_with_grpc_python(secu
         with pytest.raises(grpc.RpcError) as info:
             list(stub.StreamSamples(pb.StreamSamplesRequest(dataset="img/b", selection="full"), metadata=[("authorization", "Bearer wrong")]))
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_server_without_get_server_info_streams_on_its_main_port(root):
+    """An older server answers GetServerInfo UNIMPLEMENTED: the client streams from the main port."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from storage_service._core import StorageCore
+    from storage_service.servicer import SERVICE_NAME, StorageServicer
+
+    core = StorageCore(root)
+    old = grpc.server(ThreadPoolExecutor(4))
+    handler = grpc.unary_stream_rpc_method_handler(StorageServicer(core).StreamSamples, pb.StreamSamplesRequest.FromString, lambda wire: wire)
+    old.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, {"StreamSamples": handler}),))
+    port = old.add_insecure_port("127.0.0.1:0")
+    old.start()
+    try:
+        with StorageClient(f"127.0.0.1:{port}") as c:
+            assert c._data_plane_channel() is None
+            assert sum(b.count for b in c.stream_samples("img/b")) == 90
+    finally:
+        old.stop(0)
+        core.close()
