@@ -17,6 +17,9 @@ data plane, and a client reads a server's data plane with gRPC-Python (``client.
 
 from __future__ import annotations
 
+import atexit
+import weakref
+
 import grpc
 from google.protobuf.message import DecodeError
 
@@ -36,6 +39,15 @@ else:
 __all__ = ["available", "unavailable_reason", "DataPlaneServer", "NativeChannel", "NativeRpcError"]
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
+_LIVE: "weakref.WeakSet[DataPlaneServer]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    # A server left running at exit is stopped while Python can still run its handler threads
+    # (during interpreter finalization they could no longer take the GIL to finish a call).
+    for server in list(_LIVE):
+        server.stop(0)
 
 
 def available() -> bool:
@@ -94,6 +106,7 @@ class DataPlaneServer:
         addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         # One gRPC thread per stream in flight, plus one that keeps polling.
         self._server, self.port = _native.server_start(addr, _stream_handler(core), tls_cert_pem, tls_key_pem, token, MAX_MESSAGE_BYTES, max_streams + 1)
+        _LIVE.add(self)
 
     def stop(self, grace: float | None = 5.0) -> None:
         """Stop serving; streams in flight get ``grace`` seconds. Idempotent; blocks until stopped."""

@@ -264,3 +264,26 @@ def test_a_server_without_get_server_info_streams_on_its_main_port(root):
     finally:
         old.stop(0)
         core.close()
+
+
+def test_exit_without_stop_is_clean(tmp_path):
+    """A program that exits with a data plane still serving an open stream exits 0 (without the
+    atexit stop, gRPC's threads met a finalizing interpreter: 'terminate called ...', SIGABRT)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from pathlib import Path
+from service_helpers import make_root
+from storage_service.server import create_server
+from storage_service.client import StorageClient
+srv, port = create_server("127.0.0.1:0", make_root(Path({str(tmp_path)!r})))
+stream = StorageClient(f"127.0.0.1:{{port}}").stream_samples("a", batch_bytes=64)
+print(next(stream).count)
+"""
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "1", done.stderr[-2000:]
