@@ -27,6 +27,18 @@ def test_train_runs_and_reports(store_root, tmp_path, capsys):
     assert "random@0.3: test accuracy" in out and (tmp_path / "metrics.jsonl").is_file()
 
 
+def test_a_previous_run_is_not_replaced_silently(store_root, tmp_path, capsys):
+    with local_service(store_root) as target:
+        run = args(target, tmp_path, "--strategy", "random", "--fraction", "0.3")
+        assert main(run) == 0
+        before = (tmp_path / "metrics.jsonl").read_bytes()
+        capsys.readouterr()
+        assert main(run) == 2  # same --out-dir again: refused, the first run's files untouched
+        assert "already holds a run (metrics.jsonl, checkpoint.pt)" in capsys.readouterr().err
+        assert (tmp_path / "metrics.jsonl").read_bytes() == before
+        assert main([*run, "--overwrite"]) == 0
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--strategy", "bogus"], "--strategy"),
     (["--fraction", "2"], "--fraction"),

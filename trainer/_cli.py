@@ -9,6 +9,10 @@ from pathlib import Path
 __all__ = ["register"]
 
 
+#: Files a run leaves in --out-dir (metrics, checkpoint): their presence means an earlier run.
+_RUN_FILES = ("metrics.jsonl", "checkpoint.pt")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on samples streamed (and selected) by storage services",
                        description="Train on the samples one or more NeSSA storage services stream, reselecting "
@@ -45,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also checkpoint every STEPS steps inside an epoch (default 0: at epoch ends only)")
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps in all, with a checkpoint (default 0: no limit)")
     p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous run's files in OUT_DIR "
+                   "(without it, or --resume, a run refuses an OUT_DIR that holds one)")
     p.add_argument("--token-file", type=Path, help="file with the bearer token (else $NESSA_TOKEN)")
     p.add_argument("--tls-ca", type=Path, help="PEM root certificate: connect with TLS")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per call (selection can be slow)")
@@ -109,6 +115,11 @@ def _train(args: argparse.Namespace) -> int:
             Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise CliError(f"--out-dir {cfg.out_dir}: cannot create it: {exc.strerror}") from None
+        # Only the lead rank writes these files, so only it can tell an earlier run's from this one's.
+        previous = [name for name in _RUN_FILES if (Path(cfg.out_dir) / name).exists()]
+        if previous and not (args.resume or args.overwrite) and int(os.environ.get("RANK", "0")) == 0:
+            raise CliError(f"--out-dir {cfg.out_dir} already holds a run ({', '.join(previous)}): "
+                           "--resume continues it, --overwrite replaces it")
     return _run_train(cfg)
 
 
