@@ -37,6 +37,9 @@ def test_a_previous_run_is_not_replaced_silently(store_root, tmp_path, capsys):
         assert "already holds a run (metrics.jsonl, checkpoint.pt)" in capsys.readouterr().err
         assert (tmp_path / "metrics.jsonl").read_bytes() == before
         assert main([*run, "--overwrite"]) == 0
+        capsys.readouterr()
+        assert main([*run, "--resume"]) == 0  # a finished run: resuming it just reports it again
+        assert "random@0.3: test accuracy" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("extra, message", [
