@@ -1,0 +1,157 @@
+"""What ``StorageClient`` returns and raises, and the conversions from the wire messages.
+
+Kept apart from ``client.py`` (the calls themselves); ``storage_service.client`` re-exports the
+public names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+
+from storage_service._proto import nessa_pb2 as pb
+from storage_service._wire import decode_sample_batch
+
+__all__ = ["StorageError", "SelectionFailed", "DatasetInfo", "ModelInfo", "SelectionInfo", "SampleBatch"]
+
+_STRATEGIES = {"full": pb.STRATEGY_FULL, "random": pb.STRATEGY_RANDOM, "craig": pb.STRATEGY_CRAIG}
+_STRATEGY_NAMES = {v: k for k, v in _STRATEGIES.items()}
+_BACKENDS = {"cpu": pb.BACKEND_CPU, "emu": pb.BACKEND_EMU, "xrt": pb.BACKEND_XRT}
+_BACKEND_NAMES = {v: k for k, v in _BACKENDS.items()}
+_STATES = {pb.SELECTION_STATE_RUNNING: "running", pb.SELECTION_STATE_DONE: "done", pb.SELECTION_STATE_FAILED: "failed"}
+
+
+class StorageError(Exception):
+    """A call failed: ``code`` is the ``grpc.StatusCode``, ``details`` the server's message."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+class SelectionFailed(StorageError):
+    """The server could not compute a selection (``info`` holds its SelectionInfo)."""
+
+    def __init__(self, info: "SelectionInfo"):
+        super().__init__(grpc.StatusCode.ABORTED, f"selection {info.id} failed: {info.error}")
+        self.info = info
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    num_samples: int
+    num_classes: int
+    class_names: list[str]
+    class_counts: list[int]
+    sample_shape: tuple[int, ...]
+    dtype: str
+    format_version: int = 0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    arch: str
+    version: int
+    size: int
+    sha256: str
+    datasets: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SelectionInfo:
+    id: str
+    dataset: str
+    strategy: str
+    fraction: float
+    num_selected: int
+    class_counts: list[int]
+    objective: float
+    seconds: float
+    state: str  # "running" | "done" | "failed"
+    seed: int = 0
+    model_version: int = 0
+    backend: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class SampleBatch:
+    """One received batch; arrays are read-only views of the message (see module docs)."""
+
+    selection_id: str
+    epoch: int
+    offset: int
+    count: int
+    total: int
+    ids: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray
+    samples: np.ndarray
+    nbytes: int
+
+
+def _dataset(m: pb.DatasetInfo) -> DatasetInfo:
+    return DatasetInfo(
+        name=m.name,
+        num_samples=m.num_samples,
+        num_classes=m.num_classes,
+        class_names=list(m.class_names),
+        class_counts=[int(c) for c in m.class_counts],
+        sample_shape=tuple(int(d) for d in m.sample_shape),
+        dtype=m.dtype,
+        format_version=m.format_version,
+    )
+
+
+def _selection(m: pb.SelectionInfo) -> SelectionInfo:
+    return SelectionInfo(
+        id=m.id,
+        dataset=m.dataset,
+        strategy=_STRATEGY_NAMES.get(m.strategy, str(m.strategy)),
+        fraction=m.fraction,
+        num_selected=m.num_selected,
+        class_counts=[int(c) for c in m.class_counts],
+        objective=m.objective,
+        seconds=m.seconds,
+        state=_STATES.get(m.state, "unknown"),
+        seed=m.seed,
+        model_version=m.model_version,
+        backend=_BACKEND_NAMES.get(m.backend, ""),
+        error=m.error,
+    )
+
+
+def _model(m: pb.ModelInfo) -> ModelInfo:
+    return ModelInfo(arch=m.arch, version=m.version, size=m.size, sha256=m.sha256, datasets=list(m.datasets))
+
+
+def _decode_batch(data: bytes) -> SampleBatch:
+    d = decode_sample_batch(data)
+    b, n = d.batch, d.header.count
+
+    def values(i: int, dtype) -> np.ndarray:
+        col = b.column(i)
+        return np.frombuffer(col.buffers()[1], dtype=dtype, count=col.offset + len(col))[col.offset :]
+
+    col = b.column(3)
+    row_bytes = col.type.byte_width
+    raw = np.frombuffer(col.buffers()[1], dtype=np.uint8, count=(col.offset + len(col)) * row_bytes)
+    samples = raw[col.offset * row_bytes :].view(d.dtype).reshape((len(col), *d.sample_shape))
+    if len(col) != n:
+        raise StorageError(grpc.StatusCode.DATA_LOSS, f"batch header says {n} rows, body holds {len(col)}")
+    return SampleBatch(
+        selection_id=d.header.selection_id,
+        epoch=d.header.epoch,
+        offset=d.header.offset,
+        count=n,
+        total=d.header.total,
+        ids=values(0, np.int64),
+        labels=values(1, np.int32),
+        weights=values(2, np.float32),
+        samples=samples,
+        nbytes=d.nbytes,
+    )
