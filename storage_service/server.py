@@ -26,7 +26,7 @@ from storage_service._grpc_options import SERVER_OPTIONS
 from storage_service._malloc import keep_freed_memory
 from storage_service.models_registry import DEFAULT_MAX_MODEL_BYTES
 from storage_service.servicer import SERVICE_NAME, StorageServicer
-from storage_service.tls import read_key_pair
+from storage_service.tls import credentials_from_pems, read_key_pair
 
 __all__ = ["StorageServer", "create_server", "DEFAULT_PORT"]
 
@@ -97,7 +97,7 @@ def create_server(
     if data_port and not _data_plane.available():
         raise ValueError(f"data_port {data_port}: {_data_plane.unavailable_reason()}")
     pems = read_key_pair(tls_cert, tls_key) if tls_cert is not None else None
-    creds = grpc.ssl_server_credentials([(pems[1], pems[0])]) if pems is not None else None
+    creds = credentials_from_pems(*pems) if pems is not None else None
     keep_freed_memory()  # streaming allocates and frees message-sized buffers per batch (see _malloc)
     core = StorageCore(store_root, backend=backend, max_model_bytes=max_model_bytes, select_workers=select_workers)
     interceptors = [BearerTokenInterceptor(token)] if token else []

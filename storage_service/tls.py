@@ -7,7 +7,7 @@ from pathlib import Path
 
 import grpc
 
-__all__ = ["read_pem", "read_key_pair", "server_credentials"]
+__all__ = ["read_pem", "read_key_pair", "server_credentials", "credentials_from_pems"]
 
 
 def read_pem(path: str | os.PathLike, what: str) -> bytes:
@@ -35,5 +35,9 @@ def read_key_pair(cert_file: str | os.PathLike, key_file: str | os.PathLike) -> 
 
 def server_credentials(cert_file: str | os.PathLike, key_file: str | os.PathLike) -> grpc.ServerCredentials:
     """Credentials for a TLS server with this certificate chain and private key."""
-    cert, key = read_key_pair(cert_file, key_file)
+    return credentials_from_pems(*read_key_pair(cert_file, key_file))
+
+
+def credentials_from_pems(cert: bytes, key: bytes) -> grpc.ServerCredentials:
+    """gRPC-Python server credentials from PEM bytes already read and checked (``read_key_pair``)."""
     return grpc.ssl_server_credentials([(key, cert)])
