@@ -1,5 +1,5 @@
 """Partitioned selection on the RTL kernel for bench/rtl_cycles.py: cycles of a class split into
-parts of <= max_part members, all parts in one kernel run (fpga_kernels/rtl/parts.py), RTL-simulated
+parts of <= max_part members, all parts in one kernel run (host/device/rtl/parts.py), RTL-simulated
 where feasible, and the quality cost against whole-class selection."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fpga_kernels.rtl.parts import (RUN_CALL_US, SYNC_CALL_US, Part, coverage, part_blocks, part_descs, parts_golden,
+from host.device.rtl.parts import (RUN_CALL_US, SYNC_CALL_US, Part, coverage, part_blocks, part_descs, parts_golden,
                                     split_parts)
-from fpga_kernels.rtl.schedule import parts_run_cycles, run_cycles
+from host.device.rtl.schedule import parts_run_cycles, run_cycles
 from host.golden.greedy import greedy_fixed
 from host.golden.similarity import quantize_features, sim_q_rows
 from host.golden.stochastic import greedy_stochastic_fixed, stochastic_sample_size
@@ -112,5 +112,5 @@ def quality_rows(n: int, k: int, max_parts: list[int], seed: int, eps: float, ma
 
 
 def call_overhead_ms(runs: int, sync: bool = False) -> float:
-    """Assumed host cost of kernel runs (fpga_kernels/rtl/parts.py RUN_CALL_US / SYNC_CALL_US)."""
+    """Assumed host cost of kernel runs (host/device/rtl/parts.py RUN_CALL_US / SYNC_CALL_US)."""
     return runs * (SYNC_CALL_US if sync else RUN_CALL_US) / 1e3

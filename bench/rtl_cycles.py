@@ -2,14 +2,14 @@
 the SmartSSD needs to read that class (2.36 GB/s, Xilinx's measured P2P rate), in exact mode and in
 stochastic mode (mode 1, epsilon = the CPU default 0.01), for whole classes and for the shipped
 configuration that hides selection under the read: the class split into parts of <= MAX_PART
-members, all in one kernel run (fpga_kernels/rtl/parts.py), and that split's quality cost.
+members, all in one kernel run (host/device/rtl/parts.py), and that split's quality cost.
 
     python bench/rtl_cycles.py [--simulator icarus|verilator] [--rows 300] [--write]
 
 How the numbers are obtained (the shipping build: LANES=32 -> 512-bit bus, N_MAX=8192, RNG_BPC=2,
 RNG_UNITS=4 remainders computed ahead by fl_draws):
 1. Full cocotb runs of nessa_fl_rtl (n = 128, 256; k = 10%; both modes) must equal the C++ model /
-   schedule model (fpga_kernels/rtl/schedule.py) cycle for cycle, and match the golden models
+   schedule model (host/device/rtl/schedule.py) cycle for cycle, and match the golden models
    (host/golden/greedy.py, host/golden/stochastic.py) bit for bit.
 2. Whole classes, n = 1000 and 5000: the simulator runs the first ``--rows`` candidate rows of
    greedy step 0 in exact mode and the whole first step's sample in stochastic mode (a full exact
@@ -23,7 +23,7 @@ RNG_UNITS=4 remainders computed ahead by fl_draws):
    part; d = 64: C++ model == schedule model. n = 1000 is simulated once more against the bench's
    30-cycle read latency memory (sim/tb/latency_ram.py): RTL == C++ model == schedule model with
    read_gap = 30 (writes there keep the simulation RAM's 3 cycles; the table's column uses 40). The host's overhead per kernel run is an assumption
-   (fpga_kernels/rtl/parts.py: 5 us per queued run; 50 us if each run is waited for).
+   (host/device/rtl/parts.py: 5 us per queued run; 50 us if each run is waited for).
 4. Quality: objective and k-medoid cost of partitioned vs whole-class stochastic selection, on
    Fashion-MNIST softmax - onehot features (bench/selection.py --cases c caches them; else only the
    synthetic classes) and on the synthetic classes of the tables.
@@ -48,10 +48,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _rtl_parts import (call_overhead_ms, fashion_features, one_run_cycles, quality_rows,  # noqa: E402
                         separate_runs_cycles, simulate_parts)
-from fpga_kernels.rtl.cmodel_ctypes import CModel  # noqa: E402
-from fpga_kernels.rtl.parts import (RUN_CALL_US, SYNC_CALL_US, part_blocks, part_descs,  # noqa: E402
+from host.device.rtl.cmodel_ctypes import CModel  # noqa: E402
+from host.device.rtl.parts import (RUN_CALL_US, SYNC_CALL_US, part_blocks, part_descs,  # noqa: E402
                                     parts_golden, split_parts)
-from fpga_kernels.rtl.schedule import MemTiming, cycle_breakdown  # noqa: E402
+from host.device.rtl.schedule import MemTiming, cycle_breakdown  # noqa: E402
 from host.golden.greedy import greedy_fixed  # noqa: E402
 from host.golden.similarity import quantize_features, sim_q_rows  # noqa: E402
 from host.golden.stochastic import greedy_stochastic_fixed, stochastic_sample_size  # noqa: E402
@@ -417,7 +417,7 @@ def _write(table: str, checks: list[str], args) -> None:
             "the last column of the shipped table says how many distance lanes (one int16 feature element per lane "
             "per cycle) would let distance + selection + run overhead fit in the read, one after the other. Nothing "
             "here is synthesised (200 MHz is the target, not a timing-closed result); the run overhead is an "
-            "assumption from XRT reports (fpga_kernels/rtl/parts.py), not measured on a card."
+            "assumption from XRT reports (host/device/rtl/parts.py), not measured on a card."
             "\n\nChecks made by this run:\n" + "\n".join(f"- {c}" for c in checks) + "\n")
     old = path.read_text() if path.exists() else "# Benchmarks\n"
     if head in old:

@@ -58,7 +58,8 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     from trainer.config import TrainConfig
-    from trainer.demo import find_fashion_mnist, local_service
+    from storage_service.ingest.locate import find_fashion_mnist
+    from storage_service.server import serve_local as local_service
     from trainer.loop import train
     from trainer.plots import plot_runs
 

@@ -11,9 +11,11 @@ seconds to finish.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -28,7 +30,7 @@ from storage_service.models_registry import DEFAULT_MAX_MODEL_BYTES
 from storage_service.servicer import SERVICE_NAME, StorageServicer
 from storage_service.tls import credentials_from_pems, read_key_pair
 
-__all__ = ["StorageServer", "create_server", "DEFAULT_PORT"]
+__all__ = ["StorageServer", "create_server", "serve_local", "DEFAULT_PORT"]
 
 DEFAULT_PORT = 50051
 _log = logging.getLogger("nessa.service")
@@ -142,3 +144,14 @@ def create_server(
 def _stop(plane) -> None:
     if plane is not None:
         plane.stop(0)
+
+
+@contextlib.contextmanager
+def serve_local(store_root: str | os.PathLike, **options) -> Iterator[str]:
+    """A server over ``store_root`` on a free loopback port, in this process; yields HOST:PORT
+    and stops it on exit (demos, benchmarks and tests)."""
+    server, port = create_server("127.0.0.1:0", store_root=store_root, **options)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(grace=1.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from storage_service import cli
+from nessa import cli
 
 EXPECTED = {"ingest", "info", "verify", "select", "serve", "train", "demo", "simulate"}
 
@@ -19,11 +19,11 @@ def test_every_command_module_imports_and_registers():
 
 
 def test_help_does_not_import_torch_or_grpc():
-    code = "import sys; from storage_service.cli import build_parser; build_parser(); print('torch' in sys.modules, 'grpc' in sys.modules)"
+    code = "import sys; from nessa.cli import build_parser; build_parser(); print('torch' in sys.modules, 'grpc' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
 
 
 def test_no_command_is_an_error():
-    proc = subprocess.run([sys.executable, "-m", "storage_service.cli"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "nessa"], capture_output=True, text=True)
     assert proc.returncode == 2 and "required" in proc.stderr

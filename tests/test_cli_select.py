@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from storage_service.cli import main
+from nessa.cli import main
 
 
 @pytest.fixture(scope="module")

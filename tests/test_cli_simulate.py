@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from storage_service.cli import main
+from nessa.cli import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

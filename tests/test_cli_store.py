@@ -10,7 +10,7 @@ import numpy as np
 
 
 def nessa(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "storage_service.cli", *map(str, args)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "nessa", *map(str, args)], capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"nessa {args} failed: {proc.stderr}")
     return proc

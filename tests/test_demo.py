@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-import trainer.demo as demo
-from storage_service.cli import main
+import nessa.demo as demo
+import storage_service.ingest.locate as locate
+from nessa.cli import main
 
 IDX = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
        "t10k-labels-idx1-ubyte.gz")
@@ -20,20 +21,20 @@ def fake_idx_folder(path):
 
 def test_find_fashion_mnist_order(tmp_path, monkeypatch):
     system, repo = tmp_path / "system", tmp_path / "repo"
-    monkeypatch.setattr(demo, "SYSTEM_DATA", system)
-    monkeypatch.setattr(demo, "_REPO_DATA", repo)
-    monkeypatch.delenv(demo.DATA_ENV, raising=False)
-    assert demo.find_fashion_mnist() == (None, [str(system), str(repo)])
+    monkeypatch.setattr(locate, "SYSTEM_DATA", system)
+    monkeypatch.setattr(locate, "_REPO_DATA", repo)
+    monkeypatch.delenv(locate.DATA_ENV, raising=False)
+    assert locate.find_fashion_mnist() == (None, [str(system), str(repo)])
     fake_idx_folder(repo)
-    assert demo.find_fashion_mnist()[0] == repo
+    assert locate.find_fashion_mnist()[0] == repo
     fake_idx_folder(system)
-    assert demo.find_fashion_mnist()[0] == system
+    assert locate.find_fashion_mnist()[0] == system
     env = fake_idx_folder(tmp_path / "env")
-    monkeypatch.setenv(demo.DATA_ENV, str(env))
-    assert demo.find_fashion_mnist()[0] == env
-    assert demo.find_fashion_mnist(repo)[0] == repo  # the flag wins
-    with pytest.raises(demo.DemoError, match="no Fashion-MNIST IDX files"):
-        demo.find_fashion_mnist(tmp_path / "nowhere")
+    monkeypatch.setenv(locate.DATA_ENV, str(env))
+    assert locate.find_fashion_mnist()[0] == env
+    assert locate.find_fashion_mnist(repo)[0] == repo  # the flag wins
+    with pytest.raises(locate.DataNotFound, match="no Fashion-MNIST IDX files"):
+        locate.find_fashion_mnist(tmp_path / "nowhere")
 
 
 def test_quick_demo_end_to_end(tmp_path, capsys):
@@ -54,9 +55,9 @@ def test_demo_with_a_bad_data_folder_fails_clearly(tmp_path, capsys):
 
 
 def test_demo_falls_back_to_digits_and_says_so(tmp_path, monkeypatch):
-    monkeypatch.setattr(demo, "SYSTEM_DATA", tmp_path / "a")
-    monkeypatch.setattr(demo, "_REPO_DATA", tmp_path / "b")
-    monkeypatch.delenv(demo.DATA_ENV, raising=False)
+    monkeypatch.setattr(locate, "SYSTEM_DATA", tmp_path / "a")
+    monkeypatch.setattr(locate, "_REPO_DATA", tmp_path / "b")
+    monkeypatch.delenv(locate.DATA_ENV, raising=False)
     lines = []
     result = demo.run_demo(demo.DemoOptions(out_dir=tmp_path / "o", epochs=1, subset_epochs=1, progress=False,
                                             threads=1, strategies=("full",), log=lines.append))

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from storage_service.cli import build_parser
+from nessa.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "docker"

@@ -9,7 +9,7 @@ import torch
 from host.golden.qforward import qforward
 from host.models import build_model
 from host.quantize import load_qmodel
-from storage_service.cli import main
+from nessa.cli import main
 
 
 @pytest.fixture()

@@ -198,10 +198,10 @@ def test_every_input_has_a_unit_and_a_source(name):
 @pytest.mark.parametrize("n", [64, 300, 1000, 2000])
 @pytest.mark.parametrize("fraction", [0.02, 0.1, 0.3])
 def test_greedy_cycles_follow_the_rtl_schedule(n, fraction):
-    # fpga_kernels/rtl/schedule.py replays fl_engine.v exactly (checked against Icarus by the RTL tests).
+    # host/device/rtl/schedule.py replays fl_engine.v exactly (checked against Icarus by the RTL tests).
     import numpy as np
 
-    from fpga_kernels.rtl.schedule import MemTiming, run_cycles
+    from host.device.rtl.schedule import MemTiming, run_cycles
     from sim.perf.params import Fpga
 
     k = budget(n, fraction)

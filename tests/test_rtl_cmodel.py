@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fpga_kernels.rtl.cmodel_ctypes import CModel
-from fpga_kernels.rtl.regmap import decode_status, pack_rows
-from fpga_kernels.rtl.schedule import MemTiming, run_cycles
+from host.device.rtl.cmodel_ctypes import CModel
+from host.device.rtl.regmap import decode_status, pack_rows
+from host.device.rtl.schedule import MemTiming, run_cycles
 from host.golden.greedy import greedy_fixed
 from host.golden.stochastic import greedy_stochastic_fixed, stochastic_sample_size
 from sim.tb.vectors import KINDS, make_class, random_cases

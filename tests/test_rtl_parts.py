@@ -1,4 +1,4 @@
-"""Partitioned selection with the RTL kernel (fpga_kernels/rtl/parts.py): the split is GreeDi's
+"""Partitioned selection with the RTL kernel (host/device/rtl/parts.py): the split is GreeDi's
 proportional split of host/greedi.py, every part's kernel run (C++ model of the RTL) equals the
 golden model bit for bit and the schedule model cycle for cycle, and results map back to the class."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fpga_kernels.rtl.cmodel_ctypes import CModel
-from fpga_kernels.rtl.parts import coverage, part_blocks, part_descs, parts_golden, split_parts
-from fpga_kernels.rtl.schedule import MemTiming, parts_run_cycles
+from host.device.rtl.cmodel_ctypes import CModel
+from host.device.rtl.parts import coverage, part_blocks, part_descs, parts_golden, split_parts
+from host.device.rtl.schedule import MemTiming, parts_run_cycles
 from host.golden.greedy import greedy_fixed
 from host.greedi import split_budget
 from sim.tb.vectors import make_class
@@ -81,7 +81,7 @@ def test_coverage_is_the_golden_objective():
 def test_parts_through_the_emulator():
     """device -> xclbin -> kernel -> buffers -> sync -> one run with the parts -> wait -> check."""
     emu = pytest.importorskip("host.device.emu")
-    from fpga_kernels.rtl.parts import run_parts
+    from host.device.rtl.parts import run_parts
 
     d = emu.device(0)
     uid = d.load_xclbin(emu.xclbin(emu.default_xclbin()))

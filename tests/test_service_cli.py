@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from service_helpers import make_root
-from storage_service.cli import main
+from nessa.cli import main
 from storage_service.client import StorageClient
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,7 +23,7 @@ def test_serve_runs_and_stops_on_sigterm(tmp_path):
     (tmp_path / "tok").write_text("t0ken\n")
     env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "storage_service.cli", "serve", str(root), "--port", "0", "--token-file", str(tmp_path / "tok")],
+        [sys.executable, "-m", "nessa", "serve", str(root), "--port", "0", "--token-file", str(tmp_path / "tok")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
     )
     try:

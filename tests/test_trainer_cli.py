@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from storage_service.cli import main
-from trainer.demo import local_service, prepare_store
+from nessa.cli import main
+from nessa.demo import prepare_store
+from storage_service.server import serve_local as local_service
 
 
 @pytest.fixture(scope="module")

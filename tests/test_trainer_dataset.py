@@ -9,7 +9,8 @@ import torch
 from storage_service.client import StorageClient, StorageError
 from storage_service.store import Store
 from trainer.dataset import SampleStream, StreamPart
-from trainer.demo import local_service, prepare_store
+from nessa.demo import prepare_store
+from storage_service.server import serve_local as local_service
 
 ROW = 64  # digits: 8x8 uint8
 

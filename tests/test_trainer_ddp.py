@@ -12,7 +12,8 @@ import pytest
 
 from storage_service.store import Store
 from trainer.checkpoint import load_checkpoint
-from trainer.demo import local_service, prepare_store
+from nessa.demo import prepare_store
+from storage_service.server import serve_local as local_service
 from trainer.metrics import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +33,7 @@ def test_two_rank_gloo_epochs_with_reselection(service, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "storage_service.cli", "train", "--server", target, "--dataset", "digits/train",
+           "-m", "nessa", "train", "--server", target, "--dataset", "digits/train",
            "--test-dataset", "digits/test", "--strategy", "nessa", "--fraction", "0.2", "--epochs", "2",
            "--reselect-every", "1", "--batch-size", "32", "--device", "cpu", "--out-dir", str(out), "--no-progress"]
     proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
@@ -55,7 +56,7 @@ def test_two_rank_stop_mid_epoch_and_resume_matches_the_uninterrupted_run(servic
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OMP_NUM_THREADS="1")
     base = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-            "-m", "storage_service.cli", "train", "--server", target, "--dataset", "digits/train",
+            "-m", "nessa", "train", "--server", target, "--dataset", "digits/train",
             "--test-dataset", "digits/test", "--strategy", "random", "--fraction", "0.5", "--epochs", "3",
             "--reselect-every", "2", "--batch-size", "16", "--device", "cpu", "--no-progress"]
 

@@ -10,7 +10,8 @@ import torch
 from storage_service.store import Store
 from trainer.checkpoint import CheckpointMismatch, load_checkpoint
 from trainer.config import TrainConfig
-from trainer.demo import local_service, prepare_store
+from nessa.demo import prepare_store
+from storage_service.server import serve_local as local_service
 from trainer.loop import train
 from trainer.metrics import FIELDS, read_metrics
 

@@ -12,7 +12,7 @@ from storage_service.ingest import write_store
 from storage_service.store import Store
 from trainer.config import TrainConfig
 from trainer.dataset import SampleStream
-from trainer.demo import local_service
+from storage_service.server import serve_local as local_service
 from trainer.loop import train
 from trainer.multi import IncompatibleParts, open_cluster
 

@@ -17,7 +17,7 @@
 // A unit is issued the next draw in the cycle its remainder is taken (or any later cycle),
 // one draw per cycle at most, so draw g issues in cycle I(g) = max(I(g-1) + 1, T(g - UNITS))
 // (T = take cycle; I(0) = the cycle after `start`) and is out_valid from I(g) + 32/BPC + 1 on.
-// fpga_kernels/rtl/schedule.py and the C++ model replay exactly this.
+// host/device/rtl/schedule.py and the C++ model replay exactly this.
 `default_nettype none
 module fl_draws #(
     parameter integer N_MAX = 4096,  // largest class: n, k and every divisor m - r are <= N_MAX; power of two, 2..2**20

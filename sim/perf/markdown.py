@@ -121,7 +121,7 @@ def hidden_markdown() -> str:
 
 
 def calibration_markdown(path: Path) -> str:
-    from sim.calibrate import recompare, this_machine_scenario
+    from sim.perf.this_machine import recompare, this_machine_scenario
 
     cal = json.loads(Path(path).read_text())
     m = cal["measured"]
@@ -171,7 +171,7 @@ def update(path: Path, sections: dict[str, str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = list(argv if argv is not None else sys.argv[1:])
     if args[:1] == ["--update"]:
-        from sim.calibrate import CALIBRATION_FILE
+        from sim.perf.this_machine import CALIBRATION_FILE
 
         update(Path(args[1]), {
             "results": "\n\n".join(results_markdown(n) for n in NAMES),

@@ -139,7 +139,7 @@ class Fpga:
     lanes: int = param(32, "elements/cycle", "fpga_kernels/rtl/nessa_fl_rtl.v: LANES = 32 (512-bit DDR bus)")
     max_burst: int = param(64, "beats", "fpga_kernels/rtl/nessa_fl_rtl.v: MAX_BURST = 64")
     read_gap_cycles: float = param(24.0, "cycles/burst", "assumption: DDR4 read latency ~120 ns at 200 MHz (the cocotb AXI RAM of the RTL benches: 2)")
-    write_busy_cycles: float = param(3.0, "cycles/word", "fpga_kernels/rtl/schedule.py: COCOTB_AXI_RAM.write_busy (simulated memory)")
+    write_busy_cycles: float = param(3.0, "cycles/word", "host/device/rtl/schedule.py: COCOTB_AXI_RAM.write_busy (simulated memory)")
     max_part: int = param(8192, "members", "fpga_kernels/rtl/nessa_fl_rtl.v: N_MAX = 8192 (on-chip cover depth)")
 
     @classmethod
@@ -170,7 +170,7 @@ class Fpga:
 
     def greedy_cycles(self, p: float, k: int, evals: float) -> float:
         """The RTL engine's cycles register for one part, following fl_engine.v's schedule
-        (fpga_kernels/rtl/schedule.py replays it exactly; tests/test_perf_model.py compares):
+        (host/device/rtl/schedule.py replays it exactly; tests/test_perf_model.py compares):
         clear ``p``; per evaluation one row's beats (the read master keeps several bursts in
         flight, so a step's rows stream and a scan needs >= 3 cycles per candidate); per step
         the read latency once, the adder-tree latency twice, two result words and the

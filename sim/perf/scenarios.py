@@ -17,8 +17,9 @@ __all__ = ["SCENARIOS", "SCENARIO_SOURCES", "get_scenario", "scenario_names"]
 
 _POW2_TO_256 = tuple(2**i for i in range(9))  # 1, 2, 4, ..., 256
 
+from .macs import SMALL_CNN_28_BYTES, SMALL_CNN_28_MACS  # noqa: E402 (counted from host.models)
+
 # Counted by sim.perf.macs from host.models (tests/test_scenarios.py recounts them).
-SMALL_CNN_28_MACS, SMALL_CNN_28_BYTES = 1_117_056, 424_056
 RESNET20_32_MACS, RESNET20_32_BYTES = 40_813_184, 1_096_336
 RESNET20_64_C1000_MACS, RESNET20_64_C1000_BYTES = 163_314_176, 1_353_736
 # torchvision ResNet-50 (IMAGENET1K_V1) model card: 4.09 GFLOPS (multiply-adds), 25,557,032 parameters.
@@ -134,7 +135,7 @@ def _this_machine() -> Scenario:
     """This machine as measured by ``python -m sim.calibrate`` (sim/perf/calibration.json)."""
     import json
 
-    from sim.calibrate import CALIBRATION_FILE, this_machine_scenario
+    from sim.perf.this_machine import CALIBRATION_FILE, this_machine_scenario
 
     if not CALIBRATION_FILE.is_file():
         raise ValueError(f"no calibration yet: run `python -m sim.calibrate` to write {CALIBRATION_FILE}")

@@ -15,7 +15,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam, AxiWriteBus
 from cocotbext.axi.axi_ram import AxiRamWrite
 
-from fpga_kernels.rtl.regmap import PART_DESC_DTYPE, REG, KernelArgs, pack_rows
+from host.device.rtl.regmap import PART_DESC_DTYPE, REG, KernelArgs, pack_rows
 from sim.tb.common import pause_pattern
 from sim.tb.latency_ram import LatencyRead
 

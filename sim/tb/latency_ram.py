@@ -9,7 +9,7 @@ streams back to back. This model does exactly that, with one ID (data in AR orde
   ``max(a_b + latency, last beat of burst b-1 + 1)``, then one beat per cycle while RREADY is
   high (RVALID holds while RREADY is low, as AXI requires).
 
-That is the rule ``fpga_kernels/rtl/schedule.py`` uses for ``MemTiming(read_gap=latency)``; with
+That is the rule ``host/device/rtl/schedule.py`` uses for ``MemTiming(read_gap=latency)``; with
 ``latency=2`` it is also how the cocotbext RAM behaves for the kernel's reads. The data comes
 from ``mem.read(addr, nbytes)`` (e.g. an ``AxiRamWrite`` sharing the same bus's write side).
 """

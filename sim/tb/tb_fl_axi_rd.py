@@ -5,7 +5,7 @@ memory (AR / R pauses) and from the consumer (out_ready), and no burst left in f
 Bench parameters: the HDL ones, ``pause`` (none / idle / backpressure: memory channels, the job
 producer and the consumer) and ``latency`` (0: cocotbext-axi ``AxiRamRead``, ~2 cycles; L >= 1:
 sim/tb/latency_ram.py, first beat L cycles after AR, bursts pipelined). With a latency memory
-and no pauses, every AR must come in the cycle the issue rule of fpga_kernels/rtl/schedule.py
+and no pauses, every AR must come in the cycle the issue rule of host/device/rtl/schedule.py
 says (the job's first AR the cycle after it is accepted, then one per cycle, but only while
 fewer than OUTSTANDING bursts await their last beat), and with OUTSTANDING > 1 bursts must
 really overlap.

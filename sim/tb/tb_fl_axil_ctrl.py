@@ -12,7 +12,7 @@ import cocotb
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
-from fpga_kernels.rtl.regmap import REG
+from host.device.rtl.regmap import REG
 from sim.tb.common import params, pause_pattern, reset, start_clock
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from fpga_kernels.rtl.regmap import REG, KernelArgs, decode_status
-from fpga_kernels.rtl.parts import split_parts
-from fpga_kernels.rtl.schedule import COCOTB_AXI_RAM, MemTiming, parts_run_cycles, run_cycles
+from host.device.rtl.regmap import REG, KernelArgs, decode_status
+from host.device.rtl.parts import split_parts
+from host.device.rtl.schedule import COCOTB_AXI_RAM, MemTiming, parts_run_cycles, run_cycles
 from host.golden.greedy import greedy_fixed
 from host.golden.stochastic import greedy_stochastic_fixed
 from sim.tb.common import params, reset, start_clock, write_report

@@ -2,7 +2,7 @@
 // x86 emulator: same arguments in the same order as the kernel's register map, the same results
 // bit for bit (host/golden/greedy.py for mode 0 / 2, host/golden/stochastic.py for mode 1), the same
 // status word, and the same cycle count as the RTL
-// in simulation (the engine's schedule replayed as fpga_kernels/rtl/schedule.py does).
+// in simulation (the engine's schedule replayed as host/device/rtl/schedule.py does).
 //
 // Argument contract (register order; pointers on m_axi_gmem, scalars 32-bit):
 //   sim          in   uint16 [n][ld]  similarity rows, row j = s(j, i); ld % LANES == 0, ld >= n

@@ -45,7 +45,7 @@ def register(sub) -> None:
 
 
 def _ingest(args) -> int:
-    from storage_service.cli import CliError
+    from nessa._errors import CliError
     from storage_service.ingest import IngestError, ingest
 
     if not args.shard_mb > 0:  # also rejects NaN
@@ -73,7 +73,7 @@ def _info_doc(store) -> dict:
 
 
 def _info(args) -> int:
-    from storage_service.cli import CliError
+    from nessa._errors import CliError
     from storage_service.store import Store, StoreError
 
     try:

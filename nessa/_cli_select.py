@@ -87,7 +87,7 @@ def load_model(path: str | os.PathLike, arch: str, sample_shape, num_classes: in
 def _features(args, store):
     import numpy as np
 
-    from storage_service.cli import CliError
+    from nessa._errors import CliError
 
     if args.features is not None:
         if args.arch is not None:
@@ -131,7 +131,7 @@ def _select(args) -> int:
 
     from host.facility_location import DEFAULT_EPSILON
     from host.selection import DEFAULT_MEMORY_BUDGET, select
-    from storage_service.cli import CliError
+    from nessa._errors import CliError
     from storage_service.store import Store, StoreError
 
     if not (0.0 < args.fraction <= 1.0):  # also rejects NaN

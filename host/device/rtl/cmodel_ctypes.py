@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fpga_kernels.rtl.regmap import pack_rows
+from fpga_kernels import KERNEL_DIR
+from host.device.rtl.regmap import pack_rows
 
 __all__ = ["CModel", "CModelResult"]
 
-SOURCE = Path(__file__).resolve().parent / "cmodel" / "nessa_fl_rtl.cpp"
+SOURCE = KERNEL_DIR / "rtl" / "cmodel" / "nessa_fl_rtl.cpp"
 
 
 @dataclass(frozen=True)

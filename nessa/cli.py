@@ -1,8 +1,9 @@
 """The ``nessa`` command line.
 
-Each sub-command lives next to the code it drives, in a module exposing
+One module per group of sub-commands (``nessa/_cli_*.py``), each exposing
 ``register(subparsers)``; that function adds its parser(s) and sets ``func(args) -> int``.
 Modules keep heavy imports (torch, grpc) inside ``func`` so ``nessa --help`` stays fast.
+The libraries (host, storage_service, trainer, sim) never import this package.
 """
 
 from __future__ import annotations
@@ -11,21 +12,19 @@ import argparse
 import importlib
 import sys
 
+from nessa._errors import CliError
+
 __all__ = ["main", "build_parser", "CliError"]
 
 #: Modules that contribute sub-commands, in the order they appear in ``--help``.
 _COMMAND_MODULES = (
-    "storage_service._cli_store",  # ingest, info, verify
-    "storage_service._cli_serve",  # serve
-    "host._cli",  # select
-    "host.quantize._cli",  # export
-    "trainer._cli",  # train, demo
-    "sim._cli",  # simulate
+    "nessa._cli_store",  # ingest, info, verify
+    "nessa._cli_serve",  # serve
+    "nessa._cli_select",  # select
+    "nessa._cli_export",  # export
+    "nessa._cli_train",  # train, demo
+    "nessa._cli_simulate",  # simulate
 )
-
-
-class CliError(Exception):
-    """A user-facing error: printed as ``nessa: error: <message>``, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,13 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a real missing dependency: surface it
-                raise
-            continue  # command module not part of this build
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -57,7 +50,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    # Re-import so CliError is the package's class, not a __main__ copy of it.
-    from storage_service.cli import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

@@ -12,7 +12,6 @@ passes over the (reselected) subset.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import shutil
@@ -20,20 +19,17 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
+from storage_service.ingest.locate import DATA_ENV, DataNotFound, find_fashion_mnist
+from storage_service.server import serve_local
 from trainer.config import TrainConfig
 from trainer.strategies import Strategy
 
-__all__ = ["DemoOptions", "DemoError", "find_fashion_mnist", "prepare_store", "local_service", "run_demo", "format_table",
-           "DATA_ENV", "SYSTEM_DATA"]
+__all__ = ["DemoOptions", "DemoError", "prepare_store", "run_demo", "format_table"]
 
-DATA_ENV = "NESSA_DATA"
-SYSTEM_DATA = Path("/usr/share/datasets/fashion-mnist")  # Debian package dataset-fashion-mnist
-_REPO_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
-_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 class DemoError(RuntimeError):
@@ -58,32 +54,6 @@ class DemoOptions:
     progress: bool = True
     strategies: Sequence[str] = ("full", "random", "nessa")
     log: Callable[[str], None] = field(default=print, repr=False)
-
-
-def _has_idx(folder: Path) -> bool:
-    return all(any((folder / f"{name}{ext}").is_file() for ext in ("", ".gz")) for name in _IDX_FILES)
-
-
-def find_fashion_mnist(explicit: Path | str | None = None) -> tuple[Path | None, list[str]]:
-    """The first folder holding the four Fashion-MNIST IDX files, and the places looked at.
-
-    An explicit folder that lacks them is an error (the user asked for it), not a fallback.
-    """
-    if explicit is not None:
-        folder = Path(explicit).expanduser()
-        if not _has_idx(folder):
-            raise DemoError(f"--data {folder}: no Fashion-MNIST IDX files there (need {', '.join(_IDX_FILES)}[.gz])")
-        return folder, [str(folder)]
-    looked = []
-    candidates = []
-    if os.environ.get(DATA_ENV):
-        candidates.append(Path(os.environ[DATA_ENV]).expanduser())
-    candidates += [SYSTEM_DATA, _REPO_DATA]
-    for folder in candidates:
-        looked.append(str(folder))
-        if _has_idx(folder):
-            return folder, looked
-    return None, looked
 
 
 def prepare_store(root: Path, data: Path | None, *, progress: bool = True) -> tuple[str, str, str]:
@@ -112,18 +82,6 @@ def prepare_store(root: Path, data: Path | None, *, progress: bool = True) -> tu
     return "scikit-learn digits", "digits/train", "digits/test"
 
 
-@contextlib.contextmanager
-def local_service(store_root: Path, **options) -> Iterator[str]:
-    """A storage service over ``store_root`` on a free loopback port, in this process; yields HOST:PORT."""
-    from storage_service.server import create_server
-
-    server, port = create_server("127.0.0.1:0", store_root=store_root, **options)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.stop(grace=1.0)
-
-
 def format_table(results: Sequence[dict], *, baseline: str = "full") -> str:
     """Markdown table of each run's final accuracy, wall time and bytes received."""
     base = next((r for r in results if r["run"] == baseline), None)
@@ -140,14 +98,14 @@ def format_table(results: Sequence[dict], *, baseline: str = "full") -> str:
 
 def run_demo(opts: DemoOptions) -> dict:
     """Run the demo; returns {"table", "results", "records", "plots", "dataset", "seconds"}."""
-    from trainer.loop import train
-    from trainer.plots import plot_runs
-
     t0 = time.perf_counter()
     log = opts.log
     data = None
     if not (opts.quick or opts.digits):
-        data, looked = find_fashion_mnist(opts.data)
+        try:
+            data, looked = find_fashion_mnist(opts.data)
+        except DataNotFound as exc:
+            raise DemoError(str(exc)) from None
         if data is None:
             log(f"Fashion-MNIST not found (looked in {', '.join(looked)}; set --data or ${DATA_ENV}, "
                 f"or install the Debian package dataset-fashion-mnist); using scikit-learn's digits instead.")
@@ -177,7 +135,7 @@ def run_demo(opts: DemoOptions) -> dict:
             raise DemoError(f"--work-dir {work}: cannot create {root}: {exc.strerror}") from None
         log(f"ingesting {'Fashion-MNIST from ' + str(data) if data else 'scikit-learn digits'} into {root}")
         title, train_name, test_name = prepare_store(root, data, progress=opts.progress)
-        with local_service(root) as target:
+        with serve_local(root) as target:
             return _compare(opts, log, title, train_name, test_name, target, epochs, subset_epochs, out, t0)
     finally:
         if own_work:

@@ -37,16 +37,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from storage_service.cli import CliError
+    from nessa._errors import CliError
 
     import dataclasses
 
-    from .perf.config import ConfigError, load_config
-    from .perf.params import Fpga
+    from sim.perf.config import ConfigError, load_config
+    from sim.perf.params import Fpga
 
     AS_WRITTEN = Fpga.as_written()
-    from .perf.report import format_break_even, format_sources, format_table, sweep
-    from .perf.scenarios import SCENARIOS, get_scenario, scenario_names
+    from sim.perf.report import format_break_even, format_sources, format_table, sweep
+    from sim.perf.scenarios import SCENARIOS, get_scenario, scenario_names
 
     if args.list:
         for name in scenario_names():
@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"# inputs of {sc.name} (at {sc.storage.drives} drives)")
         print(format_sources(sc))
     if not args.no_plots:
-        from .perf.plots import write_plots
+        from sim.perf.plots import write_plots
 
         try:
             paths = write_plots(sc, rows, args.out)

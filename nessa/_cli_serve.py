@@ -52,7 +52,7 @@ def _serve(args) -> int:
     from pathlib import Path
 
     from storage_service.auth import load_token
-    from storage_service.cli import CliError
+    from nessa._errors import CliError
     from storage_service.server import create_server
 
     if not Path(args.store_root).is_dir():

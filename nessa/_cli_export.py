@@ -27,13 +27,13 @@ def register(sub) -> None:
 
 
 def _export(args) -> int:
-    from host._cli import load_model
+    from nessa._cli_select import load_model
     from host.device.opcounts import features_op_counts
     from host.quantize.export import UnsupportedLayerError, export_model
     from host.quantize.format import Op, save_qmodel
     from safetensors import SafetensorError
 
-    from storage_service.cli import CliError
+    from nessa._errors import CliError
     from storage_service.store import Store, StoreError
 
     if args.calib < 1:

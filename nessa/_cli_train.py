@@ -80,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _token(path: Path | None) -> str | None:
-    from storage_service.cli import CliError
+    from nessa._errors import CliError
 
     if path is None:
         return os.environ.get("NESSA_TOKEN") or None
@@ -94,7 +94,7 @@ def _token(path: Path | None) -> str | None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from storage_service.cli import CliError
+    from nessa._errors import CliError
     from trainer.config import ConfigError, TrainConfig
 
     try:
@@ -124,7 +124,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _run_train(cfg) -> int:
-    from storage_service.cli import CliError
+    from nessa._errors import CliError
     from storage_service.client import StorageError
     from trainer.checkpoint import CheckpointMismatch
     from trainer.config import ConfigError
@@ -146,9 +146,9 @@ def _run_train(cfg) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from storage_service.cli import CliError
+    from nessa._errors import CliError
     from trainer.config import ConfigError
-    from trainer.demo import DemoError, DemoOptions, run_demo
+    from nessa.demo import DemoError, DemoOptions, run_demo
 
     opts = DemoOptions(data=args.data, out_dir=args.out_dir, work_dir=args.work_dir, fraction=args.fraction,
                        epochs=args.epochs, subset_epochs=args.subset_epochs, reselect_every=args.reselect_every,

@@ -16,7 +16,7 @@ epsilon)`` (exact greedy when ``mode != 1``) on its own ``p_i x p_i`` similarity
 map back through the members: ``ids`` are class-local, ``weights`` count members of the own part
 (they sum to ``n``: the parts partition the class).
 
-Kernel layout (fpga_kernels/rtl/regmap.py ``PART_DESC_DTYPE``): the blocks' rows one after the
+Kernel layout (host/device/rtl/regmap.py ``PART_DESC_DTYPE``): the blocks' rows one after the
 other in ``sim`` with one ``ld`` (the largest part padded to LANES), one 16-byte descriptor
 ``{n_i, k_i, seed_i, sample_size_i}`` per part at ``parts_ptr``, every part's ``k_i`` results
 after the previous part's.
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fpga_kernels.rtl.regmap import MODE_STOCHASTIC, PART_DESC_DTYPE, ROW_ALIGN, decode_status
+from host.device.rtl.regmap import MODE_STOCHASTIC, PART_DESC_DTYPE, ROW_ALIGN, decode_status
 from host.golden.greedy import greedy_fixed
 from host.golden.stochastic import greedy_stochastic_fixed, stochastic_sample_size
 from host.greedi import split_budget  # the CPU path's rule, so both split k the same way
