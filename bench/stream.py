@@ -135,11 +135,11 @@ def client(kind: str, port: int, dataset: str, total: int, rank: int, world: int
     keep_freed_memory()  # what StorageClient does for nessa, applied to every transport alike
     req = dict(seed=1, epoch=0, rank=rank, world=world, batch_bytes=batch_bytes)
     if kind in ("nessa", "nessa-dp-grpcio", "nessa-grpcio"):
-        from storage_service import _data_plane
+        from storage_service import _native_channel
         from storage_service.client import StorageClient
 
         if kind == "nessa-dp-grpcio":
-            _data_plane._native = None  # as if the extension were not built in this process
+            _native_channel._native = None  # as if the extension were not built in this process
         conn = StorageClient(f"127.0.0.1:{port}", data_plane=kind != "nessa-grpcio")
         conn.wait_ready()
         want = {"nessa": "NativeChannel", "nessa-dp-grpcio": "_PythonDataChannel", "nessa-grpcio": "NoneType"}[kind]

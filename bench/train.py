@@ -80,12 +80,12 @@ def main() -> int:
     with local_service(root) as target:
         plan = [("full", 1.0, args.full_epochs)]
         for f in fractions:
-            plan += [("random", f, args.subset_epochs), ("nessa", f, args.subset_epochs)]
+            plan += [("random", f, args.subset_epochs), ("craig", f, args.subset_epochs)]
         for strategy, fraction, epochs in plan:
             cfg = TrainConfig(servers=(target,), dataset="fashion-mnist/train", test_dataset="fashion-mnist/test",
                               strategy=strategy, fraction=fraction, epochs=epochs,
                               reselect_every=args.reselect_every, lr=args.lr, eval_every=args.eval_every,
-                              use_weights=not (args.no_weights and strategy == "nessa"), threads=args.threads,
+                              use_weights=not (args.no_weights and strategy == "craig"), threads=args.threads,
                               progress=False, out_dir=args.work / "runs" / f"{strategy}-{fraction:g}")
             result = train(cfg)
             finals.append(result.final)
@@ -104,15 +104,15 @@ def main() -> int:
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     lines += [_row(r, full) for r in finals]
     goal = []
-    n10 = by.get(("nessa", 0.1))
+    n10 = by.get(("craig", 0.1))
     if n10:
         gap = 100 * (full["test_acc"] - n10["test_acc"])
-        goal.append(f"- nessa@0.1 vs full: {gap:.2f} points below full (goal <= 1.0: {'met' if gap <= 1.0 else 'NOT met'}); "
+        goal.append(f"- craig@0.1 vs full: {gap:.2f} points below full (goal <= 1.0: {'met' if gap <= 1.0 else 'NOT met'}); "
                     f"wall {n10['wall_s'] / full['wall_s']:.3f}x, CPU {n10['cpu_s'] / full['cpu_s']:.3f}x of full "
                     f"(goal <= 0.333: wall {'met' if n10['wall_s'] <= full['wall_s'] / 3 else 'NOT met'}, "
                     f"CPU {'met' if n10['cpu_s'] <= full['cpu_s'] / 3 else 'NOT met'}).")
     for f in fractions:
-        r, n = by.get(("random", f)), by.get(("nessa", f))
+        r, n = by.get(("random", f)), by.get(("craig", f))
         if r and n:
             d = 100 * (n["test_acc"] - r["test_acc"])
             goal.append(f"- nessa vs random at {f:g}: {d:+.2f} points ({'met' if d >= 0 else 'NOT met'}).")

@@ -33,6 +33,7 @@ COPY storage_service /src/storage_service
 COPY trainer /src/trainer
 COPY sim /src/sim
 COPY fpga_kernels /src/fpga_kernels
+COPY nessa /src/nessa
 RUN pip install -c docker/constraints.txt /src \
  && python -c "from storage_service import _data_plane as d; assert d.available(), d.unavailable_reason()"
 # Build the emulated kernels now (the emulator would build them at first use otherwise).

@@ -11,11 +11,17 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
 WORKDIR /src
 COPY docker/constraints.txt /src/docker/constraints.txt
 COPY pyproject.toml README.md /src/
+COPY nessa /src/nessa
 COPY host /src/host
-COPY storage_service /src/storage_service
 COPY trainer /src/trainer
-COPY sim /src/sim
-COPY fpga_kernels /src/fpga_kernels
+# The storage service's client side only (storage_service.CLIENT_MODULES; a test keeps the two
+# lists equal): the trainer image carries no server code. The build skips the server's optional
+# C extensions, whose sources are not here.
+COPY storage_service/__init__.py storage_service/client.py storage_service/_client_types.py \
+     storage_service/_native_channel.py storage_service/_wire.py storage_service/_names.py \
+     storage_service/_grpc_options.py storage_service/_malloc.py /src/storage_service/
+COPY storage_service/_proto/__init__.py storage_service/_proto/nessa_pb2.py storage_service/_proto/nessa_pb2_grpc.py \
+     /src/storage_service/_proto/
 # The base image's torch satisfies the torch>=2.1 requirement, so pip leaves it alone.
 RUN pip install -c docker/constraints.txt /src && rm -rf /src
 WORKDIR /runs

@@ -20,7 +20,7 @@ import enum
 import importlib
 from typing import Any
 
-__all__ = ["Backend", "load", "parse_backend"]
+__all__ = ["Backend", "SERVED_BACKENDS", "load", "parse_backend", "backend_names"]
 
 
 class Backend(str, enum.Enum):
@@ -31,6 +31,10 @@ class Backend(str, enum.Enum):
     XRT = "xrt"  # FPGA kernels on a SmartSSD through pyxrt
     PYNQ = "pynq"  # FPGA kernels through PYNQ <= 3.0.1
 
+
+#: Backends a storage service (and ``nessa train --backend``) can be asked for. PYNQ is a
+#: runtime the device layer can use locally; the wire protocol does not name it.
+SERVED_BACKENDS: tuple[Backend, ...] = (Backend.CPU, Backend.EMU, Backend.XRT)
 
 _REGISTRY: dict[Backend, str] = {
     Backend.CPU: "host._cpu_backend",
@@ -46,6 +50,11 @@ def parse_backend(backend: str | Backend) -> Backend:
     except ValueError:
         names = ", ".join(b.value for b in Backend)
         raise ValueError(f"unknown backend {backend!r}; known: {names}") from None
+
+
+def backend_names(*, served: bool = False) -> list[str]:
+    """Backend names, in registry order (``served``: only those a storage service takes)."""
+    return [b.value for b in (SERVED_BACKENDS if served else Backend)]
 
 
 def load(backend: str | Backend) -> Any:

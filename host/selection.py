@@ -21,6 +21,7 @@ import numpy as np
 
 from host._distances import matrix_bytes, reuse_matrix_memory
 from host.backends import Backend, load, parse_backend
+from host.budget import check_fraction, class_budget, class_budgets_array
 from host.facility_location import DEFAULT_EPSILON, Optimizer, check_epsilon, parse_optimizer
 from host.greedi import greedi, split_budget
 
@@ -70,29 +71,17 @@ class Selection:
         return int(self.ids.shape[0])
 
 
-def _check_fraction(fraction: Any) -> float:
-    try:
-        f = float(fraction)
-    except (TypeError, ValueError):
-        raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}") from None
-    if not (0.0 < f <= 1.0):
-        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
-    return f
-
-
 def class_budgets(counts: np.ndarray, fraction: float, budget: str | Budget = Budget.PER_CLASS) -> np.ndarray:
     """Budget per class for class sizes ``counts``."""
-    f = _check_fraction(fraction)
+    f = check_fraction(fraction)
     counts = np.asarray(counts, dtype=np.int64)
     try:
         mode = Budget(budget)
     except ValueError:
         raise ValueError(f"unknown budget {budget!r}; known: {', '.join(b.value for b in Budget)}") from None
-    # The -1e-9 absorbs float noise (0.1 * 30 is 3, not 4); the floor of 1 keeps ceil(f * n) >= 1
-    # when f * n itself is below that guard.
     if mode is Budget.PER_CLASS:
-        return np.minimum(counts, np.maximum(np.ceil(f * counts - 1e-9), 1).astype(np.int64))
-    return split_budget(max(1, math.ceil(f * int(counts.sum()) - 1e-9)), counts)
+        return class_budgets_array(counts, f)
+    return split_budget(class_budget(int(counts.sum()), f), counts)
 
 
 def _check_inputs(features: Any, labels: Any, ids: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -144,7 +133,7 @@ def select(
     distance) and ``epsilon`` (stochastic only): see :mod:`host.facility_location`.
     """
     t0 = time.perf_counter()
-    f = _check_fraction(fraction)
+    f = check_fraction(fraction)
     opt = parse_optimizer(optimizer)
     eps = check_epsilon(epsilon)
     key = parse_backend(backend)

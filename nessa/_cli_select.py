@@ -1,27 +1,20 @@
-"""``nessa select``: choose a weighted coreset of a store, per class, and save it as .npz.
+"""``nessa select``: choose a weighted coreset of a store, per class, and save it.
 
-Output schema (``SEL_FORMAT_VERSION`` = 1), a NumPy .npz without pickled objects:
-
-    format_version  int64 scalar
-    ids             int64 [|S|]   global store ids, grouped by class, greedy order inside a class
-    weights         float32 [|S|] loss weights (sum |S| unless --raw-weights: member counts)
-    labels          int64 [|S|]   class of each selected id
-    objective       float64 scalar, sum over classes of F(S_c)
-    classes, class_n, class_k     int64 [C']  per class: label, size, budget
-    class_objective, class_seconds float64 [C']
-    fraction, seconds float64 scalars; optimizer, backend, source  str scalars; seed int64
+The output is a selection file (:mod:`storage_service.selection_file`, the format the storage
+service persists its selections in): Arrow IPC, columns ``id`` (ascending) and ``weight``, and
+a JSON summary with the strategy (``craig``), fraction, seed, backend, objective, per-class
+counts, plus ``optimizer``, ``source`` (where the features came from), ``raw_weights`` and
+``per_class`` (``[{cls, n, k, objective, seconds}]``). Read it with
+``storage_service.selection_file.read_selection(path) -> (ids, weights, summary)``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
-__all__ = ["register", "load_model", "SEL_FORMAT_VERSION"]
-
-SEL_FORMAT_VERSION = 1
+__all__ = ["register", "load_model"]
 
 
 def register(sub) -> None:
@@ -29,7 +22,8 @@ def register(sub) -> None:
         "select",
         help="select a weighted coreset of a store (greedy facility location per class)",
         description="Select FRACTION of each class of STORE by greedy facility location over "
-        "gradient-proxy features (from --model/--arch) or precomputed --features; write SEL.npz.",
+        "gradient-proxy features (from --model/--arch) or precomputed --features; write a selection file "
+        "(Arrow IPC: id, weight + JSON summary; the storage service's format).",
     )
     p.add_argument("store", help="store directory (manifest.json + shards)")
     p.add_argument("--fraction", type=float, required=True, help="fraction to keep, in (0, 1]")
@@ -37,7 +31,7 @@ def register(sub) -> None:
     src.add_argument("--model", help="model state (.safetensors) used to compute the features; needs --arch")
     src.add_argument("--features", help="precomputed features (.npy, float [N, D], rows in store id order)")
     p.add_argument("--arch", help="architecture of --model (e.g. small_cnn, resnet20)")
-    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--out", required=True, help="output selection file (e.g. sel.arrow)")
     p.add_argument("--optimizer", default="lazy", help="lazy (exact greedy, default), stochastic or naive")
     p.add_argument("--backend", default="cpu", help="cpu (default) or emu / xrt / pynq (FPGA kernels)")
     p.add_argument("--seed", type=int, default=0, help="seed (stochastic greedy, GreeDi partitions)")
@@ -129,13 +123,18 @@ def _features(args, store):
 def _select(args) -> int:
     import numpy as np
 
+    from host.budget import check_fraction
     from host.facility_location import DEFAULT_EPSILON
+    from host.strategies import Strategy
     from host.selection import DEFAULT_MEMORY_BUDGET, select
     from nessa._errors import CliError
+    from storage_service.selection_file import write_selection
     from storage_service.store import Store, StoreError
 
-    if not (0.0 < args.fraction <= 1.0):  # also rejects NaN
-        raise CliError(f"--fraction must be in (0, 1], got {args.fraction}")
+    try:
+        check_fraction(args.fraction, option="--fraction")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     if args.memory_budget_mb is not None and not args.memory_budget_mb > 0:
         raise CliError(f"--memory-budget-mb must be positive, got {args.memory_budget_mb}")
     out = Path(args.out)
@@ -160,24 +159,20 @@ def _select(args) -> int:
         )
     except (ValueError, RuntimeError) as exc:
         raise CliError(str(exc)) from None
-    tmp = out.with_name(out.name + ".tmp")
     pc = sel.per_class
+    counts = np.bincount(store.labels[sel.ids], minlength=store.manifest.num_classes)
+    summary = {
+        "dataset": store.manifest.name, "strategy": Strategy.CRAIG.value, "fraction": float(sel.fraction),
+        "seed": int(args.seed), "backend": sel.backend, "num_selected": len(sel),
+        "class_counts": [int(c) for c in counts], "objective": float(sel.objective), "seconds": float(sel.seconds),
+        "optimizer": sel.optimizer, "source": source, "raw_weights": bool(args.raw_weights),
+        "per_class": [{"cls": int(r.cls), "n": int(r.n), "k": int(r.k), "objective": float(r.objective),
+                       "seconds": float(r.seconds)} for r in pc],
+    }
     try:
-        fh = open(tmp, "wb")
+        write_selection(out, sel.ids, sel.weights, summary)
     except OSError as exc:
         raise CliError(f"cannot write --out {args.out}: {exc.strerror}") from None
-    with fh:  # a file object keeps the name exactly as given (no .npz appended)
-        np.savez(
-            fh, format_version=np.int64(SEL_FORMAT_VERSION), ids=sel.ids, weights=sel.weights, labels=sel.labels,
-            objective=np.float64(sel.objective),
-            classes=np.array([r.cls for r in pc], np.int64), class_n=np.array([r.n for r in pc], np.int64),
-            class_k=np.array([r.k for r in pc], np.int64),
-            class_objective=np.array([r.objective for r in pc], np.float64),
-            class_seconds=np.array([r.seconds for r in pc], np.float64),
-            fraction=np.float64(sel.fraction), seconds=np.float64(sel.seconds), optimizer=np.str_(sel.optimizer),
-            backend=np.str_(sel.backend), source=np.str_(source), seed=np.int64(args.seed),
-        )
-    os.replace(tmp, out)
     if not args.quiet:
         print(f"{out}: {len(sel)} of {len(store)} examples ({len(pc)} classes), objective {sel.objective:.6g}, "
               f"{sel.seconds:.2f}s ({sel.optimizer}, {sel.backend})", file=sys.stderr)

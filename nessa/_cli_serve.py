@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from host.backends import backend_names
+
 __all__ = ["register"]
 
 
@@ -37,7 +39,7 @@ def register(sub) -> None:
     p.add_argument("--tls-cert", help="PEM certificate chain (with --tls-key turns on TLS)")
     p.add_argument("--tls-key", help="PEM private key")
     p.add_argument("--token-file", help="file holding the bearer token clients must send")
-    p.add_argument("--backend", choices=["cpu", "emu", "xrt"], default="cpu", help="default selection backend (default cpu)")
+    p.add_argument("--backend", choices=backend_names(served=True), default="cpu", help="default selection backend (default cpu)")
     p.add_argument("--workers", type=int, default=32, help="RPC threads (default 32)")
     p.add_argument("--select-workers", type=int, default=1, help="selection worker threads (default 1)")
     p.add_argument("--max-model-mb", type=float, default=256.0, help="largest model a client may push, MiB (default 256)")

@@ -6,6 +6,9 @@ import argparse
 import os
 from pathlib import Path
 
+from host.backends import backend_names
+from host.strategies import strategy_names
+
 __all__ = ["register"]
 
 
@@ -22,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, help="training data set name on the server(s), e.g. fm/train")
     p.add_argument("--test-dataset", help="test data set evaluated after every epoch, e.g. fm/test")
     p.add_argument("--eval-every", type=int, default=1, metavar="N", help="evaluate every N epochs and after the last")
-    p.add_argument("--strategy", default="full", help="full, random or nessa (default: full)")
+    p.add_argument("--strategy", default="full", metavar="NAME",
+                   help=f"one of {', '.join(strategy_names())} (default: full; 'nessa' is an alias of craig)")
     p.add_argument("--fraction", type=float, default=0.1, help="per-class subset budget in (0, 1] (default 0.1)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--reselect-every", type=int, default=1, metavar="R", help="epochs between reselections")
@@ -38,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--schedule", default="cosine", help="cosine, step or constant")
     p.add_argument("--no-weights", action="store_true", help="ignore coreset weights (plain mean loss)")
     p.add_argument("--seed", type=int, default=0, help="seed (>= 0) of the shuffle, random subsets and init")
-    p.add_argument("--backend", default="", help="selection backend on the storage host: cpu, emu, xrt "
+    p.add_argument("--backend", default="", help=f"selection backend on the storage host: {', '.join(backend_names(served=True))} "
                    "(default: the one the server was started with, its --backend)")
     p.add_argument("--batch-bytes", type=int, default=1 << 20, help="target bytes per streamed batch")
     p.add_argument("--prefetch", type=int, default=4, help="streamed batches buffered per server")

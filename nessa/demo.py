@@ -3,7 +3,7 @@
     find Fashion-MNIST (--data, $NESSA_DATA, /usr/share/datasets/fashion-mnist, ../shared/data/fashion-mnist)
       (none found: say so, use scikit-learn's digits)
     -> ingest into a work folder -> start a storage service on a free loopback port (in-process)
-    -> train full, random@F and nessa@F -> comparison table + metrics JSON lines + PNG plots
+    -> train full, random@F and craig@F -> comparison table + metrics JSON lines + PNG plots
 
 The subset runs get ``subset_epochs`` epochs (default 12, against 5 on the full data): a 10%
 subset epoch is a tenth of the work, and CRAIG-style training spends part of the saving on more
@@ -26,7 +26,7 @@ import numpy as np
 from storage_service.ingest.locate import DATA_ENV, DataNotFound, find_fashion_mnist
 from storage_service.server import serve_local
 from trainer.config import TrainConfig
-from trainer.strategies import Strategy
+from host.strategies import Strategy, parse_strategy
 
 __all__ = ["DemoOptions", "DemoError", "prepare_store", "run_demo", "format_table"]
 
@@ -43,7 +43,7 @@ class DemoOptions:
     out_dir: Path = Path("nessa-demo")  # metrics, plots, table
     fraction: float = 0.1
     epochs: int = 5  # full-data run
-    subset_epochs: int = 12  # random / nessa runs
+    subset_epochs: int = 12  # random / craig runs
     reselect_every: int = 6  # a CPU selection costs ~0.7 of a full epoch here: select twice
     eval_every: int = 2
     batch_size: int = 128
@@ -52,7 +52,7 @@ class DemoOptions:
     digits: bool = False  # use scikit-learn's digits even if Fashion-MNIST is there
     threads: int | None = 0  # 0: one thread on machines with <= 2 cores (the service shares them), else torch's default
     progress: bool = True
-    strategies: Sequence[str] = ("full", "random", "nessa")
+    strategies: Sequence[str] = ("full", "random", "craig")
     log: Callable[[str], None] = field(default=print, repr=False)
 
 
@@ -114,8 +114,8 @@ def run_demo(opts: DemoOptions) -> dict:
     epochs = 1 if opts.quick else opts.epochs
     subset_epochs = 1 if opts.quick else opts.subset_epochs
     for name in opts.strategies:  # bad options fail now, not after the ingest and the first runs
-        TrainConfig(servers=("127.0.0.1:1",), dataset="check", strategy=Strategy(name), fraction=opts.fraction,
-                    epochs=epochs if Strategy(name) is Strategy.FULL else subset_epochs,
+        TrainConfig(servers=("127.0.0.1:1",), dataset="check", strategy=name, fraction=opts.fraction,
+                    epochs=epochs if parse_strategy(name) is Strategy.FULL else subset_epochs,
                     reselect_every=opts.reselect_every, batch_size=opts.batch_size, lr=opts.lr,
                     eval_every=1 if opts.quick else opts.eval_every, threads=opts.threads)
     own_work = opts.work_dir is None
@@ -151,7 +151,7 @@ def _compare(opts: DemoOptions, log: Callable[[str], None], title: str, train_na
         f"(subsets: {opts.fraction:g} of each class)")
     records: dict[str, list[dict]] = {}
     for name in opts.strategies:
-        strategy = Strategy(name)
+        strategy = parse_strategy(name)
         full = strategy is Strategy.FULL
         cfg = TrainConfig(servers=(target,), dataset=train_name, test_dataset=test_name, strategy=strategy,
                           fraction=opts.fraction, epochs=epochs if full else subset_epochs,
@@ -162,7 +162,7 @@ def _compare(opts: DemoOptions, log: Callable[[str], None], title: str, train_na
     finals = [recs[-1] for recs in records.values()]
     table = format_table(finals)
     (out / "table.md").write_text(f"{title}, fraction {opts.fraction:g}\n\n{table}\n")
-    plots = plot_runs(records, out, title=f"{title}: full vs random vs nessa @ {opts.fraction:g}")
+    plots = plot_runs(records, out, title=f"{title}: full vs random vs craig @ {opts.fraction:g}")
     log("")
     log(table)
     log("")

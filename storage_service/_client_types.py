@@ -11,15 +11,12 @@ from dataclasses import dataclass, field
 import grpc
 import numpy as np
 
+from storage_service._names import PB_TO_BACKEND, PB_TO_STRATEGY
 from storage_service._proto import nessa_pb2 as pb
 from storage_service._wire import decode_sample_batch
 
 __all__ = ["StorageError", "SelectionFailed", "DatasetInfo", "ModelInfo", "SelectionInfo", "SampleBatch"]
 
-_STRATEGIES = {"full": pb.STRATEGY_FULL, "random": pb.STRATEGY_RANDOM, "craig": pb.STRATEGY_CRAIG}
-_STRATEGY_NAMES = {v: k for k, v in _STRATEGIES.items()}
-_BACKENDS = {"cpu": pb.BACKEND_CPU, "emu": pb.BACKEND_EMU, "xrt": pb.BACKEND_XRT}
-_BACKEND_NAMES = {v: k for k, v in _BACKENDS.items()}
 _STATES = {pb.SELECTION_STATE_RUNNING: "running", pb.SELECTION_STATE_DONE: "done", pb.SELECTION_STATE_FAILED: "failed"}
 
 
@@ -111,7 +108,7 @@ def _selection(m: pb.SelectionInfo) -> SelectionInfo:
     return SelectionInfo(
         id=m.id,
         dataset=m.dataset,
-        strategy=_STRATEGY_NAMES.get(m.strategy, str(m.strategy)),
+        strategy=PB_TO_STRATEGY[m.strategy].value if m.strategy in PB_TO_STRATEGY else str(m.strategy),
         fraction=m.fraction,
         num_selected=m.num_selected,
         class_counts=[int(c) for c in m.class_counts],
@@ -120,7 +117,7 @@ def _selection(m: pb.SelectionInfo) -> SelectionInfo:
         state=_STATES.get(m.state, "unknown"),
         seed=m.seed,
         model_version=m.model_version,
-        backend=_BACKEND_NAMES.get(m.backend, ""),
+        backend=PB_TO_BACKEND[m.backend].value if m.backend in PB_TO_BACKEND else "",
         error=m.error,
     )
 

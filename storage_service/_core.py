@@ -21,16 +21,18 @@ from storage_service._proto import nessa_pb2 as pb
 from storage_service._wire import BatchEncoder
 from storage_service.models_registry import DEFAULT_MAX_MODEL_BYTES, ModelRecord, ModelRegistry
 from storage_service.sampling import check_share, random_subset, rows_per_batch, share
-from storage_service.selections import MODEL_STRATEGIES, SelectionManager, SelectionParams, SelectionRecord, Strategy, check_fraction, selection_id
+from host.strategies import Strategy, spec
+from storage_service._names import FULL_SELECTION, RANDOM_SELECTION, backend_names
+from storage_service.selections import SelectionManager, SelectionParams, SelectionRecord, check_fraction, selection_id
 
 __all__ = ["StorageCore", "StreamParams", "BACKENDS", "STATE_DIR"]
 
-#: Backends a selection may run on (host.backends names).
-BACKENDS = ("cpu", "emu", "xrt")
+#: Backends a selection may run on (host.backends' served backends, by name).
+BACKENDS = tuple(backend_names())
 #: Folder under the store root for the service's own files (hidden: discover() skips it).
 STATE_DIR = ".nessa"
 #: The literal selection names StreamSamples accepts besides selection ids.
-_BUILTIN = {"full", "random"}
+_BUILTIN = {FULL_SELECTION, RANDOM_SELECTION}
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ class StorageCore:
             raise InvalidArgument(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         load_model = None
         model_sha = ""
-        if strategy in MODEL_STRATEGIES:
+        if spec(strategy).needs_model:
             rec = self.models.resolve(dataset, model_version)
             model_version, model_sha = rec.version, rec.sha256
             load_model = lambda: self._build_model(rec, store)  # noqa: E731
@@ -139,9 +141,9 @@ class StorageCore:
     # -- streaming -------------------------------------------------------------------------
     def _source(self, p: StreamParams, store) -> tuple[np.ndarray, np.ndarray]:
         n = len(store)
-        if p.selection == "full":
+        if p.selection == FULL_SELECTION:
             return np.arange(n, dtype=np.int64), np.ones(n, np.float32)
-        if p.selection == "random":
+        if p.selection == RANDOM_SELECTION:
             fraction = check_fraction(Strategy.RANDOM, p.fraction)
             ids = random_subset(store.labels, fraction, p.seed)
             return ids, np.ones(len(ids), np.float32)

@@ -12,7 +12,8 @@ where the data plane is.
 
 The extension is optional (pip builds it when the gRPC C++ headers are installed, Debian:
 ``libgrpc++-dev``): ``available()`` says whether it was built; without it a server runs no
-data plane, and a client reads a server's data plane with gRPC-Python (``client.py``).
+data plane, and a client reads a server's data plane with gRPC-Python (``client.py``). This is
+the server half; the client half is ``_native_channel`` (the client imports no server module).
 """
 
 from __future__ import annotations
@@ -25,20 +26,12 @@ from google.protobuf.message import DecodeError
 
 from storage_service._core import StorageCore
 from storage_service._grpc_options import MAX_MESSAGE_BYTES
+from storage_service._native_channel import _native, available, require, unavailable_reason
 from storage_service._proto import nessa_pb2 as pb
 from storage_service.servicer import status_of, stream_params
 
-try:
-    from storage_service import _native_stream as _native
-except ImportError as _exc:  # built without the gRPC C++ headers
-    _native = None
-    _IMPORT_ERROR = str(_exc)
-else:
-    _IMPORT_ERROR = ""
+__all__ = ["available", "unavailable_reason", "DataPlaneServer"]
 
-__all__ = ["available", "unavailable_reason", "DataPlaneServer", "NativeChannel", "NativeRpcError"]
-
-_CODES = {code.value[0]: code for code in grpc.StatusCode}
 _LIVE: "weakref.WeakSet[DataPlaneServer]" = weakref.WeakSet()
 
 
@@ -48,20 +41,6 @@ def _stop_all() -> None:
     # (during interpreter finalization they could no longer take the GIL to finish a call).
     for server in list(_LIVE):
         server.stop(0)
-
-
-def available() -> bool:
-    """Whether the native extension was built (see the module docs)."""
-    return _native is not None
-
-
-def unavailable_reason() -> str:
-    return "" if _native is not None else f"storage_service._native_stream is not built ({_IMPORT_ERROR})"
-
-
-def _require() -> None:
-    if _native is None:
-        raise RuntimeError(unavailable_reason() + "; install the gRPC C++ headers (Debian: libgrpc++-dev) and reinstall")
 
 
 def _stream_handler(core: StorageCore):
@@ -96,7 +75,7 @@ class DataPlaneServer:
         tls_key_pem: bytes | None = None,
         max_streams: int = 64,
     ):
-        _require()
+        require()
         if not 0 <= port <= 65535:
             raise ValueError(f"data plane port must be in [0, 65535], got {port}")
         if max_streams < 1:
@@ -111,37 +90,3 @@ class DataPlaneServer:
     def stop(self, grace: float | None = 5.0) -> None:
         """Stop serving; streams in flight get ``grace`` seconds. Idempotent; blocks until stopped."""
         _native.server_stop(self._server, float(grace or 0.0))
-
-
-class NativeRpcError(Exception):
-    """A data plane call ended with a non-OK status: ``code`` (``grpc.StatusCode``), ``details``."""
-
-    def __init__(self, code: grpc.StatusCode, details: str):
-        super().__init__(f"{code.name}: {details}")
-        self.code = code
-        self.details = details
-
-
-class NativeChannel:
-    """A gRPC C++ channel to a data plane; ``stream()`` runs one StreamSamples call."""
-
-    def __init__(self, target: str, *, root_cert: bytes | None = None, server_name: str | None = None):
-        _require()
-        self.target = target
-        self._channel = _native.channel_new(target, root_cert, server_name or None, MAX_MESSAGE_BYTES)
-
-    def stream(self, request: pb.StreamSamplesRequest, metadata=(), *, deserialize=None):
-        """Yield each received SampleBatch (``deserialize(bytes)``, default: the bytes).
-
-        Raises NativeRpcError at the end if the call did not finish OK. Closing the generator
-        early cancels the call (the server stops reading the store).
-        """
-        call = _native.call_start(self._channel, _native.STREAM_METHOD, request.SerializeToString(), tuple(metadata), 0.0)
-        try:
-            while (message := _native.call_next(call)) is not None:
-                yield message if deserialize is None else deserialize(message)
-            code, details = _native.call_finish(call)
-        finally:
-            _native.call_cancel(call)  # no-op once finished
-        if code != 0:
-            raise NativeRpcError(_CODES.get(code, grpc.StatusCode.UNKNOWN), details)

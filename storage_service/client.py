@@ -51,7 +51,7 @@ from typing import Any, Iterator
 
 import grpc
 
-from storage_service import _data_plane
+from storage_service import _native_channel
 from storage_service._client_types import (
     DatasetInfo,
     ModelInfo,
@@ -59,15 +59,16 @@ from storage_service._client_types import (
     SelectionFailed,
     SelectionInfo,
     StorageError,
-    _BACKENDS,
-    _STRATEGIES,
     _dataset,
     _decode_batch,
     _model,
     _selection,
 )
+from host.backends import Backend
+from host.strategies import parse_strategy
 from storage_service._grpc_options import CHANNEL_OPTIONS, MAX_MESSAGE_BYTES
 from storage_service._malloc import keep_freed_memory as _keep_freed_memory
+from storage_service._names import BACKEND_TO_PB, FULL_SELECTION, RANDOM_SELECTION, STRATEGY_TO_PB, backend_names
 from storage_service._proto import nessa_pb2 as pb
 
 __all__ = [
@@ -79,6 +80,8 @@ __all__ = [
     "SelectionInfo",
     "SampleBatch",
     "MAX_MESSAGE_BYTES",
+    "FULL_SELECTION",
+    "RANDOM_SELECTION",
 ]
 
 _SERVICE = "/nessa.v1.Storage/"
@@ -272,19 +275,17 @@ class StorageClient:
         Raises SelectionFailed if the server could not compute it, DEADLINE_EXCEEDED if it is
         still running after ``timeout``.
         """
-        strategy = getattr(strategy, "value", strategy)
-        if strategy not in _STRATEGIES:
-            raise ValueError(f"strategy must be one of {sorted(_STRATEGIES)}, got {strategy!r}")
+        key = parse_strategy(strategy)
         backend = getattr(backend, "value", backend)
-        if backend != "" and backend not in _BACKENDS:  # "": the server's default (its --backend)
-            raise ValueError(f"backend must be '' or one of {sorted(_BACKENDS)}, got {backend!r}")
+        if backend != "" and backend not in backend_names():  # "": the server's default (its --backend)
+            raise ValueError(f"backend must be '' or one of {', '.join(backend_names())}, got {backend!r}")
         request = pb.SelectRequest(
             dataset=dataset,
-            strategy=_STRATEGIES[strategy],
+            strategy=STRATEGY_TO_PB[key],
             fraction=float(fraction),
             seed=int(seed),
             model_version=int(model_version or 0),
-            backend=_BACKENDS.get(backend, pb.BACKEND_UNSPECIFIED),
+            backend=BACKEND_TO_PB[Backend(backend)] if backend else pb.BACKEND_UNSPECIFIED,
             no_wait=not wait,
         )
         limit = time.monotonic() + (timeout if timeout is not None else self.timeout)
@@ -309,7 +310,7 @@ class StorageClient:
         self,
         dataset: str,
         *,
-        selection: str = "full",
+        selection: str = FULL_SELECTION,
         epoch: int = 0,
         seed: int = 0,
         rank: int = 0,
@@ -319,7 +320,7 @@ class StorageClient:
         fraction: float | None = None,
     ) -> Iterator[SampleBatch]:
         """Yield this rank's share of the epoch's order from ``start_offset`` (see module docs)."""
-        if selection == "random" and fraction is None:
+        if selection == RANDOM_SELECTION and fraction is None:
             raise ValueError("selection='random' needs a fraction")
         request = pb.StreamSamplesRequest(
             dataset=dataset,
@@ -341,8 +342,8 @@ class StorageClient:
                     request.start_offset = batch.offset + batch.count
                     yield batch
                 return
-            except (grpc.RpcError, _data_plane.NativeRpcError) as exc:
-                code, details = (exc.code, exc.details) if isinstance(exc, _data_plane.NativeRpcError) else (exc.code(), exc.details() or "")
+            except (grpc.RpcError, _native_channel.NativeRpcError) as exc:
+                code, details = (exc.code, exc.details) if isinstance(exc, _native_channel.NativeRpcError) else (exc.code(), exc.details() or "")
                 if code == grpc.StatusCode.UNAVAILABLE and failures < self.retries:
                     self._forget_data_plane()  # a restarted server may listen on another data port
                     self._sleep(failures)
@@ -379,8 +380,8 @@ class StorageClient:
                     data_port = 0  # a server older than GetServerInfo: no data plane
                 if data_port:
                     target = f"{self.target.rsplit(':', 1)[0]}:{data_port}"
-                    if _data_plane.available():
-                        self._data_channel = _data_plane.NativeChannel(target, root_cert=self._root_pem, server_name=self._server_name)
+                    if _native_channel.available():
+                        self._data_channel = _native_channel.NativeChannel(target, root_cert=self._root_pem, server_name=self._server_name)
                     else:  # no native extension here: gRPC-Python still spares the server its copy
                         self._data_channel = _PythonDataChannel(self._grpc_channel(target))
             return self._data_channel or None

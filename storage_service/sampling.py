@@ -11,9 +11,9 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+from host.budget import check_fraction, class_budget
 
 __all__ = [
     "epoch_order",
@@ -61,16 +61,9 @@ def share(ids: np.ndarray, weights: np.ndarray, *, seed: int, epoch: int, rank: 
     return ids[pick], weights[pick]
 
 
-def class_budget(n_c: int, fraction: float) -> int:
-    """``ceil(fraction * n_c)`` with a guard against float noise (0.1 * 30 is 3, not 4), and at
-    least 1 for a non-empty class (the guard must not turn a tiny ``fraction * n_c`` into 0)."""
-    return min(n_c, max(1, math.ceil(fraction * n_c - 1e-9)))
-
-
 def random_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Sorted ids: per class ``class_budget`` ids drawn uniformly without replacement."""
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    fraction = check_fraction(fraction)
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([_SUBSET_DOMAIN, int(seed)])))
     labels = np.asarray(labels)
     picked = []

@@ -5,35 +5,32 @@ fraction, seed, backend and the model's version and sha256, so asking again find
 selection (and a retried Select never computes twice). Work runs on a small worker pool, off
 the RPC threads; ``wait`` blocks for at most a given time.
 
-On-disk format (``<store root>/.nessa/selections/<id>.arrow``, ``SELECTION_FORMAT_VERSION``):
-an Arrow IPC *file* with columns ``id`` int64 (ascending) and ``weight`` float32, whose schema
-metadata ``nessa.selection`` is the JSON summary ``{"format_version": 1, "id", "dataset",
-"strategy", "fraction", "seed", "model_version", "backend", "num_selected", "class_counts",
-"objective", "seconds"}``. Written to a temporary name and renamed, so a file is whole or
-absent. Only finished selections are written; a restart forgets running and failed ones
-(selecting again recomputes them).
+On disk: ``<store root>/.nessa/selections/<id>.arrow``, the selection file format of
+:mod:`storage_service.selection_file` (the same files ``nessa select`` writes), with ``id`` and
+``model_version`` in its summary. Only finished selections are written; a restart forgets
+running and failed ones (selecting again recomputes them).
 """
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
-import math
 import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as _FutureTimeout  # distinct from TimeoutError before 3.11
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pyarrow as pa
 
+from host.budget import check_fraction as _check_fraction
+from host.strategies import Strategy
 from storage_service._errors import FailedPrecondition, InvalidArgument, NotFound
 from storage_service.sampling import random_subset
+from storage_service.selection_file import SELECTION_FORMAT_VERSION, read_selection, read_summary, write_selection
 
 __all__ = [
     "Strategy",
@@ -46,20 +43,6 @@ __all__ = [
     "selection_id",
 ]
 
-SELECTION_FORMAT_VERSION = 1
-_META_KEY = b"nessa.selection"
-
-
-class Strategy(str, enum.Enum):
-    """Selection strategies (the value is the API name)."""
-
-    FULL = "full"
-    RANDOM = "random"
-    CRAIG = "craig"  # NeSSA: gradient-proxy features + per-class facility location
-
-
-#: Strategies that need a pushed model.
-MODEL_STRATEGIES = frozenset({Strategy.CRAIG})
 
 
 @dataclass(frozen=True)
@@ -88,6 +71,10 @@ class SelectionRecord:
     objective: float = 0.0
     seconds: float = 0.0
     error: str = ""
+
+
+#: The record's fields a selection file's summary stores (state and error are not persisted).
+_RECORD_FIELDS = tuple(f.name for f in fields(SelectionRecord) if f.name not in ("state", "error"))
 
 
 @dataclass(frozen=True)
@@ -128,16 +115,15 @@ STRATEGIES: dict[Strategy, Callable] = {Strategy.FULL: _full, Strategy.RANDOM: _
 
 
 def check_fraction(strategy: Strategy, fraction: float) -> float:
-    """The fraction to use, or InvalidArgument (full takes 0 or 1; others (0, 1])."""
-    if not isinstance(fraction, (int, float)) or math.isnan(fraction):
-        raise InvalidArgument(f"fraction must be a number in (0, 1], got {fraction!r}")
+    """The fraction to use, or InvalidArgument (full takes 0 or 1; others (0, 1], host.budget's rule)."""
     if strategy is Strategy.FULL:
         if fraction not in (0.0, 1.0):
             raise InvalidArgument(f"strategy 'full' keeps every sample: fraction must be 1 (or unset), got {fraction}")
         return 1.0
-    if not 0.0 < fraction <= 1.0:
-        raise InvalidArgument(f"fraction must be in (0, 1], got {fraction}")
-    return float(fraction)
+    try:
+        return _check_fraction(fraction)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
 
 
 def selection_id(params: SelectionParams, num_samples: int) -> str:
@@ -168,25 +154,15 @@ class SelectionManager:
             return
         for path in sorted(self.directory.glob("sel-*.arrow")):
             try:
-                with pa.memory_map(str(path), "r") as source:
-                    meta = pa.ipc.open_file(source).schema.metadata or {}
-                doc = json.loads(meta[_META_KEY])
-                if doc.pop("format_version", None) != SELECTION_FORMAT_VERSION:
-                    continue  # another format version: not ours to read
-                rec = SelectionRecord(state="done", error="", **doc)
-            except (OSError, KeyError, ValueError, TypeError, pa.ArrowInvalid):
-                continue  # a foreign or damaged file is not a selection
+                doc = read_summary(path)
+                rec = SelectionRecord(state="done", error="", **{k: doc[k] for k in _RECORD_FIELDS})
+            except (OSError, KeyError, ValueError, TypeError):
+                continue  # a foreign, damaged or other-version file is not a selection of ours
             self._records[rec.id] = rec
 
     def _save(self, rec: SelectionRecord, result: _Result) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        doc = {k: v for k, v in asdict(rec).items() if k not in ("state", "error")}
-        schema = pa.schema([("id", pa.int64()), ("weight", pa.float32())], metadata={_META_KEY: json.dumps({"format_version": SELECTION_FORMAT_VERSION, **doc}).encode()})
-        table = pa.table([pa.array(result.ids), pa.array(result.weights)], schema=schema)
-        tmp = self._path(rec.id).with_suffix(f".tmp{os.getpid()}")
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-            writer.write_table(table)
-        os.replace(tmp, self._path(rec.id))
+        write_selection(self._path(rec.id), result.ids, result.weights, {k: getattr(rec, k) for k in _RECORD_FIELDS})
 
     def get(self, sel_id: str) -> SelectionRecord:
         with self._lock:
@@ -239,9 +215,8 @@ class SelectionManager:
         with self._lock:
             cached = self._arrays.get(sel_id)
         if cached is None:
-            with pa.memory_map(str(self._path(sel_id)), "r") as source:
-                table = pa.ipc.open_file(source).read_all()
-            cached = (table.column("id").to_numpy().copy(), table.column("weight").to_numpy().copy())
+            ids, weights, _ = read_selection(self._path(sel_id))
+            cached = (ids, weights)
             with self._lock:
                 if len(self._arrays) > 32:
                     self._arrays.clear()

@@ -18,16 +18,15 @@ from storage_service._core import StorageCore, StreamParams
 from storage_service._errors import InvalidArgument, ResourceExhausted, ServiceError
 from storage_service._proto import nessa_pb2 as pb
 from storage_service._wire import BATCH_VERSION
-from storage_service.selections import SelectionRecord, Strategy
+from host.backends import Backend
+from host.strategies import Strategy, strategy_names
+from storage_service._names import BACKEND_TO_PB, PB_TO_BACKEND, PB_TO_STRATEGY, STRATEGY_TO_PB, backend_names
+from storage_service.selections import SelectionRecord
 
 __all__ = ["StorageServicer", "SERVICE_NAME", "stream_params", "status_of"]
 
 SERVICE_NAME = "nessa.v1.Storage"
 _log = logging.getLogger("nessa.service")
-_STRATEGY = {pb.STRATEGY_FULL: Strategy.FULL, pb.STRATEGY_RANDOM: Strategy.RANDOM, pb.STRATEGY_CRAIG: Strategy.CRAIG}
-_STRATEGY_PB = {v.value: k for k, v in _STRATEGY.items()}
-_BACKEND = {pb.BACKEND_UNSPECIFIED: "", pb.BACKEND_CPU: "cpu", pb.BACKEND_EMU: "emu", pb.BACKEND_XRT: "xrt"}
-_BACKEND_PB = {v: k for k, v in _BACKEND.items() if v}
 _STATE_PB = {"running": pb.SELECTION_STATE_RUNNING, "done": pb.SELECTION_STATE_DONE, "failed": pb.SELECTION_STATE_FAILED}
 #: Select answers RUNNING this long before the caller's deadline rather than let it expire.
 _DEADLINE_MARGIN_S = 0.25
@@ -71,11 +70,11 @@ def _selection_pb(r: SelectionRecord) -> pb.SelectionInfo:
     return pb.SelectionInfo(
         id=r.id,
         dataset=r.dataset,
-        strategy=_STRATEGY_PB[r.strategy],
+        strategy=STRATEGY_TO_PB[Strategy(r.strategy)],
         fraction=r.fraction,
         seed=r.seed,
         model_version=r.model_version,
-        backend=_BACKEND_PB.get(r.backend, pb.BACKEND_UNSPECIFIED),
+        backend=BACKEND_TO_PB[Backend(r.backend)] if r.backend in backend_names() else pb.BACKEND_UNSPECIFIED,
         state=_STATE_PB[r.state],
         num_selected=r.num_selected,
         class_counts=r.class_counts,
@@ -146,11 +145,11 @@ class StorageServicer:
 
     @_unary
     def Select(self, request, context):
-        strategy = _STRATEGY.get(request.strategy)
+        strategy = PB_TO_STRATEGY.get(request.strategy)
         if strategy is None:
-            raise InvalidArgument(f"unknown or unset strategy {request.strategy}; use full, random or craig")
-        if request.backend not in _BACKEND:
-            raise InvalidArgument(f"unknown backend {request.backend}; use cpu, emu or xrt")
+            raise InvalidArgument(f"unknown or unset strategy {request.strategy}; use one of {', '.join(strategy_names())}")
+        if request.backend != pb.BACKEND_UNSPECIFIED and request.backend not in PB_TO_BACKEND:
+            raise InvalidArgument(f"unknown backend {request.backend}; use one of {', '.join(backend_names())}")
         if not math.isfinite(request.fraction):
             raise InvalidArgument(f"fraction must be in (0, 1], got {request.fraction}")
         rec = self.core.select(
@@ -159,7 +158,7 @@ class StorageServicer:
             request.fraction,
             seed=request.seed,
             model_version=request.model_version,
-            backend=_BACKEND[request.backend],
+            backend=PB_TO_BACKEND[request.backend].value if request.backend in PB_TO_BACKEND else "",
         )
         if rec.state == "running" and not request.no_wait:
             remaining = context.time_remaining()

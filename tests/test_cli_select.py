@@ -1,4 +1,4 @@
-"""``nessa select`` end to end on a real store: model and feature sources, npz contents, errors."""
+"""``nessa select`` end to end on a real store: model and feature sources, the selection file, errors."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from nessa.cli import main
+from storage_service.selection_file import read_selection
 
 
 @pytest.fixture(scope="module")
@@ -42,35 +43,36 @@ def _run(capsys, *argv):
 
 def test_select_with_model(tmp_path, store, model_file, capsys):
     path, m = model_file
-    out = tmp_path / "sel.npz"
+    out = tmp_path / "sel.arrow"
     rc, _ = _run(capsys, store.path, "--fraction", 0.1, "--model", path, "--arch", "small_cnn", "--out", out)
     assert rc == 0
-    z = np.load(out, allow_pickle=False)
+    ids, weights, doc = read_selection(out)
     counts = np.bincount(store.labels, minlength=10)
-    assert len(z["ids"]) == sum(math.ceil(0.1 * c) for c in counts)
-    assert z["weights"].sum() == pytest.approx(len(z["ids"]), rel=1e-5)
-    assert (store.labels[z["ids"]] == z["labels"]).all()
-    assert float(z["objective"]) == pytest.approx(z["class_objective"].sum())
-    assert int(z["format_version"]) == 1 and str(z["optimizer"]) == "lazy"
+    assert len(ids) == sum(math.ceil(0.1 * c) for c in counts) == doc["num_selected"]
+    assert (np.diff(ids) > 0).all()  # ascending, as the service writes them
+    assert weights.sum() == pytest.approx(len(ids), rel=1e-5)
+    assert doc["class_counts"] == np.bincount(store.labels[ids], minlength=10).tolist()
+    assert doc["objective"] == pytest.approx(sum(c["objective"] for c in doc["per_class"]))
+    assert doc["format_version"] == 1 and doc["optimizer"] == "lazy" and doc["strategy"] == "craig"
     # same as the library on the same features
     import host
 
     samples, labels = store.take(np.arange(len(store)))
     feats = host.gradient_features(m, samples, labels)
     sel = host.select(feats, labels, 0.1)
-    np.testing.assert_array_equal(z["ids"], sel.ids)
+    np.testing.assert_array_equal(ids, np.sort(sel.ids))
 
 
 def test_select_with_features_and_stochastic(tmp_path, store, capsys):
     feats = np.random.default_rng(0).normal(size=(len(store), 5)).astype(np.float32)
     np.save(tmp_path / "f.npy", feats)
-    out = tmp_path / "nested" / "sel.npz"
+    out = tmp_path / "nested" / "sel.arrow"
     rc, cap = _run(capsys, store.path, "--fraction", 0.2, "--features", tmp_path / "f.npy", "--out", out,
                    "--optimizer", "stochastic", "--seed", 3, "--raw-weights")
     assert rc == 0 and cap.out.strip() == str(out)
-    z = np.load(out)
-    assert str(z["optimizer"]) == "stochastic" and int(z["seed"]) == 3
-    assert z["weights"].sum() == pytest.approx(len(store))
+    _, weights, doc = read_selection(out)
+    assert doc["optimizer"] == "stochastic" and doc["seed"] == 3 and doc["raw_weights"]
+    assert weights.sum() == pytest.approx(len(store))
 
 
 def _error(capsys, *argv):
@@ -82,31 +84,31 @@ def _error(capsys, *argv):
 @pytest.mark.parametrize("fraction", ["0", "1.01", "-1", "nan"])
 def test_bad_fraction(tmp_path, store, capsys, fraction):
     np.save(tmp_path / "f.npy", np.zeros((len(store), 2), np.float32))
-    err = _error(capsys, store.path, "--fraction", fraction, "--features", tmp_path / "f.npy", "--out", tmp_path / "o.npz")
+    err = _error(capsys, store.path, "--fraction", fraction, "--features", tmp_path / "f.npy", "--out", tmp_path / "o.arrow")
     assert "--fraction must be in (0, 1]" in err
 
 
 def test_bad_features(tmp_path, store, capsys):
     n = len(store)
     np.save(tmp_path / "short.npy", np.zeros((n - 1, 2), np.float32))
-    err = _error(capsys, store.path, "--fraction", 0.1, "--features", tmp_path / "short.npy", "--out", tmp_path / "o.npz")
+    err = _error(capsys, store.path, "--fraction", 0.1, "--features", tmp_path / "short.npy", "--out", tmp_path / "o.arrow")
     assert f"length mismatch" in err and f"{n - 1} rows" in err
     bad = np.zeros((n, 2), np.float32)
     bad[5, 0] = np.inf
     np.save(tmp_path / "inf.npy", bad)
-    err = _error(capsys, store.path, "--fraction", 0.1, "--features", tmp_path / "inf.npy", "--out", tmp_path / "o.npz")
+    err = _error(capsys, store.path, "--fraction", 0.1, "--features", tmp_path / "inf.npy", "--out", tmp_path / "o.arrow")
     assert "NaN or infinite" in err and "row 5" in err
     (tmp_path / "junk.npy").write_bytes(b"not numpy")
-    err = _error(capsys, store.path, "--fraction", 0.1, "--features", tmp_path / "junk.npy", "--out", tmp_path / "o.npz")
+    err = _error(capsys, store.path, "--fraction", 0.1, "--features", tmp_path / "junk.npy", "--out", tmp_path / "o.arrow")
     assert "cannot read features" in err
-    assert not (tmp_path / "o.npz").exists()
+    assert not (tmp_path / "o.arrow").exists()
 
 
 def test_bad_model(tmp_path, store, model_file, capsys):
     from safetensors.torch import save_file
 
     path, m = model_file
-    out = tmp_path / "o.npz"
+    out = tmp_path / "o.arrow"
     err = _error(capsys, store.path, "--fraction", 0.1, "--model", path, "--arch", "vgg99", "--out", out)
     assert "unknown arch 'vgg99'" in err
     err = _error(capsys, store.path, "--fraction", 0.1, "--model", path, "--out", out)
@@ -141,12 +143,12 @@ def test_out_never_overwrites_an_input_and_names_an_unusable_folder(tmp_path, st
     err = _error(capsys, store.path, "--fraction", 0.1, "--features", feats, "--out", feats)
     assert "is the input" in err and feats.read_bytes() == before
     (tmp_path / "afile").write_text("x")
-    err = _error(capsys, store.path, "--fraction", 0.1, "--features", feats, "--out", tmp_path / "afile" / "s.npz")
+    err = _error(capsys, store.path, "--fraction", 0.1, "--features", feats, "--out", tmp_path / "afile" / "s.arrow")
     assert "--out" in err and (tmp_path / "afile").read_text() == "x"
 
 
 def test_embedding_needs_model(tmp_path, store, capsys):
     feats = tmp_path / "f.npy"
     np.save(feats, np.zeros((len(store), 3), np.float32))
-    err = _error(capsys, store.path, "--fraction", 0.1, "--features", feats, "--embedding", "--out", tmp_path / "o.npz")
-    assert "--embedding goes with --model" in err and not (tmp_path / "o.npz").exists()
+    err = _error(capsys, store.path, "--fraction", 0.1, "--features", feats, "--embedding", "--out", tmp_path / "o.arrow")
+    assert "--embedding goes with --model" in err and not (tmp_path / "o.arrow").exists()

@@ -262,3 +262,18 @@ def test_healthcheck_against_a_live_tls_server(certs, tmp_path):
     down = _healthcheck("--port", str(port), "--tls-ca", str(certs / "server.pem"), "--server-name", "localhost",
                         "--timeout", "2")
     assert down.returncode == 1
+
+
+def test_trainer_image_carries_the_client_side_only():
+    """Exactly ``storage_service.CLIENT_MODULES`` of the storage service, no server module."""
+    from storage_service import CLIENT_MODULES
+
+    copied = set()
+    for _flags, srcs, _dest in _copies(parse_dockerfile(DOCKER / "trainer.Dockerfile")):
+        copied.update(s for s in srcs if s.startswith("storage_service"))
+    assert "storage_service" not in copied  # never the whole package
+    expect = set()
+    for m in CLIENT_MODULES:
+        path = Path(*m.split("."))
+        expect.add(str(path / "__init__.py") if (REPO / path).is_dir() else f"{path}.py")
+    assert copied == expect

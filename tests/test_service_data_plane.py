@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from service_helpers import make_root, running, self_signed
-from storage_service import _data_plane
+from storage_service import _data_plane, _native_channel
 from storage_service._proto import nessa_pb2 as pb
 from storage_service._proto import nessa_pb2_grpc
 from storage_service.client import StorageClient, StorageError
@@ -93,8 +93,8 @@ def test_bad_requests_get_their_status(server, request_bytes, code):
 
 
 def test_native_client_reports_status_codes(server):
-    ch = _data_plane.NativeChannel(f"127.0.0.1:{server[0].data_port}")
-    with pytest.raises(_data_plane.NativeRpcError) as info:
+    ch = _native_channel.NativeChannel(f"127.0.0.1:{server[0].data_port}")
+    with pytest.raises(_native_channel.NativeRpcError) as info:
         list(ch.stream(pb.StreamSamplesRequest(dataset="nope", selection="full")))
     assert info.value.code == grpc.StatusCode.NOT_FOUND and "nope" in info.value.details
 
@@ -184,14 +184,14 @@ def test_tls_and_token_on_the_data_plane(secure):
     srv, port, cert = secure
     request = pb.StreamSamplesRequest(dataset="img/b", selection="full")
     target = f"127.0.0.1:{srv.data_port}"
-    ok = _data_plane.NativeChannel(target, root_cert=cert.read_bytes())
+    ok = _native_channel.NativeChannel(target, root_cert=cert.read_bytes())
     assert sum(len(m) > 0 for m in ok.stream(request, [("authorization", f"Bearer {TOKEN}")])) >= 1
     for metadata, message in (([], "missing"), ([("authorization", "Bearer nope")], "wrong"), ([("authorization", f"Bearer {TOKEN}x")], "wrong")):
-        with pytest.raises(_data_plane.NativeRpcError) as info:
+        with pytest.raises(_native_channel.NativeRpcError) as info:
             list(ok.stream(request, metadata))
         assert info.value.code == grpc.StatusCode.UNAUTHENTICATED and message in info.value.details
-    plain = _data_plane.NativeChannel(target)  # no TLS: the handshake fails
-    with pytest.raises(_data_plane.NativeRpcError) as info:
+    plain = _native_channel.NativeChannel(target)  # no TLS: the handshake fails
+    with pytest.raises(_native_channel.NativeRpcError) as info:
         list(plain.stream(request, [("authorization", f"Bearer {TOKEN}")]))
     assert info.value.code == grpc.StatusCode.UNAVAILABLE
     with StorageClient(f"localhost:{port}", token=TOKEN, root_cert=cert) as c:  # the client's default path
@@ -208,12 +208,12 @@ def test_streams_beyond_the_bound_are_refused_then_served(tmp_path):
     # 64 MiB: far more than gRPC's flow-control windows hold, so an unread stream keeps its thread.
     write_store(tmp_path / "big", rng.integers(0, 256, (4096, 16384), dtype=np.uint8), rng.integers(0, 2, 4096), name="big")
     with running(tmp_path, max_workers=2) as (srv, port):
-        ch = _data_plane.NativeChannel(f"127.0.0.1:{srv.data_port}")
+        ch = _native_channel.NativeChannel(f"127.0.0.1:{srv.data_port}")
         request = pb.StreamSamplesRequest(dataset="big", selection="full", batch_bytes=1 << 20)
         open_streams = [ch.stream(request) for _ in range(8)]
         for s in open_streams:
             assert len(next(s)) > 1 << 20
-        with pytest.raises(_data_plane.NativeRpcError) as info:
+        with pytest.raises(_native_channel.NativeRpcError) as info:
             list(ch.stream(request))
         assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
         for s in open_streams:
@@ -223,7 +223,7 @@ def test_streams_beyond_the_bound_are_refused_then_served(tmp_path):
             try:
                 assert sum(1 for _ in ch.stream(request)) == 64
                 break
-            except _data_plane.NativeRpcError as exc:
+            except _native_channel.NativeRpcError as exc:
                 assert exc.code == grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() < deadline
                 time.sleep(0.1)
 
@@ -232,7 +232,7 @@ def test_client_without_the_extension_reads_the_data_plane_with_grpc_python(secu
     from storage_service.client import _PythonDataChannel
 
     srv, port, cert = secure
-    monkeypatch.setattr(_data_plane, "_native", None)  # as on an install without libgrpc++-dev
+    monkeypatch.setattr(_native_channel, "_native", None)  # as on an install without libgrpc++-dev
     with StorageClient(f"localhost:{port}", token=TOKEN, root_cert=cert) as c:
         assert isinstance(c._data_plane_channel(), _PythonDataChannel)
         assert sorted(_ids(list(c.stream_samples("img/b", batch_bytes=100))).tolist()) == list(range(90))

@@ -31,13 +31,13 @@ def server(root):
 def client(server, request, monkeypatch):
     """A client streaming from the data plane with gRPC C++ (the default), from the data plane
     with gRPC-Python (an install without the extension) or from the main port (gRPC-Python)."""
-    from storage_service import _data_plane
+    from storage_service import _native_channel
     from storage_service.client import _PythonDataChannel
 
     if request.param == "data-plane-grpcio":
-        monkeypatch.setattr(_data_plane, "_native", None)
+        monkeypatch.setattr(_native_channel, "_native", None)
     with StorageClient(f"127.0.0.1:{server[1]}", timeout=30, retries=0, data_plane=request.param != "main-port") as c:
-        kind = {"native": _data_plane.NativeChannel, "data-plane-grpcio": _PythonDataChannel, "main-port": type(None)}
+        kind = {"native": _native_channel.NativeChannel, "data-plane-grpcio": _PythonDataChannel, "main-port": type(None)}
         assert isinstance(c._data_plane_channel(), kind[request.param])
         yield c
 

@@ -8,7 +8,7 @@ import pytest
 
 from trainer.config import ConfigError, Schedule, TrainConfig, parse_servers
 from trainer.loop import default_arch, lr_at
-from trainer.strategies import Strategy, spec
+from host.strategies import Strategy, spec
 
 
 def make(**kw) -> TrainConfig:
@@ -20,8 +20,8 @@ def make(**kw) -> TrainConfig:
 def test_defaults_and_parsing():
     cfg = make(servers="a:1, b:2", strategy="nessa", fraction=0.1, schedule="step")
     assert cfg.servers == ("a:1", "b:2")
-    assert cfg.strategy is Strategy.NESSA and cfg.schedule is Schedule.STEP
-    assert cfg.label == "nessa@0.1"
+    assert cfg.strategy is Strategy.CRAIG and cfg.schedule is Schedule.STEP  # "nessa" is craig's old name
+    assert cfg.label == "craig@0.1"
     assert make(strategy="full", fraction=0.3).fraction == 1.0  # full ignores the budget
     assert "token" not in make(token="s3cret").summary()
     assert "s3cret" not in repr(make(token="s3cret"))
@@ -90,9 +90,9 @@ def test_schedules_are_pure_functions_of_progress():
 
 
 def test_strategy_registry_and_arch_choice():
-    assert spec("full").server_strategy is None
-    assert spec(Strategy.RANDOM).server_strategy == "random" and spec("random").fresh_seed
-    assert spec("nessa").server_strategy == "craig" and spec("nessa").needs_model
+    assert not spec("full").selects and not spec("full").needs_model
+    assert spec(Strategy.RANDOM).selects and spec("random").fresh_seed and not spec("random").needs_model
+    assert spec("nessa") is spec("craig") and spec("craig").needs_model
     with pytest.raises(ValueError, match="unknown strategy"):
         spec("bogus")
     assert default_arch((28, 28)) == "small_cnn"

@@ -12,7 +12,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainer.strategies import Strategy
+from host.backends import backend_names
+from host.budget import check_fraction
+from host.strategies import Strategy, parse_strategy
 
 __all__ = ["TrainConfig", "ConfigError", "Schedule", "parse_servers"]
 
@@ -97,11 +99,15 @@ class TrainConfig:
             raise ConfigError("--dataset: a data set name is needed (e.g. fm/train)")
         if self.test_dataset is not None and not str(self.test_dataset).strip():
             raise ConfigError("--test-dataset: empty name")
-        set_("strategy", _enum(Strategy, self.strategy, "--strategy"))
+        try:
+            set_("strategy", parse_strategy(self.strategy, option="--strategy"))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         set_("schedule", _enum(Schedule, self.schedule, "--schedule"))
-        frac = self.fraction
-        if not isinstance(frac, (int, float)) or not math.isfinite(frac) or not 0.0 < frac <= 1.0:
-            raise ConfigError(f"--fraction: must be in (0, 1], got {frac!r}")
+        try:
+            set_("fraction", check_fraction(self.fraction, option="--fraction"))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if self.strategy is Strategy.FULL:
             set_("fraction", 1.0)
         for name, low in (("epochs", 1), ("reselect_every", 1), ("batch_size", 1), ("prefetch", 1),
@@ -118,8 +124,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or not low < value < high:
                 raise ConfigError(f"--{name.replace('_', '-')}: {value!r} is out of range (must be finite and {text})")
-        if self.backend not in ("", "cpu", "emu", "xrt"):
-            raise ConfigError(f"--backend: unknown value {self.backend!r}; choose one of cpu, emu, xrt")
+        if self.backend not in ("", *backend_names(served=True)):
+            raise ConfigError(f"--backend: unknown value {self.backend!r}; choose one of {', '.join(backend_names(served=True))}")
         if self.arch is not None:
             from host.models import Arch
 

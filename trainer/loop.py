@@ -25,12 +25,13 @@ import torch
 import torch.nn.functional as F
 
 from host.models import build_model, input_chw, to_input
+from host.strategies import spec
+from storage_service.client import FULL_SELECTION
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, Schedule, TrainConfig
 from trainer.dataset import SampleStream
 from trainer.metrics import MetricsWriter
 from trainer.multi import Cluster, open_cluster
-from trainer.strategies import FULL_SELECTION, spec
 
 __all__ = ["train", "TrainResult", "default_arch", "lr_at", "state_to_safetensors"]
 
@@ -204,7 +205,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             in_warmup = epoch < cfg.warmup_epochs
             due = (epoch - cfg.warmup_epochs) % cfg.reselect_every == 0
             resuming_mid_epoch = epoch == start_epoch and start_step > 0
-            if strategy.server_strategy is None or in_warmup:
+            if not strategy.selects or in_warmup:
                 selections = [FULL_SELECTION] * len(cluster.sources)
                 counts = [int(i.num_samples) for i in cluster.infos]
             elif selections is None or FULL_SELECTION in selections or (due and not resuming_mid_epoch):
@@ -297,7 +298,7 @@ def _request(cfg: TrainConfig, dist: _Dist, cluster: Cluster, model: torch.nn.Mo
     def call() -> str:
         if blob is not None:
             cluster.push_model(arch, blob, version)
-        infos = cluster.select(strategy.server_strategy, cfg.fraction, seed=seed, model_version=version,
+        infos = cluster.select(cfg.strategy, cfg.fraction, seed=seed, model_version=version,
                                backend=cfg.backend)
         return "\n".join(f"{i.id}\t{int(i.num_selected)}" for i in infos)
 

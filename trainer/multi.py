@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from trainer.dataset import StreamPart
 from trainer.source import SampleSource, connect
-from trainer.strategies import FULL_SELECTION
+from storage_service.client import FULL_SELECTION
 
 __all__ = ["Cluster", "open_cluster", "IncompatibleParts"]
 

@@ -86,6 +86,7 @@ def predict_run(sc, strategy: str, epochs: int, *, serial: bool = False) -> floa
     ``serial``: stages add up instead of overlapping (what a machine with too few cores for
     the pipeline does); the model's default is the pipelined ``max``.
     """
+    from host.strategies import spec
     from sim.perf.model import System, _stream, budget_total, selection_seconds
 
     tr = sc.trainer
@@ -96,7 +97,7 @@ def predict_run(sc, strategy: str, epochs: int, *, serial: bool = False) -> floa
     stages = _stream(sc, samples, tr.train_s_per_sample)
     epoch = sum(stages.values()) if serial else max(stages.values())
     selections = math.ceil(epochs / sc.selection.reselect_every)
-    select = sum(selection_seconds(sc, System.NESSA).values()) if strategy == "nessa" else 0.0
+    select = sum(selection_seconds(sc, System.NESSA).values()) if spec(strategy).needs_model else 0.0
     return epochs * epoch + selections * select
 
 

@@ -41,10 +41,10 @@ __all__ = ["LAZY_REEVALS_PER_STEP", "budget", "evaluations", "host_ops", "ClassP
 
 
 def budget(n: float, fraction: float) -> int:
-    """Per-class budget ``k = ceil(fraction * n)`` (at least 1 for a non-empty class)."""
-    if n <= 0:
-        return 0
-    return max(1, math.ceil(fraction * n - 1e-9))
+    """Per-class budget ``k = ceil(fraction * n)``: the selection engine's own rule (host.budget)."""
+    from host.budget import class_budget
+
+    return class_budget(n, fraction)
 
 
 def evaluations(p: float, k: int, optimizer: Optimizer, epsilon: float) -> float:

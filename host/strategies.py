@@ -1,0 +1,79 @@
+"""The strategy registry: every data-selection strategy NeSSA knows, in one place.
+
+The service's Select RPC, the client, the trainer, the CLI and the benchmarks all read this
+table; the protobuf enum mapping (``storage_service._names``) is derived from it. A strategy is
+a ``Strategy`` member (its value is the API / CLI / metrics name); ``ALIASES`` keeps old names
+working (``nessa`` was the name of whole-data CRAIG selection before the mini-batch modes).
+
+    full      every sample, weight 1; nothing is selected
+    random    a uniform per-class sample of ceil(f * n_c), redrawn at every reselection
+    craig     CRAIG: gradient-proxy features of the whole data set, per-class greedy facility
+              location, cluster-size weights (Mirzasoleiman et al. 2020)
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["Strategy", "StrategySpec", "ALIASES", "parse_strategy", "spec", "strategy_names"]
+
+
+class Strategy(str, enum.Enum):
+    """Registered strategies (the value is the API / CLI / metrics name)."""
+
+    FULL = "full"
+    RANDOM = "random"
+    CRAIG = "craig"
+
+
+#: Old or informal names accepted wherever a strategy name is read.
+ALIASES: dict[str, Strategy] = {"nessa": Strategy.CRAIG}
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """How a strategy runs.
+
+    selects: the storage service computes a selection (False: stream everything).
+    needs_model: the trainer pushes its model before each selection.
+    fresh_seed: each reselection draws with a new seed (fresh randomness every round).
+    summary: one line for ``--help`` and docs.
+    """
+
+    selects: bool
+    needs_model: bool
+    fresh_seed: bool
+    summary: str
+
+
+_REGISTRY: dict[Strategy, StrategySpec] = {
+    Strategy.FULL: StrategySpec(False, False, False, "every sample, weight 1"),
+    Strategy.RANDOM: StrategySpec(True, False, True, "uniform per-class sample, redrawn each reselection"),
+    Strategy.CRAIG: StrategySpec(True, True, True, "whole-data per-class facility location on gradient proxies (CRAIG)"),
+}
+
+
+def parse_strategy(name: "Strategy | str", *, option: str = "strategy") -> Strategy:
+    """The ``Strategy`` for ``name`` (a member, its value or an alias), else ValueError naming ``option``."""
+    if isinstance(name, Strategy):
+        return name
+    if isinstance(name, str):
+        key = name.strip().lower()
+        if key in ALIASES:
+            return ALIASES[key]
+        try:
+            return Strategy(key)
+        except ValueError:
+            pass
+    raise ValueError(f"{option}: unknown strategy {name!r}; choose one of {', '.join(strategy_names())}")
+
+
+def spec(strategy: "Strategy | str") -> StrategySpec:
+    """The registry entry for ``strategy`` (a ``Strategy``, its name or an alias)."""
+    return _REGISTRY[parse_strategy(strategy)]
+
+
+def strategy_names(*, aliases: bool = False) -> list[str]:
+    """Every strategy name, in registry order (with ``aliases``, the old names too)."""
+    return [s.value for s in Strategy] + (sorted(ALIASES) if aliases else [])
