@@ -6,7 +6,6 @@
 * :mod:`.p2p` -- Arrow shard byte runs for the P2P read path.
 * :mod:`.backend` -- the EMU / XRT / PYNQ selection backends.
 * :mod:`.opcounts` -- per-class operation counts for the system model.
-* :mod:`.standin`, :mod:`.recorder` -- a faithful pyxrt stand-in and a call recorder (tests).
 * :mod:`.pynq_adapter` -- optional PYNQ <= 3.0.1 runtime.
 """
 

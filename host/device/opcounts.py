@@ -19,7 +19,7 @@ parallel lanes. Byte counts are DDR traffic over the single ``gmem`` bundle.
     softmax exps, and bytes: weights + program once, samples, labels, features and embedding.
 
 Cycle estimates of the kernels *as now written* (``fpga_kernels/include/nessa_pe.h`` documents
-the PE arrays; the constants below mirror it and ``tests/test_opcounts_cycles.py`` checks that
+the PE arrays; the constants below mirror it and ``tests/device/test_opcounts_cycles.py`` checks that
 they agree): each pipelined loop costs ``ceil(trip count / lanes) * II`` plus its pipeline
 depth where it restarts, loops run one after another as the code does (no overlap is assumed
 between the weight-tile load, the taps and the requantisation). Unsynthesised: these are the
@@ -64,7 +64,7 @@ DISTANCE_MACS_PER_CYCLE = GREEDY_BLK * GREEDY_DVEC
 #: Effective feature rate of the kernel as written on ResNet-20 at 32x32 (host.models, 10
 #: classes): 40,813,184 MACs in 179,362 cycles per sample by :func:`features_op_counts`
 #: (SmallCNN at 28x28: 1,117,056 MACs in 10,388 cycles, 107.5). The system model's
-#: ``Fpga.as_written()`` uses it; tests/test_opcounts_cycles.py recomputes it.
+#: ``Fpga.as_written()`` uses it; tests/device/test_opcounts_cycles.py recomputes it.
 AS_WRITTEN_FEATURE_MACS_PER_CYCLE = 227.5
 
 

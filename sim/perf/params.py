@@ -170,7 +170,7 @@ class Fpga:
 
     def greedy_cycles(self, p: float, k: int, evals: float) -> float:
         """The RTL engine's cycles register for one part, following fl_engine.v's schedule
-        (host/device/rtl/schedule.py replays it exactly; tests/test_perf_model.py compares):
+        (host/device/rtl/schedule.py replays it exactly; tests/sim/test_perf_model.py compares):
         clear ``p``; per evaluation one row's beats (the read master keeps several bursts in
         flight, so a step's rows stream and a scan needs >= 3 cycles per candidate); per step
         the read latency once, the adder-tree latency twice, two result words and the

@@ -4,7 +4,7 @@ Each scenario fixes a data set, a cluster and a trainer; every figure that diffe
 dataclass defaults carries its own source in :data:`SCENARIO_SOURCES` (rendered into
 SIMULATION.md and ``nessa simulate --sources``). MAC and model-size figures of the
 project's own models are counted from ``host.models`` by :mod:`sim.perf.macs`
-(``tests/test_scenarios.py`` recounts them).
+(``tests/sim/test_scenarios.py`` recounts them).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ _POW2_TO_256 = tuple(2**i for i in range(9))  # 1, 2, 4, ..., 256
 
 from .macs import SMALL_CNN_28_BYTES, SMALL_CNN_28_MACS  # noqa: E402 (counted from host.models)
 
-# Counted by sim.perf.macs from host.models (tests/test_scenarios.py recounts them).
+# Counted by sim.perf.macs from host.models (tests/sim/test_scenarios.py recounts them).
 RESNET20_32_MACS, RESNET20_32_BYTES = 40_813_184, 1_096_336
 RESNET20_64_C1000_MACS, RESNET20_64_C1000_BYTES = 163_314_176, 1_353_736
 # torchvision ResNet-50 (IMAGENET1K_V1) model card: 4.09 GFLOPS (multiply-adds), 25,557,032 parameters.

@@ -2,7 +2,7 @@
 
 Why committed (not generated at import): the runtime only needs ``protobuf`` (>= the gencode
 version written at the top of ``nessa_pb2.py``; pyproject's lower bound matches it), not
-``grpcio-tools``. ``tests/test_service_proto.py`` regenerates into a temporary folder and checks
+``grpcio-tools``. ``tests/service/test_proto.py`` regenerates into a temporary folder and checks
 the stubs are current. The only edit to protoc's output: the ``_grpc`` module imports its
 sibling relatively, so the stubs live inside ``storage_service`` (no top-level ``nessa_pb2``).
 """

@@ -23,7 +23,7 @@ await their last beat (an AR waits for the cycle after the last beat of the burs
 back), and accepts the next job the cycle after the job's last AR (:class:`_ReadMaster`).
 
 This module replays the same state machine (fl_engine.v) transaction by transaction; it is
-exact (tests/test_rtl_kernel.py checks it against Icarus cycle for cycle) when the memory's
+exact (tests/rtl/test_kernel.py checks it against Icarus cycle for cycle) when the memory's
 latencies are those constants, which holds for the cocotbext-axi RAM without pauses. The
 benchmark uses it to extrapolate simulated runs to classes too large to simulate in full, and
 the C++ model (cmodel/nessa_fl_rtl.cpp) counts cycles the same way.

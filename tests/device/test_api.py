@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from host.device import emu, standin
+from host.device import emu
+from tests.device import standin
 from host.device.loader import load_runtime
 
 TO, FROM = emu.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE, emu.xclBOSyncDirection.XCL_BO_SYNC_BO_FROM_DEVICE

@@ -6,7 +6,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from service_helpers import make_root, running, self_signed
+from tests.service.helpers import make_root, running, self_signed
 from storage_service.auth import TOKEN_ENV, load_token
 from storage_service.client import StorageClient, StorageError
 from storage_service.server import create_server

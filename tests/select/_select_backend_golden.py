@@ -1,4 +1,4 @@
-"""A second, independent backend used by tests/test_selection.py to check that select() routes
+"""A second, independent backend used by tests/select/test_selection.py to check that select() routes
 per-class greedy through the backend registry: the golden fixed-point greedy over similarities
 quantised to uint16 (what the FPGA kernels compute)."""
 

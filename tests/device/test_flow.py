@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from host.device import emu, standin
+from host.device import emu
+from tests.device import standin
 from host.device.flow import DeviceError, DeviceFlow
 from host.device.p2p import shard_runs, store_features
-from host.device.recorder import Recorder
+from tests.device.recorder import Recorder
 from host.golden.qforward import qforward
 from host.models import build_model
 from host.quantize.export import export_model

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from service_helpers import make_root, running
+from tests.service.helpers import make_root, running
 from storage_service.client import StorageClient, StorageError
 from storage_service.server import create_server
 

@@ -16,7 +16,7 @@ from nessa.demo import prepare_store
 from storage_service.server import serve_local as local_service
 from trainer.metrics import read_metrics
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

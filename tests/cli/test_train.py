@@ -95,7 +95,7 @@ def test_token_auth(store_root, tmp_path, capsys):
 
 
 def test_tls_with_token(store_root, tmp_path):
-    from service_helpers import self_signed
+    from tests.service.helpers import self_signed
 
     cert, key = self_signed(tmp_path)
     token = tmp_path / "token"

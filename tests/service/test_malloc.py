@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _PROBE = "from storage_service._malloc import keep_freed_memory as k; print(k(), k())"
 _GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from service_helpers import make_root, running
+from tests.service.helpers import make_root, running
 from storage_service._proto import nessa_pb2 as pb
 from storage_service._proto import nessa_pb2_grpc
 from storage_service.client import StorageClient, StorageError

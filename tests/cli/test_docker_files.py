@@ -21,7 +21,7 @@ import yaml
 
 from nessa.cli import build_parser
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
 DOCKERFILES = ("storage.Dockerfile", "trainer.Dockerfile")
 

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save
 
 from host.models import build_model
-from service_helpers import make_root, running
+from tests.service.helpers import make_root, running
 from storage_service._proto import nessa_pb2 as pb
 from storage_service.client import StorageClient, StorageError
 

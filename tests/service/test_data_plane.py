@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from service_helpers import make_root, running, self_signed
+from tests.service.helpers import make_root, running, self_signed
 from storage_service import _data_plane, _native_channel
 from storage_service._proto import nessa_pb2 as pb
 from storage_service._proto import nessa_pb2_grpc
@@ -275,15 +275,15 @@ def test_exit_without_stop_is_clean(tmp_path):
 
     script = f"""
 import sys
-sys.path.insert(0, {str(Path(__file__).parent)!r})
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
 from pathlib import Path
-from service_helpers import make_root
+from tests.service.helpers import make_root
 from storage_service.server import create_server
 from storage_service.client import StorageClient
 srv, port = create_server("127.0.0.1:0", make_root(Path({str(tmp_path)!r})))
 stream = StorageClient(f"127.0.0.1:{{port}}").stream_samples("a", batch_bytes=64)
 print(next(stream).count)
 """
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", script], cwd=repo, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "1", done.stderr[-2000:]

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from service_helpers import make_root
+from tests.service.helpers import make_root
 from nessa.cli import main
 from storage_service.client import StorageClient
 

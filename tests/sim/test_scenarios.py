@@ -174,7 +174,7 @@ def test_simulation_md_tables_match_the_model():
 
     from sim.perf.markdown import NAMES, as_written_markdown, hidden_markdown, inputs_markdown, results_markdown
 
-    text = (Path(__file__).resolve().parents[1] / "SIMULATION.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "SIMULATION.md").read_text()
     assert results_markdown("cifar10-1") in text
     assert inputs_markdown(NAMES) in text
     assert as_written_markdown(NAMES) in text

@@ -1,0 +1,63 @@
+"""The selection file (storage_service/selection_file.py): one format for the service and
+``nessa select``; atomic, versioned, aligned ids and weights."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from storage_service.selection_file import (SELECTION_FORMAT_VERSION, SelectionFileError, read_selection, read_summary,
+                                            write_selection)
+
+
+def test_round_trip_sorts_ids_and_keeps_weights_aligned(tmp_path):
+    ids = np.array([9, 2, 5], np.int64)
+    w = np.array([3.0, 1.0, 2.0], np.float32)
+    path = write_selection(tmp_path / "s.arrow", ids, w, {"strategy": "craig", "extra": [1, 2]})
+    got_ids, got_w, doc = read_selection(path)
+    assert got_ids.tolist() == [2, 5, 9] and got_w.tolist() == [1.0, 2.0, 3.0]
+    assert doc == {"format_version": SELECTION_FORMAT_VERSION, "strategy": "craig", "extra": [1, 2]}
+    assert read_summary(path) == doc
+    assert [p.name for p in tmp_path.iterdir()] == ["s.arrow"]  # no temporary file left
+
+
+def test_bad_input_is_refused_and_writes_nothing(tmp_path):
+    with pytest.raises(ValueError, match="aligned"):
+        write_selection(tmp_path / "a.arrow", np.arange(3), np.ones(2), {})
+    with pytest.raises(ValueError, match="distinct"):
+        write_selection(tmp_path / "b.arrow", np.array([1, 1]), np.ones(2), {})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_foreign_and_future_files_are_named_errors(tmp_path):
+    (tmp_path / "junk.arrow").write_bytes(b"not arrow")
+    with pytest.raises(SelectionFileError, match="junk.arrow: not an Arrow IPC file"):
+        read_selection(tmp_path / "junk.arrow")
+    schema = pa.schema([("id", pa.int64()), ("weight", pa.float32())],
+                       metadata={b"nessa.selection": json.dumps({"format_version": 99}).encode()})
+    with pa.OSFile(str(tmp_path / "v99.arrow"), "wb") as sink, pa.ipc.new_file(sink, schema) as wr:
+        wr.write_table(pa.table([pa.array([1], pa.int64()), pa.array([1.0], pa.float32())], schema=schema))
+    with pytest.raises(SelectionFileError, match="version 99"):
+        read_summary(tmp_path / "v99.arrow")
+
+
+def test_the_service_writes_the_same_format(tmp_path):
+    """A selection the service computed and persisted reads back with the shared reader."""
+    from host.strategies import Strategy
+    from storage_service._core import StorageCore
+    from storage_service.ingest import write_store
+
+    rng = np.random.default_rng(0)
+    write_store(tmp_path / "d", rng.integers(0, 255, (60, 4, 4), dtype=np.uint8), np.repeat(np.arange(3), 20), name="d")
+    core = StorageCore(tmp_path)
+    try:
+        rec = core.selections.wait(core.select("d", Strategy.RANDOM, 0.25, seed=1).id, 30)
+        assert rec.state == "done"
+        ids, w, doc = read_selection(tmp_path / ".nessa" / "selections" / f"{rec.id}.arrow")
+    finally:
+        core.close()
+    assert doc["id"] == rec.id and doc["strategy"] == "random" and doc["class_counts"] == [5, 5, 5]
+    assert len(ids) == 15 and (w == 1).all()
