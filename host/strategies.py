@@ -9,6 +9,12 @@ working (``nessa`` was the name of whole-data CRAIG selection before the mini-ba
     random    a uniform per-class sample of ceil(f * n_c), redrawn at every reselection
     craig     CRAIG: gradient-proxy features of the whole data set, per-class greedy facility
               location, cluster-size weights (Mirzasoleiman et al. 2020)
+    nessa-pa  NeSSA's partition mode: each mini-batch a weighted coreset of its own fresh random
+              pool (pool ~ batch / fraction); features for the pools only
+    crest     CREST (Yang et al. 2023): a few mini-batch coresets from larger random pools, used
+              until the trainer's quadratic loss model drifts (adaptive steps), learned examples
+              dropped from the pools
+    nessa-ss  NeSSA's subset shrinking: CRAIG over the examples not yet learned
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ class Strategy(str, enum.Enum):
     FULL = "full"
     RANDOM = "random"
     CRAIG = "craig"
+    NESSA_PA = "nessa-pa"
+    CREST = "crest"
+    NESSA_SS = "nessa-ss"
 
 
 #: Old or informal names accepted wherever a strategy name is read.
@@ -39,18 +48,30 @@ class StrategySpec:
     needs_model: the trainer pushes its model before each selection.
     fresh_seed: each reselection draws with a new seed (fresh randomness every round).
     summary: one line for ``--help`` and docs.
+    minibatch: the selection is an ordered list of mini-batch coresets (streamed in order,
+        consumed batch by batch), not a subset to shuffle.
+    drops: the strategy drops learned examples (the server keeps the run's loss history).
+    adaptive: the trainer decides when to reselect (CREST's loss-approximation check).
     """
 
     selects: bool
     needs_model: bool
     fresh_seed: bool
     summary: str
+    minibatch: bool = False
+    drops: bool = False
+    adaptive: bool = False
 
 
 _REGISTRY: dict[Strategy, StrategySpec] = {
     Strategy.FULL: StrategySpec(False, False, False, "every sample, weight 1"),
     Strategy.RANDOM: StrategySpec(True, False, True, "uniform per-class sample, redrawn each reselection"),
     Strategy.CRAIG: StrategySpec(True, True, True, "whole-data per-class facility location on gradient proxies (CRAIG)"),
+    Strategy.NESSA_PA: StrategySpec(True, True, True, "each mini-batch a coreset of a fresh random pool (NeSSA PA)",
+                                    minibatch=True),
+    Strategy.CREST: StrategySpec(True, True, True, "mini-batch coresets reselected when the loss model drifts (CREST)",
+                                 minibatch=True, drops=True, adaptive=True),
+    Strategy.NESSA_SS: StrategySpec(True, True, True, "CRAIG over the examples not yet learned (NeSSA SS)", drops=True),
 }
 
 

@@ -13,6 +13,9 @@ class Strategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STRATEGY_FULL: _ClassVar[Strategy]
     STRATEGY_RANDOM: _ClassVar[Strategy]
     STRATEGY_CRAIG: _ClassVar[Strategy]
+    STRATEGY_NESSA_PA: _ClassVar[Strategy]
+    STRATEGY_CREST: _ClassVar[Strategy]
+    STRATEGY_NESSA_SS: _ClassVar[Strategy]
 
 class Backend(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -31,6 +34,9 @@ STRATEGY_UNSPECIFIED: Strategy
 STRATEGY_FULL: Strategy
 STRATEGY_RANDOM: Strategy
 STRATEGY_CRAIG: Strategy
+STRATEGY_NESSA_PA: Strategy
+STRATEGY_CREST: Strategy
+STRATEGY_NESSA_SS: Strategy
 BACKEND_UNSPECIFIED: Backend
 BACKEND_CPU: Backend
 BACKEND_EMU: Backend
@@ -125,7 +131,7 @@ class ModelInfo(_message.Message):
     def __init__(self, arch: _Optional[str] = ..., version: _Optional[int] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., datasets: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SelectRequest(_message.Message):
-    __slots__ = ("dataset", "strategy", "fraction", "seed", "model_version", "backend", "no_wait")
+    __slots__ = ("dataset", "strategy", "fraction", "seed", "model_version", "backend", "no_wait", "batch_size", "num_batches", "pool_size", "run", "drop_threshold", "watch", "min_keep")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     FRACTION_FIELD_NUMBER: _ClassVar[int]
@@ -133,6 +139,13 @@ class SelectRequest(_message.Message):
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     NO_WAIT_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NUM_BATCHES_FIELD_NUMBER: _ClassVar[int]
+    POOL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    DROP_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    WATCH_FIELD_NUMBER: _ClassVar[int]
+    MIN_KEEP_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     strategy: Strategy
     fraction: float
@@ -140,7 +153,14 @@ class SelectRequest(_message.Message):
     model_version: int
     backend: Backend
     no_wait: bool
-    def __init__(self, dataset: _Optional[str] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., fraction: _Optional[float] = ..., seed: _Optional[int] = ..., model_version: _Optional[int] = ..., backend: _Optional[_Union[Backend, str]] = ..., no_wait: _Optional[bool] = ...) -> None: ...
+    batch_size: int
+    num_batches: int
+    pool_size: int
+    run: str
+    drop_threshold: float
+    watch: int
+    min_keep: float
+    def __init__(self, dataset: _Optional[str] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., fraction: _Optional[float] = ..., seed: _Optional[int] = ..., model_version: _Optional[int] = ..., backend: _Optional[_Union[Backend, str]] = ..., no_wait: _Optional[bool] = ..., batch_size: _Optional[int] = ..., num_batches: _Optional[int] = ..., pool_size: _Optional[int] = ..., run: _Optional[str] = ..., drop_threshold: _Optional[float] = ..., watch: _Optional[int] = ..., min_keep: _Optional[float] = ...) -> None: ...
 
 class GetSelectionRequest(_message.Message):
     __slots__ = ("id",)
@@ -149,7 +169,7 @@ class GetSelectionRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class SelectionInfo(_message.Message):
-    __slots__ = ("id", "dataset", "strategy", "fraction", "seed", "model_version", "backend", "state", "num_selected", "class_counts", "objective", "seconds", "error")
+    __slots__ = ("id", "dataset", "strategy", "fraction", "seed", "model_version", "backend", "state", "num_selected", "class_counts", "objective", "seconds", "error", "batch_size", "num_batches", "num_dropped", "num_forwarded")
     ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +183,10 @@ class SelectionInfo(_message.Message):
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
     SECONDS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NUM_BATCHES_FIELD_NUMBER: _ClassVar[int]
+    NUM_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    NUM_FORWARDED_FIELD_NUMBER: _ClassVar[int]
     id: str
     dataset: str
     strategy: Strategy
@@ -176,7 +200,11 @@ class SelectionInfo(_message.Message):
     objective: float
     seconds: float
     error: str
-    def __init__(self, id: _Optional[str] = ..., dataset: _Optional[str] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., fraction: _Optional[float] = ..., seed: _Optional[int] = ..., model_version: _Optional[int] = ..., backend: _Optional[_Union[Backend, str]] = ..., state: _Optional[_Union[SelectionState, str]] = ..., num_selected: _Optional[int] = ..., class_counts: _Optional[_Iterable[int]] = ..., objective: _Optional[float] = ..., seconds: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
+    batch_size: int
+    num_batches: int
+    num_dropped: int
+    num_forwarded: int
+    def __init__(self, id: _Optional[str] = ..., dataset: _Optional[str] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., fraction: _Optional[float] = ..., seed: _Optional[int] = ..., model_version: _Optional[int] = ..., backend: _Optional[_Union[Backend, str]] = ..., state: _Optional[_Union[SelectionState, str]] = ..., num_selected: _Optional[int] = ..., class_counts: _Optional[_Iterable[int]] = ..., objective: _Optional[float] = ..., seconds: _Optional[float] = ..., error: _Optional[str] = ..., batch_size: _Optional[int] = ..., num_batches: _Optional[int] = ..., num_dropped: _Optional[int] = ..., num_forwarded: _Optional[int] = ...) -> None: ...
 
 class StreamSamplesRequest(_message.Message):
     __slots__ = ("dataset", "selection", "fraction", "epoch", "seed", "rank", "world_size", "start_offset", "batch_bytes")

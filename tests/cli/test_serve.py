@@ -15,7 +15,7 @@ from tests.service.helpers import make_root
 from nessa.cli import main
 from storage_service.client import StorageClient
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_serve_runs_and_stops_on_sigterm(tmp_path):
