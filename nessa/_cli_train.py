@@ -31,6 +31,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--reselect-every", type=int, default=1, metavar="R", help="epochs between reselections")
     p.add_argument("--warmup-epochs", type=int, default=0, help="full-data epochs before the first selection")
+    p.add_argument("--warm-start", type=int, default=None, metavar="EPOCHS",
+                   help="epochs on a fresh random subset of the same budget before the strategy's first selection "
+                        "(default: 1 for strategies that select with the model, else 0)")
+    p.add_argument("--lr-warmup", type=float, default=0.0, metavar="EPOCHS",
+                   help="epochs of linear learning-rate warm-up, for every strategy alike (default 0)")
+    g = p.add_argument_group("mini-batch coresets (nessa-pa, crest) and dropping learned examples (crest, nessa-ss)")
+    g.add_argument("--minibatches", type=int, default=5, metavar="R", help="mini-batch coresets per selection (default 5)")
+    g.add_argument("--pool-size", type=int, default=0, metavar="P",
+                   help="candidates per pool, >= --batch-size (default: the server's: batch/fraction for nessa-pa, "
+                        "1%% of the data for crest)")
+    g.add_argument("--tau", type=float, default=0.1,
+                   help="crest: reselect when the quadratic loss model's relative error passes tau (> 0; default 0.1)")
+    g.add_argument("--max-hold", type=int, default=100, metavar="STEPS", help="crest: most steps on one selection (default 100)")
+    g.add_argument("--drop-threshold", type=float, default=0.0,
+                   help="drop examples whose loss stayed under this for --watch selections (>= 0; 0: never; "
+                        "nessa-ss needs > 0)")
+    g.add_argument("--watch", type=int, default=3, help="consecutive low-loss observations before an example is dropped")
+    g.add_argument("--min-keep", type=float, default=0.5, help="never drop below this fraction of the data (default 0.5)")
     p.add_argument("--overlap-selection", action="store_true",
                    help="select next to the data while training on the current subset; the new subset takes "
                         "over one epoch later (hides the selection time)")
@@ -105,7 +123,9 @@ def _train(args: argparse.Namespace) -> int:
         cfg = TrainConfig(
             servers=args.server, dataset=args.dataset, test_dataset=args.test_dataset, strategy=args.strategy,
             fraction=args.fraction, epochs=args.epochs, reselect_every=args.reselect_every,
-            eval_every=args.eval_every, warmup_epochs=args.warmup_epochs,
+            eval_every=args.eval_every, warmup_epochs=args.warmup_epochs, warm_start=args.warm_start,
+            lr_warmup=args.lr_warmup, minibatches=args.minibatches, pool_size=args.pool_size, tau=args.tau,
+            max_hold=args.max_hold, drop_threshold=args.drop_threshold, watch=args.watch, min_keep=args.min_keep,
             overlap_selection=args.overlap_selection, arch=args.arch, batch_size=args.batch_size, lr=args.lr,
             momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
             use_weights=not args.no_weights, seed=args.seed, backend=args.backend, batch_bytes=args.batch_bytes,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from host.backends import backend_names
 from host.budget import check_fraction
-from host.strategies import Strategy, parse_strategy
+from host.strategies import Strategy, parse_strategy, spec
 
 __all__ = ["TrainConfig", "ConfigError", "Schedule", "parse_servers"]
 
@@ -66,6 +66,11 @@ class TrainConfig:
     epochs: int = 10
     reselect_every: int = 1  # epochs between reselections (subset strategies)
     warmup_epochs: int = 0  # leading epochs on the full data before the first selection (CRAIG)
+    # Leading epochs on a fresh random subset of the same budget before the strategy's first
+    # selection (a step-matched warm start: an untrained net's coreset is a random one anyway).
+    # None: 1 for strategies that select with the model, 0 otherwise.
+    warm_start: int | None = None
+    lr_warmup: float = 0.0  # epochs of linear learning-rate warm-up (every strategy alike)
     overlap_selection: bool = False  # reselect while training on the current subset (one epoch staler)
     arch: str | None = None  # None: small_cnn for <=28x28, resnet20 for 32x32
     batch_size: int = 128
@@ -75,6 +80,20 @@ class TrainConfig:
     nesterov: bool = True
     schedule: Schedule = Schedule.COSINE
     use_weights: bool = True  # multiply each example's loss by its coreset weight
+    # Mini-batch strategies (nessa-pa, crest): coresets per selection and candidates per pool
+    # (0: the server's default: batch/fraction for nessa-pa, 1% of the data for crest).
+    minibatches: int = 5
+    pool_size: int = 0
+    # CREST: reselect when the quadratic loss model's relative error passes tau; hold one
+    # selection for at most max_hold steps.
+    tau: float = 0.1
+    max_hold: int = 100
+    # Dropping learned examples (crest, nessa-ss; nessa-pa too when > 0): an example whose loss
+    # stayed under drop_threshold for `watch` consecutive selections leaves the candidates,
+    # never below min_keep of the data set.
+    drop_threshold: float = 0.0
+    watch: int = 3
+    min_keep: float = 0.5
     seed: int = 0
     backend: str = ""  # selection backend on the storage host: cpu, emu, xrt; "": the server's --backend
     batch_bytes: int = 1 << 20  # target size of one streamed batch
@@ -110,17 +129,33 @@ class TrainConfig:
             raise ConfigError(str(exc)) from None
         if self.strategy is Strategy.FULL:
             set_("fraction", 1.0)
-        for name, low in (("epochs", 1), ("reselect_every", 1), ("batch_size", 1), ("prefetch", 1),
+        for name, low in (("epochs", 1), ("reselect_every", 1), ("batch_size", 1), ("prefetch", 1), ("minibatches", 1),
+                          ("pool_size", 0), ("max_hold", 1), ("watch", 1),
                           ("batch_bytes", 1024), ("warmup_epochs", 0), ("checkpoint_every", 0),
                           ("max_steps", 0), ("eval_every", 1), ("seed", 0)):  # seeds are uint64 on the wire
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ConfigError(f"--{name.replace('_', '-')}: must be an integer >= {low}, got {value!r}")
+        strat = spec(self.strategy)
+        if self.warm_start is None:  # a full-data warm-up already warm-starts
+            set_("warm_start", 1 if strat.needs_model and self.warmup_epochs == 0 and self.epochs > 1 else 0)
+        elif not isinstance(self.warm_start, int) or isinstance(self.warm_start, bool) or self.warm_start < 0:
+            raise ConfigError(f"--warm-start: must be an integer >= 0, got {self.warm_start!r}")
+        if strat.needs_model and self.warm_start and self.warmup_epochs + self.warm_start >= self.epochs:
+            raise ConfigError(f"--warm-start: {self.warm_start} warm-start and {self.warmup_epochs} warm-up epochs leave "
+                              f"no epoch for the selection (--epochs is {self.epochs})")
+        if self.pool_size and self.pool_size < self.batch_size:
+            raise ConfigError(f"--pool-size: {self.pool_size} is smaller than --batch-size {self.batch_size} "
+                              "(a mini-batch coreset is chosen from its pool)")
+        if strat.drops and self.strategy is Strategy.NESSA_SS and not self.drop_threshold > 0:
+            raise ConfigError("--drop-threshold: nessa-ss drops learned examples and needs a threshold > 0")
         if self.warmup_epochs >= self.epochs and self.strategy is not Strategy.FULL:
             raise ConfigError(f"--warmup-epochs: {self.warmup_epochs} leaves no epoch for the subset "
                               f"(--epochs is {self.epochs})")
         for name, low, high, text in (("lr", 0.0, math.inf, "> 0"), ("momentum", -1e-12, 1.0, "in [0, 1)"),
-                                      ("weight_decay", -1e-12, 1.0, "in [0, 1)"), ("timeout", 0.0, math.inf, "> 0")):
+                                      ("weight_decay", -1e-12, 1.0, "in [0, 1)"), ("timeout", 0.0, math.inf, "> 0"),
+                                      ("tau", 0.0, math.inf, "> 0"), ("drop_threshold", -1e-300, math.inf, ">= 0"),
+                                      ("lr_warmup", -1e-300, math.inf, ">= 0"), ("min_keep", -1e-300, 1.0 + 1e-12, "in [0, 1]")):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or not low < value < high:
                 raise ConfigError(f"--{name.replace('_', '-')}: {value!r} is out of range (must be finite and {text})")

@@ -15,7 +15,6 @@ share of every selection; metrics are summed over ranks and written by rank 0.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,13 +24,17 @@ import torch
 import torch.nn.functional as F
 
 from host.models import build_model, input_chw, to_input
-from host.strategies import spec
+from host.budget import class_budget
+from host.strategies import Strategy, spec
 from storage_service.client import FULL_SELECTION
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, Schedule, TrainConfig
 from trainer.dataset import SampleStream
+from trainer.distributed import Dist as _Dist
 from trainer.metrics import MetricsWriter
+from trainer.model_state import state_to_safetensors
 from trainer.multi import Cluster, open_cluster
+from trainer.rounds import RoundFeeder, RoundStream
 
 __all__ = ["train", "TrainResult", "default_arch", "lr_at", "state_to_safetensors"]
 
@@ -59,88 +62,14 @@ def default_arch(sample_shape: Sequence[int]) -> str:
 
 
 def lr_at(cfg: TrainConfig, progress: float) -> float:
-    """Learning rate after ``progress`` epochs (fractional); a pure function, so resume is exact."""
+    """Learning rate after ``progress`` epochs (fractional); a pure function, so resume is exact.
+    The first ``lr_warmup`` epochs ramp it up linearly (every strategy alike)."""
+    ramp = min(1.0, max(progress, 0.02 * cfg.lr_warmup) / cfg.lr_warmup) if cfg.lr_warmup > 0 else 1.0
     if cfg.schedule is Schedule.COSINE:
-        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, cfg.epochs) / cfg.epochs))
+        return ramp * cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, cfg.epochs) / cfg.epochs))
     if cfg.schedule is Schedule.STEP:
-        return cfg.lr * 0.1 ** sum(progress >= m * cfg.epochs for m in (0.5, 0.75))
-    return cfg.lr
-
-
-def state_to_safetensors(model: torch.nn.Module) -> bytes:
-    """The model's state as a safetensors blob (the only model format the server accepts)."""
-    from safetensors.torch import save
-
-    return save({k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()})
-
-
-# -- distributed plumbing ------------------------------------------------------------------
-@dataclass
-class _Dist:
-    rank: int
-    world: int
-    device: torch.device
-    owns_group: bool = False  # setup() created the process group, so close() destroys it
-
-    @property
-    def on(self) -> bool:
-        return self.world > 1
-
-    @staticmethod
-    def setup(cfg: TrainConfig) -> "_Dist":
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        want = cfg.device
-        if want == "auto":
-            want = "cuda" if torch.cuda.is_available() else "cpu"
-        if want.startswith("cuda"):
-            if not torch.cuda.is_available():
-                raise ConfigError(f"--device {cfg.device}: CUDA is not available on this machine")
-            device = torch.device(f"cuda:{local}") if want == "cuda" else torch.device(want)
-            torch.cuda.set_device(device)
-        else:
-            device = torch.device("cpu")
-        owns = world > 1 and not torch.distributed.is_initialized()
-        if owns:
-            torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        rank = torch.distributed.get_rank() if world > 1 else 0
-        return _Dist(rank, world, device, owns)
-
-    def close(self) -> None:
-        """Destroy the process group this run created. Left to interpreter exit, the backend's
-        threads are torn down while the other ranks may already be gone, which aborted a rank
-        now and then ("terminate called without an active exception", seen in CI)."""
-        if self.owns_group and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-
-    def sum(self, values: Sequence[float]) -> list[float]:
-        """Element-wise sum over ranks (float64)."""
-        t = torch.tensor(list(values), dtype=torch.float64, device=self.device)
-        if self.on:
-            torch.distributed.all_reduce(t)
-        return t.tolist()
-
-    def gather_ints(self, values: Sequence[int]) -> list[list[int]]:
-        """Every rank's ``values`` (same length on all ranks), indexed by rank."""
-        t = torch.tensor(list(values), dtype=torch.int64, device=self.device)
-        if not self.on:
-            return [t.tolist()]
-        out = [torch.zeros_like(t) for _ in range(self.world)]
-        torch.distributed.all_gather(out, t)
-        return [o.tolist() for o in out]
-
-    def broadcast_text(self, text: str | None) -> str:
-        """Rank 0's string on every rank (as a byte tensor: nothing is pickled)."""
-        if not self.on:
-            return text or ""
-        data = (text or "").encode() if self.rank == 0 else b""
-        n = torch.tensor([len(data)], dtype=torch.int64, device=self.device)
-        torch.distributed.broadcast(n, 0)
-        buf = torch.zeros(int(n.item()), dtype=torch.uint8, device=self.device)
-        if self.rank == 0 and data:
-            buf.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
-        torch.distributed.broadcast(buf, 0)
-        return bytes(buf.cpu().tolist()).decode()
+        return ramp * cfg.lr * 0.1 ** sum(progress >= m * cfg.epochs for m in (0.5, 0.75))
+    return ramp * cfg.lr
 
 
 # -- the loop ------------------------------------------------------------------------------
@@ -166,9 +95,11 @@ def train(cfg: TrainConfig) -> TrainResult:
         # Where we are: fresh, or from the checkpoint.
         # Model versions are global on a server and must not collide with another run's pushes:
         # start this run's numbering at a millisecond timestamp.
-        counters = dict(wall_s=0.0, cpu_s=0.0, selection_s=0.0, eval_s=0.0, bytes_received=0, eval_bytes=0,
-                        model_bytes=0, samples_seen=0, model_version=time.time_ns() // 1_000_000 * 1000,
-                        loss_sum=0.0, loss_n=0.0, steps=0)
+        # selection_s: trainer seconds spent waiting for selections; storage_s: seconds the storage
+        # hosts spent computing them (features + greedy); forwarded: samples they forwarded.
+        counters = dict(wall_s=0.0, cpu_s=0.0, selection_s=0.0, storage_s=0.0, forwarded=0, eval_s=0.0,
+                        bytes_received=0, eval_bytes=0, model_bytes=0, samples_seen=0,
+                        model_version=time.time_ns() // 1_000_000 * 1000, loss_sum=0.0, loss_n=0.0, steps=0)
         start_epoch, start_step = 0, 0
         offsets = [0] * len(cluster.sources)
         selections: list[str] | None = None
@@ -199,16 +130,37 @@ def train(cfg: TrainConfig) -> TrainResult:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nessa-select")
         pending: Future | None = None  # rank 0: an overlapped selection in flight
         overlapping = False  # every rank: one is in flight, collect it after this epoch
+        rounds: RoundStream | None = None  # mini-batch strategies, once their first selection is due
+        first_selection = cfg.warmup_epochs + cfg.warm_start  # the strategy's own first epoch
         for epoch in range(start_epoch, cfg.epochs):
             t_epoch, c_epoch = time.perf_counter(), time.process_time()
-            # 1. What to stream this epoch.
+            # 1. What to stream this epoch: the full data (warm-up), a fresh random subset of the
+            # same budget (warm start), or the strategy's selection.
             in_warmup = epoch < cfg.warmup_epochs
-            due = (epoch - cfg.warmup_epochs) % cfg.reselect_every == 0
+            in_warm_start = not in_warmup and epoch < first_selection
+            due = (epoch - first_selection) % cfg.reselect_every == 0
             resuming_mid_epoch = epoch == start_epoch and start_step > 0
-            if not strategy.selects or in_warmup:
+            round_stats: dict = {}
+            if strategy.selects and strategy.minibatch and not (in_warmup or in_warm_start):
+                if rounds is None:
+                    if dist.on:
+                        raise ConfigError(f"--strategy {cfg.strategy.value}: mini-batch coresets run in one process "
+                                          "(torchrun with several ranks is not supported for them yet)")
+                    run_id = f"{cfg.label}-s{cfg.seed}-{counters['model_version']}"
+                    rounds = RoundStream(RoundFeeder(cfg, cluster, arch, dist.device, run=run_id,
+                                                     first_version=int(counters["model_version"])), cfg, model, shape)
+                selections, counts = ["rounds"], [_subset_steps(cfg, cluster) * cfg.batch_size]
+            elif not strategy.selects or in_warmup:
                 selections = [FULL_SELECTION] * len(cluster.sources)
                 counts = [int(i.num_samples) for i in cluster.infos]
-            elif selections is None or FULL_SELECTION in selections or (due and not resuming_mid_epoch):
+            elif in_warm_start:
+                if not resuming_mid_epoch:
+                    t_sel = time.perf_counter()
+                    call = _request(cfg, dist, cluster, model, arch, epoch, counters, warm_start=True)
+                    selections, counts = _share(dist, call() if call is not None else None, counters)
+                    counters["selection_s"] += time.perf_counter() - t_sel
+            elif selections is None or FULL_SELECTION in selections or (due and not resuming_mid_epoch) or (
+                    epoch == first_selection and not resuming_mid_epoch):
                 # Overlapped: select next to the data while this epoch trains on the current subset;
                 # the new subset (one epoch staler) takes over from the next epoch.
                 overlap = cfg.overlap_selection and selections is not None and FULL_SELECTION not in selections
@@ -218,7 +170,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                     if overlap:
                         pending, overlapping = (pool.submit(call) if call is not None else None), True
                     else:
-                        selections, counts = _share(dist, call() if call is not None else None)
+                        selections, counts = _share(dist, call() if call is not None else None, counters)
                     counters["selection_s"] += time.perf_counter() - t_sel
             if not resuming_mid_epoch:
                 offsets, start_step = [0] * len(cluster.sources), 0
@@ -226,20 +178,27 @@ def train(cfg: TrainConfig) -> TrainResult:
 
             # 2. Train on this rank's share of it.
             per_rank = sum(c // dist.world for c in counts) if dist.on else sum(counts)
-            limit = per_rank - start_step * cfg.batch_size if dist.on else None
-            stream = SampleStream(cluster.parts(cfg.dataset, selections, offsets), epoch=epoch, seed=cfg.seed,
-                                  batch_size=cfg.batch_size, rank=dist.rank, world_size=dist.world,
-                                  batch_bytes=cfg.batch_bytes, prefetch=cfg.prefetch, device=dist.device,
-                                  limit=limit)
             steps = max(1, math.ceil(per_rank / cfg.batch_size))
+            if selections == ["rounds"]:
+                stream = _RoundEpoch(rounds, steps - start_step)
+            else:
+                limit = per_rank - start_step * cfg.batch_size if dist.on else None
+                stream = SampleStream(cluster.parts(cfg.dataset, selections, offsets), epoch=epoch, seed=cfg.seed,
+                                      batch_size=cfg.batch_size, rank=dist.rank, world_size=dist.world,
+                                      batch_bytes=cfg.batch_bytes, prefetch=cfg.prefetch, device=dist.device,
+                                      limit=limit)
             stopped = _train_epoch(cfg, dist, net, model, optimizer, stream, shape, epoch, start_step, steps,
                                    counters, selections, counts, ckpt_path, identity)
+            if isinstance(stream, _RoundEpoch):
+                round_stats = stream.stats()
+                for key in ("selection_s", "storage_s", "forwarded", "model_bytes"):
+                    counters[key] += round_stats.get(key, 0)
             start_step = 0
             streamed = ",".join(selections)  # what this epoch trained on (for its metrics line)
             streamed_n = int(sum(counts))
             if overlapping and not stopped:  # collect the overlapped selection: only the wait counts
                 t_sel = time.perf_counter()
-                selections, counts = _share(dist, pending.result() if pending is not None else None)
+                selections, counts = _share(dist, pending.result() if pending is not None else None, counters)
                 counters["selection_s"] += time.perf_counter() - t_sel
                 pending, overlapping = None, False
             counters["wall_s"] += time.perf_counter() - t_epoch
@@ -261,7 +220,9 @@ def train(cfg: TrainConfig) -> TrainResult:
                     "train_loss": counters["loss_sum"] / max(counters["loss_n"], 1.0),
                     "test_loss": test_loss, "test_acc": test_acc,
                     "wall_s": round(counters["wall_s"], 4), "cpu_s": round(counters["cpu_s"], 4),
-                    "selection_s": round(counters["selection_s"], 4),
+                    "selection_s": round(counters["selection_s"], 4), "storage_s": round(counters["storage_s"], 4),
+                    "forwarded": int(counters["forwarded"]), "rounds": round_stats.get("rounds"),
+                    "mean_hold": round_stats.get("mean_hold"), "dropped": round_stats.get("dropped"),
                     "eval_s": round(counters["eval_s"], 4), "bytes_received": int(counters["bytes_received"]),
                     "eval_bytes": int(counters["eval_bytes"]), "model_bytes": int(counters["model_bytes"]),
                     "samples_seen": int(counters["samples_seen"]), "num_selected": streamed_n,
@@ -278,17 +239,25 @@ def train(cfg: TrainConfig) -> TrainResult:
     finally:
         if "pool" in locals():
             pool.shutdown(wait=True)  # an overlapped selection still running must not outlive the cluster
+        if locals().get("rounds") is not None:
+            rounds.close()
         cluster.close()
         dist.close()
 
 
 def _request(cfg: TrainConfig, dist: _Dist, cluster: Cluster, model: torch.nn.Module, arch: str, epoch: int,
-             counters: dict) -> Callable[[], str] | None:
-    """Rank 0: snapshot the model now; return the call that pushes it and selects (None elsewhere)."""
+             counters: dict, *, warm_start: bool = False) -> Callable[[], str] | None:
+    """Rank 0: snapshot the model now; return the call that pushes it and selects (None elsewhere).
+    ``warm_start``: a fresh random subset of the same budget instead of the strategy's selection."""
     if dist.rank != 0:
         return None
-    strategy = spec(cfg.strategy)
+    name = Strategy.RANDOM if warm_start else cfg.strategy
+    strategy = spec(name)
     blob, version = None, None
+    extra = {}
+    if strategy.drops or (strategy.needs_model and cfg.drop_threshold > 0):
+        extra = dict(run=f"{cfg.label}-s{cfg.seed}-{counters['model_version']}", drop_threshold=cfg.drop_threshold,
+                     watch=cfg.watch, min_keep=cfg.min_keep)
     if strategy.needs_model:
         blob = state_to_safetensors(model)
         counters["model_version"] = version = int(counters["model_version"]) + 1
@@ -298,17 +267,44 @@ def _request(cfg: TrainConfig, dist: _Dist, cluster: Cluster, model: torch.nn.Mo
     def call() -> str:
         if blob is not None:
             cluster.push_model(arch, blob, version)
-        infos = cluster.select(cfg.strategy, cfg.fraction, seed=seed, model_version=version,
-                               backend=cfg.backend)
-        return "\n".join(f"{i.id}\t{int(i.num_selected)}" for i in infos)
+        infos = cluster.select(name, cfg.fraction, seed=seed, model_version=version, backend=cfg.backend, **extra)
+        return "\n".join(f"{i.id}\t{int(i.num_selected)}\t{float(i.seconds)!r}\t{int(getattr(i, 'num_forwarded', 0))}"
+                         for i in infos)
 
     return call
 
 
-def _share(dist: _Dist, text: str | None) -> tuple[list[str], list[int]]:
-    """Rank 0's selection ids and sizes on every rank."""
+def _share(dist: _Dist, text: str | None, counters: dict) -> tuple[list[str], list[int]]:
+    """Rank 0's selection ids and sizes on every rank; adds the storage side's cost to ``counters``."""
     rows = [line.split("\t") for line in dist.broadcast_text(text).splitlines()]
+    counters["storage_s"] += sum(float(r[2]) for r in rows)
+    counters["forwarded"] += sum(int(r[3]) for r in rows)
     return [r[0] for r in rows], [int(r[1]) for r in rows]
+
+
+def _subset_steps(cfg: TrainConfig, cluster: Cluster) -> int:
+    """Steps in one epoch of a mini-batch strategy: as many as an epoch of a per-class subset of
+    ``fraction`` (so every strategy at the same fraction and epochs takes the same steps)."""
+    per_class = [class_budget(int(n), cfg.fraction) for info in cluster.infos for n in info.class_counts]
+    return max(1, math.ceil(sum(per_class) / cfg.batch_size))
+
+
+class _RoundEpoch:
+    """One epoch of a RoundStream as the loop's batch iterator (``observe`` feeds CREST's check)."""
+
+    def __init__(self, rounds: RoundStream, steps: int):
+        self._rounds, self._steps = rounds, steps
+        self.observe = rounds.observe
+        self._stats: dict = {}
+
+    def __iter__(self):
+        yield from self._rounds.epoch(self._steps)
+        self._stats = self._rounds.take_stats()
+
+    def stats(self) -> dict:
+        s = dict(self._stats)
+        s["selection_s"] = s.pop("select_wait_s", 0.0)
+        return s
 
 
 def _train_epoch(cfg: TrainConfig, dist: _Dist, net: torch.nn.Module, model: torch.nn.Module,
@@ -319,6 +315,7 @@ def _train_epoch(cfg: TrainConfig, dist: _Dist, net: torch.nn.Module, model: tor
     from tqdm import tqdm
 
     net.train()
+    observe = getattr(stream, "observe", None)
     bar = tqdm(total=steps, initial=step, desc=f"{cfg.label} epoch {epoch + 1}/{cfg.epochs}", unit="step",
                leave=False, disable=not (cfg.progress and dist.rank == 0), dynamic_ncols=True)
     local = [0.0, 0.0, 0.0, 0.0]  # loss sum, loss count, samples, bytes (this rank, since last sync)
@@ -333,6 +330,8 @@ def _train_epoch(cfg: TrainConfig, dist: _Dist, net: torch.nn.Module, model: tor
             loss = (per_example * batch.w).mean() if cfg.use_weights else per_example.mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if observe is not None:  # CREST: the loss model is checked at these parameters
+                observe(float(loss.detach()))
             optimizer.step()
             step += 1
             counters["steps"] += 1

@@ -64,10 +64,11 @@ class Cluster:
         self._all(lambda s: s.push_model(arch, blob, version, dataset=self.dataset))
 
     def select(self, strategy: str, fraction: float, *, seed: int, model_version: int | None,
-               backend: str) -> list[Any]:
-        """Each server selects from its own part; returns the SelectionInfo of each."""
+               backend: str, **options: Any) -> list[Any]:
+        """Each server selects from its own part; returns the SelectionInfo of each. ``options``:
+        the mini-batch and loss-history fields of ``StorageClient.select`` (batch_size, run, ...)."""
         return self._all(lambda s: s.select(self.dataset, strategy, fraction, seed=seed,
-                                            model_version=model_version, backend=backend, wait=True))
+                                            model_version=model_version, backend=backend, wait=True, **options))
 
     def parts(self, dataset: str, selections: Sequence[str] | None = None,
               offsets: Sequence[int] | None = None) -> list[StreamPart]:

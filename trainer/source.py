@@ -24,8 +24,9 @@ class SampleSource(Protocol):
         """Upload a safetensors blob of the model state under ``version``."""
 
     def select(self, dataset: str, strategy: str, fraction: float, *, seed: int, model_version: int | None,
-               backend: str, wait: bool = True) -> Any:
-        """-> SelectionInfo(id, num_selected, class_counts, objective, seconds, ...)."""
+               backend: str, wait: bool = True, **options: Any) -> Any:
+        """-> SelectionInfo(id, num_selected, class_counts, objective, seconds, num_forwarded, ...).
+        ``options``: batch_size, num_batches, pool_size, run, drop_threshold, watch, min_keep."""
 
     def stream_samples(self, dataset: str, *, selection: str, epoch: int, seed: int, rank: int,
                        world_size: int, start_offset: int, batch_bytes: int) -> Iterator[Any]:

@@ -118,7 +118,7 @@ def test_resume_refuses_a_checkpoint_of_another_run(service, tmp_path):
 def test_overlapped_selection_takes_over_one_epoch_later(service, tmp_path):
     target, store = service
     recs = train(config(target, tmp_path, strategy="nessa", fraction=0.1, epochs=4, reselect_every=1,
-                        overlap_selection=True)).records
+                        overlap_selection=True, warm_start=0)).records
     sels = [r["selection"] for r in recs]
     # Epoch 1 blocks on the first selection; the one requested at the start of epoch e streams from e + 1;
     # none is requested at the last epoch (it would never be used).
