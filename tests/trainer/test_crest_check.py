@@ -1,6 +1,6 @@
 """CREST's drift check (trainer/rounds.py CrestCheck): anchors on the first visit, the quadratic
-model holds for small moves and fails for large ones; the Hutchinson diagonal is exact on a
-quadratic."""
+model is exact on a quadratic, an unpredicted loss is drift, a new round re-anchors; the
+Hutchinson diagonal covers every parameter and is averaged across refreshes."""
 
 from __future__ import annotations
 
