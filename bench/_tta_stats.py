@@ -8,6 +8,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
+from trainer.metrics import time_to_accuracy as time_to
+
 __all__ = ["mean_ci", "paired", "time_to", "summarize", "table", "plot"]
 
 # Two-sided 95 % quantiles of Student's t (df 1..30); scipy is not a dependency.
@@ -32,22 +34,6 @@ def paired(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, int]
     seeds = sorted(set(a) & set(b))
     m, h = mean_ci([a[s] - b[s] for s in seeds])
     return m, h, len(seeds)
-
-
-def time_to(curve: Sequence[dict], target: float, key: str) -> float:
-    """``key`` (cumulative trainer seconds) at the first evaluation reaching ``target`` accuracy,
-    interpolated inside the epoch that crosses it; inf when never reached."""
-    prev_acc, prev_x = None, 0.0
-    for r in curve:
-        acc, x = r.get("test_acc"), float(r[key])
-        if acc is None:
-            continue
-        if acc >= target:
-            if prev_acc is None or acc == prev_acc:
-                return x
-            return prev_x + (x - prev_x) * (target - prev_acc) / (acc - prev_acc)
-        prev_acc, prev_x = acc, x
-    return math.inf
 
 
 def _selections(curve: Sequence[dict]) -> int:

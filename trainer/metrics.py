@@ -3,8 +3,8 @@
 Record schema, format 1 (every key always present):
 
     format          1
-    run             run label, e.g. "nessa@0.1"
-    strategy        full | random | nessa
+    run             run label, e.g. "nessa-pa@0.1"
+    strategy        a host.strategies name (full, random, craig, nessa-pa, crest, nessa-ss)
     fraction        per-class budget (1.0 for full)
     epoch           1-based epoch just finished
     lr              learning rate at the end of the epoch
@@ -15,7 +15,14 @@ Record schema, format 1 (every key always present):
     cpu_s           cumulative CPU seconds of the trainer process(es) in that same time (an in-process
                     storage service, as in the demo and bench, is included): steadier than wall time
                     on a shared machine
-    selection_s     cumulative seconds spent pushing models and waiting for selections
+    selection_s     cumulative trainer seconds spent pushing models and waiting for selections (a
+                    selection computed in the background while the trainer trains costs nothing here)
+    storage_s       cumulative seconds the storage hosts spent computing the selections (features +
+                    greedy): the storage side's compute, apart from the trainer's
+    forwarded       cumulative samples the storage hosts forwarded through the model for selection
+    rounds          mini-batch strategies: selections (rounds) taken this epoch; null otherwise
+    mean_hold       mini-batch strategies: mean steps each round was trained for (CREST adapts it)
+    dropped         examples excluded as learned at the epoch's last selection (null if none asked)
     eval_s          cumulative seconds spent evaluating
     bytes_received  cumulative training bytes streamed from the storage services
     eval_bytes      cumulative test-set bytes streamed
@@ -30,11 +37,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["FORMAT", "FIELDS", "MetricsWriter", "read_metrics"]
+__all__ = ["FORMAT", "FIELDS", "MetricsWriter", "read_metrics", "time_to_accuracy"]
 
 FORMAT = 1
 FIELDS = ("format", "run", "strategy", "fraction", "epoch", "lr", "train_loss", "test_loss", "test_acc",
-          "wall_s", "cpu_s", "selection_s", "eval_s", "bytes_received", "eval_bytes", "model_bytes", "samples_seen",
+          "wall_s", "cpu_s", "selection_s", "storage_s", "forwarded", "eval_s", "bytes_received", "eval_bytes", "model_bytes", "samples_seen",
           "num_selected", "selection")
 
 
@@ -81,3 +88,19 @@ def read_metrics(path: Path | str) -> list[dict]:
         out.append(rec)
     return out
 
+
+
+def time_to_accuracy(records: list[dict], target: float, key: str = "cpu_s") -> float:
+    """``key`` (a cumulative counter, e.g. trainer CPU seconds) when the run first reached
+    ``target`` test accuracy, interpolated inside the epoch that crossed it; inf if never."""
+    prev_acc, prev_x = None, 0.0
+    for r in records:
+        acc, x = r.get("test_acc"), float(r[key])
+        if acc is None:
+            continue
+        if acc >= target:
+            if prev_acc is None or acc == prev_acc:
+                return x
+            return prev_x + (x - prev_x) * (target - prev_acc) / (acc - prev_acc)
+        prev_acc, prev_x = acc, x
+    return float("inf")

@@ -59,3 +59,12 @@ def test_checkpoint_round_trip_is_atomic_and_checked(tmp_path):
     assert back["epoch"] == 2 and torch.equal(back["model"]["w"], torch.arange(4.0))
     with pytest.raises(CheckpointMismatch, match="strategy='nessa'"):
         load_checkpoint(path, identity={"strategy": "random"})
+
+
+def test_time_to_accuracy_interpolates_inside_the_crossing_epoch():
+    from trainer.metrics import time_to_accuracy
+
+    recs = [record(1, 0.80, cpu_s=10.0), record(2, None, cpu_s=20.0), record(3, 0.90, cpu_s=30.0)]
+    assert time_to_accuracy(recs, 0.80) == 10.0  # reached at the first evaluation
+    assert time_to_accuracy(recs, 0.85) == pytest.approx(20.0)  # half-way from 10 s to 30 s
+    assert time_to_accuracy(recs, 0.95) == float("inf")
