@@ -73,6 +73,10 @@ class SelectionInfo:
     model_version: int = 0
     backend: str = ""
     error: str = ""
+    batch_size: int = 0  # > 0: an ordered selection of num_batches mini-batches (streamed in order)
+    num_batches: int = 0
+    num_dropped: int = 0  # examples left out as learned
+    num_forwarded: int = 0  # examples the server forwarded through the model for it
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,10 @@ def _selection(m: pb.SelectionInfo) -> SelectionInfo:
         model_version=m.model_version,
         backend=PB_TO_BACKEND[m.backend].value if m.backend in PB_TO_BACKEND else "",
         error=m.error,
+        batch_size=m.batch_size,
+        num_batches=m.num_batches,
+        num_dropped=m.num_dropped,
+        num_forwarded=m.num_forwarded,
     )
 
 

@@ -20,10 +20,11 @@ from storage_service._errors import FailedPrecondition, InvalidArgument, NotFoun
 from storage_service._proto import nessa_pb2 as pb
 from storage_service._wire import BatchEncoder
 from storage_service.models_registry import DEFAULT_MAX_MODEL_BYTES, ModelRecord, ModelRegistry
-from storage_service.sampling import check_share, random_subset, rows_per_batch, share
+from storage_service.sampling import batch_share, check_share, random_subset, rows_per_batch, share
 from host.strategies import Strategy, spec
 from storage_service._names import FULL_SELECTION, RANDOM_SELECTION, backend_names
-from storage_service.selections import SelectionManager, SelectionParams, SelectionRecord, check_fraction, selection_id
+from storage_service.selections import (SelectionManager, SelectionParams, SelectionRecord, check_fraction, resolve_options,
+                                        selection_id)
 
 __all__ = ["StorageCore", "StreamParams", "BACKENDS", "STATE_DIR"]
 
@@ -112,13 +113,21 @@ class StorageCore:
         return self.models.push(header.arch, int(header.version), blob, sha256=header.sha256, dataset=header.dataset)
 
     # -- selections ------------------------------------------------------------------------
-    def select(self, dataset: str, strategy: Strategy, fraction: float, *, seed: int = 0, model_version: int = 0, backend: str = "") -> SelectionRecord:
-        """Start (or find) a selection; returns its record at once (maybe still running)."""
+    def select(self, dataset: str, strategy: Strategy, fraction: float, *, seed: int = 0, model_version: int = 0, backend: str = "",
+               batch_size: int = 0, num_batches: int = 0, pool_size: int = 0, run: str = "", drop_threshold: float = 0.0,
+               watch: int = 0, min_keep: float = 0.0) -> SelectionRecord:
+        """Start (or find) a selection; returns its record at once (maybe still running).
+
+        The mini-batch and drop options (0 / "": defaults) are checked and completed by
+        ``selections.resolve_options``; every bad value is InvalidArgument naming its field.
+        """
         store = self.store(dataset)
         fraction = check_fraction(strategy, fraction)
         backend = backend or self.backend
         if backend not in BACKENDS:
             raise InvalidArgument(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        options = resolve_options(strategy, fraction, len(store), batch_size=batch_size, num_batches=num_batches,
+                                  pool_size=pool_size, run=run, drop_threshold=drop_threshold, watch=watch, min_keep=min_keep)
         load_model = None
         model_sha = ""
         if spec(strategy).needs_model:
@@ -127,7 +136,7 @@ class StorageCore:
             load_model = lambda: self._build_model(rec, store)  # noqa: E731
         else:
             model_version = 0
-        params = SelectionParams(dataset, strategy, fraction, int(seed), backend, int(model_version), model_sha)
+        params = SelectionParams(dataset, strategy, fraction, int(seed), backend, int(model_version), model_sha, **options)
         return self.selections.start(selection_id(params, len(store)), params, store, load_model)
 
     def _build_model(self, rec: ModelRecord, store):
@@ -139,20 +148,23 @@ class StorageCore:
         return model.eval()
 
     # -- streaming -------------------------------------------------------------------------
-    def _source(self, p: StreamParams, store) -> tuple[np.ndarray, np.ndarray]:
+    def _source(self, p: StreamParams, store) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(ids, weights, batch_size)``: batch_size > 0 for an ordered selection (rows in
+        training order, mini-batches of that size), 0 for a subset to shuffle."""
         n = len(store)
         if p.selection == FULL_SELECTION:
-            return np.arange(n, dtype=np.int64), np.ones(n, np.float32)
+            return np.arange(n, dtype=np.int64), np.ones(n, np.float32), 0
         if p.selection == RANDOM_SELECTION:
             fraction = check_fraction(Strategy.RANDOM, p.fraction)
             ids = random_subset(store.labels, fraction, p.seed)
-            return ids, np.ones(len(ids), np.float32)
+            return ids, np.ones(len(ids), np.float32), 0
         if not p.selection:
             raise InvalidArgument("selection is empty: give 'full', 'random' or a selection id")
         rec = self.selections.get(p.selection)
         if rec.dataset != p.dataset:
             raise InvalidArgument(f"selection {p.selection} belongs to data set {rec.dataset!r}, not {p.dataset!r}")
-        return self.selections.arrays(p.selection)
+        ids, weights = self.selections.arrays(p.selection)
+        return ids, weights, (rec.batch_size if rec.ordered else 0)
 
     def stream(self, p: StreamParams) -> Iterator[bytes]:
         """SampleBatch wire bytes for the request; checks everything before the first batch."""
@@ -162,8 +174,11 @@ class StorageCore:
             check_share(p.rank, world)
         except ValueError as exc:
             raise InvalidArgument(str(exc)) from None
-        ids, weights = self._source(p, store)
-        ids, weights = share(ids, weights, seed=p.seed, epoch=p.epoch, rank=p.rank, world_size=world)
+        ids, weights, batch = self._source(p, store)
+        if batch:  # ordered mini-batches: file order, whole mini-batches per rank (no shuffle)
+            ids, weights = batch_share(ids, weights, batch_size=batch, rank=p.rank, world_size=world)
+        else:
+            ids, weights = share(ids, weights, seed=p.seed, epoch=p.epoch, rank=p.rank, world_size=world)
         total = len(ids)
         if p.start_offset > total:
             raise InvalidArgument(f"start_offset {p.start_offset} is past the end of this rank's share ({total} rows)")

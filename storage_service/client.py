@@ -11,8 +11,11 @@ Usage::
         c.push_model("small_cnn", model.state_dict(), version=1, dataset="fm/train")  # -> ModelInfo
         sel = c.select("fm/train", "craig", 0.1, seed=0, model_version=None, backend="cpu")
         # -> SelectionInfo(id, dataset, strategy, fraction, num_selected, class_counts,
-        #                  objective, seconds, state); wait=False returns at once (state
+        #                  objective, seconds, state, ..., batch_size, num_batches,
+        #                  num_dropped, num_forwarded); wait=False returns at once (state
         #                  "running"); poll with c.get_selection(sel.id)
+        pa = c.select("fm/train", "nessa-pa", 0.1, model_version=1, batch_size=128, num_batches=5,
+                      pool_size=0, run="run-1", drop_threshold=0.0, watch=0, min_keep=0.0)
         for b in c.stream_samples("fm/train", selection=sel.id, epoch=3, seed=0,
                                   rank=0, world_size=1, start_offset=0, batch_bytes=1 << 20):
             b.offset, b.count, b.ids, b.labels, b.weights, b.samples, b.nbytes
@@ -25,8 +28,11 @@ Facts the trainer can rely on:
   convert, e.g. ``host.models.to_input``) before writing to them.
 * ``selection`` is ``"full"``, ``"random"`` (needs ``fraction``) or a selection id. The order is
   a permutation seeded by ``(seed, epoch)``; rank ``r`` of ``world_size`` gets positions
-  ``r, r + w, ...`` of it (shares are disjoint and together complete). ``start_offset`` is a
-  position within the rank's share: resume from ``last.offset + last.count``.
+  ``r, r + w, ...`` of it (shares are disjoint and together complete). An *ordered* selection
+  (``SelectionInfo.batch_size > 0``: ``nessa-pa``, ``crest``) is not shuffled: it streams in
+  training order, and rank ``r`` gets whole mini-batches ``r, r + w, ...`` (``seed`` and
+  ``epoch`` do not change it). ``start_offset`` is a row position within the rank's share:
+  resume from ``last.offset + last.count``.
 * Calls retry with exponential backoff while the server is UNAVAILABLE (``retries`` times). A
   stream interrupted that way is resumed transparently from the next undelivered offset, so
   the caller sees every row of its share exactly once.
@@ -43,6 +49,7 @@ Facts the trainer can rely on:
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
 import threading
@@ -266,8 +273,23 @@ class StorageClient:
         backend: str = "cpu",
         wait: bool = True,
         timeout: float | None = None,
+        batch_size: int = 0,
+        num_batches: int = 0,
+        pool_size: int = 0,
+        run: str = "",
+        drop_threshold: float = 0.0,
+        watch: int = 0,
+        min_keep: float = 0.0,
     ) -> SelectionInfo:
         """Select a subset (see module docs).
+
+        Mini-batch strategies (``nessa-pa``, ``crest``): ``batch_size`` rows per mini-batch
+        (0: 128), ``num_batches`` mini-batches (0: 5), ``pool_size`` candidates per pool
+        (0: nessa-pa ``batch_size / fraction``, crest ``max(1% of the data, 2 * batch_size)``);
+        the selection streams in order. Model-based strategies: ``run`` names the training run
+        whose loss history the server keeps; ``drop_threshold`` > 0 (needs ``run``; ``nessa-ss``
+        needs it) drops examples whose loss stayed under it for ``watch`` (0: 3) consecutive
+        selections, never below ``min_keep`` (0: 0.5) of the data set. 0 / "" mean the default.
 
         With ``wait``, block until the selection is done: each call waits at most the client's
         ``timeout`` (the server answers RUNNING before that deadline) and the client polls
@@ -279,6 +301,17 @@ class StorageClient:
         backend = getattr(backend, "value", backend)
         if backend != "" and backend not in backend_names():  # "": the server's default (its --backend)
             raise ValueError(f"backend must be '' or one of {', '.join(backend_names())}, got {backend!r}")
+        for name, value in (("batch_size", batch_size), ("num_batches", num_batches), ("pool_size", pool_size), ("watch", watch)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+                raise ValueError(f"{name} must be an integer >= 0 (0: the server's default), got {value!r}")
+        if batch_size and pool_size and pool_size < batch_size:
+            raise ValueError(f"pool_size ({pool_size}) must be >= batch_size ({batch_size})")
+        if not isinstance(run, str):
+            raise ValueError(f"run must be a string, got {type(run).__name__}")
+        for name, value, high in (("drop_threshold", drop_threshold, math.inf), ("min_keep", min_keep, 1.0)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= high:
+                bound = "finite and >= 0" if high == math.inf else "in [0, 1]"
+                raise ValueError(f"{name} must be {bound} (0: the server's default), got {value!r}")
         request = pb.SelectRequest(
             dataset=dataset,
             strategy=STRATEGY_TO_PB[key],
@@ -287,6 +320,13 @@ class StorageClient:
             model_version=int(model_version or 0),
             backend=BACKEND_TO_PB[Backend(backend)] if backend else pb.BACKEND_UNSPECIFIED,
             no_wait=not wait,
+            batch_size=batch_size,
+            num_batches=num_batches,
+            pool_size=pool_size,
+            run=run,
+            drop_threshold=float(drop_threshold),
+            watch=watch,
+            min_keep=float(min_keep),
         )
         limit = time.monotonic() + (timeout if timeout is not None else self.timeout)
         info = _selection(self._call(self._select, request))

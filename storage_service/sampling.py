@@ -5,6 +5,9 @@
   resumed stream computes the same order without talking to each other.
 * ``rank_positions(n, rank, world_size)``: rank ``r`` of ``w`` takes positions ``r, r+w, ...``;
   shares are disjoint, together complete, and differ in size by at most one.
+* ``batch_share(ids, weights, batch_size, rank, world_size)``: an ordered selection (mini-batch
+  coresets in training order) is not shuffled; rank ``r`` of ``w`` takes whole mini-batches
+  ``r, r+w, r+2w, ...`` in order, so every rank trains on whole coresets.
 * ``start_offset`` counts rows within the rank's share; ``offset == len(share)`` is an empty
   (finished) stream, larger offsets are an error.
 """
@@ -19,6 +22,7 @@ __all__ = [
     "epoch_order",
     "rank_positions",
     "share",
+    "batch_share",
     "class_budget",
     "random_subset",
     "rows_per_batch",
@@ -58,6 +62,18 @@ def share(ids: np.ndarray, weights: np.ndarray, *, seed: int, epoch: int, rank: 
     if len(ids) != len(weights):
         raise ValueError(f"{len(ids)} ids but {len(weights)} weights")
     pick = epoch_order(len(ids), seed, epoch)[rank_positions(len(ids), rank, world_size)]
+    return ids[pick], weights[pick]
+
+
+def batch_share(ids: np.ndarray, weights: np.ndarray, *, batch_size: int, rank: int, world_size: int):
+    """``(ids, weights)`` of this rank's whole mini-batches ``rank, rank + w, ...`` (file order)."""
+    if len(ids) != len(weights):
+        raise ValueError(f"{len(ids)} ids but {len(weights)} weights")
+    if batch_size < 1 or len(ids) % batch_size:
+        raise ValueError(f"{len(ids)} rows are not whole mini-batches of {batch_size}")
+    check_share(rank, world_size)
+    batches = np.arange(rank, len(ids) // batch_size, world_size, dtype=np.int64)
+    pick = (batches[:, None] * batch_size + np.arange(batch_size, dtype=np.int64)).ravel()
     return ids[pick], weights[pick]
 
 

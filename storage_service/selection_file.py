@@ -3,17 +3,30 @@
 
 Format (``SELECTION_FORMAT_VERSION`` = 1): an Arrow IPC *file* with columns
 
-    id      int64    ascending store ids of the selected examples
+    id      int64    store ids of the selected examples: ascending and distinct, unless the
+                     selection is ordered (below)
     weight  float32  each example's loss weight (cluster size, normalised so weights sum to |S|,
                      unless the summary says ``"raw_weights": true``)
 
 and schema metadata ``nessa.selection``: a JSON object holding at least ``format_version`` (1),
 ``dataset``, ``strategy``, ``fraction``, ``seed``, ``backend``, ``num_selected``,
 ``class_counts`` (selected per class, indexed by label), ``objective`` and ``seconds``. The
-service adds ``id`` and ``model_version``; ``nessa select`` adds ``optimizer``, ``source`` (the
+service adds ``id`` and ``model_version`` (and, since the mini-batch strategies, ``batch_size``,
+``num_batches``, ``pool_size``, ``run``, ``drop_threshold``, ``watch``, ``min_keep``,
+``num_dropped``, ``num_forwarded``); ``nessa select`` adds ``optimizer``, ``source`` (the
 features' origin) and ``per_class`` (``[{cls, n, k, objective, seconds}]``). Readers ignore keys
-they do not know. Written to a temporary name in the same folder and renamed: a file is whole
-or absent.
+they do not know.
+
+Ordered selections (``write_selection(..., ordered=True, batch_size=b)``; the mini-batch
+strategies ``nessa-pa`` and ``crest``): the summary says ``"ordered": true``, ``"batch_size": b``
+and ``"num_batches": R``, and the rows are ``R`` mini-batches of ``b`` rows each in training
+order (rows ``k*b .. k*b+b-1`` are mini-batch ``k``); rows are kept as given, not sorted, and an
+id may appear more than once (in different mini-batches, when pools had to overlap); each
+mini-batch's weights sum to ``b``. Without ``"ordered": true`` a file is an unordered subset
+(ascending distinct ids), as before: the format version stays 1, and a reader that does not
+know the key still reads every row.
+
+Written to a temporary name in the same folder and renamed: a file is whole or absent.
 """
 
 from __future__ import annotations
@@ -25,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["SELECTION_FORMAT_VERSION", "SelectionFileError", "write_selection", "read_selection", "read_summary"]
+__all__ = ["SELECTION_FORMAT_VERSION", "SelectionFileError", "write_selection", "read_selection", "read_summary", "is_ordered"]
 
 SELECTION_FORMAT_VERSION = 1
 _META_KEY = b"nessa.selection"
@@ -36,18 +49,35 @@ class SelectionFileError(ValueError):
     """Not a selection file of a version this code reads (message names the file)."""
 
 
-def write_selection(path: str | os.PathLike, ids: np.ndarray, weights: np.ndarray, summary: dict) -> Path:
-    """Write ``ids`` (sorted ascending here, weights kept aligned) and ``summary`` atomically."""
+def write_selection(path: str | os.PathLike, ids: np.ndarray, weights: np.ndarray, summary: dict, *,
+                    ordered: bool = False, batch_size: int = 0) -> Path:
+    """Write ``ids`` and ``weights`` (aligned) and ``summary`` atomically.
+
+    Unordered (default): ids are sorted ascending here (weights kept aligned) and must be
+    distinct. ``ordered``: rows are kept in the order given, as ``len(ids) / batch_size``
+    mini-batches of ``batch_size`` rows (the length must be a multiple; ids distinct within a
+    mini-batch, possibly repeated across mini-batches); the summary gets
+    ``"ordered": true``, ``"batch_size"`` and ``"num_batches"``.
+    """
     ids = np.asarray(ids, dtype=np.int64)
     weights = np.asarray(weights, dtype=np.float32)
     if ids.shape != weights.shape or ids.ndim != 1:
         raise ValueError(f"ids and weights must be 1-D and aligned, got {ids.shape} and {weights.shape}")
-    order = np.argsort(ids, kind="stable")
-    ids, weights = ids[order], weights[order]
-    if len(ids) > 1 and not (np.diff(ids) > 0).all():
-        raise ValueError("selection ids must be distinct")
-    path = Path(path)
     doc = {"format_version": SELECTION_FORMAT_VERSION, **{k: v for k, v in summary.items() if k != "format_version"}}
+    if ordered:
+        batch_size = int(batch_size)
+        if batch_size < 1 or len(ids) % batch_size:
+            raise ValueError(f"an ordered selection needs batch_size >= 1 dividing its {len(ids)} rows, got {batch_size}")
+        if batch_size > 1 and len(ids) and not (np.diff(np.sort(ids.reshape(-1, batch_size), axis=1), axis=1) > 0).all():
+            raise ValueError("selection ids must be distinct within each mini-batch")
+        doc.update(ordered=True, batch_size=batch_size, num_batches=len(ids) // batch_size)
+    else:
+        doc.pop("ordered", None)
+        order = np.argsort(ids, kind="stable")
+        ids, weights = ids[order], weights[order]
+        if len(ids) > 1 and not (np.diff(ids) > 0).all():
+            raise ValueError("selection ids must be distinct")
+    path = Path(path)
     schema = _SCHEMA.with_metadata({_META_KEY: json.dumps(doc).encode()})
     table = pa.table([pa.array(ids), pa.array(weights)], schema=schema)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -72,7 +102,17 @@ def _summary(schema: pa.Schema, path) -> dict:
                                  f"this code reads version {SELECTION_FORMAT_VERSION}")
     if schema.names[:2] != ["id", "weight"]:
         raise SelectionFileError(f"{path}: columns {schema.names}, expected id, weight")
+    if doc.get("ordered") is True:
+        b, r = doc.get("batch_size"), doc.get("num_batches")
+        if not (isinstance(b, int) and isinstance(r, int) and b >= 1 and r >= 0):
+            raise SelectionFileError(f"{path}: an ordered selection needs integer batch_size >= 1 and num_batches, "
+                                     f"got {b!r} and {r!r}")
     return doc
+
+
+def is_ordered(summary: dict) -> bool:
+    """Whether a selection file's summary says its rows are ordered mini-batches."""
+    return summary.get("ordered") is True
 
 
 def read_summary(path: str | os.PathLike) -> dict:
@@ -95,4 +135,7 @@ def read_selection(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dic
         raise SelectionFileError(f"{path}: not an Arrow IPC file ({exc})") from None
     ids = table.column("id").to_numpy().astype(np.int64, copy=True)
     weights = table.column("weight").to_numpy().astype(np.float32, copy=True)
+    if is_ordered(doc) and len(ids) != doc["batch_size"] * doc["num_batches"]:
+        raise SelectionFileError(f"{path}: {len(ids)} rows, but the summary says {doc['num_batches']} mini-batches "
+                                 f"of {doc['batch_size']}")
     return ids, weights, doc

@@ -1,9 +1,27 @@
 """Selections: strategies (a registry keyed by ``Strategy``), a worker pool, and their files.
 
 A selection is content-addressed: its id hashes the data set (name and size), strategy,
-fraction, seed, backend and the model's version and sha256, so asking again finds the same
-selection (and a retried Select never computes twice). Work runs on a small worker pool, off
-the RPC threads; ``wait`` blocks for at most a given time.
+fraction, seed, backend, the model's version and sha256, and the mini-batch and drop options
+(batch_size, num_batches, pool_size, run, drop_threshold, watch, min_keep, after their defaults
+are filled in by ``resolve_options``), so asking again finds the same selection (and a retried
+Select never computes twice). Options left at their "unused" value do not enter the hash, so
+full / random / craig ids are the same as before those options existed. The id does not hash a
+run's loss history: asking again for the same id returns the first result. Work runs on a small
+worker pool, off the RPC threads; ``wait`` blocks for at most a given time.
+
+Strategies (``STRATEGIES``; ``fn(store, params, model)``, model-based ones
+``fn(store, params, model, history)`` with the run's ``learned.LossHistory`` or None):
+
+* ``full``, ``random``: no model.
+* ``craig``: features of the whole data set, per-class lazy greedy (``host.select``).
+* ``nessa-ss``: ``craig`` over the candidates left after dropping the run's learned examples.
+* ``nessa-pa``, ``crest``: ``num_batches`` pools of ``pool_size`` candidates
+  (``host.minibatch.draw_pools``, after dropping learned examples when ``drop_threshold > 0``),
+  features for the union of the pools only, one weighted coreset of ``batch_size`` per pool
+  (``host.minibatch.minibatch_coresets``); the result is *ordered*, batch after batch.
+
+Every model-based strategy reports the losses of the examples it forwarded into the run's loss
+history when ``run`` is set (the rule: :mod:`storage_service.learned`).
 
 On disk: ``<store root>/.nessa/selections/<id>.arrow``, the selection file format of
 :mod:`storage_service.selection_file` (the same files ``nessa select`` writes), with ``id`` and
@@ -15,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
 import time
@@ -27,8 +46,9 @@ from typing import Callable
 import numpy as np
 
 from host.budget import check_fraction as _check_fraction
-from host.strategies import Strategy
+from host.strategies import Strategy, spec
 from storage_service._errors import FailedPrecondition, InvalidArgument, NotFound
+from storage_service.learned import MAX_WATCH, LossHistories, keep_count
 from storage_service.sampling import random_subset
 from storage_service.selection_file import SELECTION_FORMAT_VERSION, read_selection, read_summary, write_selection
 
@@ -40,9 +60,27 @@ __all__ = [
     "SelectionManager",
     "SELECTION_FORMAT_VERSION",
     "check_fraction",
+    "resolve_options",
     "selection_id",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_NUM_BATCHES",
+    "DEFAULT_WATCH",
+    "DEFAULT_MIN_KEEP",
+    "MAX_NUM_BATCHES",
 ]
 
+#: Mini-batch strategies: rows per mini-batch and mini-batches per selection when not given.
+DEFAULT_BATCH_SIZE = 128
+DEFAULT_NUM_BATCHES = 5
+#: CREST's pool: this fraction of the data set (``random_subset_size`` 0.01), >= 2 batches.
+CREST_POOL_FRACTION = 0.01
+#: Dropping learned examples: observations in the window, and the share never dropped.
+DEFAULT_WATCH = 3
+DEFAULT_MIN_KEEP = 0.5
+#: Upper bounds on a request (memory and time of one selection stay bounded).
+MAX_NUM_BATCHES = 1 << 16
+MAX_RUN_CHARS = 256
+_POOL_DOMAIN = 0x506F6F6C  # keeps pool draws apart from other uses of the same seed
 
 
 @dataclass(frozen=True)
@@ -54,6 +92,22 @@ class SelectionParams:
     backend: str
     model_version: int = 0  # 0 when the strategy needs no model
     model_sha256: str = ""
+    # Mini-batch strategies (0 for the others): rows per mini-batch, mini-batches, pool size.
+    batch_size: int = 0
+    num_batches: int = 0
+    pool_size: int = 0
+    # Loss history (model-based strategies): the run, the drop threshold (0: never drop), the
+    # window and the share never dropped (0 when unused).
+    run: str = ""
+    drop_threshold: float = 0.0
+    watch: int = 0
+    min_keep: float = 0.0
+
+
+#: SelectionParams' fields that arrived with the mini-batch strategies: left out of the id's
+#: hash while at their default, so earlier selections keep their ids.
+_NEW_PARAM_DEFAULTS = {"batch_size": 0, "num_batches": 0, "pool_size": 0, "run": "", "drop_threshold": 0.0, "watch": 0,
+                       "min_keep": 0.0}
 
 
 @dataclass(frozen=True)
@@ -71,6 +125,18 @@ class SelectionRecord:
     objective: float = 0.0
     seconds: float = 0.0
     error: str = ""
+    # Ordered selections (nessa-pa, crest): rows are num_batches mini-batches of batch_size,
+    # streamed in file order.
+    ordered: bool = False
+    batch_size: int = 0
+    num_batches: int = 0
+    pool_size: int = 0
+    run: str = ""
+    drop_threshold: float = 0.0
+    watch: int = 0
+    min_keep: float = 0.0
+    num_dropped: int = 0  # examples left out as learned
+    num_forwarded: int = 0  # examples forwarded through the model (features computed)
 
 
 #: The record's fields a selection file's summary stores (state and error are not persisted).
@@ -82,6 +148,11 @@ class _Result:
     ids: np.ndarray  # int64
     weights: np.ndarray  # float32, aligned with ids
     objective: float = 0.0
+    ordered: bool = False  # rows are num_batches mini-batches of batch_size, in training order
+    batch_size: int = 0
+    num_batches: int = 0
+    num_dropped: int = 0
+    num_forwarded: int = 0
 
 
 # -- strategies ----------------------------------------------------------------------------
@@ -95,23 +166,109 @@ def _random(store, params: SelectionParams, model) -> _Result:
     return _Result(ids, np.ones(len(ids), np.float32))
 
 
-def _craig(store, params: SelectionParams, model) -> _Result:
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([_POOL_DOMAIN, int(seed)])))
+
+
+def _candidates(n: int, params: SelectionParams, history, need: int) -> tuple[np.ndarray, int]:
+    """``(candidate ids ascending, number dropped)``: all ids minus the run's learned examples
+    (when ``drop_threshold > 0``), keeping at least ``max(min_keep * n, need)``."""
+    if history is None or not params.drop_threshold > 0:
+        return np.arange(n, dtype=np.int64), 0
+    dropped = history.dropped(params.watch, keep_count(n, params.min_keep, need))
+    if len(dropped) == 0:
+        return np.arange(n, dtype=np.int64), 0
+    keep = np.ones(n, bool)
+    keep[dropped] = False
+    return np.flatnonzero(keep).astype(np.int64), int(len(dropped))
+
+
+def _features_of(store, ids: np.ndarray, model, params: SelectionParams) -> np.ndarray:
+    """Gradient-proxy features of ``ids`` (in that order), read in chunks to bound memory."""
     import host
 
     shape = tuple(store.manifest.sample_shape)
     parts = []
-    # Chunks bound memory: one chunk of samples plus the [N, C] features.
-    for _, samples, labels in store.iter_batches(65536):
+    for lo in range(0, len(ids), 65536):
+        samples, labels = store.take(ids[lo : lo + 65536])
         parts.append(host.gradient_features(model, samples, labels, sample_shape=shape, batch_size=512, backend=params.backend))
-    features = np.concatenate(parts) if parts else np.empty((0, store.manifest.num_classes), np.float32)
-    sel = host.select(features, store.labels, params.fraction, optimizer="lazy", seed=params.seed, backend=params.backend)
+    return np.concatenate(parts) if parts else np.empty((0, store.manifest.num_classes), np.float32)
+
+
+def _observe(history, params: SelectionParams, ids: np.ndarray, features: np.ndarray, labels: np.ndarray) -> None:
+    """Report the losses of the forwarded examples to the run's history (if there is a run)."""
+    if history is None or len(ids) == 0:
+        return
+    from host.minibatch import losses_from_features
+
+    history.observe(ids, losses_from_features(features, labels), params.drop_threshold)
+
+
+def _whole_data(store, params: SelectionParams, model, history, *, drop: bool) -> _Result:
+    """CRAIG over the candidates (every example, or the ones not learned when ``drop``)."""
+    import host
+
+    n = len(store)
+    cands, num_dropped = _candidates(n, params, history if drop else None, 0)
+    if num_dropped == 0:
+        shape = tuple(store.manifest.sample_shape)
+        parts = []
+        # Chunks bound memory: one chunk of samples plus the [N, C] features.
+        for _, samples, labels in store.iter_batches(65536):
+            parts.append(host.gradient_features(model, samples, labels, sample_shape=shape, batch_size=512, backend=params.backend))
+        features = np.concatenate(parts) if parts else np.empty((0, store.manifest.num_classes), np.float32)
+    else:
+        features = _features_of(store, cands, model, params)
+    labels = store.labels[cands]
+    _observe(history, params, cands, features, labels)
+    sel = host.select(features, labels, params.fraction, optimizer="lazy", seed=params.seed, backend=params.backend,
+                      ids=cands if num_dropped else None)
     ids = np.asarray(sel.ids, dtype=np.int64)
     order = np.argsort(ids, kind="stable")
-    return _Result(ids[order], np.asarray(sel.weights, dtype=np.float32)[order], float(sel.objective))
+    return _Result(ids[order], np.asarray(sel.weights, dtype=np.float32)[order], float(sel.objective),
+                   num_dropped=num_dropped, num_forwarded=int(len(cands)))
 
 
-#: Strategy -> fn(store, params, model or None) -> _Result.
-STRATEGIES: dict[Strategy, Callable] = {Strategy.FULL: _full, Strategy.RANDOM: _random, Strategy.CRAIG: _craig}
+def _craig(store, params: SelectionParams, model, history=None) -> _Result:
+    """CRAIG: every example (the run's history only records the losses)."""
+    return _whole_data(store, params, model, history, drop=False)
+
+
+def _nessa_ss(store, params: SelectionParams, model, history=None) -> _Result:
+    """NeSSA SS: CRAIG over the examples the run has not learned."""
+    return _whole_data(store, params, model, history, drop=True)
+
+
+def _minibatches(store, params: SelectionParams, model, history=None) -> _Result:
+    """nessa-pa / crest (they differ only in their defaults, ``resolve_options``): pools after
+    drops, features of the pools only, one coreset of ``batch_size`` per pool, in order."""
+    from host.minibatch import draw_pools, minibatch_coresets
+
+    n = len(store)
+    cands, num_dropped = _candidates(n, params, history, min(n, params.num_batches * params.pool_size))
+    pools = draw_pools(cands, params.num_batches, params.pool_size, _rng(params.seed))
+    union = np.unique(np.concatenate(pools))
+    labels = store.labels[union]
+    features = _features_of(store, union, model, params)
+    _observe(history, params, union, features, labels)
+    sel = minibatch_coresets(features, labels, union, pools, params.batch_size, backend=params.backend, seed=params.seed)
+    if len(sel.ids) != sel.batch_size * sel.num_batches:
+        raise RuntimeError(f"{len(sel.ids)} rows for {sel.num_batches} mini-batches of {sel.batch_size}")
+    return _Result(np.asarray(sel.ids, np.int64), np.asarray(sel.weights, np.float32), float(sel.objective), ordered=True,
+                   batch_size=int(sel.batch_size), num_batches=int(sel.num_batches), num_dropped=num_dropped,
+                   num_forwarded=int(len(union)))
+
+
+#: Strategy -> fn(store, params, model or None) -> _Result; a strategy whose registry entry
+#: ``needs_model`` is called as fn(store, params, model, history) (the run's LossHistory or None).
+STRATEGIES: dict[Strategy, Callable] = {
+    Strategy.FULL: _full,
+    Strategy.RANDOM: _random,
+    Strategy.CRAIG: _craig,
+    Strategy.NESSA_PA: _minibatches,
+    Strategy.CREST: _minibatches,
+    Strategy.NESSA_SS: _nessa_ss,
+}
 
 
 def check_fraction(strategy: Strategy, fraction: float) -> float:
@@ -126,8 +283,91 @@ def check_fraction(strategy: Strategy, fraction: float) -> float:
         raise InvalidArgument(str(exc)) from None
 
 
+def _count(name: str, value, *, most: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise InvalidArgument(f"{name} must be an integer >= 0 (0: the default), got {value!r}")
+    if most is not None and value > most:
+        raise InvalidArgument(f"{name} must be <= {most}, got {value}")
+    return int(value)
+
+
+def _real(name: str, value) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(value):
+        raise InvalidArgument(f"{name} must be finite, got {value}")
+    return value
+
+
+def resolve_options(strategy: Strategy, fraction: float, num_samples: int, *, batch_size: int = 0, num_batches: int = 0,
+                    pool_size: int = 0, run: str = "", drop_threshold: float = 0.0, watch: int = 0,
+                    min_keep: float = 0.0) -> dict:
+    """The mini-batch and drop options of a Select, checked (InvalidArgument naming the field)
+    and with their defaults filled in; options a strategy does not use come back as 0 / "".
+
+    Mini-batch strategies (nessa-pa, crest): ``batch_size`` 0 -> 128 (at most the data set),
+    ``num_batches`` 0 -> 5, ``pool_size`` 0 -> nessa-pa ``round(batch_size / fraction)``, crest
+    ``max(round(0.01 * N), 2 * batch_size)``; never below ``batch_size``, at most N. Model-based
+    strategies: ``run`` names the loss history; with ``drop_threshold > 0`` (which needs a
+    ``run``), ``watch`` 0 -> 3 and ``min_keep`` 0 -> 0.5. nessa-ss needs ``drop_threshold > 0``.
+    """
+    n = int(num_samples)
+    batch_size = _count("batch_size", batch_size)
+    num_batches = _count("num_batches", num_batches, most=MAX_NUM_BATCHES)
+    pool_size = _count("pool_size", pool_size)
+    watch = _count("watch", watch, most=MAX_WATCH)
+    if not isinstance(run, str):
+        raise InvalidArgument(f"run must be a string, got {type(run).__name__}")
+    if len(run) > MAX_RUN_CHARS:
+        raise InvalidArgument(f"run must be at most {MAX_RUN_CHARS} characters, got {len(run)}")
+    drop_threshold = _real("drop_threshold", drop_threshold)
+    if drop_threshold < 0:
+        raise InvalidArgument(f"drop_threshold must be >= 0 (0: never drop), got {drop_threshold}")
+    min_keep = _real("min_keep", min_keep)
+    if not 0.0 <= min_keep <= 1.0:
+        raise InvalidArgument(f"min_keep must be in [0, 1] (0: {DEFAULT_MIN_KEEP}), got {min_keep}")
+    if batch_size and pool_size and pool_size < batch_size:
+        raise InvalidArgument(f"pool_size ({pool_size}) must be >= batch_size ({batch_size}): each pool yields one mini-batch")
+    s = spec(strategy)
+    if strategy is Strategy.NESSA_SS and not drop_threshold > 0:
+        raise InvalidArgument("strategy 'nessa-ss' drops learned examples: it needs drop_threshold > 0")
+    if not s.needs_model:  # no features, no losses: nothing to record or drop
+        run, drop_threshold, watch, min_keep = "", 0.0, 0, 0.0
+    elif drop_threshold > 0:
+        if not run:
+            raise InvalidArgument("drop_threshold > 0 needs a run: examples are dropped by the loss history of the run "
+                                  "(set run to a name shared by the run's selections)")
+        watch = watch or DEFAULT_WATCH
+        min_keep = min_keep or DEFAULT_MIN_KEEP
+    else:
+        watch, min_keep = 0, 0.0  # losses are recorded, nothing is dropped
+    if not s.minibatch:
+        batch_size = num_batches = pool_size = 0
+    else:
+        batch_size = batch_size or DEFAULT_BATCH_SIZE
+        if batch_size > n:
+            raise InvalidArgument(f"batch_size {batch_size} is larger than the data set ({n} samples)")
+        num_batches = num_batches or DEFAULT_NUM_BATCHES
+        if not pool_size:
+            if strategy is Strategy.CREST:
+                pool_size = max(int(round(CREST_POOL_FRACTION * n)), 2 * batch_size)
+            else:
+                pool_size = max(int(round(batch_size / fraction)), batch_size)
+        elif pool_size < batch_size:
+            raise InvalidArgument(f"pool_size ({pool_size}) must be >= batch_size ({batch_size}): each pool yields one mini-batch")
+        pool_size = min(pool_size, n)
+    return dict(batch_size=batch_size, num_batches=num_batches, pool_size=pool_size, run=run, drop_threshold=drop_threshold,
+                watch=watch, min_keep=min_keep)
+
+
 def selection_id(params: SelectionParams, num_samples: int) -> str:
-    doc = {**asdict(params), "strategy": params.strategy.value, "fraction": repr(float(params.fraction)), "n": int(num_samples)}
+    doc = {k: v for k, v in asdict(params).items() if k not in _NEW_PARAM_DEFAULTS or v != _NEW_PARAM_DEFAULTS[k]}
+    doc.update(strategy=params.strategy.value, fraction=repr(float(params.fraction)), n=int(num_samples))
+    for key in ("drop_threshold", "min_keep"):
+        if key in doc:
+            doc[key] = repr(float(doc[key]))
     return "sel-" + hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -144,6 +384,8 @@ class SelectionManager:
         self._records: dict[str, SelectionRecord] = {}
         self._futures: dict[str, Future] = {}
         self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        #: Per-(data set, run) loss histories of the model-based strategies (memory only).
+        self.histories = LossHistories()
         self._load_existing()
 
     def _path(self, sel_id: str) -> Path:
@@ -155,14 +397,16 @@ class SelectionManager:
         for path in sorted(self.directory.glob("sel-*.arrow")):
             try:
                 doc = read_summary(path)
-                rec = SelectionRecord(state="done", error="", **{k: doc[k] for k in _RECORD_FIELDS})
+                # Keys a file lacks (written before they existed) take the record's defaults.
+                rec = SelectionRecord(state="done", error="", **{k: doc[k] for k in _RECORD_FIELDS if k in doc})
             except (OSError, KeyError, ValueError, TypeError):
                 continue  # a foreign, damaged or other-version file is not a selection of ours
             self._records[rec.id] = rec
 
     def _save(self, rec: SelectionRecord, result: _Result) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        write_selection(self._path(rec.id), result.ids, result.weights, {k: getattr(rec, k) for k in _RECORD_FIELDS})
+        write_selection(self._path(rec.id), result.ids, result.weights, {k: getattr(rec, k) for k in _RECORD_FIELDS},
+                        ordered=result.ordered, batch_size=result.batch_size)
 
     def get(self, sel_id: str) -> SelectionRecord:
         with self._lock:
@@ -177,7 +421,11 @@ class SelectionManager:
             rec = self._records.get(sel_id)
             if rec is not None and rec.state != "failed":
                 return rec
-            rec = SelectionRecord(sel_id, params.dataset, params.strategy.value, params.fraction, params.seed, params.model_version, params.backend, "running")
+            rec = SelectionRecord(sel_id, params.dataset, params.strategy.value, params.fraction, params.seed, params.model_version,
+                                  params.backend, "running", ordered=spec(params.strategy).minibatch,
+                                  batch_size=params.batch_size, num_batches=params.num_batches, pool_size=params.pool_size,
+                                  run=params.run, drop_threshold=params.drop_threshold, watch=params.watch,
+                                  min_keep=params.min_keep)
             self._records[sel_id] = rec
             self._futures[sel_id] = self._pool.submit(self._run, rec, params, store, load_model)
             return rec
@@ -186,9 +434,17 @@ class SelectionManager:
         t0 = time.perf_counter()
         try:
             model = load_model() if load_model is not None else None
-            result = STRATEGIES[params.strategy](store, params, model)
+            fn = STRATEGIES[params.strategy]
+            if spec(params.strategy).needs_model:
+                history = self.histories.get(params.dataset, params.run, len(store)) if params.run else None
+                result = fn(store, params, model, history)
+            else:
+                result = fn(store, params, model)
             counts = np.bincount(store.labels[result.ids], minlength=store.manifest.num_classes)
-            done = replace(rec, state="done", num_selected=int(len(result.ids)), class_counts=[int(c) for c in counts], objective=float(result.objective), seconds=time.perf_counter() - t0)
+            done = replace(rec, state="done", num_selected=int(len(result.ids)), class_counts=[int(c) for c in counts],
+                           objective=float(result.objective), seconds=time.perf_counter() - t0, ordered=result.ordered,
+                           batch_size=result.batch_size, num_batches=result.num_batches, num_dropped=result.num_dropped,
+                           num_forwarded=result.num_forwarded)
             self._save(done, result)
         except Exception as exc:  # noqa: BLE001 - reported to the client as state FAILED
             done = replace(rec, state="failed", error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - t0)
@@ -208,7 +464,8 @@ class SelectionManager:
         return self.get(sel_id)
 
     def arrays(self, sel_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids, weights)`` of a finished selection (read from its file, then cached)."""
+        """``(ids, weights)`` of a finished selection (read from its file, then cached); for an
+        ordered selection (``get(id).ordered``) in training order, mini-batch after mini-batch."""
         rec = self.get(sel_id)
         if rec.state != "done":
             raise FailedPrecondition(f"selection {sel_id} is {rec.state}, not done" + (f": {rec.error}" if rec.error else ""))

@@ -81,6 +81,10 @@ def _selection_pb(r: SelectionRecord) -> pb.SelectionInfo:
         objective=r.objective,
         seconds=r.seconds,
         error=r.error,
+        batch_size=r.batch_size if r.ordered else 0,
+        num_batches=r.num_batches if r.ordered else 0,
+        num_dropped=r.num_dropped,
+        num_forwarded=r.num_forwarded,
     )
 
 
@@ -159,6 +163,13 @@ class StorageServicer:
             seed=request.seed,
             model_version=request.model_version,
             backend=PB_TO_BACKEND[request.backend].value if request.backend in PB_TO_BACKEND else "",
+            batch_size=request.batch_size,
+            num_batches=request.num_batches,
+            pool_size=request.pool_size,
+            run=request.run,
+            drop_threshold=request.drop_threshold,
+            watch=request.watch,
+            min_keep=request.min_keep,
         )
         if rec.state == "running" and not request.no_wait:
             remaining = context.time_remaining()

@@ -61,3 +61,41 @@ def test_the_service_writes_the_same_format(tmp_path):
         core.close()
     assert doc["id"] == rec.id and doc["strategy"] == "random" and doc["class_counts"] == [5, 5, 5]
     assert len(ids) == 15 and (w == 1).all()
+
+
+def test_ordered_round_trip_keeps_training_order_and_repeats(tmp_path):
+    """Mini-batch selections keep their rows as given (batch after batch); an id may repeat
+    across mini-batches; the summary says ordered / batch_size / num_batches."""
+    from storage_service.selection_file import is_ordered
+
+    ids = np.array([9, 2, 5, 2, 7, 1], np.int64)  # 3 mini-batches of 2; id 2 twice
+    w = np.array([1.5, 0.5, 1.0, 1.0, 0.25, 1.75], np.float32)
+    path = write_selection(tmp_path / "o.arrow", ids, w, {"strategy": "nessa-pa", "ordered": False, "batch_size": 99},
+                           ordered=True, batch_size=2)
+    got_ids, got_w, doc = read_selection(path)
+    assert got_ids.tolist() == ids.tolist() and got_w.tolist() == w.tolist()
+    assert doc["ordered"] is True and doc["batch_size"] == 2 and doc["num_batches"] == 3 and is_ordered(doc)
+    assert doc["format_version"] == SELECTION_FORMAT_VERSION == 1 and read_summary(path) == doc
+    # An unordered write drops a stray "ordered" key and still sorts.
+    plain = write_selection(tmp_path / "p.arrow", ids[:3], w[:3], {"ordered": True})
+    p_ids, _, p_doc = read_selection(plain)
+    assert p_ids.tolist() == [2, 5, 9] and "ordered" not in p_doc and not is_ordered(p_doc)
+    # A reader that ignores the keys still sees every row (plain pyarrow).
+    assert pa.ipc.open_file(pa.memory_map(str(path))).read_all().column("id").to_pylist() == ids.tolist()
+
+
+def test_ordered_bad_layouts_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="batch_size"):
+        write_selection(tmp_path / "a.arrow", np.arange(5), np.ones(5), {}, ordered=True, batch_size=2)
+    with pytest.raises(ValueError, match="batch_size"):
+        write_selection(tmp_path / "b.arrow", np.arange(4), np.ones(4), {}, ordered=True)
+    with pytest.raises(ValueError, match="within each mini-batch"):
+        write_selection(tmp_path / "c.arrow", np.array([1, 1, 2, 3]), np.ones(4), {}, ordered=True, batch_size=2)
+    assert list(tmp_path.iterdir()) == []
+    # A file whose summary contradicts its rows is a named error.
+    schema = pa.schema([("id", pa.int64()), ("weight", pa.float32())], metadata={b"nessa.selection": json.dumps(
+        {"format_version": 1, "ordered": True, "batch_size": 2, "num_batches": 5}).encode()})
+    with pa.OSFile(str(tmp_path / "bad.arrow"), "wb") as sink, pa.ipc.new_file(sink, schema) as wr:
+        wr.write_table(pa.table([pa.array([1, 2], pa.int64()), pa.array([1.0, 1.0], pa.float32())], schema=schema))
+    with pytest.raises(SelectionFileError, match="bad.arrow: 2 rows"):
+        read_selection(tmp_path / "bad.arrow")
