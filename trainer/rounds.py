@@ -8,6 +8,12 @@ prefetched one round ahead so that selection stays off the trainer's critical pa
         -> ask for round k+1 at once, with the model as it is now (so it is at most one round old)
         -> nessa-pa: each of the R batches once
            crest:    cycle over the R batches until the loss model drifts (``tau``) or ``max_hold``
+        -> if round k+1 is not ready yet, keep cycling over round k's batches rather than wait
+           (a coreset stays a good one for a while: CREST's premise); wait only past ``max_hold``
+
+So the trainer never waits for the storage host except for the first round and when the storage
+side falls more than ``max_hold`` steps behind; ``mean_hold`` in the metrics shows how far each
+round was stretched.
 
 CREST's drift check (Yang, Kang, Mirzasoleiman, ICML 2023) is kept nearly free here: the first
 time a round's batch j is trained, its loss L_j, gradient g_j and the parameters theta_j are
@@ -74,6 +80,10 @@ class RoundFeeder:
         seed = self.cfg.seed * 100_003 + 7_919 * self._rounds + 1
         self._rounds += 1
         self._pending = self._pool.submit(self._fetch, blob, self._version, seed)
+
+    def ready(self) -> bool:
+        """Whether the requested round has arrived (take() will not wait)."""
+        return self._pending is not None and self._pending.done()
 
     def take(self) -> tuple[Round, float]:
         if self._pending is None:
@@ -193,10 +203,14 @@ class RoundStream:
         if self._round is None:
             return True
         r = len(self._round.batches)
+        if self._pos >= max(r, self.cfg.max_hold):
+            return True  # held long enough: wait for the next round if it is late
         if not self.adaptive:
-            return self._pos >= r  # nessa-pa: every coreset once
-        # crest: at least one pass (the anchors), then until the loss model drifts or max_hold
-        return self._pos >= max(r, self.cfg.max_hold) or (self._ended and self._pos >= r)
+            due = self._pos >= r  # nessa-pa: every coreset once
+        else:  # crest: at least one pass (the anchors), then until the loss model drifts
+            due = self._ended and self._pos >= r
+        # A late selection does not stall training: keep cycling over this round meanwhile.
+        return due and self.feeder.ready()
 
     def epoch(self, steps: int) -> Iterator[Batch]:
         for _ in range(steps):

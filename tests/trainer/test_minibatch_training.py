@@ -40,13 +40,16 @@ def test_nessa_pa_trains_step_matched_with_random_and_reports_both_sides(service
     pa = train(config(target, tmp_path / "p", strategy="nessa-pa", minibatches=4)).records
     per_epoch = math.ceil(sum(math.ceil(0.2 * n - 1e-9) for n in store.manifest.class_counts) / 16)
     # Same number of steps (warm start included): random's last batch of an epoch may be short.
-    assert sum(r["rounds"] or 0 for r in pa) >= math.ceil(2 * per_epoch / 4)  # epochs 2-3 from rounds of 4 batches
+    # Epochs 2-3 come from rounds of 4 coresets; a round is stretched (its batches cycled) while
+    # the next one is still being selected, never past max_hold.
+    assert 1 <= sum(r["rounds"] or 0 for r in pa) <= math.ceil(2 * per_epoch / 4)
+    assert all(4 <= r["mean_hold"] <= 100 for r in pa if r["rounds"])
     assert pa[-1]["samples_seen"] == 16 * per_epoch * 2 + rnd[0]["samples_seen"]
     assert pa[0]["rounds"] is None and pa[0]["forwarded"] == 0  # epoch 1: the warm start (a random subset, no model)
     assert pa[-1]["storage_s"] > 0 and pa[-1]["forwarded"] > 0 and pa[-1]["model_bytes"] > 0
     # Pools only: far fewer samples forwarded than a whole-data pass per round.
     assert pa[-1]["forwarded"] < sum(r["rounds"] or 0 for r in pa) * len(store)
-    assert pa[-1]["test_acc"] > 0.6 and pa[-1]["mean_hold"] == 4  # each coreset trained once
+    assert pa[-1]["test_acc"] > 0.6
 
 
 def test_crest_holds_a_selection_adaptively(service, tmp_path):
@@ -62,8 +65,9 @@ def test_only_the_first_selection_waits(service, tmp_path):
     target, _ = service
     recs = train(config(target, tmp_path, strategy="nessa-pa", minibatches=2, epochs=4, warm_start=0)).records
     waits = [recs[0]["selection_s"]] + [b["selection_s"] - a["selection_s"] for a, b in zip(recs, recs[1:])]
-    assert sum(r["rounds"] or 0 for r in recs) > 4
-    assert max(waits[1:]) <= max(waits[0], 0.5)  # later rounds were computed while training
+    assert sum(r["rounds"] or 0 for r in recs) > 2
+    # Later rounds were computed while training (a late one stretches the current round instead).
+    assert max(waits[1:]) < 0.05
 
 
 @pytest.mark.parametrize("kw, option", [
