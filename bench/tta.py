@@ -39,7 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 SECTION = "## Time to accuracy (Fashion-MNIST, paired seeds)"
-ARMS = ("random", "craig", "craig-nw", "nessa-pa", "crest", "nessa-ss")
+#: Subset arms: a strategy name, with "-nw" for the same strategy with coreset weights off.
+ARMS = ("random", "craig", "craig-nw", "nessa-pa", "nessa-pa-nw", "crest", "crest-nw", "nessa-ss")
 
 
 def _parse(argv=None) -> argparse.Namespace:
@@ -50,7 +51,7 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--full-epochs", type=int, default=5)
     p.add_argument("--budgets", default="0.1,0.3", help="fractions of full's SGD steps")
-    p.add_argument("--arms", default=",".join(ARMS), help=f"subset arms, from {', '.join(ARMS)} (craig-nw: weights off)")
+    p.add_argument("--arms", default=",".join(ARMS), help=f"subset arms, from {', '.join(ARMS)} (-nw: weights off)")
     p.add_argument("--no-full", action="store_true", help="skip the full-data runs (they must exist in results)")
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--lr-warmup", type=float, default=0.3, help="epochs of linear LR warm-up (every arm)")
@@ -136,10 +137,10 @@ def _config(args, arm: str, budget: float, seed: int, target: str):
     from trainer.config import TrainConfig
 
     train, test = ("fashion-mnist/fit", "fashion-mnist/val") if args.val else ("fashion-mnist/train", "fashion-mnist/test")
-    strategy = "craig" if arm == "craig-nw" else arm
+    strategy = arm.removesuffix("-nw")
     kw = dict(servers=(target,), dataset=train, test_dataset=test, strategy=strategy, fraction=budget,
               epochs=args.full_epochs, lr=args.lr, lr_warmup=args.lr_warmup, seed=seed, threads=args.threads,
-              progress=False, eval_every=1, use_weights=arm != "craig-nw", run_name=arm)
+              progress=False, eval_every=1, use_weights=not arm.endswith("-nw"), run_name=arm)
     if arm != "full":
         kw.update(warm_start=args.warm_start, minibatches=args.minibatches, pool_size=args.pool_size, tau=args.tau,
                   max_hold=args.max_hold, watch=args.watch,

@@ -49,9 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "nessa-ss needs > 0)")
     g.add_argument("--watch", type=int, default=3, help="consecutive low-loss observations before an example is dropped")
     g.add_argument("--min-keep", type=float, default=0.5, help="never drop below this fraction of the data (default 0.5)")
-    p.add_argument("--overlap-selection", action="store_true",
-                   help="select next to the data while training on the current subset; the new subset takes "
-                        "over one epoch later (hides the selection time)")
+    p.add_argument("--no-overlap-selection", dest="overlap_selection", action="store_false",
+                   help="wait for each reselection instead of computing it next to the data while the current "
+                        "subset trains (by default the new subset takes over one epoch later: only the first "
+                        "selection can make the trainer wait)")
     p.add_argument("--arch", help="small_cnn or resnet20 (default: by sample size)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05)

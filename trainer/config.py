@@ -71,7 +71,9 @@ class TrainConfig:
     # None: 1 for strategies that select with the model, 0 otherwise.
     warm_start: int | None = None
     lr_warmup: float = 0.0  # epochs of linear learning-rate warm-up (every strategy alike)
-    overlap_selection: bool = False  # reselect while training on the current subset (one epoch staler)
+    # Reselect next to the data while training on the current subset; the new subset takes over
+    # one epoch later (one epoch staler), so only the first selection can make the trainer wait.
+    overlap_selection: bool = True
     arch: str | None = None  # None: small_cnn for <=28x28, resnet20 for 32x32
     batch_size: int = 128
     lr: float = 0.05

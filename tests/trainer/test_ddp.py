@@ -35,7 +35,8 @@ def test_two_rank_gloo_epochs_with_reselection(service, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "nessa", "train", "--server", target, "--dataset", "digits/train",
            "--test-dataset", "digits/test", "--strategy", "nessa", "--fraction", "0.2", "--epochs", "2",
-           "--reselect-every", "1", "--batch-size", "32", "--device", "cpu", "--out-dir", str(out), "--no-progress"]
+           "--reselect-every", "1", "--batch-size", "32", "--device", "cpu", "--out-dir", str(out), "--no-progress",
+           "--warm-start", "0", "--no-overlap-selection"]  # the synchronous reselection path under DDP
     proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     recs = read_metrics(out / "metrics.jsonl")  # written by rank 0 only: one line per epoch

@@ -53,7 +53,7 @@ def test_full_data_learns_and_writes_metrics(service, tmp_path):
 def test_nessa_pushes_model_reselects_and_streams_only_the_subset(service, tmp_path):
     target, store = service
     result = train(config(target, tmp_path, strategy="nessa", fraction=0.1, epochs=4, reselect_every=2,
-                          warmup_epochs=1))
+                          warmup_epochs=1, overlap_selection=False))
     recs = result.records
     k = budget(store, 0.1)
     assert recs[0]["selection"] == "full" and recs[0]["num_selected"] == len(store)  # warm-up epoch
@@ -70,7 +70,7 @@ def test_nessa_pushes_model_reselects_and_streams_only_the_subset(service, tmp_p
 def test_random_is_resampled_at_every_reselection_with_the_same_budget(service, tmp_path):
     target, store = service
     recs = train(config(target, tmp_path, strategy="random", fraction=0.2, epochs=3, reselect_every=1,
-                        eval_every=2)).records
+                        eval_every=2, overlap_selection=False)).records
     assert len({r["selection"] for r in recs}) == 3
     assert [r["test_acc"] is None for r in recs] == [True, False, False]  # every 2nd epoch and the last
     assert {r["num_selected"] for r in recs} == {budget(store, 0.2)}

@@ -54,7 +54,7 @@ def test_each_server_selects_its_own_part(two_services, tmp_path):
     targets, stores, _ = two_services
     cfg = TrainConfig(servers=",".join(targets), dataset="digits/train", test_dataset="digits/test",
                       strategy="nessa", fraction=0.1, epochs=2, reselect_every=1, batch_size=32, threads=1,
-                      progress=False, out_dir=tmp_path, warm_start=0)
+                      progress=False, out_dir=tmp_path, warm_start=0, overlap_selection=False)
     recs = train(cfg).records
     budgets = [sum(math.ceil(0.1 * n - 1e-9) for n in s.manifest.class_counts) for s in stores]
     assert all(r["num_selected"] == sum(budgets) for r in recs)
