@@ -81,10 +81,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_train)
 
-    d = sub.add_parser("demo", help="end to end on one machine: ingest, serve, train full vs random vs nessa",
+    d = sub.add_parser("demo", help="end to end on one machine: ingest, serve, train full vs random vs the best selection strategy",
                        description="Find Fashion-MNIST (--data, $NESSA_DATA, /usr/share/datasets/fashion-mnist, "
                                    "../shared/data/fashion-mnist; else scikit-learn's digits), ingest it, start a "
-                                   "storage service on a free port, train full vs random vs nessa and compare.")
+                                   "storage service on a free port, train full vs random vs the strategy that won bench/tta.py "
+                                   "(nessa.demo.WINNER) and compare, with its time to full data's accuracy - 1 point.")
     d.add_argument("--data", type=Path, help="Fashion-MNIST folder (IDX files, gzipped or not)")
     d.add_argument("--out-dir", type=Path, default=Path("nessa-demo"), help="metrics, plots and table (default ./nessa-demo)")
     d.add_argument("--work-dir", type=Path, help="keep the ingested store in WORK_DIR/store, replacing one there (default: a temporary folder)")

@@ -3,7 +3,8 @@
     find Fashion-MNIST (--data, $NESSA_DATA, /usr/share/datasets/fashion-mnist, ../shared/data/fashion-mnist)
       (none found: say so, use scikit-learn's digits)
     -> ingest into a work folder -> start a storage service on a free loopback port (in-process)
-    -> train full, random@F and craig@F -> comparison table + metrics JSON lines + PNG plots
+    -> train full, random@F and the best strategy of bench/tta.py (WINNER) @F
+    -> comparison table + time-to-accuracy line + metrics JSON lines + PNG plots
 
 The subset runs get ``subset_epochs`` epochs (default 12, against 5 on the full data): a 10%
 subset epoch is a tenth of the work, and CRAIG-style training spends part of the saving on more
@@ -28,7 +29,16 @@ from storage_service.server import serve_local
 from trainer.config import TrainConfig
 from host.strategies import Strategy, parse_strategy
 
-__all__ = ["DemoOptions", "DemoError", "prepare_store", "run_demo", "format_table"]
+__all__ = ["DemoOptions", "DemoError", "prepare_store", "run_demo", "format_table", "tta_line", "WINNER"]
+
+#: The strategy that won the time-to-accuracy benchmark (BENCHMARKS.md), as a bench arm: a
+#: strategy name, "-nw" for coreset weights off.
+WINNER = "nessa-pa-nw"
+
+
+def _arm(name: str) -> tuple[Strategy, bool]:
+    """``(strategy, use_weights)`` of an arm name such as ``nessa-pa-nw``."""
+    return parse_strategy(name.removesuffix("-nw")), not name.endswith("-nw")
 
 
 
@@ -52,7 +62,7 @@ class DemoOptions:
     digits: bool = False  # use scikit-learn's digits even if Fashion-MNIST is there
     threads: int | None = 0  # 0: one thread on machines with <= 2 cores (the service shares them), else torch's default
     progress: bool = True
-    strategies: Sequence[str] = ("full", "random", "craig")
+    strategies: Sequence[str] = ("full", "random", WINNER)
     log: Callable[[str], None] = field(default=print, repr=False)
 
 
@@ -96,6 +106,20 @@ def format_table(results: Sequence[dict], *, baseline: str = "full") -> str:
     return "\n".join(lines)
 
 
+def tta_line(records: dict[str, list[dict]], label: str, points: float = 1.0) -> str:
+    """How long ``label`` took to reach full's final accuracy minus ``points``, against full."""
+    from trainer.metrics import time_to_accuracy
+
+    target = records["full"][-1]["test_acc"] - points / 100
+    mine = time_to_accuracy(records[label], target, "wall_s")
+    theirs = time_to_accuracy(records["full"], target, "wall_s")
+    head = f"time to full−{points:g} ({100 * target:.2f}%): {label}"
+    if mine == float("inf"):
+        best = max((r["test_acc"] or 0.0) for r in records[label])
+        return f"{head} did not reach it within its budget (best {100 * best:.2f}%); full took {theirs:.1f} s"
+    return f"{head} {mine:.1f} s vs full {theirs:.1f} s ({theirs / max(mine, 1e-9):.1f}x less, wall time)"
+
+
 def run_demo(opts: DemoOptions) -> dict:
     """Run the demo; returns {"table", "results", "records", "plots", "dataset", "seconds"}."""
     t0 = time.perf_counter()
@@ -114,8 +138,9 @@ def run_demo(opts: DemoOptions) -> dict:
     epochs = 1 if opts.quick else opts.epochs
     subset_epochs = 1 if opts.quick else opts.subset_epochs
     for name in opts.strategies:  # bad options fail now, not after the ingest and the first runs
-        TrainConfig(servers=("127.0.0.1:1",), dataset="check", strategy=name, fraction=opts.fraction,
-                    epochs=epochs if parse_strategy(name) is Strategy.FULL else subset_epochs,
+        strategy, weights = _arm(name)
+        TrainConfig(servers=("127.0.0.1:1",), dataset="check", strategy=strategy, fraction=opts.fraction,
+                    epochs=epochs if strategy is Strategy.FULL else subset_epochs, use_weights=weights,
                     reselect_every=opts.reselect_every, batch_size=opts.batch_size, lr=opts.lr,
                     eval_every=1 if opts.quick else opts.eval_every, threads=opts.threads)
     own_work = opts.work_dir is None
@@ -151,21 +176,28 @@ def _compare(opts: DemoOptions, log: Callable[[str], None], title: str, train_na
         f"(subsets: {opts.fraction:g} of each class)")
     records: dict[str, list[dict]] = {}
     for name in opts.strategies:
-        strategy = parse_strategy(name)
+        strategy, weights = _arm(name)
         full = strategy is Strategy.FULL
         cfg = TrainConfig(servers=(target,), dataset=train_name, test_dataset=test_name, strategy=strategy,
-                          fraction=opts.fraction, epochs=epochs if full else subset_epochs,
+                          fraction=opts.fraction, epochs=epochs if full else subset_epochs, use_weights=weights,
+                          run_name=None if full else f"{name}@{opts.fraction:g}",
                           reselect_every=opts.reselect_every, batch_size=opts.batch_size, lr=opts.lr,
                           eval_every=1 if opts.quick else opts.eval_every,
-                          out_dir=out / strategy.value, progress=opts.progress, threads=opts.threads)
+                          out_dir=out / name, progress=opts.progress, threads=opts.threads)
         records[cfg.label] = train(cfg).records
     finals = [recs[-1] for recs in records.values()]
     table = format_table(finals)
     (out / "table.md").write_text(f"{title}, fraction {opts.fraction:g}\n\n{table}\n")
-    plots = plot_runs(records, out, title=f"{title}: full vs random vs craig @ {opts.fraction:g}")
+    plots = plot_runs(records, out, title=f"{title}: {' vs '.join(opts.strategies)} @ {opts.fraction:g}")
+    lines = [tta_line(records, label) for label in records if label != "full"] if "full" in records else []
     log("")
     log(table)
     log("")
+    for line in lines:
+        log(line)
+    if lines:
+        (out / "table.md").write_text((out / "table.md").read_text() + "\n" + "\n".join(lines) + "\n")
+        log("")
     log(f"metrics: {out}/<run>/metrics.jsonl; plots: {', '.join(str(p) for p in plots)}")
     return {"table": table, "results": finals, "records": records, "plots": plots, "dataset": title,
             "seconds": time.perf_counter() - t0}

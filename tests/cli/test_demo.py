@@ -41,11 +41,12 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out-dir", str(out), "--no-progress", "--threads", "1"]) == 0
     printed = capsys.readouterr().out
-    for run in ("| full |", "| random@0.1 |", "| craig@0.1 |"):
+    for run in ("| full |", "| random@0.1 |", f"| {demo.WINNER}@0.1 |"):
         assert run in printed and run in (out / "table.md").read_text()
     for name in ("accuracy_vs_time.png", "accuracy_vs_bytes.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
-    for run in ("full", "random", "craig"):
+    assert "time to full−1" in printed and f": {demo.WINNER}@0.1 " in printed
+    for run in ("full", "random", demo.WINNER):
         assert (out / run / "metrics.jsonl").is_file()
 
 
