@@ -131,20 +131,11 @@ def main() -> int:
     print()
     print(text)
     if args.write:
-        _replace_section(args.write, text)
+        from bench._markdown import replace_section
+
+        replace_section(args.write, SECTION, text)
     return 0
 
-
-def _replace_section(path: Path, text: str) -> None:
-    """Put ``text`` in place of the file's training section (or append it); other sections stay."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + ("" if end < 0 else old[end:])
-    path.write_text(new.rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":

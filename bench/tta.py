@@ -215,19 +215,10 @@ def main(argv=None) -> int:
     print()
     print(text)
     if args.write:
-        _replace_section(args.write, text)
+        from bench._markdown import replace_section
+
+        replace_section(args.write, SECTION, text)
     return 0
-
-
-def _replace_section(path: Path, text: str) -> None:
-    """Put ``text`` in place of the file's section (or append it); other sections stay."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = old.find(SECTION)
-    if start < 0:
-        path.write_text(old.rstrip("\n") + "\n\n" + text)
-        return
-    end = old.find("\n## ", start + len(SECTION))
-    path.write_text(old[:start] + text + (old[end + 1:] if end >= 0 else ""))
 
 
 if __name__ == "__main__":

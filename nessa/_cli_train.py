@@ -105,16 +105,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _token(path: Path | None) -> str | None:
     from nessa._errors import CliError
+    from storage_service.auth import load_token
 
-    if path is None:
-        return os.environ.get("NESSA_TOKEN") or None
     try:
-        token = path.read_text().strip()
-    except OSError as exc:
-        raise CliError(f"--token-file {path}: {exc.strerror}") from None
-    if not token:
-        raise CliError(f"--token-file {path}: the file is empty")
-    return token
+        return load_token(path)
+    except ValueError as exc:
+        raise CliError(f"--token-file: {exc}") from None
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -8,23 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
-from storage_service.store import Store
 from trainer.checkpoint import load_checkpoint
-from nessa.demo import prepare_store
-from storage_service.server import serve_local as local_service
 from trainer.metrics import read_metrics
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    root = tmp_path_factory.mktemp("store")
-    prepare_store(root, None, progress=False)
-    with local_service(root) as target:
-        yield target, Store(root / "digits" / "train")
 
 
 def test_two_rank_gloo_epochs_with_reselection(service, tmp_path):

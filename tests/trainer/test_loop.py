@@ -10,18 +10,8 @@ import torch
 from storage_service.store import Store
 from trainer.checkpoint import CheckpointMismatch, load_checkpoint
 from trainer.config import TrainConfig
-from nessa.demo import prepare_store
-from storage_service.server import serve_local as local_service
 from trainer.loop import train
 from trainer.metrics import FIELDS, read_metrics
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    root = tmp_path_factory.mktemp("store")
-    prepare_store(root, None, progress=False)
-    with local_service(root) as target:
-        yield target, Store(root / "digits" / "train")
 
 
 def config(target, tmp_path, **kw) -> TrainConfig:

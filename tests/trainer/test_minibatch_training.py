@@ -8,19 +8,8 @@ import math
 
 import pytest
 
-from nessa.demo import prepare_store
-from storage_service.server import serve_local
-from storage_service.store import Store
 from trainer.config import ConfigError, TrainConfig
 from trainer.loop import train
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    root = tmp_path_factory.mktemp("store")
-    prepare_store(root, None, progress=False)
-    with serve_local(root) as target:
-        yield target, Store(root / "digits" / "train")
 
 
 def config(target, tmp_path, **kw) -> TrainConfig:
