@@ -1,0 +1,171 @@
+"""Strategy functions: what each registered strategy computes next to the data.
+
+``STRATEGIES[strategy](store, params, model)`` (model-based ones: ``(store, params, model,
+history)`` with the run's ``learned.LossHistory`` or None) returns the selected ids and weights
+(``_Result``); the manager in :mod:`storage_service.selections` runs them on its worker pool,
+persists and serves the results. ``SelectionParams`` is everything a strategy is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from host.strategies import Strategy
+from storage_service.learned import keep_count
+from storage_service.sampling import random_subset
+
+__all__ = ["SelectionParams", "STRATEGIES"]
+
+_POOL_DOMAIN = 0x506F6F6C  # keeps pool draws apart from other uses of the same seed
+
+
+@dataclass(frozen=True)
+class SelectionParams:
+    dataset: str
+    strategy: Strategy
+    fraction: float
+    seed: int
+    backend: str
+    model_version: int = 0  # 0 when the strategy needs no model
+    model_sha256: str = ""
+    # Mini-batch strategies (0 for the others): rows per mini-batch, mini-batches, pool size.
+    batch_size: int = 0
+    num_batches: int = 0
+    pool_size: int = 0
+    # Loss history (model-based strategies): the run, the drop threshold (0: never drop), the
+    # window and the share never dropped (0 when unused).
+    run: str = ""
+    drop_threshold: float = 0.0
+    watch: int = 0
+    min_keep: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Result:
+    ids: np.ndarray  # int64
+    weights: np.ndarray  # float32, aligned with ids
+    objective: float = 0.0
+    ordered: bool = False  # rows are num_batches mini-batches of batch_size, in training order
+    batch_size: int = 0
+    num_batches: int = 0
+    num_dropped: int = 0
+    num_forwarded: int = 0
+
+
+# -- strategies ----------------------------------------------------------------------------
+def _full(store, params: SelectionParams, model) -> _Result:
+    n = len(store)
+    return _Result(np.arange(n, dtype=np.int64), np.ones(n, np.float32))
+
+
+def _random(store, params: SelectionParams, model) -> _Result:
+    ids = random_subset(store.labels, params.fraction, params.seed)
+    return _Result(ids, np.ones(len(ids), np.float32))
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([_POOL_DOMAIN, int(seed)])))
+
+
+def _candidates(n: int, params: SelectionParams, history, need: int) -> tuple[np.ndarray, int]:
+    """``(candidate ids ascending, number dropped)``: all ids minus the run's learned examples
+    (when ``drop_threshold > 0``), keeping at least ``max(min_keep * n, need)``."""
+    if history is None or not params.drop_threshold > 0:
+        return np.arange(n, dtype=np.int64), 0
+    dropped = history.dropped(params.watch, keep_count(n, params.min_keep, need))
+    if len(dropped) == 0:
+        return np.arange(n, dtype=np.int64), 0
+    keep = np.ones(n, bool)
+    keep[dropped] = False
+    return np.flatnonzero(keep).astype(np.int64), int(len(dropped))
+
+
+def _features_of(store, ids: np.ndarray, model, params: SelectionParams) -> np.ndarray:
+    """Gradient-proxy features of ``ids`` (in that order), read in chunks to bound memory."""
+    import host
+
+    shape = tuple(store.manifest.sample_shape)
+    parts = []
+    for lo in range(0, len(ids), 65536):
+        samples, labels = store.take(ids[lo : lo + 65536])
+        parts.append(host.gradient_features(model, samples, labels, sample_shape=shape, batch_size=512, backend=params.backend))
+    return np.concatenate(parts) if parts else np.empty((0, store.manifest.num_classes), np.float32)
+
+
+def _observe(history, params: SelectionParams, ids: np.ndarray, features: np.ndarray, labels: np.ndarray) -> None:
+    """Report the losses of the forwarded examples to the run's history (if there is a run)."""
+    if history is None or len(ids) == 0:
+        return
+    from host.minibatch import losses_from_features
+
+    history.observe(ids, losses_from_features(features, labels), params.drop_threshold)
+
+
+def _whole_data(store, params: SelectionParams, model, history, *, drop: bool) -> _Result:
+    """CRAIG over the candidates (every example, or the ones not learned when ``drop``)."""
+    import host
+
+    n = len(store)
+    cands, num_dropped = _candidates(n, params, history if drop else None, 0)
+    if num_dropped == 0:
+        shape = tuple(store.manifest.sample_shape)
+        parts = []
+        # Chunks bound memory: one chunk of samples plus the [N, C] features.
+        for _, samples, labels in store.iter_batches(65536):
+            parts.append(host.gradient_features(model, samples, labels, sample_shape=shape, batch_size=512, backend=params.backend))
+        features = np.concatenate(parts) if parts else np.empty((0, store.manifest.num_classes), np.float32)
+    else:
+        features = _features_of(store, cands, model, params)
+    labels = store.labels[cands]
+    _observe(history, params, cands, features, labels)
+    sel = host.select(features, labels, params.fraction, optimizer="lazy", seed=params.seed, backend=params.backend,
+                      ids=cands if num_dropped else None)
+    ids = np.asarray(sel.ids, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    return _Result(ids[order], np.asarray(sel.weights, dtype=np.float32)[order], float(sel.objective),
+                   num_dropped=num_dropped, num_forwarded=int(len(cands)))
+
+
+def _craig(store, params: SelectionParams, model, history=None) -> _Result:
+    """CRAIG: every example (the run's history only records the losses)."""
+    return _whole_data(store, params, model, history, drop=False)
+
+
+def _nessa_ss(store, params: SelectionParams, model, history=None) -> _Result:
+    """NeSSA SS: CRAIG over the examples the run has not learned."""
+    return _whole_data(store, params, model, history, drop=True)
+
+
+def _minibatches(store, params: SelectionParams, model, history=None) -> _Result:
+    """nessa-pa / crest (they differ only in their defaults, ``resolve_options``): pools after
+    drops, features of the pools only, one coreset of ``batch_size`` per pool, in order."""
+    from host.minibatch import draw_pools, minibatch_coresets
+
+    n = len(store)
+    cands, num_dropped = _candidates(n, params, history, min(n, params.num_batches * params.pool_size))
+    pools = draw_pools(cands, params.num_batches, params.pool_size, _rng(params.seed))
+    union = np.unique(np.concatenate(pools))
+    labels = store.labels[union]
+    features = _features_of(store, union, model, params)
+    _observe(history, params, union, features, labels)
+    sel = minibatch_coresets(features, labels, union, pools, params.batch_size, backend=params.backend, seed=params.seed)
+    if len(sel.ids) != sel.batch_size * sel.num_batches:
+        raise RuntimeError(f"{len(sel.ids)} rows for {sel.num_batches} mini-batches of {sel.batch_size}")
+    return _Result(np.asarray(sel.ids, np.int64), np.asarray(sel.weights, np.float32), float(sel.objective), ordered=True,
+                   batch_size=int(sel.batch_size), num_batches=int(sel.num_batches), num_dropped=num_dropped,
+                   num_forwarded=int(len(union)))
+
+
+#: Strategy -> fn(store, params, model or None) -> _Result; a strategy whose registry entry
+#: ``needs_model`` is called as fn(store, params, model, history) (the run's LossHistory or None).
+STRATEGIES: dict[Strategy, Callable] = {
+    Strategy.FULL: _full,
+    Strategy.RANDOM: _random,
+    Strategy.CRAIG: _craig,
+    Strategy.NESSA_PA: _minibatches,
+    Strategy.CREST: _minibatches,
+    Strategy.NESSA_SS: _nessa_ss,
+}
