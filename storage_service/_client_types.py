@@ -6,12 +6,15 @@ public names.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
 
-from storage_service._names import PB_TO_BACKEND, PB_TO_STRATEGY
+from host.backends import Backend
+from host.strategies import parse_strategy
+from storage_service._names import BACKEND_TO_PB, PB_TO_BACKEND, PB_TO_STRATEGY, STRATEGY_TO_PB, backend_names
 from storage_service._proto import nessa_pb2 as pb
 from storage_service._wire import decode_sample_batch
 
@@ -160,3 +163,42 @@ def _decode_batch(data: bytes) -> SampleBatch:
         samples=samples,
         nbytes=d.nbytes,
     )
+
+
+def _select_request(dataset: str, strategy, fraction: float, *, seed: int, model_version: int | None, backend: str,
+                    wait: bool, batch_size: int, num_batches: int, pool_size: int, run: str, drop_threshold: float,
+                    watch: int, min_keep: float) -> pb.SelectRequest:
+    """The SelectRequest for ``StorageClient.select``'s arguments, checked here (ValueError
+    naming the argument) so that a bad call never reaches the server."""
+    key = parse_strategy(strategy)
+    backend = getattr(backend, "value", backend)
+    if backend != "" and backend not in backend_names():  # "": the server's default (its --backend)
+        raise ValueError(f"backend must be '' or one of {', '.join(backend_names())}, got {backend!r}")
+    for name, value in (("batch_size", batch_size), ("num_batches", num_batches), ("pool_size", pool_size), ("watch", watch)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+            raise ValueError(f"{name} must be an integer >= 0 (0: the server's default), got {value!r}")
+    if batch_size and pool_size and pool_size < batch_size:
+        raise ValueError(f"pool_size ({pool_size}) must be >= batch_size ({batch_size})")
+    if not isinstance(run, str):
+        raise ValueError(f"run must be a string, got {type(run).__name__}")
+    for name, value, high in (("drop_threshold", drop_threshold, math.inf), ("min_keep", min_keep, 1.0)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= high:
+            bound = "finite and >= 0" if high == math.inf else "in [0, 1]"
+            raise ValueError(f"{name} must be {bound} (0: the server's default), got {value!r}")
+    request = pb.SelectRequest(
+        dataset=dataset,
+        strategy=STRATEGY_TO_PB[key],
+        fraction=float(fraction),
+        seed=int(seed),
+        model_version=int(model_version or 0),
+        backend=BACKEND_TO_PB[Backend(backend)] if backend else pb.BACKEND_UNSPECIFIED,
+        no_wait=not wait,
+        batch_size=batch_size,
+        num_batches=num_batches,
+        pool_size=pool_size,
+        run=run,
+        drop_threshold=float(drop_threshold),
+        watch=watch,
+        min_keep=float(min_keep),
+    )
+    return request

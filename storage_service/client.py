@@ -49,7 +49,6 @@ Facts the trainer can rely on:
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import random
 import threading
@@ -69,13 +68,12 @@ from storage_service._client_types import (
     _dataset,
     _decode_batch,
     _model,
+    _select_request,
     _selection,
 )
-from host.backends import Backend
-from host.strategies import parse_strategy
 from storage_service._grpc_options import CHANNEL_OPTIONS, MAX_MESSAGE_BYTES
 from storage_service._malloc import keep_freed_memory as _keep_freed_memory
-from storage_service._names import BACKEND_TO_PB, FULL_SELECTION, RANDOM_SELECTION, STRATEGY_TO_PB, backend_names
+from storage_service._names import FULL_SELECTION, RANDOM_SELECTION
 from storage_service._proto import nessa_pb2 as pb
 
 __all__ = [
@@ -297,37 +295,9 @@ class StorageClient:
         Raises SelectionFailed if the server could not compute it, DEADLINE_EXCEEDED if it is
         still running after ``timeout``.
         """
-        key = parse_strategy(strategy)
-        backend = getattr(backend, "value", backend)
-        if backend != "" and backend not in backend_names():  # "": the server's default (its --backend)
-            raise ValueError(f"backend must be '' or one of {', '.join(backend_names())}, got {backend!r}")
-        for name, value in (("batch_size", batch_size), ("num_batches", num_batches), ("pool_size", pool_size), ("watch", watch)):
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
-                raise ValueError(f"{name} must be an integer >= 0 (0: the server's default), got {value!r}")
-        if batch_size and pool_size and pool_size < batch_size:
-            raise ValueError(f"pool_size ({pool_size}) must be >= batch_size ({batch_size})")
-        if not isinstance(run, str):
-            raise ValueError(f"run must be a string, got {type(run).__name__}")
-        for name, value, high in (("drop_threshold", drop_threshold, math.inf), ("min_keep", min_keep, 1.0)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= high:
-                bound = "finite and >= 0" if high == math.inf else "in [0, 1]"
-                raise ValueError(f"{name} must be {bound} (0: the server's default), got {value!r}")
-        request = pb.SelectRequest(
-            dataset=dataset,
-            strategy=STRATEGY_TO_PB[key],
-            fraction=float(fraction),
-            seed=int(seed),
-            model_version=int(model_version or 0),
-            backend=BACKEND_TO_PB[Backend(backend)] if backend else pb.BACKEND_UNSPECIFIED,
-            no_wait=not wait,
-            batch_size=batch_size,
-            num_batches=num_batches,
-            pool_size=pool_size,
-            run=run,
-            drop_threshold=float(drop_threshold),
-            watch=watch,
-            min_keep=float(min_keep),
-        )
+        request = _select_request(dataset, strategy, fraction, seed=seed, model_version=model_version, backend=backend,
+                                  wait=wait, batch_size=batch_size, num_batches=num_batches, pool_size=pool_size,
+                                  run=run, drop_threshold=drop_threshold, watch=watch, min_keep=min_keep)
         limit = time.monotonic() + (timeout if timeout is not None else self.timeout)
         info = _selection(self._call(self._select, request))
         if not wait:
