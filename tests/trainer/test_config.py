@@ -98,3 +98,21 @@ def test_strategy_registry_and_arch_choice():
     assert default_arch((28, 28)) == "small_cnn"
     assert default_arch((8, 8)) == "small_cnn"
     assert default_arch((32, 32, 3)) == "resnet20"
+
+
+def test_lr_warmup_ramps_linearly_then_follows_the_schedule():
+    cfg = make(lr=0.1, epochs=10, schedule="constant", lr_warmup=2.0)
+    assert [round(lr_at(cfg, p), 6) for p in (0.5, 1.0, 2.0, 5.0)] == [0.025, 0.05, 0.1, 0.1]
+    assert 0 < lr_at(cfg, 0.0) < 0.01  # the first step still moves
+    cos = make(lr=0.1, epochs=10, lr_warmup=1.0)
+    assert lr_at(cos, 5.0) == pytest.approx(lr_at(make(lr=0.1, epochs=10), 5.0))  # after the ramp: the schedule
+
+
+def test_warm_start_defaults_to_one_epoch_for_model_based_strategies_only():
+    assert make(strategy="craig", epochs=3).warm_start == 1
+    assert make(strategy="nessa-pa", epochs=3).warm_start == 1
+    assert make(strategy="random", epochs=3).warm_start == 0 and make(strategy="full").warm_start == 0
+    assert make(strategy="craig", epochs=3, warmup_epochs=1).warm_start == 0  # a full-data warm-up already warm-starts
+    assert make(strategy="craig", epochs=1).warm_start == 0
+    with pytest.raises(ConfigError, match="--warm-start"):
+        make(strategy="craig", epochs=3, warm_start=3)
