@@ -62,6 +62,8 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--max-hold", type=int, default=100)
     p.add_argument("--drop-threshold", type=float, default=0.05, help="crest and nessa-ss")
     p.add_argument("--watch", type=int, default=3)
+    p.add_argument("--tag", default="", help="suffix for the arms' names in the results (e.g. 'hold5' for a "
+                   "variant run with other options), so variants stay apart in the table")
     p.add_argument("--val", action="store_true", help="tune: train on train minus a validation split, report on it")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-pin", action="store_true", help="do not pin the service and trainer to CPUs 1 and 0")
@@ -175,6 +177,8 @@ def main(argv=None) -> int:
         try:
             for arm, budget, seed in _plan(args):
                 cfg = _config(args, arm, budget, seed, service.target)
+                if args.tag and arm != "full":
+                    arm = f"{arm}/{args.tag}"
                 key = _key(cfg, arm, budget)
                 if key in done:
                     continue
