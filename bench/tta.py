@@ -131,7 +131,7 @@ def _plan(args) -> list[tuple[str, float, int]]:
     plan = [] if args.no_full else [("full", 1.0, s) for s in seeds]
     # Seed-major: an interrupted run still leaves complete paired sets.
     for s in seeds:
-        plan += [(a, b, s) for b in budgets for a in ["random"] + [x for x in arms if x != "random"]]
+        plan += [(a, b, s) for b in budgets for a in sorted(arms, key=lambda x: x != "random")]  # random first
     return plan
 
 
