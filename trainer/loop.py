@@ -141,14 +141,17 @@ def train(cfg: TrainConfig) -> TrainResult:
             due = (epoch - first_selection) % cfg.reselect_every == 0
             resuming_mid_epoch = epoch == start_epoch and start_step > 0
             round_stats: dict = {}
-            if strategy.selects and strategy.minibatch and not (in_warmup or in_warm_start):
-                if rounds is None:
-                    if dist.on:
-                        raise ConfigError(f"--strategy {cfg.strategy.value}: mini-batch coresets run in one process "
-                                          "(torchrun with several ranks is not supported for them yet)")
-                    run_id = f"{cfg.label}-s{cfg.seed}-{counters['model_version']}"
-                    rounds = RoundStream(RoundFeeder(cfg, cluster, arch, dist.device, run=run_id,
-                                                     first_version=int(counters["model_version"])), cfg, model, shape)
+            minibatch = strategy.selects and strategy.minibatch
+            if minibatch and rounds is None and epoch >= first_selection - 1 and not in_warmup:
+                # Opened one epoch early when there is a warm start: the first round is then
+                # selected while the last warm-start epoch trains, and need not be waited for.
+                if dist.on:
+                    raise ConfigError(f"--strategy {cfg.strategy.value}: mini-batch coresets run in one process "
+                                      "(torchrun with several ranks is not supported for them yet)")
+                run_id = f"{cfg.label}-s{cfg.seed}-{counters['model_version']}"
+                rounds = RoundStream(RoundFeeder(cfg, cluster, arch, dist.device, run=run_id,
+                                                 first_version=int(counters["model_version"])), cfg, model, shape)
+            if minibatch and not (in_warmup or in_warm_start):
                 selections, counts = ["rounds"], [_subset_steps(cfg, cluster) * cfg.batch_size]
             elif not strategy.selects or in_warmup:
                 selections = [FULL_SELECTION] * len(cluster.sources)
