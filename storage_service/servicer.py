@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 
 import grpc
 
 from storage_service._core import StorageCore, StreamParams
-from storage_service._errors import InvalidArgument, ResourceExhausted, ServiceError
+from storage_service._errors import InvalidArgument, ServiceError
 from storage_service._proto import nessa_pb2 as pb
 from storage_service._wire import BATCH_VERSION
 from host.backends import Backend
@@ -154,8 +153,6 @@ class StorageServicer:
             raise InvalidArgument(f"unknown or unset strategy {request.strategy}; use one of {', '.join(strategy_names())}")
         if request.backend != pb.BACKEND_UNSPECIFIED and request.backend not in PB_TO_BACKEND:
             raise InvalidArgument(f"unknown backend {request.backend}; use one of {', '.join(backend_names())}")
-        if not math.isfinite(request.fraction):
-            raise InvalidArgument(f"fraction must be in (0, 1], got {request.fraction}")
         rec = self.core.select(
             request.dataset,
             strategy,

@@ -271,8 +271,9 @@ class Scenario:
             if not isinstance(obj, int) or isinstance(obj, bool):
                 raise ValueError(f"{name} must be an integer, got {obj!r}")
         sel = self.selection
-        if not 0 < sel.fraction <= 1:
-            raise ValueError(f"selection.fraction must be in (0, 1], got {sel.fraction!r}")
+        from host.budget import check_fraction
+
+        check_fraction(sel.fraction, option="selection.fraction")
         if not 0 < sel.epsilon < 1:
             raise ValueError(f"selection.epsilon must be in (0, 1), got {sel.epsilon!r}")
         if self.storage.storage_hosts > self.storage.drives:
