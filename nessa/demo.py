@@ -6,9 +6,10 @@
     -> train full, random@F and the best strategy of bench/tta.py (WINNER) @F
     -> comparison table + time-to-accuracy line + metrics JSON lines + PNG plots
 
-The subset runs get ``subset_epochs`` epochs (default 12, against 5 on the full data): a 10%
-subset epoch is a tenth of the work, and CRAIG-style training spends part of the saving on more
-passes over the (reselected) subset.
+The subset runs are step-matched: ``subset_epochs`` (default 5, as many as the full run) epochs
+of a ``fraction`` (default 0.3) per-class budget, i.e. 30 % of full's SGD steps, with the same
+schedule, LR warm-up and seed; the selection run starts with a one-epoch warm start on a random
+subset (bench/tta.py's protocol, whose table is in BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -51,11 +52,12 @@ class DemoOptions:
     data: Path | None = None  # Fashion-MNIST folder; None: search the usual places
     work_dir: Path | None = None  # None: a temporary folder, removed afterwards
     out_dir: Path = Path("nessa-demo")  # metrics, plots, table
-    fraction: float = 0.1
+    fraction: float = 0.3
     epochs: int = 5  # full-data run
-    subset_epochs: int = 12  # random / craig runs
-    reselect_every: int = 6  # a CPU selection costs ~0.7 of a full epoch here: select twice
-    eval_every: int = 2
+    subset_epochs: int = 5  # the subset runs: step-matched at `fraction` of full's steps
+    reselect_every: int = 1  # epoch-mode strategies (random, craig) reselect every epoch
+    eval_every: int = 1  # every epoch: the time-to-accuracy line interpolates between evaluations
+    lr_warmup: float = 0.25  # epochs of linear LR warm-up, every run alike
     batch_size: int = 128
     lr: float = 0.05
     quick: bool = False  # digits, 1 epoch: a smoke test of the whole path
@@ -142,7 +144,7 @@ def run_demo(opts: DemoOptions) -> dict:
         TrainConfig(servers=("127.0.0.1:1",), dataset="check", strategy=strategy, fraction=opts.fraction,
                     epochs=epochs if strategy is Strategy.FULL else subset_epochs, use_weights=weights,
                     reselect_every=opts.reselect_every, batch_size=opts.batch_size, lr=opts.lr,
-                    eval_every=1 if opts.quick else opts.eval_every, threads=opts.threads)
+                    lr_warmup=opts.lr_warmup, eval_every=1 if opts.quick else opts.eval_every, threads=opts.threads)
     own_work = opts.work_dir is None
     work = Path(tempfile.mkdtemp(prefix="nessa-demo-")) if own_work else Path(opts.work_dir)
     out = Path(opts.out_dir)
@@ -182,14 +184,15 @@ def _compare(opts: DemoOptions, log: Callable[[str], None], title: str, train_na
                           fraction=opts.fraction, epochs=epochs if full else subset_epochs, use_weights=weights,
                           run_name=None if full else f"{name}@{opts.fraction:g}",
                           reselect_every=opts.reselect_every, batch_size=opts.batch_size, lr=opts.lr,
-                          eval_every=1 if opts.quick else opts.eval_every,
+                          lr_warmup=opts.lr_warmup, eval_every=1 if opts.quick else opts.eval_every,
                           out_dir=out / name, progress=opts.progress, threads=opts.threads)
         records[cfg.label] = train(cfg).records
     finals = [recs[-1] for recs in records.values()]
     table = format_table(finals)
     (out / "table.md").write_text(f"{title}, fraction {opts.fraction:g}\n\n{table}\n")
     plots = plot_runs(records, out, title=f"{title}: {' vs '.join(opts.strategies)} @ {opts.fraction:g}")
-    lines = [tta_line(records, label) for label in records if label != "full"] if "full" in records else []
+    lines = ([tta_line(records, label, p) for label in records if label != "full" for p in (1.0, 2.0)]
+             if "full" in records else [])
     log("")
     log(table)
     log("")

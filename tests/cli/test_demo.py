@@ -41,11 +41,11 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out-dir", str(out), "--no-progress", "--threads", "1"]) == 0
     printed = capsys.readouterr().out
-    for run in ("| full |", "| random@0.1 |", f"| {demo.WINNER}@0.1 |"):
+    for run in ("| full |", "| random@0.3 |", f"| {demo.WINNER}@0.3 |"):
         assert run in printed and run in (out / "table.md").read_text()
     for name in ("accuracy_vs_time.png", "accuracy_vs_bytes.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
-    assert "time to full−1" in printed and f": {demo.WINNER}@0.1 " in printed
+    assert "time to full−1" in printed and "time to full−2" in printed and f": {demo.WINNER}@0.3 " in printed
     for run in ("full", "random", demo.WINNER):
         assert (out / run / "metrics.jsonl").is_file()
 
@@ -91,6 +91,6 @@ def test_demo_help_names_defaults_and_what_work_dir_replaces(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    for text in ("(default 0.1)", "(default 5)", "(default 12)", "(default 6)", "default 2)", "(default 0.05)",
+    for text in ("(default 0.3)", "(default 5)", "(default 5: step-matched", "(default 1)", "default 1)", "(default 0.05)",
                  "WORK_DIR/store, replacing one there"):
         assert text in out, text
