@@ -48,6 +48,10 @@ def test_a_previous_run_is_not_replaced_silently(store_root, tmp_path, capsys):
     (["--fraction", "2"], "--fraction"),
     (["--dataset", "nope/train"], "NOT_FOUND"),
     (["--warmup-epochs", "1", "--strategy", "nessa"], "--warmup-epochs"),
+    (["--strategy", "crest", "--tau", "0"], "--tau"),
+    (["--strategy", "nessa-pa", "--pool-size", "4"], "--pool-size"),
+    (["--strategy", "nessa-ss"], "--drop-threshold"),
+    (["--strategy", "crest", "--drop-threshold", "-0.5"], "--drop-threshold"),
 ])
 def test_bad_input_is_a_clear_error(store_root, tmp_path, capsys, extra, message):
     with local_service(store_root) as target:
