@@ -43,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "1%% of the data for crest)")
     g.add_argument("--tau", type=float, default=0.1,
                    help="crest: reselect when the quadratic loss model's relative error passes tau (> 0; default 0.1)")
-    g.add_argument("--max-hold", type=int, default=100, metavar="STEPS", help="crest: most steps on one selection (default 100)")
+    g.add_argument("--max-hold", type=int, default=100, metavar="STEPS",
+                   help="most steps on one round; while the next round is late its coresets are reused up to this "
+                        "bound instead of stalling (= --minibatches: never reuse, wait; default 100)")
     g.add_argument("--drop-threshold", type=float, default=0.0,
                    help="drop examples whose loss stayed under this for --watch selections (>= 0; 0: never; "
                         "nessa-ss needs > 0)")

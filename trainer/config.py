@@ -86,8 +86,10 @@ class TrainConfig:
     # (0: the server's default: batch/fraction for nessa-pa, 1% of the data for crest).
     minibatches: int = 5
     pool_size: int = 0
-    # CREST: reselect when the quadratic loss model's relative error passes tau; hold one
-    # selection for at most max_hold steps.
+    # CREST: reselect when the quadratic loss model's relative error passes tau. Both: a round is
+    # trained for at most max_hold steps; while the next one is late (the storage host is behind)
+    # the current round's coresets are reused up to that bound instead of stalling the trainer
+    # (max_hold = minibatches: never reuse, wait instead).
     tau: float = 0.1
     max_hold: int = 100
     # Dropping learned examples (crest, nessa-ss; nessa-pa too when > 0): an example whose loss
