@@ -27,6 +27,7 @@ batches themselves costs no extra forward pass (said in BENCHMARKS.md).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -218,6 +219,8 @@ class RoundStream:
                 self._next_round()
             j = self._pos % len(self._round.batches)
             batch = self._round.batches[j]
+            if self._pos >= len(self._round.batches):  # a reused coreset: its bytes came already
+                batch = dataclasses.replace(batch, nbytes=0)
             self._current = (j, batch)
             self._pos += 1
             yield batch
