@@ -4,8 +4,9 @@ With ``embedding=True`` the feature is the outer product of that vector with the
 penultimate embedding, flattened row-major (``[C * E]``, index ``c * E + e``): exactly the
 gradient of the cross-entropy loss with respect to the last Linear layer's weight.
 
-Batched under ``torch.inference_mode`` (no autograd graph), the model in eval mode (restored
-afterwards); memory is one batch of activations plus the ``[N, D]`` float32 output.
+Batched under ``torch.inference_mode`` (no autograd graph), on an eval-mode copy of the model
+with BatchNorm folded into the convolutions before it (channels-last on the CPU; the caller's
+model is not touched); memory is one batch of activations plus the ``[N, D]`` float32 output.
 """
 
 from __future__ import annotations
@@ -48,36 +49,45 @@ def _batch_features(model, xb: torch.Tensor, yb: torch.Tensor, embedding: bool) 
     return g
 
 
+def _inference_copy(model: torch.nn.Module, *, cpu: bool) -> torch.nn.Module:
+    """An eval-mode copy of ``model`` that computes the same outputs faster (the caller's model is
+    left as it is): every Conv2d followed by a BatchNorm2d inside an ``nn.Sequential`` is fused
+    into one convolution, and on the CPU convolutions run channels-last (oneDNN's fast path).
+    Measured on the small CNN, 3,200 images of 28x28, one thread: 0.76 s as it was, 0.48 s
+    channels-last, 0.38 s fused too; outputs equal to float rounding (6e-8; a test checks 1e-5)."""
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    net = copy.deepcopy(model).eval()
+    for seq in [m for m in net.modules() if isinstance(m, torch.nn.Sequential)]:
+        for i in range(len(seq) - 1):
+            if isinstance(seq[i], torch.nn.Conv2d) and isinstance(seq[i + 1], torch.nn.BatchNorm2d):
+                seq[i] = fuse_conv_bn_eval(seq[i], seq[i + 1])
+                seq[i + 1] = torch.nn.Identity()
+    if cpu and any(isinstance(m, torch.nn.Conv2d) for m in net.modules()):
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
 def _run(model, batches: Iterable[tuple[Any, np.ndarray]], n: int, sample_shape, embedding: bool, progress: bool):
     from tqdm.auto import tqdm
 
     num_classes = model.head.out_features
     out = np.empty((n, feature_dim(model, embedding)), dtype=np.float32)
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
-    # On the CPU, convolutions in channels-last layout take oneDNN's fast path: 3.5x less time
-    # for the small CNN's forward here, 1.2x for ResNet-20, the same outputs up to float
-    # rounding. The model is put back as it came.
-    channels_last = device.type == "cpu" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+    net = _inference_copy(model, cpu=device.type == "cpu")
     pos = 0
-    try:
-        with torch.inference_mode(), tqdm(total=n, disable=not progress, desc="features", unit="ex") as bar:
-            for samples, labels in batches:
-                y = _check_labels(labels, len(samples), num_classes)
-                if isinstance(samples, np.ndarray) and not samples.flags.writeable:
-                    samples = np.array(samples)  # store batches are read-only mmaps; torch wants writable
-                x = to_input(samples, sample_shape).to(device)
-                g = _batch_features(model, x, torch.as_tensor(y, device=device), embedding)
-                out[pos : pos + len(y)] = g.cpu().numpy()
-                pos += len(y)
-                bar.update(len(y))
-    finally:
-        model.train(was_training)
-        if channels_last:
-            model.to(memory_format=torch.contiguous_format)
+    with torch.inference_mode(), tqdm(total=n, disable=not progress, desc="features", unit="ex") as bar:
+        for samples, labels in batches:
+            y = _check_labels(labels, len(samples), num_classes)
+            if isinstance(samples, np.ndarray) and not samples.flags.writeable:
+                samples = np.array(samples)  # store batches are read-only mmaps; torch wants writable
+            x = to_input(samples, sample_shape).to(device)
+            g = _batch_features(net, x, torch.as_tensor(y, device=device), embedding)
+            out[pos : pos + len(y)] = g.cpu().numpy()
+            pos += len(y)
+            bar.update(len(y))
     if pos != n:
         raise ValueError(f"expected {n} samples, got {pos}")
     return out

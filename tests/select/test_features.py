@@ -100,3 +100,29 @@ def test_bad_inputs(digits, model):
         host.gradient_features(model, x[:3], y[:3], batch_size=0)
     with pytest.raises(ValueError, match="unknown backend"):
         host.gradient_features(model, x[:3], y[:3], backend="tpu")
+
+
+@pytest.mark.parametrize("arch, shape", [("small_cnn", (28, 28)), ("resnet20", (32, 32, 3))])
+def test_fused_channels_last_copy_gives_the_models_own_features_and_leaves_it_alone(arch, shape):
+    """Features run on an eval copy with BatchNorm folded into the convolutions: the same numbers
+    as the model itself (with real BatchNorm statistics), and the caller's model is untouched."""
+    import torch
+
+    from host.features import gradient_features
+    from host.models import build_model, to_input
+
+    torch.manual_seed(0)
+    model = build_model(arch, shape, 10)
+    x = np.random.default_rng(0).integers(0, 255, (48, *shape), dtype=np.uint8)
+    y = np.random.default_rng(1).integers(0, 10, 48)
+    with torch.no_grad():
+        model(to_input(x, shape))  # train mode: BatchNorm running statistics move off their defaults
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    feats = gradient_features(model, x, y, sample_shape=shape, batch_size=16)
+    assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.is_contiguous() for p in model.parameters())
+    model.eval()
+    with torch.no_grad():
+        want = torch.softmax(model(to_input(x, shape)), 1).numpy()
+    want[np.arange(48), y] -= 1.0
+    np.testing.assert_allclose(feats, want, atol=1e-5)
