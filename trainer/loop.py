@@ -131,6 +131,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         pending: Future | None = None  # rank 0: an overlapped selection in flight
         overlapping = False  # every rank: one is in flight, collect it after this epoch
         rounds: RoundStream | None = None  # mini-batch strategies, once their first selection is due
+        # The server keeps a loss history per run (to drop learned examples): one name for all
+        # of this run's selections, unique among runs (its first model version is a timestamp).
+        run_id = f"{cfg.label}-s{cfg.seed}-{counters['model_version']}"
         first_selection = cfg.warmup_epochs + cfg.warm_start  # the strategy's own first epoch
         for epoch in range(start_epoch, cfg.epochs):
             t_epoch, c_epoch = time.perf_counter(), time.process_time()
@@ -141,6 +144,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             due = (epoch - first_selection) % cfg.reselect_every == 0
             resuming_mid_epoch = epoch == start_epoch and start_step > 0
             round_stats: dict = {}
+            drops = strategy.drops or (strategy.needs_model and cfg.drop_threshold > 0)
             minibatch = strategy.selects and strategy.minibatch
             if minibatch and rounds is None and epoch >= first_selection - 1 and not in_warmup:
                 # Opened one epoch early when there is a warm start: the first round is then
@@ -148,7 +152,6 @@ def train(cfg: TrainConfig) -> TrainResult:
                 if dist.on:
                     raise ConfigError(f"--strategy {cfg.strategy.value}: mini-batch coresets run in one process "
                                       "(torchrun with several ranks is not supported for them yet)")
-                run_id = f"{cfg.label}-s{cfg.seed}-{counters['model_version']}"
                 rounds = RoundStream(RoundFeeder(cfg, cluster, arch, dist.device, run=run_id,
                                                  first_version=int(counters["model_version"])), cfg, model, shape)
             if minibatch and not (in_warmup or in_warm_start):
@@ -159,7 +162,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             elif in_warm_start:
                 if not resuming_mid_epoch:
                     t_sel = time.perf_counter()
-                    call = _request(cfg, dist, cluster, model, arch, epoch, counters, warm_start=True)
+                    call = _request(cfg, dist, cluster, model, arch, epoch, counters, run_id, warm_start=True)
                     selections, counts = _share(dist, call() if call is not None else None, counters)
                     counters["selection_s"] += time.perf_counter() - t_sel
             elif selections is None or FULL_SELECTION in selections or (due and not resuming_mid_epoch) or (
@@ -169,7 +172,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 overlap = cfg.overlap_selection and selections is not None and FULL_SELECTION not in selections
                 if not (overlap and epoch + 1 == cfg.epochs):  # its result would go unused
                     t_sel = time.perf_counter()
-                    call = _request(cfg, dist, cluster, model, arch, epoch, counters)
+                    call = _request(cfg, dist, cluster, model, arch, epoch, counters, run_id)
                     if overlap:
                         pending, overlapping = (pool.submit(call) if call is not None else None), True
                     else:
@@ -225,7 +228,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                     "wall_s": round(counters["wall_s"], 4), "cpu_s": round(counters["cpu_s"], 4),
                     "selection_s": round(counters["selection_s"], 4), "storage_s": round(counters["storage_s"], 4),
                     "forwarded": int(counters["forwarded"]), "rounds": round_stats.get("rounds"),
-                    "mean_hold": round_stats.get("mean_hold"), "dropped": round_stats.get("dropped"),
+                    "mean_hold": round_stats.get("mean_hold"), "dropped": round_stats.get("dropped", counters.get("dropped") if drops else None),
                     "eval_s": round(counters["eval_s"], 4), "bytes_received": int(counters["bytes_received"]),
                     "eval_bytes": int(counters["eval_bytes"]), "model_bytes": int(counters["model_bytes"]),
                     "samples_seen": int(counters["samples_seen"]), "num_selected": streamed_n,
@@ -249,7 +252,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 
 def _request(cfg: TrainConfig, dist: _Dist, cluster: Cluster, model: torch.nn.Module, arch: str, epoch: int,
-             counters: dict, *, warm_start: bool = False) -> Callable[[], str] | None:
+             counters: dict, run_id: str, *, warm_start: bool = False) -> Callable[[], str] | None:
     """Rank 0: snapshot the model now; return the call that pushes it and selects (None elsewhere).
     ``warm_start``: a fresh random subset of the same budget instead of the strategy's selection."""
     if dist.rank != 0:
@@ -259,7 +262,7 @@ def _request(cfg: TrainConfig, dist: _Dist, cluster: Cluster, model: torch.nn.Mo
     blob, version = None, None
     extra = {}
     if strategy.drops or (strategy.needs_model and cfg.drop_threshold > 0):
-        extra = dict(run=f"{cfg.label}-s{cfg.seed}-{counters['model_version']}", drop_threshold=cfg.drop_threshold,
+        extra = dict(run=run_id, drop_threshold=cfg.drop_threshold,
                      watch=cfg.watch, min_keep=cfg.min_keep)
     if strategy.needs_model:
         blob = state_to_safetensors(model)
@@ -272,7 +275,7 @@ def _request(cfg: TrainConfig, dist: _Dist, cluster: Cluster, model: torch.nn.Mo
             cluster.push_model(arch, blob, version)
         infos = cluster.select(name, cfg.fraction, seed=seed, model_version=version, backend=cfg.backend, **extra)
         return "\n".join(f"{i.id}\t{int(i.num_selected)}\t{float(i.seconds)!r}\t{int(getattr(i, 'num_forwarded', 0))}"
-                         for i in infos)
+                         f"\t{int(getattr(i, 'num_dropped', 0))}" for i in infos)
 
     return call
 
@@ -282,6 +285,7 @@ def _share(dist: _Dist, text: str | None, counters: dict) -> tuple[list[str], li
     rows = [line.split("\t") for line in dist.broadcast_text(text).splitlines()]
     counters["storage_s"] += sum(float(r[2]) for r in rows)
     counters["forwarded"] += sum(int(r[3]) for r in rows)
+    counters["dropped"] = sum(int(r[4]) for r in rows)  # the latest selection's, not a running sum
     return [r[0] for r in rows], [int(r[1]) for r in rows]
 
 

@@ -74,3 +74,16 @@ def test_only_the_first_selection_waits(service, tmp_path):
 def test_bad_options_name_the_option(service, tmp_path, kw, option):
     with pytest.raises(ConfigError, match=option):
         config(service[0], tmp_path, **kw)
+
+
+def test_nessa_ss_drops_learned_examples_across_the_runs_selections(service, tmp_path):
+    """Every selection of a run feeds one loss history on the server: with a threshold every loss
+    is under and a one-observation window, the second selection already leaves out learned
+    examples (never below min_keep)."""
+    target, store = service
+    recs = train(config(target, tmp_path, strategy="nessa-ss", drop_threshold=50.0, watch=1, min_keep=0.5,
+                        epochs=3, warm_start=0, overlap_selection=False)).records
+    assert recs[0]["dropped"] == 0  # the first selection has no history yet
+    assert 0 < recs[1]["dropped"] <= len(store) // 2
+    rnd = train(config(target, tmp_path / "r", strategy="random", epochs=1)).records
+    assert rnd[0]["dropped"] is None  # nothing asked to drop
