@@ -33,11 +33,11 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 torch.set_num_threads(1)
 
+from bench._tta_stats import mean_ci  # noqa: E402
 from host.models import build_model, to_input  # noqa: E402
 from host.selection import class_budgets, select  # noqa: E402
 from storage_service.ingest.locate import find_fashion_mnist  # noqa: E402
 
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
 def _idx(p):
@@ -59,15 +59,6 @@ def load():
     return to_input(xtr.copy(), (28, 28)), ytr, to_input(xte.copy(), (28, 28)), yte
 
 
-def _ci(xs):
-    n = len(xs)
-    m = sum(xs) / n
-    if n < 2:
-        return m, float("nan")
-    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1))
-    return m, _T95[n - 1] * sd / math.sqrt(n)
-
-
 def report(path):
     """Per budget: per-seed accuracy, mean ± 95 % t interval, paired difference vs random."""
     R, fwd = collections.defaultdict(dict), {}
@@ -86,9 +77,9 @@ def report(path):
         base = R.get((budget, "random"), {})
         for k in sorted(arms, key=lambda k: k[1] != "random"):
             v = R[k]
-            m, h = _ci(list(v.values()))
+            m, h = mean_ci(list(v.values()))
             ds = [v[s] - base[s] for s in v if s in base]
-            dtxt = "-" if k[1] == "random" or not ds else "%+.2f ± %.2f (%d)" % (_ci(ds)[0], _ci(ds)[1], len(ds))
+            dtxt = "-" if k[1] == "random" or not ds else "%+.2f ± %.2f (%d)" % (mean_ci(ds)[0], mean_ci(ds)[1], len(ds))
             print(f"| {k[1]} | " + " | ".join(f"{v[s]:.2f}" if s in v else "" for s in seeds)
                   + f" | {m:.2f} ± {h:.2f} | {dtxt} | {fwd[k]:.0f} |")
 

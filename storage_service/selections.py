@@ -84,8 +84,8 @@ MAX_RUN_CHARS = 256
 
 #: SelectionParams' fields that arrived with the mini-batch strategies: left out of the id's
 #: hash while at their default, so earlier selections keep their ids.
-_NEW_PARAM_DEFAULTS = {"batch_size": 0, "num_batches": 0, "pool_size": 0, "run": "", "drop_threshold": 0.0, "watch": 0,
-                       "min_keep": 0.0}
+_NEW_PARAM_DEFAULTS = {f.name: f.default for f in fields(SelectionParams)
+                       if f.name in ("batch_size", "num_batches", "pool_size", "run", "drop_threshold", "watch", "min_keep")}
 
 
 @dataclass(frozen=True)

@@ -68,11 +68,6 @@ class RoundFeeder:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nessa-rounds")
         self._pending: Future | None = None
 
-    @property
-    def version(self) -> int:
-        """The last model version pushed (for the trainer's own numbering)."""
-        return self._version
-
     def request(self, model: torch.nn.Module) -> None:
         if self._pending is not None:
             raise RuntimeError("a round is already being fetched")
