@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from storage_service._errors import FailedPrecondition, InvalidArgument, NotFound
+from storage_service._errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from storage_service._proto import nessa_pb2 as pb
 from storage_service._wire import BatchEncoder
 from storage_service.models_registry import DEFAULT_MAX_MODEL_BYTES, ModelRecord, ModelRegistry
@@ -61,6 +62,11 @@ class StorageCore:
         self.backend = backend
         self._lock = threading.Lock()
         self._stores: dict[str, object] = {}
+        # Streams in flight, so that a graceful stop can let them finish before it closes the
+        # sockets (see drain_streams).
+        self._streams = threading.Condition()
+        self._active_streams = 0
+        self._draining = False
         state = self.root / STATE_DIR
         self.models = ModelRegistry(state / "models", self._dataset_shapes, max_bytes=max_model_bytes)
         self.selections = SelectionManager(state / "selections", workers=select_workers)
@@ -168,6 +174,8 @@ class StorageCore:
 
     def stream(self, p: StreamParams) -> Iterator[bytes]:
         """SampleBatch wire bytes for the request; checks everything before the first batch."""
+        if self._draining:
+            raise Unavailable("the server is stopping; retry on a running server")
         store = self.store(p.dataset)
         world = p.world_size or 1
         try:
@@ -190,10 +198,37 @@ class StorageCore:
 
     def _batches(self, store, encoder: BatchEncoder, ids, weights, p: StreamParams, total: int, step: int) -> Iterator[bytes]:
         labels = store.labels
-        for pos in range(int(p.start_offset), total, step):
-            chunk = ids[pos : pos + step]
-            header = pb.BatchHeader(selection_id=p.selection, epoch=p.epoch, offset=pos, count=len(chunk), total=total)
-            yield encoder.encode(header, chunk, labels[chunk], weights[pos : pos + step], functools.partial(store.take_bytes, chunk))
+        with self._streams:
+            self._active_streams += 1
+        try:
+            for pos in range(int(p.start_offset), total, step):
+                chunk = ids[pos : pos + step]
+                header = pb.BatchHeader(selection_id=p.selection, epoch=p.epoch, offset=pos, count=len(chunk), total=total)
+                yield encoder.encode(header, chunk, labels[chunk], weights[pos : pos + step], functools.partial(store.take_bytes, chunk))
+        finally:
+            with self._streams:
+                self._active_streams -= 1
+                self._streams.notify_all()
+
+    def drain_streams(self, timeout: float) -> bool:
+        """Refuse new streams (UNAVAILABLE) and wait up to ``timeout`` s for those in flight to end.
+
+        Why not leave it to gRPC's own graceful stop: it closes a connection as soon as its last
+        call has handed its final message to the transport; if the client's flow-control updates
+        are then still unread on the server's socket, the kernel resets the connection and drops
+        what the client had not yet received (seen as "Connection reset by peer" a few batches
+        before the end). Returns whether any stream was in flight when the drain began.
+        """
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._streams:
+            self._draining = True
+            busy = self._active_streams > 0
+            while self._active_streams > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._streams.wait(left)
+        return busy
 
     def close(self) -> None:
         self.selections.shutdown(wait=False)

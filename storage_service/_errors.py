@@ -16,6 +16,7 @@ __all__ = [
     "ResourceExhausted",
     "AlreadyExists",
     "Unauthenticated",
+    "Unavailable",
 ]
 
 
@@ -47,3 +48,9 @@ class AlreadyExists(ServiceError):
 
 class Unauthenticated(ServiceError):
     code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class Unavailable(ServiceError):
+    """The server cannot take the call now (it is stopping): a client may retry elsewhere or later."""
+
+    code = grpc.StatusCode.UNAVAILABLE

@@ -344,15 +344,19 @@ class StorageClient:
             batch_bytes=int(batch_bytes),
         )
         failures = 0
+        complete = False
         while True:
             batches = self._open_stream(request)
             try:
                 for batch in batches:
                     failures = 0
                     request.start_offset = batch.offset + batch.count
+                    complete = request.start_offset >= batch.total
                     yield batch
                 return
             except (grpc.RpcError, _native_channel.NativeRpcError) as exc:
+                if complete:
+                    return  # every row arrived; only the closing status was lost (server stopped)
                 code, details = (exc.code, exc.details) if isinstance(exc, _native_channel.NativeRpcError) else (exc.code(), exc.details() or "")
                 if code == grpc.StatusCode.UNAVAILABLE and failures < self.retries:
                     self._forget_data_plane()  # a restarted server may listen on another data port

@@ -5,8 +5,9 @@ The server carries the ``nessa.v1.Storage`` service, the standard gRPC health se
 runs the data plane (``_data_plane``): StreamSamples on gRPC C++ on a second port of the same
 host, announced by GetServerInfo. It binds 127.0.0.1 unless told otherwise, speaks TLS when
 given a certificate and key, and checks a bearer token when given one. ``stop(grace)`` is
-graceful: health turns NOT_SERVING, new calls are refused, and calls in flight get ``grace``
-seconds to finish.
+graceful: health turns NOT_SERVING, new streams are refused (UNAVAILABLE), streams in flight get
+``grace`` seconds to finish and their last batches a moment to reach the client, then the ports
+close.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
@@ -33,6 +35,9 @@ from storage_service.tls import credentials_from_pems, read_key_pair
 __all__ = ["StorageServer", "create_server", "serve_local", "DEFAULT_PORT"]
 
 DEFAULT_PORT = 50051
+# How long a graceful stop keeps the sockets open after the last stream has ended, so that the
+# batches still in the transport reach the client before the connection closes.
+_LINGER_S = 0.25
 _log = logging.getLogger("nessa.service")
 
 
@@ -50,9 +55,16 @@ class StorageServer:
     def stop(self, grace: float | None = 5.0) -> None:
         """Stop serving; calls in flight get ``grace`` seconds. Blocks until stopped."""
         self._health.enter_graceful_shutdown()
-        stopped = self.grpc_server.stop(grace)
+        grace = max(0.0, grace or 0.0)
+        deadline = time.monotonic() + grace
+        if self.core.drain_streams(grace):
+            # The last batches are with the transport, not yet with the client: keep the
+            # sockets open a moment so they arrive before the connection is closed.
+            time.sleep(min(_LINGER_S, max(0.0, deadline - time.monotonic())))
+        left = max(0.0, deadline - time.monotonic())
+        stopped = self.grpc_server.stop(left)
         if self.data_plane is not None:
-            self.data_plane.stop(grace)
+            self.data_plane.stop(left)
         stopped.wait()
         self.core.close()
 

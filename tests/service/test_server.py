@@ -277,6 +277,49 @@ def test_graceful_stop_releases_the_port(tmp_path):
         assert again == port
 
 
+def test_stopping_server_refuses_new_streams_and_waits_for_those_in_flight(tmp_path):
+    root = make_root(tmp_path)
+    with running(root) as (srv, port), StorageClient(f"127.0.0.1:{port}", retries=0) as c:
+        stream = c.stream_samples("a", selection="full", batch_bytes=64)
+        next(stream)
+        drained = []
+        drainer = threading.Thread(target=lambda: drained.append(srv.core.drain_streams(10.0)))
+        drainer.start()
+        with pytest.raises(StorageError) as info:
+            list(c.stream_samples("a", selection="full"))
+        assert info.value.code == grpc.StatusCode.UNAVAILABLE and "stopping" in info.value.details
+        assert drainer.is_alive()  # the first stream is still open
+        assert 1 + len(list(stream)) == 600
+        drainer.join(10)
+        assert drained == [True]
+
+
+def test_stream_whose_closing_status_is_lost_after_the_last_row_ends_cleanly(tmp_path, monkeypatch):
+    """A server stopping right after the last batch may reset the connection before the status
+    arrives: when every row is here the client ends the stream; when rows are missing it says so."""
+    from storage_service._native_channel import NativeRpcError
+
+    root = make_root(tmp_path)
+    with running(root) as (_, port), StorageClient(f"127.0.0.1:{port}", retries=0) as c:
+        real = c._open_stream
+
+        def reset_after(cut):
+            def open_stream(request):
+                for i, batch in enumerate(real(request)):
+                    if i == cut:
+                        break
+                    yield batch
+                raise NativeRpcError(grpc.StatusCode.UNAVAILABLE, "recvmsg:Connection reset by peer")
+            return open_stream
+
+        monkeypatch.setattr(c, "_open_stream", reset_after(cut=10**9))
+        assert sum(b.count for b in c.stream_samples("a", selection="full", batch_bytes=6400)) == 600
+        monkeypatch.setattr(c, "_open_stream", reset_after(cut=2))
+        with pytest.raises(StorageError) as info:
+            list(c.stream_samples("a", selection="full", batch_bytes=6400))
+        assert info.value.code == grpc.StatusCode.UNAVAILABLE
+
+
 @pytest.mark.parametrize("dataset", ["a", "img/b"])  # several record batches / a single one
 def test_streamed_bytes_match_the_store(client, root, dataset):
     st = Store(root / dataset)
