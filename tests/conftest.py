@@ -32,3 +32,31 @@ def fm_store_root(tmp_path_factory, fashion_mnist_dir) -> Path:
     root = tmp_path_factory.mktemp("stores")
     ingest(fashion_mnist_dir, root / "fm", progress=False)
     return root
+
+
+def _missing_prerequisites() -> list[str]:
+    """What this machine lacks for the suite, each with the fix (empty: all there)."""
+    import shutil
+
+    missing = []
+    for tools, package in ((("iverilog", "vvp"), "iverilog"), (("g++",), "g++"), (("make",), "make"), (("openssl",), "openssl")):
+        if any(shutil.which(t) is None for t in tools):
+            tool = "/".join(tools)
+            missing.append(f"`{tool}` (Debian: apt-get install {package})")
+    from storage_service import _native_channel
+
+    if not _native_channel.available():
+        missing.append("the data plane extension storage_service._native_stream (install libgrpc++-dev and g++, then reinstall: pip install -e '.[dev]')")
+    try:
+        find_fashion_mnist()
+    except RuntimeError:
+        missing.append("Fashion-MNIST (Debian: apt-get install dataset-fashion-mnist, or set NESSA_FASHION_MNIST)")
+    return missing
+
+
+def pytest_sessionstart(session):
+    # One clear message instead of a hundred failures on a machine set up by hand: `bash .ci/run`
+    # installs all of it.
+    missing = _missing_prerequisites()
+    if missing:
+        pytest.exit("the test suite needs, and this machine lacks:\n  - " + "\n  - ".join(missing) + "\n`bash .ci/run` installs everything into a fresh virtual environment and runs the suite.", returncode=4)
