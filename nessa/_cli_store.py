@@ -20,11 +20,11 @@ def _shape(text: str) -> tuple[int, ...]:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("ingest", help="turn IDX / NumPy / image-folder / Arrow / Parquet data into a store",
-                       description="Ingest SOURCE into the store DEST (atomically). An IDX folder becomes DEST/train and DEST/test.")
+    p = sub.add_parser("ingest", help="turn IDX / NumPy / image-folder / Arrow / Parquet / CIFAR / SVHN data into a store",
+                       description="Ingest SOURCE into the store DEST (atomically). An IDX, CIFAR or SVHN folder becomes DEST/train and DEST/test (SVHN also DEST/extra).")
     p.add_argument("source")
     p.add_argument("dest")
-    p.add_argument("--kind", choices=["idx", "arrays", "images", "table"], help="input kind (default: detect)")
+    p.add_argument("--kind", choices=["idx", "arrays", "images", "table", "cifar", "svhn"], help="input kind (default: detect)")
     p.add_argument("--name", help="data set name recorded in the manifest (default: DEST's folder name)")
     p.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
     p.add_argument("--shard-mb", type=float, default=64.0, help="maximum shard size in MiB (default 64)")

@@ -7,6 +7,10 @@ Sources (auto-detected, or named with ``kind``):
 * ``arrays``: an ``.npz`` with ``x`` and ``y``, or a folder with ``x.npy`` and ``y.npy``.
 * ``images``: a folder with one sub-folder of images per class (Pillow).
 * ``table``: an Arrow IPC or Parquet table with a sample and a label column.
+* ``cifar``: CIFAR-10 / CIFAR-100 as published (binary or python batches; ``cifar.py``);
+  becomes ``DEST/train`` and ``DEST/test``.
+* ``svhn``: SVHN's ``train_32x32.mat`` / ``test_32x32.mat`` / ``extra_32x32.mat``; becomes
+  ``DEST/train``, ``DEST/test``, ``DEST/extra``.
 
 Every ingest is atomic: it writes into a temporary sibling folder and renames it into place.
 """
@@ -21,9 +25,11 @@ import numpy as np
 from tqdm import tqdm
 
 from storage_service.ingest.arrays import load_arrays
+from storage_service.ingest.cifar import is_cifar, load_cifar
 from storage_service.ingest.idx import FASHION_MNIST_CLASSES, find_idx_pairs, load_idx_pair
 from storage_service.ingest.images import iter_images, scan_image_folder
 from storage_service.ingest.labels import as_int_labels
+from storage_service.ingest.svhn import is_svhn, load_svhn
 from storage_service.ingest.table import TABLE_SUFFIXES, load_table
 from storage_service.ingest.writer import (DEFAULT_SHARD_BYTES, IngestError, StoreWriter, atomic_dir, write_chunks,
                                            write_store)
@@ -37,6 +43,8 @@ class SourceKind(str, enum.Enum):
     ARRAYS = "arrays"
     IMAGES = "images"
     TABLE = "table"
+    CIFAR = "cifar"
+    SVHN = "svhn"
 
 
 def detect_kind(source: Path) -> SourceKind:
@@ -48,6 +56,10 @@ def detect_kind(source: Path) -> SourceKind:
             raise IngestError(f"{source}: empty input (empty folder)")
         if any("idx" in p.name for p in entries if p.is_file()):
             return SourceKind.IDX
+        if is_cifar(source):
+            return SourceKind.CIFAR
+        if is_svhn(source):
+            return SourceKind.SVHN
         if (source / "x.npy").exists() or (source / "y.npy").exists():
             return SourceKind.ARRAYS
         if any(p.is_dir() for p in entries):
@@ -106,6 +118,20 @@ def ingest(source: str | Path, dest: str | Path, *, kind: SourceKind | str | Non
                                               dtype=x.dtype, num_classes=num_classes,
                                               class_names=classes if classes and num_classes == len(classes) else None,
                                               shard_bytes=shard_bytes, extra={"source": "idx"})
+        return out
+
+    if kind in (SourceKind.CIFAR, SourceKind.SVHN):
+        loaded = load_cifar(source) if kind is SourceKind.CIFAR else load_svhn(source)  # validate all before writing
+        with atomic_dir(dest, overwrite=overwrite) as tmp:
+            for split, (x, y, classes) in loaded.items():
+                num_classes = max(int(y.max()) + 1 if y.size else 0, len(classes or []))
+                sub = tmp / split
+                sub.mkdir()
+                with bar(len(y), split) as pb:
+                    out[split] = write_chunks(sub, _chunks(x, y), progress=pb, name=f"{base}/{split}", sample_shape=x.shape[1:],
+                                              dtype=x.dtype, num_classes=num_classes,
+                                              class_names=classes if classes and num_classes == len(classes) else None,
+                                              shard_bytes=shard_bytes, extra={"source": kind.value})
         return out
 
     if kind is SourceKind.IMAGES:
