@@ -15,6 +15,8 @@ working (``nessa`` was the name of whole-data CRAIG selection before the mini-ba
               until the trainer's quadratic loss model drifts (adaptive steps), learned examples
               dropped from the pools
     nessa-ss  NeSSA's subset shrinking: CRAIG over the examples not yet learned
+    max-loss  per class the highest-loss examples under the pushed model (the max-loss
+              baseline of data-efficient augmentation, Liu & Mirzasoleiman 2022)
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Strategy(str, enum.Enum):
     NESSA_PA = "nessa-pa"
     CREST = "crest"
     NESSA_SS = "nessa-ss"
+    MAX_LOSS = "max-loss"
 
 
 #: Old or informal names accepted wherever a strategy name is read.
@@ -72,6 +75,7 @@ _REGISTRY: dict[Strategy, StrategySpec] = {
     Strategy.CREST: StrategySpec(True, True, True, "mini-batch coresets reselected when the loss model drifts (CREST)",
                                  minibatch=True, drops=True, adaptive=True),
     Strategy.NESSA_SS: StrategySpec(True, True, True, "CRAIG over the examples not yet learned (NeSSA SS)", drops=True),
+    Strategy.MAX_LOSS: StrategySpec(True, True, True, "per class the highest-loss examples under the pushed model"),
 }
 
 

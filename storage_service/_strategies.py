@@ -139,6 +139,27 @@ def _nessa_ss(store, params: SelectionParams, model, history=None) -> _Result:
     return _whole_data(store, params, model, history, drop=True)
 
 
+def _max_loss(store, params: SelectionParams, model, history=None) -> _Result:
+    """Per class, the ceil(f * n_c) examples the pushed model finds hardest (loss from the same
+    gradient-proxy features CRAIG uses, so it costs one forward pass), weight 1."""
+    from host.budget import class_budgets_array
+    from host.minibatch import losses_from_features
+
+    ids = np.arange(len(store), dtype=np.int64)
+    features = _features_of(store, ids, model, params)
+    labels = store.labels
+    losses = losses_from_features(features, labels)
+    _observe(history, params, ids, features, labels)
+    budgets = class_budgets_array(np.bincount(labels, minlength=store.manifest.num_classes), params.fraction)
+    chosen = []
+    for c, k in enumerate(budgets):
+        members = np.flatnonzero(labels == c)
+        if k:  # stable: ties go to the lower id
+            chosen.append(members[np.argsort(-losses[members], kind="stable")[:k]])
+    out = np.sort(np.concatenate(chosen)) if chosen else np.empty(0, np.int64)
+    return _Result(out, np.ones(len(out), np.float32), float(losses[out].sum()), num_forwarded=len(ids))
+
+
 def _minibatches(store, params: SelectionParams, model, history=None) -> _Result:
     """nessa-pa / crest (they differ only in their defaults, ``resolve_options``): pools after
     drops, features of the pools only, one coreset of ``batch_size`` per pool, in order."""
@@ -168,4 +189,5 @@ STRATEGIES: dict[Strategy, Callable] = {
     Strategy.NESSA_PA: _minibatches,
     Strategy.CREST: _minibatches,
     Strategy.NESSA_SS: _nessa_ss,
+    Strategy.MAX_LOSS: _max_loss,
 }

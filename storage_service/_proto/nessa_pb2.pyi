@@ -16,6 +16,7 @@ class Strategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STRATEGY_NESSA_PA: _ClassVar[Strategy]
     STRATEGY_CREST: _ClassVar[Strategy]
     STRATEGY_NESSA_SS: _ClassVar[Strategy]
+    STRATEGY_MAX_LOSS: _ClassVar[Strategy]
 
 class Backend(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -37,6 +38,7 @@ STRATEGY_CRAIG: Strategy
 STRATEGY_NESSA_PA: Strategy
 STRATEGY_CREST: Strategy
 STRATEGY_NESSA_SS: Strategy
+STRATEGY_MAX_LOSS: Strategy
 BACKEND_UNSPECIFIED: Backend
 BACKEND_CPU: Backend
 BACKEND_EMU: Backend
