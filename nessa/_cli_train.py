@@ -80,6 +80,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tls-ca", type=Path, help="PEM root certificate: connect with TLS")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per call (selection can be slow)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--augment", default="", metavar="LIST",
+                   help="augment training batches: comma list of crop, flip, cutout, randaugment (default: none)")
+    p.add_argument("--augment-subset", default="", metavar="KIND:FRACTION",
+                   help="augment only copies of a subset the storage host picks (coreset, random or max-loss), "
+                        "added to the streamed batches: data-efficient augmentation (needs --augment)")
+    p.add_argument("--augment-every", type=int, default=5, metavar="R", help="epochs between subset picks (default 5)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_train)
 
@@ -132,7 +138,8 @@ def _train(args: argparse.Namespace) -> int:
             use_weights=not args.no_weights, seed=args.seed, backend=args.backend, batch_bytes=args.batch_bytes,
             prefetch=args.prefetch, device=args.device, out_dir=args.out_dir, run_name=args.run_name,
             checkpoint_every=args.checkpoint_every, max_steps=args.max_steps, resume=args.resume, token=_token(args.token_file),
-            tls_ca=args.tls_ca, timeout=args.timeout, progress=not args.no_progress, threads=args.threads)
+            tls_ca=args.tls_ca, timeout=args.timeout, progress=not args.no_progress, threads=args.threads,
+            augment=args.augment, augment_subset=args.augment_subset, augment_every=args.augment_every)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     if cfg.out_dir is not None:  # fail before connecting, not after the first epoch

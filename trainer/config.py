@@ -114,6 +114,10 @@ class TrainConfig:
     timeout: float = 3600.0  # seconds per RPC (selection can take a while)
     progress: bool = True
     threads: int | None = None  # torch intra-op threads (None: torch's default)
+    # Augmentation (trainer/augment_subset.py): transforms, and the subset to augment.
+    augment: str = ""  # comma list of crop, flip, cutout, randaugment ("": none)
+    augment_subset: str = ""  # KIND:FRACTION (coreset, random, max-loss): augment only that subset
+    augment_every: int = 5  # epochs between picks of the subset to augment (R)
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -174,6 +178,18 @@ class TrainConfig:
             raise ConfigError(f"--device: {dev!r}; choose auto, cpu, cuda or cuda:N")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"--threads: must be >= 1, got {self.threads!r}")
+        from trainer.augment_subset import parse_augment, parse_augment_subset
+
+        try:
+            names = parse_augment(self.augment)
+            if self.augment_subset:
+                parse_augment_subset(self.augment_subset)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if self.augment_subset and not names:
+            raise ConfigError("--augment-subset: needs --augment to say which transforms the subset's copies get")
+        if not isinstance(self.augment_every, int) or isinstance(self.augment_every, bool) or self.augment_every < 1:
+            raise ConfigError(f"--augment-every: must be an integer >= 1, got {self.augment_every!r}")
         if self.resume and self.out_dir is None:
             raise ConfigError("--resume: needs --out-dir (where the checkpoint lives)")
         if self.checkpoint_every and self.out_dir is None:

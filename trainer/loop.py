@@ -27,6 +27,8 @@ from host.models import build_model, input_chw, to_input
 from host.budget import class_budget
 from host.strategies import Strategy, spec
 from storage_service.client import FULL_SELECTION
+from trainer.augment import Augmenter
+from trainer.augment_subset import BatchAugment, SubsetCopies, augment_config, parse_augment, parse_augment_subset
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, Schedule, TrainConfig
 from trainer.dataset import SampleStream
@@ -118,6 +120,15 @@ def train(cfg: TrainConfig) -> TrainResult:
             offsets = list(ck["offsets"][dist.rank])
             selections, counts = list(ck["selections"]), list(ck["num_selected"])
             counters.update(ck["counters"])
+        # Augmentation: of every batch, or copies of a subset the storage host picks every R epochs.
+        augment, aug_kind, aug_fraction = None, None, 0.0
+        if cfg.augment:
+            augmenter = Augmenter(augment_config(parse_augment(cfg.augment), shape))
+            copies = None
+            if cfg.augment_subset:
+                aug_kind, aug_fraction = parse_augment_subset(cfg.augment_subset)
+                copies = SubsetCopies(augmenter, seed=cfg.seed, use_weights=cfg.use_weights)
+            augment = BatchAugment(augmenter, copies, seed=cfg.seed)
         net = model
         if dist.on:
             net = torch.nn.parallel.DistributedDataParallel(
@@ -178,6 +189,16 @@ def train(cfg: TrainConfig) -> TrainResult:
                     else:
                         selections, counts = _share(dist, call() if call is not None else None, counters)
                     counters["selection_s"] += time.perf_counter() - t_sel
+            if aug_kind is not None and (epoch % cfg.augment_every == 0 or not len(augment.copies)):
+                t_sel = time.perf_counter()
+                call = _request(cfg, dist, cluster, model, arch, epoch, counters, run_id, strategy=aug_kind.strategy,
+                                fraction=aug_fraction)
+                picked, _ = _share(dist, call() if call is not None else None, counters)
+                counters["bytes_received"] += augment.copies.load(
+                    b for part, sel in zip(cluster.parts(cfg.dataset, picked), picked)
+                    for b in part.source.stream_samples(cfg.dataset, selection=sel, seed=cfg.seed, epoch=epoch, rank=0,
+                                                        world_size=1, start_offset=0, batch_bytes=cfg.batch_bytes))
+                counters["selection_s"] += time.perf_counter() - t_sel
             if not resuming_mid_epoch:
                 offsets, start_step = [0] * len(cluster.sources), 0
                 counters["loss_sum"], counters["loss_n"] = 0.0, 0.0
@@ -194,7 +215,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                                       batch_bytes=cfg.batch_bytes, prefetch=cfg.prefetch, device=dist.device,
                                       limit=limit)
             stopped = _train_epoch(cfg, dist, net, model, optimizer, stream, shape, epoch, start_step, steps,
-                                   counters, selections, counts, ckpt_path, identity)
+                                   counters, selections, counts, ckpt_path, identity, augment, per_rank)
             if isinstance(stream, _RoundEpoch):
                 round_stats = stream.stats()
                 for key in ("selection_s", "storage_s", "forwarded", "model_bytes"):
@@ -252,16 +273,20 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 
 def _request(cfg: TrainConfig, dist: _Dist, cluster: Cluster, model: torch.nn.Module, arch: str, epoch: int,
-             counters: dict, run_id: str, *, warm_start: bool = False) -> Callable[[], str] | None:
+             counters: dict, run_id: str, *, warm_start: bool = False, strategy: Strategy | None = None,
+             fraction: float | None = None) -> Callable[[], str] | None:
     """Rank 0: snapshot the model now; return the call that pushes it and selects (None elsewhere).
-    ``warm_start``: a fresh random subset of the same budget instead of the strategy's selection."""
+    ``warm_start``: a fresh random subset of the same budget instead of the strategy's selection;
+    ``strategy``/``fraction``: another selection than the run's (the subset to augment)."""
     if dist.rank != 0:
         return None
-    name = Strategy.RANDOM if warm_start else cfg.strategy
+    own = strategy is None and not warm_start
+    name = Strategy.RANDOM if warm_start else (strategy or cfg.strategy)
+    fraction = cfg.fraction if fraction is None else fraction
     strategy = spec(name)
     blob, version = None, None
     extra = {}
-    if strategy.drops or (strategy.needs_model and cfg.drop_threshold > 0):
+    if own and (strategy.drops or (strategy.needs_model and cfg.drop_threshold > 0)):
         extra = dict(run=run_id, drop_threshold=cfg.drop_threshold,
                      watch=cfg.watch, min_keep=cfg.min_keep)
     if strategy.needs_model:
@@ -273,7 +298,7 @@ def _request(cfg: TrainConfig, dist: _Dist, cluster: Cluster, model: torch.nn.Mo
     def call() -> str:
         if blob is not None:
             cluster.push_model(arch, blob, version)
-        infos = cluster.select(name, cfg.fraction, seed=seed, model_version=version, backend=cfg.backend, **extra)
+        infos = cluster.select(name, fraction, seed=seed, model_version=version, backend=cfg.backend, **extra)
         return "\n".join(f"{i.id}\t{int(i.num_selected)}\t{float(i.seconds)!r}\t{int(getattr(i, 'num_forwarded', 0))}"
                          f"\t{int(getattr(i, 'num_dropped', 0))}" for i in infos)
 
@@ -317,7 +342,7 @@ class _RoundEpoch:
 def _train_epoch(cfg: TrainConfig, dist: _Dist, net: torch.nn.Module, model: torch.nn.Module,
                  optimizer: torch.optim.Optimizer, stream: SampleStream, shape: tuple[int, ...], epoch: int,
                  step: int, steps: int, counters: dict, selections: list[str], counts: list[int],
-                 ckpt_path, identity: dict) -> bool:
+                 ckpt_path, identity: dict, augment: BatchAugment | None = None, rows_per_epoch: int = 0) -> bool:
     """One epoch (or its rest, from ``step``); True when ``max_steps`` stopped it early."""
     from tqdm import tqdm
 
@@ -331,10 +356,13 @@ def _train_epoch(cfg: TrainConfig, dist: _Dist, net: torch.nn.Module, model: tor
             lr = lr_at(cfg, epoch + min(step / steps, 1.0))
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            logits = net(to_input(batch.x, shape))
-            per_example = F.cross_entropy(logits, batch.y, reduction="none")
+            x, y, w = batch.x, batch.y, batch.w
+            if augment is not None:
+                x, y, w = augment(x, batch.ids, y, w, epoch=epoch, sample_shape=shape, rows_per_epoch=rows_per_epoch)
+            logits = net(to_input(x, shape if augment is None else input_chw(shape)))
+            per_example = F.cross_entropy(logits, y, reduction="none")
             # CRAIG: each selected example stands for `w` examples (weights average 1 per class).
-            loss = (per_example * batch.w).mean() if cfg.use_weights else per_example.mean()
+            loss = (per_example * w).mean() if cfg.use_weights else per_example.mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if observe is not None:  # CREST: the loss model is checked at these parameters
@@ -342,9 +370,9 @@ def _train_epoch(cfg: TrainConfig, dist: _Dist, net: torch.nn.Module, model: tor
             optimizer.step()
             step += 1
             counters["steps"] += 1
-            local[0] += float(loss.detach()) * len(batch)
-            local[1] += len(batch)
-            local[2] += len(batch)
+            local[0] += float(loss.detach()) * len(y)
+            local[1] += len(y)
+            local[2] += len(y)  # augmented copies count: they are trained on
             local[3] += batch.nbytes
             bar.update(1)
             stop = bool(cfg.max_steps) and counters["steps"] >= cfg.max_steps
