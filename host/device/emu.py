@@ -2,16 +2,27 @@
 
 Import this module where you would import ``pyxrt``; the host code cannot tell them apart
 (:mod:`host.device.flow` is the one host path). Names and call shapes follow pyxrt's pybind11
-bindings (XRT ``src/python/pybind11/src/pyxrt.cpp``)::
+bindings as SmartSSD platforms ship them: XRT 2.11 (2021.1, the release of the platform
+``xilinx_u2_gen3x4_xdma_gc_2_202110_1``) and 2.12 (2021.2). Only what *both* releases bind is
+offered -- read from ``src/python/pybind11/src/pyxrt.cpp`` at tags ``202110.2.11.634`` and
+``202120.2.12.427`` of Xilinx/XRT::
 
-    d = emu.device(0)                                  # the one emulated SmartSSD
+    d = emu.device(0)                                  # device(unsigned); index required
     xb = emu.xclbin(path)                              # path: the library from build.library_path()
+    xb.get_ips()                                       # [ip.get_name() == "kernel:cu"] (get_kernels is 2.12+)
     uuid = d.load_xclbin(xb)
-    k = emu.kernel(d, uuid, "nessa_greedy", emu.kernel.shared)
-    b = emu.bo(d, nbytes, emu.bo.normal | p2p | host_only | device_only, k.group_id(0))
+    k = emu.kernel(d, uuid, "nessa_greedy", emu.kernel.shared)   # 2.11/2.12 bind only the 4-argument form
+    b = emu.bo(d, nbytes, emu.bo.normal | p2p | device_only, k.group_id(0))
     b.write(buf, seek); b.read(size, skip) -> int8 ndarray; b.map() -> memoryview
-    b.sync(emu.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE[, size, offset])
-    r = k(*args); r.wait([timeout_ms]) -> emu.ert_cmd_state.ERT_CMD_STATE_COMPLETED
+    b.sync(emu.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE, size, offset)   # 2.11/2.12: 3 arguments only
+    r = k(*args); r.wait(timeout_ms) -> emu.ert_cmd_state.ERT_CMD_STATE_COMPLETED   # 2.11: timeout required
+
+Newer forms raise :class:`TargetXrtError` naming the release that added them, so host code that
+drifts fails a test here instead of on the card: ``bo.sync(dir)`` (bound from 2.16),
+``run.wait()`` without a timeout (2.12), ``kernel(d, uuid, name)`` without an access mode (2.13),
+``device(bdf)`` / ``device.get_info`` (2.12), ``xclbin.get_kernels`` (2.12) and
+``enumerate_devices`` (2.17) -- each release checked at its tag (202210.2.13.466 ... 202410.2.17.319). ``host_only`` buffers are refused
+as the U.2 shell refuses them (it has no host-memory bank).
 
 Faithful where it matters for catching host bugs: a ``normal`` bo has separate host and device
 copies (a missing ``sync`` shows up as stale data); ``p2p`` / ``host_only`` bos are one memory;
@@ -35,7 +46,7 @@ import numpy as np
 from host.device.build import library_path
 
 __all__ = ["device", "xclbin", "uuid", "kernel", "bo", "run", "xclBOSyncDirection", "ert_cmd_state",
-           "enumerate_devices", "DDR_BYTES", "default_xclbin", "XCL_BO_FLAGS_NONE"]
+           "enumerate_devices", "DDR_BYTES", "default_xclbin", "XCL_BO_FLAGS_NONE", "TARGET_XRT", "TargetXrtError"]
 
 #: DDR4 behind the SmartSSD's FPGA.
 DDR_BYTES = 4 << 30
@@ -63,8 +74,22 @@ class ert_cmd_state(enum.IntEnum):  # noqa: N801 - pyxrt's name
     ERT_CMD_STATE_SKCRASHED = 11
 
 
+#: The XRT releases whose pyxrt this emulator offers (their common subset).
+TARGET_XRT = ("2.11", "2.12")
+
+
+class TargetXrtError(TypeError):
+    """A pyxrt call that XRT 2.11 / 2.12 (what SmartSSD platforms ship) does not bind."""
+
+
+def _too_new(call: str, since: str, instead: str) -> TargetXrtError:
+    return TargetXrtError(f"{call} is not in the pyxrt of XRT {' / '.join(TARGET_XRT)} (SmartSSD platforms) -- "
+                          f"it arrived in XRT {since}; use {instead}")
+
+
 def enumerate_devices() -> int:
-    return 1
+    """Refused: ``pyxrt.enumerate_devices`` arrived in XRT 2.17 (host/device/loader.py probes instead)."""
+    raise _too_new("enumerate_devices()", "2.17", "device(i) for i = 0, 1, ... until it raises")
 
 
 def default_xclbin() -> str:
@@ -86,15 +111,14 @@ class uuid:  # noqa: N801 - pyxrt's name
         return hash(self._text)
 
 
-class _XclbinKernel:
-    def __init__(self, name: str, args: list[tuple[str, str]]):
-        self._name, self._args = name, args
+class _XclbinIp:
+    """An IP_LAYOUT entry: a compute unit, named ``kernel:cu`` as in a hardware xclbin."""
+
+    def __init__(self, name: str):
+        self._name = name
 
     def get_name(self) -> str:
         return self._name
-
-    def get_num_args(self) -> int:
-        return len(self._args)
 
 
 class xclbin:  # noqa: N801 - pyxrt's name
@@ -123,8 +147,12 @@ class xclbin:  # noqa: N801 - pyxrt's name
     def get_uuid(self) -> uuid:
         return self._uuid
 
-    def get_kernels(self) -> list[_XclbinKernel]:
-        return [_XclbinKernel(n, a) for n, a in sorted(self._kernels.items())]
+    def get_ips(self) -> list[_XclbinIp]:
+        """One compute unit per kernel (``<kernel>:<kernel>_1``), as the SmartSSD link names them."""
+        return [_XclbinIp(f"{n}:{n}_1") for n in sorted(self._kernels)]
+
+    def get_kernels(self) -> None:
+        raise _too_new("xclbin.get_kernels()", "2.12", "xclbin.get_ips() (names 'kernel:cu')")
 
     def get_xsa_name(self) -> str:
         return "xilinx_u2_gen3x4_xdma_gc_2_202110_1 (emulated)"
@@ -155,9 +183,14 @@ def _exported_kernels(path: Path) -> list[str]:
 class device:  # noqa: N801 - pyxrt's name
     """The emulated SmartSSD (index 0 only)."""
 
-    def __init__(self, index: int = 0):
-        if isinstance(index, bool) or not isinstance(index, int):
-            raise TypeError(f"device(index): index must be an int, got {type(index).__name__}")
+    def __init__(self, *args: Any):
+        if len(args) != 1:
+            raise TypeError("device(index): pass the device index (pyxrt's device() opens no device)")
+        index = args[0]
+        if isinstance(index, str):
+            raise _too_new("device(bdf)", "2.12", "device(index)")
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            raise TypeError(f"device(index): index must be a non-negative int, got {index!r}")
         if index != 0:
             raise RuntimeError(f"No such device with index '{index}' (the emulator has one device, index 0)")
         self._xclbins: dict[uuid, xclbin] = {}
@@ -178,7 +211,7 @@ class device:  # noqa: N801 - pyxrt's name
         return next(reversed(self._xclbins))
 
     def get_info(self, key: Any) -> str:
-        return "xilinx_u2_gen3x4_xdma_gc_2_202110_1 (NeSSA x86 emulator)"
+        raise _too_new("device.get_info()", "2.12", "sysfs (host/device/p2p.py reads the BDF and P2P state there)")
 
     def _reserve(self, nbytes: int) -> None:
         with self._lock:
@@ -223,12 +256,16 @@ class bo:  # noqa: N801 - pyxrt's name
         _check_size(size, "size")
         if size == 0:
             raise RuntimeError("bo(): size must be > 0")
-        flags = bo.flags(int(flags))
+        if not isinstance(flags, bo.flags) or int(flags) not in {int(m) for m in bo.flags.__members__.values()}:
+            raise TypeError(f"bo(): flags must be one bo.flags member (pyxrt binds an enum), got {flags!r}")
+        if flags & bo.flags.host_only:
+            raise RuntimeError("bo(): host_only buffers are not supported by the SmartSSD's U.2 shell "
+                               "(xilinx_u2_gen3x4_xdma_gc_2_202110_1 has no host-memory bank); use normal")
         if isinstance(group, bool) or not isinstance(group, int) or group != 0:
             raise RuntimeError(f"bo(): memory group {group!r} does not exist (the SmartSSD has one DDR bank, group 0)")
         dev._reserve(size)
         self._device, self._flags, self._size, self._off, self._owner = dev, flags, size, 0, True
-        self._dev = np.zeros(size, dtype=np.uint8)
+        self._dev = _aligned_zeros(size)  # XRT places bos on 4 KiB boundaries (kernels may rely on it)
         single = flags & (bo.flags.p2p | bo.flags.host_only | bo.flags.device_only)
         self._host = self._dev if single else np.zeros(size, dtype=np.uint8)
 
@@ -264,12 +301,14 @@ class bo:  # noqa: N801 - pyxrt's name
         return memoryview(self._view(self._host))
 
     def sync(self, direction: xclBOSyncDirection, *size_offset: int) -> None:
-        """``sync(dir)`` (whole buffer) or ``sync(dir, size, offset)`` -- pyxrt's two overloads."""
+        """``sync(dir, size, offset)`` -- the only overload XRT 2.11 / 2.12 bind."""
         if not isinstance(direction, xclBOSyncDirection):
             raise TypeError(f"bo.sync: direction must be an xclBOSyncDirection, got {type(direction).__name__}")
-        if len(size_offset) not in (0, 2):
-            raise TypeError("bo.sync takes (direction) or (direction, size, offset)")
-        size, offset = size_offset if size_offset else (self._size, 0)
+        if not size_offset:
+            raise _too_new("bo.sync(direction)", "2.16", "bo.sync(direction, size, offset)")
+        if len(size_offset) != 2:
+            raise TypeError("bo.sync takes (direction, size, offset)")
+        size, offset = size_offset
         _check_size(size, "size"), _check_size(offset, "offset")
         if offset + size > self._size:
             raise RuntimeError(f"bo.sync of [{offset}, {offset + size}) exceeds the buffer size {self._size}")
@@ -279,6 +318,12 @@ class bo:  # noqa: N801 - pyxrt's name
                     else (self._dev, self._host))
         lo = self._off + offset
         dst[lo:lo + size] = src[lo:lo + size]
+
+
+def _aligned_zeros(size: int, align: int = 4096) -> np.ndarray:
+    raw = np.zeros(size + align, dtype=np.uint8)
+    off = (-raw.ctypes.data) % align
+    return raw[off:off + size]
 
 
 def _check_size(v: Any, what: str) -> None:
@@ -297,9 +342,15 @@ class kernel:  # noqa: N801 - pyxrt's name
 
     exclusive, shared, none = cu_access_mode.exclusive, cu_access_mode.shared, cu_access_mode.none
 
-    def __init__(self, dev: device, xuuid: uuid, name: str, mode: "kernel.cu_access_mode" = cu_access_mode.shared):
-        if not isinstance(dev, device) or not isinstance(xuuid, uuid) or not isinstance(name, str):
-            raise TypeError("kernel(device, uuid, name[, cu_access_mode])")
+    def __init__(self, *args: Any):
+        if len(args) == 3:
+            raise _too_new("kernel(device, uuid, name)", "2.13", "kernel(device, uuid, name, kernel.shared)")
+        if len(args) != 4:
+            raise TypeError("kernel(device, uuid, name, cu_access_mode)")
+        dev, xuuid, name, mode = args
+        if (not isinstance(dev, device) or not isinstance(xuuid, uuid) or not isinstance(name, str)
+                or not isinstance(mode, kernel.cu_access_mode)):
+            raise TypeError("kernel(device, uuid, name, cu_access_mode)")
         xb = dev._xclbins.get(xuuid)
         if xb is None:
             raise RuntimeError(f"no xclbin with uuid {xuuid.to_string()} is loaded on the device")
@@ -359,7 +410,15 @@ class run:  # noqa: N801 - pyxrt's name
                 self._error = e
                 self._state = ert_cmd_state.ERT_CMD_STATE_ERROR
 
-    def wait(self, timeout_ms: int = 0) -> ert_cmd_state:
+    def wait(self, *timeout: int) -> ert_cmd_state:
+        """``wait(timeout_ms)`` (0: no limit) -> the state; TIMEOUT while the run is still going."""
+        if not timeout:
+            raise _too_new("run.wait()", "2.12", "run.wait(timeout_ms)")
+        if len(timeout) != 1:
+            raise TypeError("run.wait takes (timeout_ms)")
+        (timeout_ms,) = timeout
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, np.integer)) or not 0 <= timeout_ms < 1 << 32:
+            raise TypeError(f"run.wait: timeout_ms must be an unsigned 32-bit int, got {timeout_ms!r}")
         self._thread.join(None if not timeout_ms else timeout_ms / 1000.0)
         if self._thread.is_alive():
             return ert_cmd_state.ERT_CMD_STATE_TIMEOUT

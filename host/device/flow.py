@@ -8,11 +8,25 @@ Buffers: inputs are ``normal`` bos written then synced to the device; the simila
 ``device_only`` (it never leaves the card); samples read from the drive go into a ``p2p`` bo
 (see :meth:`DeviceFlow.features_from_file`). Kernel scalars are always Python ints in 32-bit
 range (pyxrt silently drops anything else).
+
+Only calls the pyxrt of XRT 2.11 and 2.12 binds (SmartSSD platforms ship those; see
+host/device/emu.py for the tags read): ``bo.sync(direction, size, offset)`` always with size and
+offset, ``run.wait(timeout_ms)`` always with a timeout (polled until ``timeout_s``), kernels
+opened with an explicit access mode, no ``host_only`` buffers, and the kernels an xclbin holds
+read from ``xclbin.get_ips()`` (``get_kernels`` is 2.12+).
+
+Greedy runs where the system model (sim/perf) costs it: when the xclbin holds the RTL engine
+``nessa_fl_rtl`` and the class fits its on-chip tables (``RTL_N_MAX``), ``nessa_greedy`` only
+writes the similarity rows (a one-pick stochastic run: its phase 1 plus one row) and
+``nessa_fl_rtl`` runs greedy over those rows in device memory; otherwise ``nessa_greedy`` runs
+alone. Both give the golden model's picks bit for bit.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -21,7 +35,8 @@ import numpy as np
 from host.golden.greedy import GreedyResult
 from host.quantize.format import QModel
 
-__all__ = ["DeviceError", "DeviceFlow", "GreedyRun", "FeaturesRun", "i32"]
+__all__ = ["DeviceError", "DeviceFlow", "GreedyRun", "FeaturesRun", "i32", "RTL_KERNEL", "RTL_N_MAX", "WAIT_SLICE_MS",
+           "xclbin_kernels"]
 
 _GREEDY_STATUS = {1: "n out of range", 2: "d out of range", 3: "k out of range",
                   4: "maxd_q out of range (or the largest distance exceeds 65535)", 5: "unknown mode",
@@ -31,6 +46,23 @@ _FEATURES_STATUS = {1: "bad program magic / version", 2: "program too large", 3:
                     6: "negative sample count", 7: "a layer does not fit the activation slots"}
 #: Bytes of one O_DIRECT transfer unit (NVMe logical block / page).
 DIRECT_ALIGN = 4096
+#: The RTL greedy engine's kernel name and the largest class its shipped build holds
+#: (nessa_fl_rtl.v N_MAX as fpga_kernels/Makefile packages it; the C++ model's default).
+RTL_KERNEL = "nessa_fl_rtl"
+RTL_N_MAX = 8192
+#: One ``run.wait`` slice; the flow polls until its ``timeout_s`` (XRT 2.11's wait needs a timeout).
+WAIT_SLICE_MS = 1000
+#: States a run passes through before it ends (a wait slice may return them, or TIMEOUT).
+_PENDING = ("ERT_CMD_STATE_NEW", "ERT_CMD_STATE_QUEUED", "ERT_CMD_STATE_SUBMITTED", "ERT_CMD_STATE_RUNNING",
+            "ERT_CMD_STATE_TIMEOUT")
+
+
+def xclbin_kernels(xb: Any) -> frozenset[str]:
+    """Kernel names an xclbin holds, from its compute units (``get_ips()``: ``kernel:cu``)."""
+    get_ips = getattr(xb, "get_ips", None)
+    if get_ips is None:
+        return frozenset()
+    return frozenset(str(ip.get_name()).split(":")[0] for ip in get_ips() if ":" in str(ip.get_name()))
 
 
 class DeviceError(RuntimeError):
@@ -49,6 +81,8 @@ class GreedyRun:
     maxd_q: int  # the similarity bound actually used
     evaluations: int  # exact gain evaluations (each reads one similarity row)
     rows_read: int
+    kernel: str = "nessa_greedy"  # the kernel that ran greedy
+    cycles: int | None = None  # nessa_fl_rtl's cycle register (RTL runs only)
 
 
 @dataclass
@@ -60,11 +94,20 @@ class FeaturesRun:
 class DeviceFlow:
     """An opened device with the NeSSA xclbin loaded; one method per kernel."""
 
-    def __init__(self, rt: Any, xclbin_path: str, device_index: int = 0):
+    def __init__(self, rt: Any, xclbin_path: str, device_index: int = 0, *, timeout_s: float = 600.0,
+                 use_rtl: bool = True):
+        if isinstance(device_index, bool) or not isinstance(device_index, int) or device_index < 0:
+            raise ValueError(f"device_index must be a non-negative int, got {device_index!r}")
+        if not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s) and timeout_s > 0):
+            raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
         self.rt = rt
+        self.timeout_s = float(timeout_s)
         self.device = rt.device(device_index)
         self.xclbin = rt.xclbin(str(xclbin_path))
         self.uuid = self.device.load_xclbin(self.xclbin)
+        #: kernels the loaded xclbin holds (its compute units)
+        self.kernels = xclbin_kernels(self.xclbin)
+        self.use_rtl = bool(use_rtl)
         self._kernels: dict[str, Any] = {}
 
     # ---- plumbing ------------------------------------------------------------------------
@@ -91,15 +134,34 @@ class DeviceFlow:
 
     def _run(self, k: Any, name: str, *args: Any) -> None:
         r = k(*args)
-        state = r.wait()
-        if state != self.rt.ert_cmd_state.ERT_CMD_STATE_COMPLETED:
-            raise DeviceError(f"kernel {name} ended in state {state}")
+        states = self.rt.ert_cmd_state
+        pending = {getattr(states, p) for p in _PENDING if hasattr(states, p)}
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            state = r.wait(WAIT_SLICE_MS)
+            if state == states.ERT_CMD_STATE_COMPLETED:
+                return
+            if state not in pending:
+                raise DeviceError(f"kernel {name} ended in state {state}")
+            if time.monotonic() >= deadline:
+                raise DeviceError(f"kernel {name} did not finish within {self.timeout_s:g} s (last state {state})")
 
-    # ---- nessa_greedy --------------------------------------------------------------------
+    # ---- greedy: nessa_greedy alone, or its similarity rows + nessa_fl_rtl -------------------
+    def rtl_greedy_available(self, n: int) -> bool:
+        """True when greedy over a class of ``n`` runs on the RTL engine (see module docstring)."""
+        return self.use_rtl and RTL_KERNEL in self.kernels and 1 <= int(n) <= RTL_N_MAX
+
     def greedy(self, q: np.ndarray, k: int, *, maxd_q: int = 0, mode: int = 0, seed: int = 0,
                sample_size: int = 1) -> GreedyRun:
-        """Run ``nessa_greedy`` over int16 features ``q`` ``[n, d]`` (one class)."""
+        """Greedy facility location over int16 features ``q`` ``[n, d]`` (one class)."""
         q = np.ascontiguousarray(q, dtype=np.int16)
+        if q.ndim != 2:
+            raise ValueError(f"features must be [n, d], got shape {q.shape}")
+        if self.rtl_greedy_available(q.shape[0]) and 1 <= int(k) <= q.shape[0] and mode in (0, 1, 2):
+            return self._greedy_rtl(q, int(k), maxd_q=maxd_q, mode=mode, seed=seed, sample_size=sample_size)
+        return self._greedy_hls(q, k, maxd_q=maxd_q, mode=mode, seed=seed, sample_size=sample_size)
+
+    def _greedy_hls(self, q: np.ndarray, k: int, *, maxd_q: int, mode: int, seed: int, sample_size: int) -> GreedyRun:
         n, d = q.shape
         kern = self.kernel("nessa_greedy")
         b_feat = self._input(kern, 0, q)
@@ -118,6 +180,49 @@ class DeviceFlow:
         if int(gains.sum(dtype=np.uint64)) != res.objective or int(weights.sum()) != n:
             raise DeviceError("nessa_greedy returned inconsistent results (gains / weights do not add up)")
         return GreedyRun(res, int(stats[4]), int(stats[1]), int(stats[2]))
+
+    def _greedy_rtl(self, q: np.ndarray, k: int, *, maxd_q: int, mode: int, seed: int, sample_size: int) -> GreedyRun:
+        """Similarity rows by ``nessa_greedy`` into a device-only buffer, greedy by ``nessa_fl_rtl``.
+
+        The rows need a stride that is a multiple of the engine's bus (``ROW_ALIGN`` elements), so
+        the class is padded to ``ld`` members with copies of member 0: a copy changes no distance
+        between real members and not the largest one (``maxd_q = 0``), and the engine reads only
+        the first ``n`` columns of the first ``n`` rows.
+        """
+        from host.device.rtl.regmap import ROW_ALIGN, decode_status
+
+        n, d = q.shape
+        ld = -(-n // ROW_ALIGN) * ROW_ALIGN
+        qp = q if ld == n else np.concatenate([q, np.repeat(q[:1], ld - n, axis=0)])
+        hls = self.kernel("nessa_greedy")
+        b_feat = self._input(hls, 0, qp)
+        b_sim = self._bo(hls, 1, 2 * ld * ld, self.rt.bo.device_only)
+        scratch = [self._bo(hls, i, 8 * 1) for i in (2, 3, 4)]
+        b_st = self._bo(hls, 5, 8 * 5)
+        # one pick of a one-candidate stochastic step: phase 1 (the rows) plus two row reads
+        self._run(hls, "nessa_greedy", b_feat, b_sim, *scratch, b_st, int(ld), int(d), 1, int(maxd_q), 1, 0, 1)
+        st = self._output(b_st, 40, np.uint64)
+        if int(st[3]) != 0:
+            raise DeviceError(f"nessa_greedy status {int(st[3])}: {_GREEDY_STATUS.get(int(st[3]), 'unknown')}")
+        rtl = self.kernel(RTL_KERNEL)
+        b_ids, b_g, b_w = self._bo(rtl, 4, 4 * k), self._bo(rtl, 5, 8 * k), self._bo(rtl, 6, 4 * k)
+        b_rs, b_parts = self._bo(rtl, 7, 16), self._bo(rtl, 12, 16)  # parts = 0: parts_ptr is not read
+        stochastic = mode == 1
+        self._run(rtl, RTL_KERNEL, b_sim, int(n), int(k), int(ld), b_ids, b_g, b_w, b_rs,
+                  int(mode), i32(seed) if stochastic else 0, int(sample_size) if stochastic else 0, 0, b_parts)
+        rs = self._output(b_rs, 16, np.uint64)
+        if int(rs[0]) != 0:
+            raise DeviceError(f"{RTL_KERNEL} status {int(rs[0]):#x}: {'; '.join(decode_status(int(rs[0])))}")
+        ids = self._output(b_ids, 4 * k, np.uint32).astype(np.int64)
+        weights = self._output(b_w, 4 * k, np.uint32).astype(np.int64)
+        gains = self._output(b_g, 8 * k, np.uint64)
+        res = GreedyResult(ids=ids, gains=gains, weights=weights, objective=int(gains.sum(dtype=np.uint64)))
+        if int(weights.sum()) != n:
+            raise DeviceError(f"{RTL_KERNEL} returned inconsistent results (weights sum to {int(weights.sum())}, not {n})")
+        # the engine's schedule: every step scans its candidates and reads the pick's row once
+        # more; the weight pass reads each pick's row
+        evals = sum(min(int(sample_size), n - t) if stochastic else n - t for t in range(k))
+        return GreedyRun(res, int(st[4]), evals, evals + 2 * k, kernel=RTL_KERNEL, cycles=int(rs[1]))
 
     # ---- nessa_features ------------------------------------------------------------------
     def _features_run(self, kern: Any, b_samples: Any, in_offset: int, labels: np.ndarray, qm: QModel,

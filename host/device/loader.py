@@ -2,15 +2,22 @@
 
 ``load_runtime(kind)`` returns ``(module, xclbin_path)``; ``open_flow(kind)`` returns a ready
 :class:`host.device.flow.DeviceFlow`. Kinds: ``"xrt"`` (pyxrt, required), ``"emu"`` (emulator),
-``"pynq"`` (PYNQ <= 3.0.1 adapter), ``"auto"`` (xrt when available, else emu).
+``"pynq"`` (PYNQ <= 3.0.1 adapter), ``"auto"`` (xrt when there is a card and an xclbin, else the
+emulator -- the reason is logged).
 
 pyxrt ships with XRT (``/opt/xilinx/xrt/python``), not on PyPI. The hardware xclbin is
 ``$NESSA_XCLBIN`` or ``fpga_kernels/build/hw/nessa.xclbin`` (``make -C fpga_kernels hw``).
+
+Devices are counted by opening ``pyxrt.device(i)`` for i = 0, 1, ... until it raises:
+``pyxrt.enumerate_devices`` only arrived in XRT 2.17, and SmartSSD platforms run 2.11 / 2.12
+(their pybind11 bindings, ``src/python/pybind11/src/pyxrt.cpp`` at tags 202110.2.11.634 and
+202120.2.12.427, bind ``device(unsigned)`` and no enumeration).
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from pathlib import Path
@@ -19,10 +26,23 @@ from typing import Any
 
 from fpga_kernels import KERNEL_DIR
 
-__all__ = ["RUNTIME_KINDS", "load_runtime", "open_flow", "hw_xclbin_path", "import_pyxrt"]
+__all__ = ["RUNTIME_KINDS", "load_runtime", "open_flow", "hw_xclbin_path", "import_pyxrt", "count_devices"]
 
 RUNTIME_KINDS = ("auto", "xrt", "emu", "pynq")
 _XRT_PYTHON = "/opt/xilinx/xrt/python"
+#: More cards than any storage host holds: the probe stops here even if device(i) never raises.
+_MAX_DEVICES = 64
+_log = logging.getLogger(__name__)
+
+
+def count_devices(rt: Any) -> int:
+    """Devices ``rt`` can open: probe ``rt.device(i)`` until it raises (XRT 2.11 has no enumeration)."""
+    for i in range(_MAX_DEVICES):
+        try:
+            rt.device(i)
+        except Exception:  # noqa: BLE001 - pyxrt raises RuntimeError (C++ exceptions) for a missing index
+            return i
+    return _MAX_DEVICES
 
 
 def hw_xclbin_path() -> Path:
@@ -37,9 +57,8 @@ def import_pyxrt() -> ModuleType:
         pyxrt = importlib.import_module("pyxrt")
     except ImportError as e:
         raise RuntimeError(f"pyxrt is not importable (install XRT; it lives in {_XRT_PYTHON}): {e}") from e
-    count = pyxrt.enumerate_devices() if hasattr(pyxrt, "enumerate_devices") else 1
-    if count < 1:
-        raise RuntimeError("pyxrt imports but XRT sees no device")
+    if count_devices(pyxrt) < 1:
+        raise RuntimeError("pyxrt imports but XRT opens no device (is the card's xocl driver loaded?)")
     return pyxrt
 
 
@@ -49,14 +68,17 @@ def load_runtime(kind: str = "auto") -> tuple[Any, str]:
     if kind in ("xrt", "auto"):
         try:
             rt = import_pyxrt()
-        except RuntimeError:
-            if kind == "xrt":
-                raise
-        else:
             path = hw_xclbin_path()
             if not path.is_file():
                 raise RuntimeError(f"xclbin not found at {path}: build it with `make -C {KERNEL_DIR} hw` "
                                    "(needs Vitis) or set NESSA_XCLBIN")
+        except RuntimeError as e:
+            if kind == "xrt":
+                raise
+            # no XRT at all is the usual CPU host (info); XRT without a card or xclbin is a setup gap
+            level = logging.INFO if "not importable" in str(e) else logging.WARNING
+            _log.log(level, "device runtime 'auto': using the x86 emulator, not a card: %s", e)
+        else:
             return rt, str(path)
     if kind == "pynq":
         from host.device import pynq_adapter

@@ -1,8 +1,10 @@
 """An API-faithful stand-in for ``pyxrt`` that needs no card and no compiled kernels.
 
-It mirrors pyxrt's pybind11 bindings (XRT ``src/python/pybind11/src/pyxrt.cpp``) including the
-parts that bite: overloads with *required* arguments (``bo.write(buf, seek)``,
-``bo.read(size, skip)``, ``bo.sync(dir)`` or ``bo.sync(dir, size, offset)``), enum-typed flags
+It mirrors the pybind11 bindings of XRT 2.11 (``src/python/pybind11/src/pyxrt.cpp`` at tag
+202110.2.11.634, what SmartSSD platforms ship) including the parts that bite: overloads with
+*required* arguments (``bo.write(buf, seek)``, ``bo.read(size, skip)``, ``bo.sync(dir, size,
+offset)`` only, ``run.wait(timeout_ms)`` only, ``kernel(d, uuid, name, mode)`` only), no
+``enumerate_devices``, ``device(i)`` raising past the last card (``DEVICES``), enum-typed flags
 and directions, and ``kernel.__call__`` *silently dropping* any argument that is neither a bo
 nor castable to a C ``int`` (the dropped argument's register keeps its old value -- here 0).
 Each call is recorded in :data:`CALLS` (``(api, args summary)``).
@@ -20,15 +22,18 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CALLS", "device", "xclbin", "uuid", "kernel", "bo", "run", "xclBOSyncDirection", "ert_cmd_state",
-           "enumerate_devices", "SIGNATURES"]
+__all__ = ["CALLS", "DEVICES", "device", "xclbin", "uuid", "kernel", "bo", "run", "xclBOSyncDirection", "ert_cmd_state",
+           "SIGNATURES"]
 
 CALLS: list[tuple[str, tuple[Any, ...]]] = []
+#: Cards the stand-in "sees": device(i) raises for i >= DEVICES, as XRT's does.
+DEVICES = 1
 
 #: What the hardware xclbin's metadata says about each kernel's arguments.
 SIGNATURES = {
     "nessa_greedy": ["ptr"] * 6 + ["i32"] * 7,
     "nessa_features": ["ptr"] * 7 + ["i32"] * 4,
+    "nessa_fl_rtl": ["ptr", "i32", "i32", "i32", "ptr", "ptr", "ptr", "ptr", "i32", "i32", "i32", "i32", "ptr"],
 }
 
 
@@ -42,12 +47,9 @@ class xclBOSyncDirection(enum.Enum):  # noqa: N801
 
 
 class ert_cmd_state(enum.Enum):  # noqa: N801
+    ERT_CMD_STATE_NEW = 1
     ERT_CMD_STATE_COMPLETED = 4
     ERT_CMD_STATE_ERROR = 5
-
-
-def enumerate_devices() -> int:
-    return 1
 
 
 def _is_int(v: Any) -> bool:  # pybind11's int caster: no floats, no str; must fit a C int
@@ -74,11 +76,24 @@ class xclbin:  # noqa: N801
     def get_uuid(self) -> uuid:
         return self._uuid
 
+    def get_ips(self) -> list["_Ip"]:
+        return [_Ip(f"{n}:{n}_1") for n in sorted(SIGNATURES)]
+
+
+class _Ip:
+    def __init__(self, name: str):
+        self._name = name
+
+    def get_name(self) -> str:
+        return self._name
+
 
 class device:  # noqa: N801
     def __init__(self, *args: Any):
-        if len(args) > 1 or (args and not isinstance(args[0], (int, str))):
+        if len(args) > 1 or (args and not _is_int(args[0])):
             raise TypeError("device(): incompatible constructor arguments")
+        if args and not 0 <= int(args[0]) < DEVICES:
+            raise RuntimeError(f"No such device with index '{args[0]}'")
         _rec("device", *args)
         self._loaded: dict[str, xclbin] = {}
 
@@ -120,7 +135,7 @@ class bo:  # noqa: N801
         return self._mem[skip:skip + size].view(np.int8).copy()
 
     def sync(self, direction: xclBOSyncDirection, *rest: int) -> None:
-        if not isinstance(direction, xclBOSyncDirection) or len(rest) not in (0, 2):
+        if not isinstance(direction, xclBOSyncDirection) or len(rest) != 2:
             raise TypeError("sync(): incompatible function arguments")
         _rec("bo.sync", direction, *rest)
 
@@ -137,6 +152,8 @@ class run:  # noqa: N801
         self._state = state
 
     def wait(self, *timeout_ms: int) -> ert_cmd_state:
+        if len(timeout_ms) != 1 or not _is_int(timeout_ms[0]) or timeout_ms[0] < 0:
+            raise TypeError("wait(): incompatible function arguments")
         _rec("run.wait", *timeout_ms)
         return self._state
 
@@ -149,10 +166,11 @@ class kernel:  # noqa: N801
 
     exclusive, shared, none = cu_access_mode.exclusive, cu_access_mode.shared, cu_access_mode.none
 
-    def __init__(self, dev: device, xuuid: uuid, name: str, *mode: "kernel.cu_access_mode"):
-        if not isinstance(dev, device) or not isinstance(xuuid, uuid) or not isinstance(name, str):
+    def __init__(self, dev: device, xuuid: uuid, name: str, mode: "kernel.cu_access_mode"):
+        if (not isinstance(dev, device) or not isinstance(xuuid, uuid) or not isinstance(name, str)
+                or not isinstance(mode, kernel.cu_access_mode)):
             raise TypeError("kernel(): incompatible constructor arguments")
-        _rec("kernel", dev, xuuid, name, *mode)
+        _rec("kernel", dev, xuuid, name, mode)
         if xuuid.to_string() not in dev._loaded or name not in SIGNATURES:
             raise RuntimeError(f"No kernel '{name}' in the loaded xclbin")
         self._name = name
@@ -179,9 +197,12 @@ class kernel:  # noqa: N801
 def _exec_greedy(feats: bo, sim: bo, ids: bo, weights: bo, gains: bo, stats: bo, n: int, d: int, k: int,
                  maxd_q: int, mode: int, seed: int, sample_size: int) -> None:
     from host.golden.nessa_greedy import nessa_greedy_ref
+    from host.golden.similarity import resolve_maxd_q, sim_q
 
     q = feats._mem[: 2 * n * d].view(np.int16).reshape(n, d)
     res, m = nessa_greedy_ref(q, k, maxd_q, mode, seed & 0xFFFFFFFF, sample_size)
+    # the kernel leaves the similarity rows [n][n] in its sim buffer (nessa_fl_rtl reads them)
+    sim._mem[: 2 * n * n] = sim_q(q, resolve_maxd_q(q, maxd_q)).astype(np.uint16).view(np.uint8).reshape(-1)
     ids._mem[: 4 * k] = res.ids.astype(np.uint32).view(np.uint8)
     weights._mem[: 4 * k] = res.weights.astype(np.uint32).view(np.uint8)
     gains._mem[: 8 * k] = res.gains.astype(np.uint64).view(np.uint8)
@@ -205,4 +226,19 @@ def _exec_features(samples: bo, labels: bo, prog: bo, weights: bo, feats: bo, em
     stats._mem[:16] = np.array([0, n, qm.header["n_ops"], 0], dtype=np.int32).view(np.uint8)
 
 
-_EXEC = {"nessa_greedy": _exec_greedy, "nessa_features": _exec_features}
+def _exec_fl_rtl(sim: bo, n: int, k: int, ld: int, ids: bo, gains: bo, weights: bo, stats: bo, mode: int, seed: int,
+                 sample_size: int, parts: int, parts_ptr: bo) -> None:
+    from host.golden.greedy import greedy_fixed
+    from host.golden.stochastic import greedy_stochastic_fixed
+
+    if parts:
+        raise NotImplementedError("the stand-in runs nessa_fl_rtl on one class (parts = 0)")
+    rows = sim._mem[: 2 * n * ld].view(np.uint16).reshape(n, ld)[:, :n]
+    res = greedy_stochastic_fixed(rows, k, seed & 0xFFFFFFFF, sample_size) if mode == 1 else greedy_fixed(rows, k)
+    ids._mem[: 4 * k] = res.ids.astype(np.uint32).view(np.uint8)
+    weights._mem[: 4 * k] = res.weights.astype(np.uint32).view(np.uint8)
+    gains._mem[: 8 * k] = res.gains.astype(np.uint64).view(np.uint8)
+    stats._mem[:16] = np.array([0, 1], dtype=np.uint64).view(np.uint8)  # status ok, a cycle count
+
+
+_EXEC = {"nessa_greedy": _exec_greedy, "nessa_features": _exec_features, "nessa_fl_rtl": _exec_fl_rtl}

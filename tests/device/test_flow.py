@@ -52,18 +52,58 @@ def test_same_call_sequence_and_results_on_emulator_and_standin(qmodel, tmp_path
     assert rec_e.calls == rec_s.calls
     apis = [api for api, _ in rec_e.calls]
     # device -> xclbin -> load -> kernel -> buffers -> sync -> run -> wait -> sync back -> read
-    assert apis[:4] == ["device", "xclbin", "device.load_xclbin", "kernel"]
-    assert apis.count("kernel()") == apis.count("run.wait") == 3 + 2  # 3 feature batches, 2 greedy runs
+    assert apis[:5] == ["device", "xclbin", "device.load_xclbin", "xclbin.get_ips", "kernel"]
+    # 3 feature batches; each greedy = nessa_greedy's similarity rows + nessa_fl_rtl over them
+    assert apis.count("kernel()") == 3 + 2 * 2 and ge0.kernel == ge1.kernel == "nessa_fl_rtl"
+    assert apis.count("run.wait") >= apis.count("kernel()")  # wait(timeout_ms) slices
+    assert all(args == (1000,) for a, args in rec_e.calls if a == "run.wait")
+    assert all(len(args) == 3 for a, args in rec_e.calls if a == "bo.sync")  # (direction, size, offset)
     first_run = apis.index("kernel()")
     assert "bo.sync" in apis[:first_run] and apis[first_run + 1] == "run.wait"
     scratch = [s for a, s in rec_e.calls if a == "bo" and "device_only" in s]
     assert len(scratch) == 2  # the similarity matrix of each greedy run never leaves the card
+    assert not [s for a, s in rec_e.calls if a == "bo" and "host_only" in s]
     assert np.array_equal(fe.features, fs.features) and np.array_equal(fe.embedding, fs.embedding)
     ref = qforward(qmodel, x, y)
     assert np.array_equal(fe.features, ref.features)
     for a, b in ((ge0, gs0), (ge1, gs1)):
         assert np.array_equal(a.result.ids, b.result.ids) and np.array_equal(a.result.weights, b.result.weights)
         assert a.result.objective == b.result.objective and a.maxd_q == b.maxd_q
+
+
+@pytest.mark.parametrize("n,d,k,maxd_q,mode,seed,ss", [
+    (37, 5, 6, 0, 0, 0, 1),          # n not a multiple of 32: padded with copies of member 0
+    (64, 3, 10, 0, 2, 0, 1),         # naive == exact
+    (45, 8, 7, 20000, 1, -3, 9),     # stochastic, a given bound, a negative seed (uint32 pattern)
+    (1, 2, 1, 0, 0, 0, 1),
+])
+def test_greedy_through_the_rtl_engine_equals_the_hls_kernel(n, d, k, maxd_q, mode, seed, ss):
+    """DeviceFlow routes greedy through nessa_fl_rtl (the xclbin holds it): same picks, weights,
+    gains and bound as nessa_greedy alone -- and as the golden model."""
+    from host.golden.nessa_greedy import nessa_greedy_ref
+
+    rng = np.random.default_rng(n * 7 + d)
+    q = rng.integers(-3000, 3000, (n, d)).astype(np.int16)
+    rtl = DeviceFlow(emu, emu.default_xclbin())
+    hls = DeviceFlow(emu, emu.default_xclbin(), use_rtl=False)
+    assert "nessa_fl_rtl" in rtl.kernels and rtl.rtl_greedy_available(n) and not hls.rtl_greedy_available(n)
+    a = rtl.greedy(q, k, maxd_q=maxd_q, mode=mode, seed=seed, sample_size=ss)
+    b = hls.greedy(q, k, maxd_q=maxd_q, mode=mode, seed=seed, sample_size=ss)
+    assert a.kernel == "nessa_fl_rtl" and b.kernel == "nessa_greedy" and a.cycles > 0
+    gold, m = nessa_greedy_ref(q, k, maxd_q, mode, seed & 0xFFFFFFFF, ss)
+    for r in (a, b):
+        assert np.array_equal(r.result.ids, gold.ids) and np.array_equal(r.result.weights, gold.weights)
+        assert np.array_equal(r.result.gains, gold.gains) and r.result.objective == gold.objective
+        assert r.maxd_q == m
+    if mode != 1:
+        assert a.evaluations == k * n - k * (k - 1) // 2
+
+
+def test_classes_beyond_the_rtl_tables_run_on_the_hls_kernel():
+    from host.device.flow import RTL_N_MAX
+
+    flow = DeviceFlow(emu, emu.default_xclbin())
+    assert flow.rtl_greedy_available(RTL_N_MAX) and not flow.rtl_greedy_available(RTL_N_MAX + 1)
 
 
 def test_kernel_status_is_checked(qmodel):

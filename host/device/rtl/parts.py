@@ -129,16 +129,16 @@ def run_parts(xrt, dev, kern, sim: np.ndarray, parts: list[Part], mode: int = MO
     bos = {name: xrt.bo(dev, size[name], xrt.bo.normal, kern.group_id(group[name])) for name in group}
     bos["sim"].write(rows.view(np.uint8).ravel(), 0)
     bos["parts"].write(table.view(np.uint8).ravel(), 0)
-    for name in ("sim", "parts"):
-        bos[name].sync(xrt.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE)
+    for name in ("sim", "parts"):  # sync(dir, size, offset): the only form XRT 2.11 / 2.12 bind
+        bos[name].sync(xrt.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE, size[name], 0)
     run = kern(bos["sim"], 0, 0, ld, bos["ids"], bos["gains"], bos["weights"], bos["stats"], int(mode), 0, 0,
                len(parts), bos["parts"])
-    state = run.wait()
+    state = run.wait(0)  # 0: no time limit (XRT 2.11 binds only wait(timeout_ms))
     if state != xrt.ert_cmd_state.ERT_CMD_STATE_COMPLETED:
         raise RuntimeError(f"nessa_fl_rtl run ended in state {state}")
     out = {}
     for name, dt in (("ids", "<u4"), ("weights", "<u4"), ("stats", "<u8")):
-        bos[name].sync(xrt.xclBOSyncDirection.XCL_BO_SYNC_BO_FROM_DEVICE)
+        bos[name].sync(xrt.xclBOSyncDirection.XCL_BO_SYNC_BO_FROM_DEVICE, size[name], 0)
         out[name] = np.frombuffer(bos[name].read(size[name], 0).tobytes(), dtype=dt)
     if out["stats"][0] != 0:
         raise RuntimeError(f"nessa_fl_rtl refused the parts: status {int(out['stats'][0]):#x} "
