@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from grpc.experimental import ChannelOptions
 
-__all__ = ["MAX_MESSAGE_BYTES", "SERVER_OPTIONS", "CHANNEL_OPTIONS"]
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "SERVER_OPTIONS",
+    "CHANNEL_OPTIONS",
+    "server_options",
+    "KEEPALIVE_CHANNEL_OPTIONS",
+    "KEEPALIVE_SERVER_OPTIONS",
+    "DATA_PLANE_MAX_REQUEST_BYTES",
+]
 
 #: Largest message either side accepts. A batch is capped at 64 MiB of samples by the server,
 #: and gRPC's default 4 MiB limit is smaller than one 4 MiB batch plus its other columns.
@@ -23,7 +31,52 @@ SERVER_OPTIONS = _MESSAGE_LIMITS + (
     ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
 )
 
-CHANNEL_OPTIONS = _MESSAGE_LIMITS + (
+
+def server_options(max_receive_bytes: int) -> tuple:
+    """The storage server's main-port options: it sends batches up to MAX_MESSAGE_BYTES but
+    receives only small requests and PushModel chunks, so its receive limit is
+    ``max_receive_bytes`` (the larger of the two per-method limits; the servicer checks each
+    method's own). gRPC refuses a larger message as soon as its length prefix arrives
+    (RESOURCE_EXHAUSTED), before buffering it: 8 concurrent 120 MiB requests cost the server
+    +29 MiB under a 4 MiB limit against +835 MiB under 128 MiB."""
+    return (
+        ("grpc.max_receive_message_length", int(max_receive_bytes)),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.so_reuseport", 0),
+    )
+
+#: Client keepalive: while a call is open the client pings every 20 s and drops the connection
+#: (the call fails UNAVAILABLE, which the client retries) when a ping goes unanswered for 10 s,
+#: so a frozen server (``kill -STOP``, a dead host behind a live route) is noticed even when no
+#: stream deadline would fire. ``max_pings_without_data`` 0: a streaming client sends no data
+#: after its request, and gRPC's default (2) would stop pinging after two pings.
+KEEPALIVE_CHANNEL_OPTIONS = (
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 0),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+
+#: What a server needs to accept those pings. gRPC servers by default allow one ping per
+#: 5 minutes without data and answer a third early one with GOAWAY ``too_many_pings``; a
+#: stream that stalls server-side for a minute would be cut that way. 10 s is half the client's
+#: interval (room for timer jitter). The server also pings its clients (every 60 s, 20 s to
+#: answer) so that a vanished client's stream ends and frees its data-plane thread. Both the
+#: main port and the data plane (``_native_stream.cc``) use these.
+KEEPALIVE_SERVER_OPTIONS = (
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_ping_strikes", 2),
+    ("grpc.keepalive_permit_without_calls", 0),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+)
+
+#: The data plane receives only StreamSamplesRequest (a name, a selection id and a few ints:
+#: tens of bytes). gRPC refuses a longer message from its length prefix, before buffering it,
+#: so an oversized request (authenticated or not) costs the data plane next to no memory.
+DATA_PLANE_MAX_REQUEST_BYTES = 64 << 10
+
+CHANNEL_OPTIONS = _MESSAGE_LIMITS + KEEPALIVE_CHANNEL_OPTIONS + (
     # StreamSamples is unary-stream: read it on the caller's thread. By default every received
     # message is handed from the channel's polling thread to the iterating thread (a wake-up
     # and two GIL hand-offs per batch); this measured ~7 us less client CPU per message.

@@ -1,8 +1,16 @@
 """Models pushed by trainers: checked, kept on disk, and loaded for model-based selection.
 
 Accepted only as safetensors (never pickle): the blob must parse, name a known architecture
-(``host.models.Arch``), carry exactly the model's tensor names with matching shapes and
-dtypes for every data set it is used with, hold only finite values, and stay under a size cap.
+(``host.models.Arch``), carry exactly the model's tensor names with matching shapes for every
+data set it is used with, use plain dtypes (floats F16, BF16, F32, F64 where the model has
+floats; integers where it has integers: float8 and other exotic types are refused), hold only
+finite values, and stay under a size cap.
+
+A push is streamed to a temp file in the models folder while its sha256 is computed, then
+checked from that file (header by safetensors, values tensor by tensor in bounded slices), so
+the server holds about one chunk of a model in memory, never the model (``bench/push_memory.py``).
+At most ``max_pushes`` run at once (RESOURCE_EXHAUSTED beyond). A full disk (ENOSPC, EDQUOT)
+is RESOURCE_EXHAUSTED and leaves no file behind.
 
 On-disk format (``<store root>/.nessa/models/``, version ``MODEL_FORMAT_VERSION``):
 
@@ -12,24 +20,62 @@ On-disk format (``<store root>/.nessa/models/``, version ``MODEL_FORMAT_VERSION`
 
 Pushing a version that exists replaces it (the selection ids of a model include its sha256,
 so old selections stay consistent); pushing identical bytes again is a no-op (safe retries).
+Every read of a model file checks its bytes against the recorded sha256 (DATA_LOSS naming the
+version when they differ). Retention (``keep``, 0 = keep all): after a push only the ``keep``
+highest versions stay, plus any version ``in_use()`` names (the models of queued and running
+selections). Temp files of a push or write killed half-way are removed when the registry opens.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
+import struct
 import threading
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
-from storage_service._errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+import numpy as np
 
-__all__ = ["ModelRecord", "ModelRegistry", "MODEL_FORMAT_VERSION", "DEFAULT_MAX_MODEL_BYTES", "check_state"]
+from storage_service._errors import (DataLoss, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, is_disk_full,
+                                     shown)
+
+__all__ = [
+    "ModelRecord",
+    "ModelRegistry",
+    "MODEL_FORMAT_VERSION",
+    "DEFAULT_MAX_MODEL_BYTES",
+    "DEFAULT_MAX_PUSHES",
+    "DEFAULT_KEEP_MODELS",
+    "check_state",
+    "remove_temp_files",
+]
 
 MODEL_FORMAT_VERSION = 1
 DEFAULT_MAX_MODEL_BYTES = 256 << 20
+#: Pushes received at once (each holds a temp file and an RPC thread).
+DEFAULT_MAX_PUSHES = 2
+#: Model versions ``nessa serve`` keeps (the registry itself keeps all unless told).
+DEFAULT_KEEP_MODELS = 4
+#: Temp names of interrupted writes: ours (``.push-*.tmp``, ``*.tmp<pid>.<tid>``) and
+#: selection_file's (``.<name>.tmp<pid>``).
+_TEMP_PATTERNS = ("*.tmp", "*.tmp[0-9]*", ".push-*")
+#: Bytes read per slice when hashing or checking values (bounds the memory of a check).
+_SLICE_BYTES = 4 << 20
+#: Safetensors dtypes accepted where the model has floating-point tensors, with the unsigned
+#: view and the exponent mask that flags inf / nan (all exponent bits set).
+_FLOATS = {
+    "F16": (np.uint16, 0x7C00),
+    "BF16": (np.uint16, 0x7F80),
+    "F32": (np.uint32, 0x7F800000),
+    "F64": (np.uint64, 0x7FF0000000000000),
+}
+_INTS = ("I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "BOOL")
+_TORCH_FLOATS = ("float16", "bfloat16", "float32", "float64")
 
 
 @dataclass(frozen=True)
@@ -41,12 +87,29 @@ class ModelRecord:
     datasets: list[str] = field(default_factory=list)
 
 
+def remove_temp_files(directory: str | os.PathLike) -> list[str]:
+    """Delete leftovers of writes killed half-way (temp names only) in ``directory``; returns their names."""
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        if entry.is_file(follow_symlinks=False) and any(fnmatch.fnmatchcase(entry.name, p) for p in _TEMP_PATTERNS):
+            try:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
 def _known_arch(arch: str) -> str:
     from host.models import Arch
 
     names = [a.value for a in Arch]
     if arch not in names:
-        raise InvalidArgument(f"unknown model arch {arch!r}; known: {', '.join(names)}")
+        raise InvalidArgument(f"unknown model arch {shown(arch)}; known: {', '.join(names)}")
     return arch
 
 
@@ -60,38 +123,111 @@ def _parse(blob: bytes) -> dict:
         raise InvalidArgument(f"model is not a valid safetensors blob: {exc}") from None
 
 
-def check_state(arch: str, state: dict, sample_shape, num_classes: int) -> None:
-    """Raise InvalidArgument unless ``state`` loads into ``build_model(arch, ...)`` exactly."""
-    import torch
-
+def _expected_state(arch: str, sample_shape, num_classes: int) -> dict:
     from host.models import build_model
 
     try:
-        expected = build_model(arch, tuple(sample_shape), int(num_classes)).state_dict()
+        return build_model(arch, tuple(sample_shape), int(num_classes)).state_dict()
     except ValueError as exc:
         raise InvalidArgument(f"arch {arch!r} cannot model samples of shape {list(sample_shape)}: {exc}") from None
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(set(state) - set(expected))
+
+
+def _check_names(arch: str, expected: dict, got) -> None:
+    missing = sorted(set(expected) - set(got))
+    extra = sorted(set(got) - set(expected))
     if missing or extra:
-        raise InvalidArgument(f"{arch} state does not match: missing {missing[:5]}, unexpected {extra[:5]}")
+        raise InvalidArgument(f"{arch} state does not match: missing {missing[:5]}, unexpected {[shown(n) for n in extra[:5]]}")
+
+
+def check_state(arch: str, state: dict, sample_shape, num_classes: int) -> None:
+    """Raise InvalidArgument unless ``state`` (name -> tensor) loads into ``build_model(arch, ...)`` exactly."""
+    import torch
+
+    expected = _expected_state(arch, sample_shape, num_classes)
+    _check_names(arch, expected, state)
     for name, want in expected.items():
         got = state[name]
         if tuple(got.shape) != tuple(want.shape):
             raise InvalidArgument(f"{arch} tensor {name!r} has shape {list(got.shape)}, expected {list(want.shape)}")
-        if got.dtype.is_floating_point != want.dtype.is_floating_point:
-            raise InvalidArgument(f"{arch} tensor {name!r} has dtype {got.dtype}, expected {want.dtype}")
+        if got.dtype.is_floating_point != want.dtype.is_floating_point or (
+                got.dtype.is_floating_point and str(got.dtype).removeprefix("torch.") not in _TORCH_FLOATS):
+            raise InvalidArgument(f"{arch} tensor {name!r} has dtype {got.dtype}, expected {want.dtype} "
+                                  f"(floats: {', '.join(_TORCH_FLOATS)})")
         if got.dtype.is_floating_point and not bool(torch.isfinite(got).all()):
             raise InvalidArgument(f"{arch} tensor {name!r} holds non-finite values")
+
+
+def _check_header(arch: str, header: dict, sample_shape, num_classes: int) -> None:
+    """``check_state`` on a safetensors header (names, shapes, dtypes; values are checked apart)."""
+    expected = _expected_state(arch, sample_shape, num_classes)
+    _check_names(arch, expected, header)
+    for name, want in expected.items():
+        dtype, shape = header[name]["dtype"], header[name]["shape"]
+        if tuple(shape) != tuple(want.shape):
+            raise InvalidArgument(f"{arch} tensor {name!r} has shape {list(shape)}, expected {list(want.shape)}")
+        allowed = tuple(_FLOATS) if want.dtype.is_floating_point else _INTS
+        if dtype not in allowed:
+            raise InvalidArgument(f"{arch} tensor {name!r} has dtype {shown(dtype)}, expected one of {', '.join(allowed)}")
+
+
+def _read_header(path: Path) -> tuple[dict, int]:
+    """The tensors of a safetensors file (name -> {dtype, shape, data_offsets}) and where its data starts.
+
+    safetensors itself validates the file first (header, offsets within the file, sizes).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt"):
+            pass
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(n))
+    except (SafetensorError, ValueError, RuntimeError, OverflowError, struct.error) as exc:
+        raise InvalidArgument(f"model is not a valid safetensors blob: {exc}") from None
+    header.pop("__metadata__", None)
+    return header, 8 + n
+
+
+def _check_values(path: Path, header: dict, data_start: int) -> None:
+    """InvalidArgument unless every floating-point tensor holds only finite values (read in slices)."""
+    with open(path, "rb") as f:
+        for name, t in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+            if t["dtype"] not in _FLOATS:
+                continue
+            view, mask = _FLOATS[t["dtype"]]
+            item = np.dtype(view).itemsize
+            begin, end = t["data_offsets"]
+            f.seek(data_start + begin)
+            left = end - begin
+            while left > 0:
+                raw = f.read(min(left, _SLICE_BYTES - _SLICE_BYTES % item))
+                if not raw:
+                    raise InvalidArgument(f"model tensor {shown(name)} is truncated")
+                left -= len(raw)
+                bits = np.frombuffer(raw, dtype=view)
+                if np.any((bits & view(mask)) == view(mask)):
+                    raise InvalidArgument(f"tensor {shown(name)} holds non-finite values")
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class ModelRegistry:
     """Thread-safe set of pushed models, persisted under ``directory``.
 
     ``datasets()`` returns ``{name: (sample_shape, num_classes)}`` of the data sets models may be
-    checked against; ``load_state(version)`` returns the tensors for selection.
+    checked against; ``load_state(version)`` returns the tensors for selection. ``keep`` (0: all)
+    and ``in_use`` (versions retention must not remove) can be set later with ``set_limits``.
     """
 
-    def __init__(self, directory: str | os.PathLike, datasets: Callable[[], dict], *, max_bytes: int = DEFAULT_MAX_MODEL_BYTES):
+    def __init__(self, directory: str | os.PathLike, datasets: Callable[[], dict], *, max_bytes: int = DEFAULT_MAX_MODEL_BYTES,
+                 max_pushes: int = DEFAULT_MAX_PUSHES, keep: int = 0, in_use: Callable[[], Iterable[int]] | None = None):
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
         self.directory = Path(directory)
@@ -99,7 +235,29 @@ class ModelRegistry:
         self._datasets = datasets
         self._lock = threading.Lock()
         self._records: dict[int, ModelRecord] = {}
+        # version -> (size, mtime_ns, inode) of the file last hashed and found intact.
+        self._verified: dict[int, tuple[int, int, int]] = {}
+        self.keep = 0
+        self._in_use: Callable[[], Iterable[int]] = lambda: ()
+        self.set_limits(keep=keep, in_use=in_use, max_pushes=max_pushes)
+        self.removed_temp_files = remove_temp_files(self.directory)
         self._load_existing()
+
+    def set_limits(self, *, keep: int | None = None, in_use: Callable[[], Iterable[int]] | None = None,
+                   max_pushes: int | None = None) -> None:
+        """Keep the ``keep`` highest versions (0: all) and any version ``in_use()`` names; receive
+        at most ``max_pushes`` pushes at once. None leaves a setting as it is. Call before serving."""
+        if keep is not None:
+            if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+                raise ValueError(f"keep (models kept) must be an integer >= 0 (0: all), got {keep!r}")
+            self.keep = keep
+        if in_use is not None:
+            self._in_use = in_use
+        if max_pushes is not None:
+            if isinstance(max_pushes, bool) or not isinstance(max_pushes, int) or max_pushes < 1:
+                raise ValueError(f"max_pushes must be an integer >= 1, got {max_pushes!r}")
+            self.max_pushes = max_pushes
+            self._pushes = threading.BoundedSemaphore(max_pushes)
 
     def _load_existing(self) -> None:
         if not self.directory.is_dir():
@@ -115,49 +273,131 @@ class ModelRegistry:
             if (self.directory / f"v{rec.version}.safetensors").is_file():
                 self._records[rec.version] = rec
 
+    def _path(self, version: int) -> Path:
+        return self.directory / f"v{int(version)}.safetensors"
+
     # -- push ------------------------------------------------------------------------------
     def check_size(self, size: int) -> None:
         if size > self.max_bytes:
             raise ResourceExhausted(f"model of {size} bytes exceeds the server's cap of {self.max_bytes} bytes")
 
     def push(self, arch: str, version: int, blob: bytes, *, sha256: str = "", dataset: str = "") -> ModelRecord:
-        """Check and store a model; returns its record (see module docstring for the checks)."""
-        self.check_size(len(blob))
-        if version <= 0:
-            raise InvalidArgument(f"model version must be > 0, got {version}")
+        """Check and store a model given whole; see ``push_chunks``."""
+        return self.push_chunks(arch, version, (blob,), size=len(blob), sha256=sha256, dataset=dataset)
+
+    def push_chunks(self, arch: str, version: int, chunks: Iterable[bytes], *, size: int = 0, sha256: str = "",
+                    dataset: str = "") -> ModelRecord:
+        """Receive a model chunk by chunk into a temp file, check it and store it; returns its record.
+
+        ``size`` (0: unknown) and ``sha256`` ("" : unchecked) are what the sender announced.
+        Raises InvalidArgument / NotFound / ResourceExhausted (size cap, ``max_pushes`` pushes
+        already in progress, disk full); nothing is stored unless every check passes.
+        """
+        if isinstance(version, bool) or not isinstance(version, int) or version <= 0:
+            raise InvalidArgument(f"model version must be an integer > 0, got {version!r}")
         _known_arch(arch)
-        digest = hashlib.sha256(blob).hexdigest()
-        if sha256 and sha256.lower() != digest:
-            raise InvalidArgument(f"model checksum mismatch: header says {sha256}, bytes hash to {digest}")
-        with self._lock:
-            old = self._records.get(version)
-        if old is not None and old.sha256 == digest and old.arch == arch and (not dataset or dataset in old.datasets):
-            return old
-        state = _parse(blob)
+        self.check_size(size)
+        if not self._pushes.acquire(blocking=False):
+            raise ResourceExhausted(f"{self.max_pushes} model push(es) already in progress (the server's cap, "
+                                    "--max-pushes); retry shortly")
+        try:
+            return self._push(arch, version, chunks, int(size), sha256.lower(), dataset)
+        finally:
+            self._pushes.release()
+
+    def _push(self, arch: str, version: int, chunks: Iterable[bytes], size: int, sha256: str, dataset: str) -> ModelRecord:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._disk_error(exc, version) from None
+        tmp = self.directory / f".push-{uuid.uuid4().hex}.tmp"
+        try:
+            digest, received = self._receive(tmp, chunks, size, version)
+            if size and received != size:
+                raise InvalidArgument(f"model header says {size} bytes, {received} arrived")
+            if sha256 and sha256 != digest:
+                raise InvalidArgument(f"model checksum mismatch: header says {shown(sha256)}, bytes hash to {digest}")
+            with self._lock:
+                old = self._records.get(version)
+            if old is not None and old.sha256 == digest and old.arch == arch and (not dataset or dataset in old.datasets):
+                return old
+            header, data_start = _read_header(tmp)
+            fits = self._fits(arch, header, dataset)
+            _check_values(tmp, header, data_start)
+            rec = ModelRecord(arch, int(version), received, digest, fits)
+            doc = json.dumps({"format_version": MODEL_FORMAT_VERSION, **asdict(rec)}).encode()
+            with self._lock:
+                try:
+                    os.replace(tmp, self._path(version))
+                    _atomic_write(self.directory / f"v{version}.json", doc)
+                    _fsync_dir(self.directory)
+                except OSError as exc:
+                    raise self._disk_error(exc, version) from None
+                self._records[rec.version] = rec
+                self._verified.pop(rec.version, None)
+            self._retire(rec.version)
+            return rec
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _receive(self, tmp: Path, chunks: Iterable[bytes], size: int, version: int) -> tuple[str, int]:
+        h = hashlib.sha256()
+        received = 0
+        try:
+            with open(tmp, "wb") as f:
+                for data in chunks:
+                    received += len(data)
+                    self.check_size(received)
+                    if size and received > size:
+                        raise InvalidArgument(f"model header says {size} bytes, more arrived")
+                    h.update(data)
+                    f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise self._disk_error(exc, version) from None
+        return h.hexdigest(), received
+
+    @staticmethod
+    def _disk_error(exc: OSError, version: int) -> Exception:
+        if is_disk_full(exc):
+            return ResourceExhausted(f"no room to store model v{version} on the server ({exc.strerror}); nothing was stored")
+        return exc
+
+    def _fits(self, arch: str, header: dict, dataset: str) -> list[str]:
         known = self._datasets()
         if dataset:
             if dataset not in known:
-                raise NotFound(f"data set {dataset!r} not found")
+                raise NotFound(f"data set {shown(dataset)} not found")
             shape, classes = known[dataset]
-            check_state(arch, state, shape, classes)
-            fits = [dataset]
-        else:
-            fits, reasons = [], []
-            for name, (shape, classes) in sorted(known.items()):
-                try:
-                    check_state(arch, state, shape, classes)
-                    fits.append(name)
-                except InvalidArgument as exc:
-                    reasons.append(f"{name}: {exc}")
-            if not fits:
-                raise InvalidArgument("model fits no data set: " + ("; ".join(reasons[:3]) or "the store has none"))
-        rec = ModelRecord(arch, int(version), len(blob), digest, fits)
-        self.directory.mkdir(parents=True, exist_ok=True)
+            _check_header(arch, header, shape, classes)
+            return [dataset]
+        fits, reasons = [], []
+        for name, (shape, classes) in sorted(known.items()):
+            try:
+                _check_header(arch, header, shape, classes)
+                fits.append(name)
+            except InvalidArgument as exc:
+                reasons.append(f"{name}: {exc}")
+        if not fits:
+            raise InvalidArgument("model fits no data set: " + ("; ".join(reasons[:3]) or "the store has none"))
+        return fits
+
+    def _retire(self, pushed: int) -> None:
+        """Remove versions beyond the ``keep`` highest, never ``pushed`` nor one in use."""
+        if not self.keep:
+            return
+        in_use = {int(v) for v in self._in_use()}
         with self._lock:
-            _atomic_write(self.directory / f"v{version}.safetensors", blob)
-            _atomic_write(self.directory / f"v{version}.json", json.dumps({"format_version": MODEL_FORMAT_VERSION, **asdict(rec)}).encode())
-            self._records[rec.version] = rec
-        return rec
+            old = sorted(self._records, reverse=True)[self.keep :]
+            for version in old:
+                if version == pushed or version in in_use:
+                    continue
+                del self._records[version]
+                self._verified.pop(version, None)
+                # The record file first: a crash in between leaves a blob no record names (ignored).
+                for path in (self.directory / f"v{version}.json", self._path(version)):
+                    path.unlink(missing_ok=True)
 
     # -- lookup ----------------------------------------------------------------------------
     def get(self, version: int) -> ModelRecord:
@@ -167,32 +407,78 @@ class ModelRegistry:
             raise NotFound(f"model version {version} not found")
         return rec
 
+    def versions(self) -> list[int]:
+        with self._lock:
+            return sorted(self._records)
+
     def resolve(self, dataset: str, version: int = 0) -> ModelRecord:
-        """The model to select ``dataset`` with: ``version``, or the newest that fits it."""
+        """The model to select ``dataset`` with: ``version``, or the newest that fits it; its file
+        checked against its sha256 (DATA_LOSS). An unknown version is FAILED_PRECONDITION."""
         with self._lock:
             records = dict(self._records)
         if not records:
             raise FailedPrecondition("this strategy needs a model: push one with PushModel first")
         if version:
-            rec = self.get(version)
+            rec = records.get(int(version))
+            if rec is None:
+                held = sorted(records)
+                raise FailedPrecondition(f"model version {version} is not on the server (never pushed, or retired); "
+                                         f"it holds versions {held[-8:]}")
             if dataset not in rec.datasets:
-                raise FailedPrecondition(f"model version {version} does not fit data set {dataset!r} (fits {rec.datasets})")
-            return rec
-        fitting = [r for r in records.values() if dataset in r.datasets]
-        if not fitting:
-            raise FailedPrecondition(f"no pushed model fits data set {dataset!r}; push one with dataset={dataset!r}")
-        return max(fitting, key=lambda r: r.version)
+                raise FailedPrecondition(f"model version {version} does not fit data set {shown(dataset)} (fits {rec.datasets})")
+        else:
+            fitting = [r for r in records.values() if dataset in r.datasets]
+            if not fitting:
+                raise FailedPrecondition(f"no pushed model fits data set {shown(dataset)}; push one with dataset={shown(dataset)}")
+            rec = max(fitting, key=lambda r: r.version)
+        self.verify(rec.version)
+        return rec
+
+    def verify(self, version: int) -> None:
+        """DATA_LOSS unless model ``version``'s file hashes to its recorded sha256 (re-hashed only
+        when the file's size, mtime or inode changed since the last check)."""
+        rec = self.get(version)
+        path = self._path(rec.version)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise DataLoss(f"model v{rec.version}: its file {path.name} is missing; push the model again") from None
+        key = (st.st_size, st.st_mtime_ns, st.st_ino)
+        with self._lock:
+            if self._verified.get(rec.version) == key:
+                return
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while data := f.read(_SLICE_BYTES):
+                h.update(data)
+        self._check_digest(rec, h.hexdigest())
+        with self._lock:
+            self._verified[rec.version] = key
+
+    @staticmethod
+    def _check_digest(rec: ModelRecord, digest: str) -> None:
+        if digest != rec.sha256:
+            raise DataLoss(f"model v{rec.version}: its file hashes to sha256 {digest[:16]}..., its record says "
+                           f"{rec.sha256[:16]}... (changed on disk); push the model again")
 
     def load_state(self, version: int) -> dict:
+        """The tensors of model ``version``, from bytes checked against its sha256 (DATA_LOSS)."""
         rec = self.get(version)
-        blob = (self.directory / f"v{rec.version}.safetensors").read_bytes()
+        try:
+            blob = self._path(rec.version).read_bytes()
+        except FileNotFoundError:
+            raise DataLoss(f"model v{rec.version}: its file is missing; push the model again") from None
+        self._check_digest(rec, hashlib.sha256(blob).hexdigest())
         return _parse(blob)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}.{threading.get_ident()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

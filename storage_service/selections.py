@@ -27,6 +27,12 @@ On disk: ``<store root>/.nessa/selections/<id>.arrow``, the selection file forma
 :mod:`storage_service.selection_file` (the same files ``nessa select`` writes), with ``id`` and
 ``model_version`` in its summary. Only finished selections are written; a restart forgets
 running and failed ones (selecting again recomputes them).
+
+Bounds (``set_limits``; the manager alone keeps everything, ``nessa serve`` sets both): at most
+``max_queued`` selections queued or running (a new one beyond is RESOURCE_EXHAUSTED; asking for
+one already queued is not), and per data set only the ``keep`` most recently used finished
+selections (made, asked for, or streamed) stay on disk and in memory; a running selection is
+never removed. Temp files of a write killed half-way are removed when the manager opens.
 """
 
 from __future__ import annotations
@@ -47,8 +53,9 @@ import numpy as np
 
 from host.budget import check_fraction as _check_fraction
 from host.strategies import Strategy, spec
-from storage_service._errors import FailedPrecondition, InvalidArgument, NotFound
+from storage_service._errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, clip, is_disk_full, shown
 from storage_service.learned import MAX_WATCH, LossHistories
+from storage_service.models_registry import remove_temp_files
 from storage_service._strategies import STRATEGIES, SelectionParams, _Result
 from storage_service.selection_file import SELECTION_FORMAT_VERSION, read_selection, read_summary, write_selection
 
@@ -67,7 +74,13 @@ __all__ = [
     "DEFAULT_WATCH",
     "DEFAULT_MIN_KEEP",
     "MAX_NUM_BATCHES",
+    "DEFAULT_KEEP_SELECTIONS",
+    "DEFAULT_MAX_QUEUED",
 ]
+
+#: What ``nessa serve`` keeps and queues by default (the manager alone: no bounds).
+DEFAULT_KEEP_SELECTIONS = 16
+DEFAULT_MAX_QUEUED = 16
 
 #: Mini-batch strategies: rows per mini-batch and mini-batches per selection when not given.
 DEFAULT_BATCH_SIZE = 128
@@ -225,18 +238,42 @@ def selection_id(params: SelectionParams, num_samples: int) -> str:
 class SelectionManager:
     """Runs, remembers and persists selections under ``directory``."""
 
-    def __init__(self, directory: str | os.PathLike, *, workers: int = 1):
+    def __init__(self, directory: str | os.PathLike, *, workers: int = 1, keep: int = 0, max_queued: int = 0):
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
+        self.keep = self.max_queued = 0
+        self.set_limits(keep=keep, max_queued=max_queued)
         self.directory = Path(directory)
+        self.removed_temp_files = remove_temp_files(self.directory)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nessa-select")
         self._lock = threading.Lock()
         self._records: dict[str, SelectionRecord] = {}
         self._futures: dict[str, Future] = {}
         self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # Last use of each selection (a counter, higher = more recent): retention keeps the
+        # most recently used ones of each data set.
+        self._used: dict[str, int] = {}
+        self._clock = 0
         #: Per-(data set, run) loss histories of the model-based strategies (memory only).
         self.histories = LossHistories()
         self._load_existing()
+
+    def set_limits(self, *, keep: int, max_queued: int) -> None:
+        """``keep`` finished selections per data set (0: all); ``max_queued`` queued or running (0: no bound)."""
+        for name, value in (("keep", keep), ("max_queued", max_queued)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0 (0: no bound), got {value!r}")
+        self.keep, self.max_queued = keep, max_queued
+
+    def _touch(self, sel_id: str) -> None:
+        """Mark ``sel_id`` used now (call with the lock held)."""
+        self._clock += 1
+        self._used[sel_id] = self._clock
+
+    def model_versions_in_use(self) -> set[int]:
+        """Model versions of the selections queued or running (retention must keep them)."""
+        with self._lock:
+            return {r.model_version for r in self._records.values() if r.state == "running" and r.model_version}
 
     def _path(self, sel_id: str) -> Path:
         return self.directory / f"{sel_id}.arrow"
@@ -244,7 +281,13 @@ class SelectionManager:
     def _load_existing(self) -> None:
         if not self.directory.is_dir():
             return
-        for path in sorted(self.directory.glob("sel-*.arrow")):
+        paths = []
+        for path in self.directory.glob("sel-*.arrow"):
+            try:
+                paths.append((path.stat().st_mtime_ns, path))
+            except OSError:
+                continue
+        for _, path in sorted(paths):  # oldest first: the clock orders them by last write
             try:
                 doc = read_summary(path)
                 # Keys a file lacks (written before they existed) take the record's defaults.
@@ -252,6 +295,7 @@ class SelectionManager:
             except (OSError, KeyError, ValueError, TypeError):
                 continue  # a foreign, damaged or other-version file is not a selection of ours
             self._records[rec.id] = rec
+            self._touch(rec.id)
 
     def _save(self, rec: SelectionRecord, result: _Result) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -262,7 +306,8 @@ class SelectionManager:
         with self._lock:
             rec = self._records.get(sel_id)
         if rec is None:
-            raise NotFound(f"selection {sel_id!r} not found")
+            raise NotFound(f"selection {shown(sel_id)} not found (never made, or retired: the server keeps the "
+                           f"{self.keep or 'all'} most recently used per data set)")
         return rec
 
     def start(self, sel_id: str, params: SelectionParams, store, load_model: Callable[[], object] | None) -> SelectionRecord:
@@ -270,13 +315,18 @@ class SelectionManager:
         with self._lock:
             rec = self._records.get(sel_id)
             if rec is not None and rec.state != "failed":
+                self._touch(sel_id)
                 return rec
+            if self.max_queued and len(self._futures) >= self.max_queued:
+                raise ResourceExhausted(f"{len(self._futures)} selections are already queued or running (the server's cap, "
+                                        "--max-queued-selections); retry when one is done")
             rec = SelectionRecord(sel_id, params.dataset, params.strategy.value, params.fraction, params.seed, params.model_version,
                                   params.backend, "running", ordered=spec(params.strategy).minibatch,
                                   batch_size=params.batch_size, num_batches=params.num_batches, pool_size=params.pool_size,
                                   run=params.run, drop_threshold=params.drop_threshold, watch=params.watch,
                                   min_keep=params.min_keep)
             self._records[sel_id] = rec
+            self._touch(sel_id)
             self._futures[sel_id] = self._pool.submit(self._run, rec, params, store, load_model)
             return rec
 
@@ -297,10 +347,30 @@ class SelectionManager:
                            num_forwarded=result.num_forwarded)
             self._save(done, result)
         except Exception as exc:  # noqa: BLE001 - reported to the client as state FAILED
-            done = replace(rec, state="failed", error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - t0)
+            error = (f"ResourceExhausted: no room on the server's disk for the selection file ({exc.strerror})"
+                     if is_disk_full(exc) else f"{type(exc).__name__}: {exc}")
+            done = replace(rec, state="failed", error=clip(error), seconds=time.perf_counter() - t0)
         with self._lock:
             self._records[rec.id] = done
             self._futures.pop(rec.id, None)
+            self._touch(rec.id)
+        self._retire(rec.dataset)
+
+    def _retire(self, dataset: str) -> None:
+        """Forget (and delete the files of) ``dataset``'s finished selections beyond the ``keep``
+        most recently used; running ones always stay."""
+        if not self.keep:
+            return
+        with self._lock:
+            done = [r.id for r in self._records.values() if r.dataset == dataset and r.state != "running"]
+            done.sort(key=lambda i: self._used.get(i, 0), reverse=True)
+            gone = done[self.keep :]
+            for sel_id in gone:
+                del self._records[sel_id]
+                self._used.pop(sel_id, None)
+                self._arrays.pop(sel_id, None)
+        for sel_id in gone:
+            self._path(sel_id).unlink(missing_ok=True)
 
     def wait(self, sel_id: str, timeout: float | None) -> SelectionRecord:
         """The record once done or failed, or still running after ``timeout`` seconds."""
@@ -321,8 +391,12 @@ class SelectionManager:
             raise FailedPrecondition(f"selection {sel_id} is {rec.state}, not done" + (f": {rec.error}" if rec.error else ""))
         with self._lock:
             cached = self._arrays.get(sel_id)
+            self._touch(sel_id)
         if cached is None:
-            ids, weights, _ = read_selection(self._path(sel_id))
+            try:
+                ids, weights, _ = read_selection(self._path(sel_id))
+            except FileNotFoundError:
+                raise NotFound(f"selection {shown(sel_id)} was retired (its file is gone); select again") from None
             cached = (ids, weights)
             with self._lock:
                 if len(self._arrays) > 32:

@@ -4,17 +4,26 @@ Status codes: a ``ServiceError`` keeps its code (INVALID_ARGUMENT, NOT_FOUND, ..
 exception is logged and answered INTERNAL with its message, so callers never see UNKNOWN.
 ``StreamSamples`` returns ready-made wire bytes (see ``_wire``): ``handlers()`` registers an
 identity serializer for it.
+
+Requests arrive as bytes (identity deserializers) and are parsed here, so that a request larger
+than its method's limit is RESOURCE_EXHAUSTED naming the limit and undecodable bytes are
+INVALID_ARGUMENT (gRPC's own deserialization failure is INTERNAL). Unary requests may be at most
+``max_request_bytes``; PushModel's chunks at most ``max_chunk_bytes`` each (the main port's
+transport limit is the larger of the two, so nothing larger is ever read). Status messages
+never echo unbounded input (``_errors.clip``).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+from typing import Iterator
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from storage_service._core import StorageCore, StreamParams
-from storage_service._errors import InvalidArgument, ServiceError
+from storage_service._errors import InvalidArgument, ResourceExhausted, ServiceError, clip, is_disk_full
 from storage_service._proto import nessa_pb2 as pb
 from storage_service._wire import BATCH_VERSION
 from host.backends import Backend
@@ -22,7 +31,8 @@ from host.strategies import Strategy, strategy_names
 from storage_service._names import BACKEND_TO_PB, PB_TO_BACKEND, PB_TO_STRATEGY, STRATEGY_TO_PB, backend_names
 from storage_service.selections import SelectionRecord
 
-__all__ = ["StorageServicer", "SERVICE_NAME", "stream_params", "status_of"]
+__all__ = ["StorageServicer", "SERVICE_NAME", "stream_params", "status_of", "DEFAULT_MAX_REQUEST_BYTES",
+           "DEFAULT_MAX_CHUNK_BYTES"]
 
 SERVICE_NAME = "nessa.v1.Storage"
 _log = logging.getLogger("nessa.service")
@@ -30,26 +40,51 @@ _STATE_PB = {"running": pb.SELECTION_STATE_RUNNING, "done": pb.SELECTION_STATE_D
 #: Select answers RUNNING this long before the caller's deadline rather than let it expire.
 _DEADLINE_MARGIN_S = 0.25
 _NO_DEADLINE_WAIT_S = 3600.0
+#: Largest unary request (a name, a few numbers: well under 1 KiB in practice).
+DEFAULT_MAX_REQUEST_BYTES = 64 << 10
+#: Largest PushModel chunk message (StorageClient sends 1 MiB chunks); gRPC's own default limit.
+DEFAULT_MAX_CHUNK_BYTES = 4 << 20
 
 
 def status_of(exc: Exception, method: str) -> tuple[grpc.StatusCode, str]:
-    """The status a failed call answers: a ServiceError's own code, else INTERNAL (logged)."""
+    """The status a failed call answers: a ServiceError's own code, a full disk RESOURCE_EXHAUSTED,
+    else INTERNAL (logged); the message cut to ``_errors.MAX_DETAILS_CHARS``."""
     if isinstance(exc, ServiceError):
-        return exc.code, str(exc)
+        return exc.code, clip(str(exc))
+    if is_disk_full(exc):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, f"{method}: no room left on the server's disk ({exc.strerror})"
     _log.exception("%s failed", method)
-    return grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}: {exc}"
+    return grpc.StatusCode.INTERNAL, clip(f"internal error in {method}: {type(exc).__name__}: {exc}")
 
 
-def _unary(fn):
-    @functools.wraps(fn)
-    def wrapper(self, request, context):
-        try:
-            return fn(self, request, context)
-        except Exception as exc:  # noqa: BLE001 - mapped to a status, never UNKNOWN
-            code, message = status_of(exc, fn.__name__)
-        context.abort(code, message)
+def _parse(cls, data: bytes, method: str, limit: int, what: str = "request"):
+    """``cls`` parsed from ``data``: RESOURCE_EXHAUSTED above ``limit``, INVALID_ARGUMENT if
+    undecodable (a message already parsed by a caller's own deserializer passes through)."""
+    if isinstance(data, cls):
+        return data
+    if len(data) > limit:
+        raise ResourceExhausted(f"{method} {what} of {len(data)} bytes exceeds the server's limit of {limit} bytes")
+    try:
+        return cls.FromString(data)
+    except DecodeError:
+        raise InvalidArgument(f"{method}: the {what} bytes are not a valid {cls.DESCRIPTOR.name}") from None
 
-    return wrapper
+
+def _unary(cls):
+    """The method takes a parsed ``cls``; failures become a status (never UNKNOWN)."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(self, data, context):
+            try:
+                return fn(self, _parse(cls, data, fn.__name__, self.max_request_bytes), context)
+            except Exception as exc:  # noqa: BLE001 - mapped to a status, never UNKNOWN
+                code, message = status_of(exc, fn.__name__)
+            context.abort(code, message)
+
+        return wrapper
+
+    return decorate
 
 
 def _dataset_pb(name: str, m) -> pb.DatasetInfo:
@@ -106,13 +141,20 @@ class StorageServicer:
     """One instance serves every call; ``StorageCore`` is thread-safe.
 
     ``data_port``: where the data plane listens (GetServerInfo), 0 when there is none.
+    ``max_request_bytes`` / ``max_chunk_bytes``: the largest unary request / PushModel chunk.
     """
 
-    def __init__(self, core: StorageCore, *, data_port: int = 0):
+    def __init__(self, core: StorageCore, *, data_port: int = 0, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+                 max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES):
+        for name, value in (("max_request_bytes", max_request_bytes), ("max_chunk_bytes", max_chunk_bytes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
+                raise ValueError(f"{name} must be an integer >= 1024, got {value!r}")
         self.core = core
         self.data_port = int(data_port)
+        self.max_request_bytes = max_request_bytes
+        self.max_chunk_bytes = max_chunk_bytes
 
-    @_unary
+    @_unary(pb.ListDatasetsRequest)
     def ListDatasets(self, request, context):
         out = pb.ListDatasetsResponse()
         for name in self.core.dataset_names():
@@ -122,31 +164,42 @@ class StorageServicer:
                 continue  # a broken store is left out of the list (GetDataset names the problem)
         return out
 
-    @_unary
+    @_unary(pb.GetDatasetRequest)
     def GetDataset(self, request, context):
         return _dataset_pb(request.name, self.core.store(request.name).manifest)
 
-    @_unary
     def PushModel(self, request_iterator, context):
-        header, blob = None, bytearray()
-        for chunk in request_iterator:
+        """Chunks go to the registry one by one (a temp file on disk), never joined in memory."""
+        try:
+            chunks = self._chunks(request_iterator)
+            header = next(chunks, None)
             if header is None:
+                raise InvalidArgument("PushModel received no chunks")
+            if not header.sha256:
+                raise InvalidArgument("model header has no sha256 checksum")
+            rec = self.core.models.push_chunks(header.arch, int(header.version), chunks, size=int(header.size),
+                                               sha256=header.sha256, dataset=header.dataset)
+            return pb.ModelInfo(arch=rec.arch, version=rec.version, size=rec.size, sha256=rec.sha256, datasets=rec.datasets)
+        except Exception as exc:  # noqa: BLE001 - mapped to a status, never UNKNOWN
+            code, message = status_of(exc, "PushModel")
+        context.abort(code, message)
+
+    def _chunks(self, request_iterator) -> Iterator:
+        """The header, then each chunk's data (parsed one at a time from the raw messages)."""
+        first = True
+        for data in request_iterator:
+            chunk = _parse(pb.PushModelChunk, data, "PushModel", self.max_chunk_bytes, "chunk")
+            if first:
                 if not chunk.HasField("header"):
                     raise InvalidArgument("the first PushModel chunk must carry the header")
-                header = chunk.header
-                self.core.models.check_size(header.size)
+                yield chunk.header
+                first = False
             elif chunk.HasField("header"):
                 raise InvalidArgument("only the first PushModel chunk may carry a header")
-            blob += chunk.data
-            self.core.models.check_size(len(blob))
-            if header.size and len(blob) > header.size:
-                raise InvalidArgument(f"model header says {header.size} bytes, more arrived")
-        if header is None:
-            raise InvalidArgument("PushModel received no chunks")
-        rec = self.core.push_model(header, bytes(blob))
-        return pb.ModelInfo(arch=rec.arch, version=rec.version, size=rec.size, sha256=rec.sha256, datasets=rec.datasets)
+            if chunk.data:
+                yield chunk.data
 
-    @_unary
+    @_unary(pb.SelectRequest)
     def Select(self, request, context):
         strategy = PB_TO_STRATEGY.get(request.strategy)
         if strategy is None:
@@ -175,16 +228,17 @@ class StorageServicer:
                 rec = self.core.selections.wait(rec.id, budget)
         return _selection_pb(rec)
 
-    @_unary
+    @_unary(pb.GetSelectionRequest)
     def GetSelection(self, request, context):
         return _selection_pb(self.core.selections.get(request.id))
 
-    @_unary
+    @_unary(pb.GetServerInfoRequest)
     def GetServerInfo(self, request, context):
-        return pb.ServerInfo(data_port=self.data_port, batch_version=BATCH_VERSION)
+        return pb.ServerInfo(data_port=self.data_port, batch_version=BATCH_VERSION, max_push_chunk_bytes=self.max_chunk_bytes)
 
-    def StreamSamples(self, request, context):
+    def StreamSamples(self, data, context):
         try:
+            request = _parse(pb.StreamSamplesRequest, data, "StreamSamples", self.max_request_bytes)
             for wire in self.core.stream(stream_params(request)):
                 if not context.is_active():
                     return  # the client cancelled or went away
@@ -195,18 +249,18 @@ class StorageServicer:
         context.abort(code, message)
 
     def handlers(self) -> grpc.GenericRpcHandler:
-        """The generic handler to add to a ``grpc.Server``."""
+        """The generic handler to add to a ``grpc.Server`` (requests arrive as bytes: see the module doc)."""
         ser = lambda m: m.SerializeToString()  # noqa: E731
         identity = lambda wire: wire  # noqa: E731 - StreamSamples yields finished wire bytes
         return grpc.method_handlers_generic_handler(
             SERVICE_NAME,
             {
-                "ListDatasets": grpc.unary_unary_rpc_method_handler(self.ListDatasets, pb.ListDatasetsRequest.FromString, ser),
-                "GetDataset": grpc.unary_unary_rpc_method_handler(self.GetDataset, pb.GetDatasetRequest.FromString, ser),
-                "PushModel": grpc.stream_unary_rpc_method_handler(self.PushModel, pb.PushModelChunk.FromString, ser),
-                "Select": grpc.unary_unary_rpc_method_handler(self.Select, pb.SelectRequest.FromString, ser),
-                "GetSelection": grpc.unary_unary_rpc_method_handler(self.GetSelection, pb.GetSelectionRequest.FromString, ser),
-                "StreamSamples": grpc.unary_stream_rpc_method_handler(self.StreamSamples, pb.StreamSamplesRequest.FromString, identity),
-                "GetServerInfo": grpc.unary_unary_rpc_method_handler(self.GetServerInfo, pb.GetServerInfoRequest.FromString, ser),
+                "ListDatasets": grpc.unary_unary_rpc_method_handler(self.ListDatasets, None, ser),
+                "GetDataset": grpc.unary_unary_rpc_method_handler(self.GetDataset, None, ser),
+                "PushModel": grpc.stream_unary_rpc_method_handler(self.PushModel, None, ser),
+                "Select": grpc.unary_unary_rpc_method_handler(self.Select, None, ser),
+                "GetSelection": grpc.unary_unary_rpc_method_handler(self.GetSelection, None, ser),
+                "StreamSamples": grpc.unary_stream_rpc_method_handler(self.StreamSamples, None, identity),
+                "GetServerInfo": grpc.unary_unary_rpc_method_handler(self.GetServerInfo, None, ser),
             },
         )

@@ -24,49 +24,49 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0bnessa.proto\x12\x08nessa.v1\"\x16\n\x14GetServerInfoRequest\"6\n\nServerInfo\x12\x11\n\tdata_port\x18\x01 \x01(\r\x12\x15\n\rbatch_version\x18\x02 \x01(\r\"\x15\n\x13ListDatasetsRequest\"?\n\x14ListDatasetsResponse\x12\'\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x15.nessa.v1.DatasetInfo\"!\n\x11GetDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xad\x01\n\x0b\x44\x61tasetInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bnum_samples\x18\x02 \x01(\x04\x12\x13\n\x0bnum_classes\x18\x03 \x01(\r\x12\x13\n\x0b\x63lass_names\x18\x04 \x03(\t\x12\x14\n\x0c\x63lass_counts\x18\x05 \x03(\x04\x12\x14\n\x0csample_shape\x18\x06 \x03(\r\x12\r\n\x05\x64type\x18\x07 \x01(\t\x12\x16\n\x0e\x66ormat_version\x18\x08 \x01(\r\"[\n\x0bModelHeader\x12\x0c\n\x04\x61rch\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x05 \x01(\t\"E\n\x0ePushModelChunk\x12%\n\x06header\x18\x01 \x01(\x0b\x32\x15.nessa.v1.ModelHeader\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"Z\n\tModelInfo\x12\x0c\n\x04\x61rch\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x10\n\x08\x64\x61tasets\x18\x05 \x03(\t\"\xb4\x02\n\rSelectRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12$\n\x08strategy\x18\x02 \x01(\x0e\x32\x12.nessa.v1.Strategy\x12\x10\n\x08\x66raction\x18\x03 \x01(\x01\x12\x0c\n\x04seed\x18\x04 \x01(\x04\x12\x15\n\rmodel_version\x18\x05 \x01(\x04\x12\"\n\x07\x62\x61\x63kend\x18\x06 \x01(\x0e\x32\x11.nessa.v1.Backend\x12\x0f\n\x07no_wait\x18\x07 \x01(\x08\x12\x12\n\nbatch_size\x18\x08 \x01(\r\x12\x13\n\x0bnum_batches\x18\t \x01(\r\x12\x11\n\tpool_size\x18\n \x01(\r\x12\x0b\n\x03run\x18\x0b \x01(\t\x12\x16\n\x0e\x64rop_threshold\x18\x0c \x01(\x01\x12\r\n\x05watch\x18\r \x01(\r\x12\x10\n\x08min_keep\x18\x0e \x01(\x01\"!\n\x13GetSelectionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x8a\x03\n\rSelectionInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12$\n\x08strategy\x18\x03 \x01(\x0e\x32\x12.nessa.v1.Strategy\x12\x10\n\x08\x66raction\x18\x04 \x01(\x01\x12\x0c\n\x04seed\x18\x05 \x01(\x04\x12\x15\n\rmodel_version\x18\x06 \x01(\x04\x12\"\n\x07\x62\x61\x63kend\x18\x07 \x01(\x0e\x32\x11.nessa.v1.Backend\x12\'\n\x05state\x18\x08 \x01(\x0e\x32\x18.nessa.v1.SelectionState\x12\x14\n\x0cnum_selected\x18\t \x01(\x04\x12\x14\n\x0c\x63lass_counts\x18\n \x03(\x04\x12\x11\n\tobjective\x18\x0b \x01(\x01\x12\x0f\n\x07seconds\x18\x0c \x01(\x01\x12\r\n\x05\x65rror\x18\r \x01(\t\x12\x12\n\nbatch_size\x18\x0e \x01(\r\x12\x13\n\x0bnum_batches\x18\x0f \x01(\r\x12\x13\n\x0bnum_dropped\x18\x10 \x01(\x04\x12\x15\n\rnum_forwarded\x18\x11 \x01(\x04\"\xb6\x01\n\x14StreamSamplesRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x11\n\tselection\x18\x02 \x01(\t\x12\x10\n\x08\x66raction\x18\x03 \x01(\x01\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x0c\n\x04seed\x18\x05 \x01(\x04\x12\x0c\n\x04rank\x18\x06 \x01(\r\x12\x12\n\nworld_size\x18\x07 \x01(\r\x12\x14\n\x0cstart_offset\x18\x08 \x01(\x04\x12\x13\n\x0b\x62\x61tch_bytes\x18\t \x01(\x04\"q\n\x0b\x42\x61tchHeader\x12\x14\n\x0cselection_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\r\n\x05\x63ount\x18\x04 \x01(\r\x12\r\n\x05total\x18\x05 \x01(\x04\x12\x0f\n\x07padding\x18\x0f \x01(\x0c\"B\n\x0bSampleBatch\x12%\n\x06header\x18\x01 \x01(\x0b\x32\x15.nessa.v1.BatchHeader\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c*\xb9\x01\n\x08Strategy\x12\x18\n\x14STRATEGY_UNSPECIFIED\x10\x00\x12\x11\n\rSTRATEGY_FULL\x10\x01\x12\x13\n\x0fSTRATEGY_RANDOM\x10\x02\x12\x12\n\x0eSTRATEGY_CRAIG\x10\x03\x12\x15\n\x11STRATEGY_NESSA_PA\x10\x04\x12\x12\n\x0eSTRATEGY_CREST\x10\x05\x12\x15\n\x11STRATEGY_NESSA_SS\x10\x06\x12\x15\n\x11STRATEGY_MAX_LOSS\x10\x07*U\n\x07\x42\x61\x63kend\x12\x17\n\x13\x42\x41\x43KEND_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x42\x41\x43KEND_CPU\x10\x01\x12\x0f\n\x0b\x42\x41\x43KEND_EMU\x10\x02\x12\x0f\n\x0b\x42\x41\x43KEND_XRT\x10\x03*\x84\x01\n\x0eSelectionState\x12\x1f\n\x1bSELECTION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17SELECTION_STATE_RUNNING\x10\x01\x12\x18\n\x14SELECTION_STATE_DONE\x10\x02\x12\x1a\n\x16SELECTION_STATE_FAILED\x10\x03\x32\xed\x03\n\x07Storage\x12M\n\x0cListDatasets\x12\x1d.nessa.v1.ListDatasetsRequest\x1a\x1e.nessa.v1.ListDatasetsResponse\x12@\n\nGetDataset\x12\x1b.nessa.v1.GetDatasetRequest\x1a\x15.nessa.v1.DatasetInfo\x12<\n\tPushModel\x12\x18.nessa.v1.PushModelChunk\x1a\x13.nessa.v1.ModelInfo(\x01\x12:\n\x06Select\x12\x17.nessa.v1.SelectRequest\x1a\x17.nessa.v1.SelectionInfo\x12\x46\n\x0cGetSelection\x12\x1d.nessa.v1.GetSelectionRequest\x1a\x17.nessa.v1.SelectionInfo\x12H\n\rStreamSamples\x12\x1e.nessa.v1.StreamSamplesRequest\x1a\x15.nessa.v1.SampleBatch0\x01\x12\x45\n\rGetServerInfo\x12\x1e.nessa.v1.GetServerInfoRequest\x1a\x14.nessa.v1.ServerInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0bnessa.proto\x12\x08nessa.v1\"\x16\n\x14GetServerInfoRequest\"T\n\nServerInfo\x12\x11\n\tdata_port\x18\x01 \x01(\r\x12\x15\n\rbatch_version\x18\x02 \x01(\r\x12\x1c\n\x14max_push_chunk_bytes\x18\x03 \x01(\x04\"\x15\n\x13ListDatasetsRequest\"?\n\x14ListDatasetsResponse\x12\'\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x15.nessa.v1.DatasetInfo\"!\n\x11GetDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xad\x01\n\x0b\x44\x61tasetInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bnum_samples\x18\x02 \x01(\x04\x12\x13\n\x0bnum_classes\x18\x03 \x01(\r\x12\x13\n\x0b\x63lass_names\x18\x04 \x03(\t\x12\x14\n\x0c\x63lass_counts\x18\x05 \x03(\x04\x12\x14\n\x0csample_shape\x18\x06 \x03(\r\x12\r\n\x05\x64type\x18\x07 \x01(\t\x12\x16\n\x0e\x66ormat_version\x18\x08 \x01(\r\"[\n\x0bModelHeader\x12\x0c\n\x04\x61rch\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x05 \x01(\t\"E\n\x0ePushModelChunk\x12%\n\x06header\x18\x01 \x01(\x0b\x32\x15.nessa.v1.ModelHeader\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"Z\n\tModelInfo\x12\x0c\n\x04\x61rch\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x10\n\x08\x64\x61tasets\x18\x05 \x03(\t\"\xb4\x02\n\rSelectRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12$\n\x08strategy\x18\x02 \x01(\x0e\x32\x12.nessa.v1.Strategy\x12\x10\n\x08\x66raction\x18\x03 \x01(\x01\x12\x0c\n\x04seed\x18\x04 \x01(\x04\x12\x15\n\rmodel_version\x18\x05 \x01(\x04\x12\"\n\x07\x62\x61\x63kend\x18\x06 \x01(\x0e\x32\x11.nessa.v1.Backend\x12\x0f\n\x07no_wait\x18\x07 \x01(\x08\x12\x12\n\nbatch_size\x18\x08 \x01(\r\x12\x13\n\x0bnum_batches\x18\t \x01(\r\x12\x11\n\tpool_size\x18\n \x01(\r\x12\x0b\n\x03run\x18\x0b \x01(\t\x12\x16\n\x0e\x64rop_threshold\x18\x0c \x01(\x01\x12\r\n\x05watch\x18\r \x01(\r\x12\x10\n\x08min_keep\x18\x0e \x01(\x01\"!\n\x13GetSelectionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x8a\x03\n\rSelectionInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12$\n\x08strategy\x18\x03 \x01(\x0e\x32\x12.nessa.v1.Strategy\x12\x10\n\x08\x66raction\x18\x04 \x01(\x01\x12\x0c\n\x04seed\x18\x05 \x01(\x04\x12\x15\n\rmodel_version\x18\x06 \x01(\x04\x12\"\n\x07\x62\x61\x63kend\x18\x07 \x01(\x0e\x32\x11.nessa.v1.Backend\x12\'\n\x05state\x18\x08 \x01(\x0e\x32\x18.nessa.v1.SelectionState\x12\x14\n\x0cnum_selected\x18\t \x01(\x04\x12\x14\n\x0c\x63lass_counts\x18\n \x03(\x04\x12\x11\n\tobjective\x18\x0b \x01(\x01\x12\x0f\n\x07seconds\x18\x0c \x01(\x01\x12\r\n\x05\x65rror\x18\r \x01(\t\x12\x12\n\nbatch_size\x18\x0e \x01(\r\x12\x13\n\x0bnum_batches\x18\x0f \x01(\r\x12\x13\n\x0bnum_dropped\x18\x10 \x01(\x04\x12\x15\n\rnum_forwarded\x18\x11 \x01(\x04\"\xb6\x01\n\x14StreamSamplesRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x11\n\tselection\x18\x02 \x01(\t\x12\x10\n\x08\x66raction\x18\x03 \x01(\x01\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x0c\n\x04seed\x18\x05 \x01(\x04\x12\x0c\n\x04rank\x18\x06 \x01(\r\x12\x12\n\nworld_size\x18\x07 \x01(\r\x12\x14\n\x0cstart_offset\x18\x08 \x01(\x04\x12\x13\n\x0b\x62\x61tch_bytes\x18\t \x01(\x04\"q\n\x0b\x42\x61tchHeader\x12\x14\n\x0cselection_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\r\n\x05\x63ount\x18\x04 \x01(\r\x12\r\n\x05total\x18\x05 \x01(\x04\x12\x0f\n\x07padding\x18\x0f \x01(\x0c\"B\n\x0bSampleBatch\x12%\n\x06header\x18\x01 \x01(\x0b\x32\x15.nessa.v1.BatchHeader\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c*\xb9\x01\n\x08Strategy\x12\x18\n\x14STRATEGY_UNSPECIFIED\x10\x00\x12\x11\n\rSTRATEGY_FULL\x10\x01\x12\x13\n\x0fSTRATEGY_RANDOM\x10\x02\x12\x12\n\x0eSTRATEGY_CRAIG\x10\x03\x12\x15\n\x11STRATEGY_NESSA_PA\x10\x04\x12\x12\n\x0eSTRATEGY_CREST\x10\x05\x12\x15\n\x11STRATEGY_NESSA_SS\x10\x06\x12\x15\n\x11STRATEGY_MAX_LOSS\x10\x07*U\n\x07\x42\x61\x63kend\x12\x17\n\x13\x42\x41\x43KEND_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x42\x41\x43KEND_CPU\x10\x01\x12\x0f\n\x0b\x42\x41\x43KEND_EMU\x10\x02\x12\x0f\n\x0b\x42\x41\x43KEND_XRT\x10\x03*\x84\x01\n\x0eSelectionState\x12\x1f\n\x1bSELECTION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17SELECTION_STATE_RUNNING\x10\x01\x12\x18\n\x14SELECTION_STATE_DONE\x10\x02\x12\x1a\n\x16SELECTION_STATE_FAILED\x10\x03\x32\xed\x03\n\x07Storage\x12M\n\x0cListDatasets\x12\x1d.nessa.v1.ListDatasetsRequest\x1a\x1e.nessa.v1.ListDatasetsResponse\x12@\n\nGetDataset\x12\x1b.nessa.v1.GetDatasetRequest\x1a\x15.nessa.v1.DatasetInfo\x12<\n\tPushModel\x12\x18.nessa.v1.PushModelChunk\x1a\x13.nessa.v1.ModelInfo(\x01\x12:\n\x06Select\x12\x17.nessa.v1.SelectRequest\x1a\x17.nessa.v1.SelectionInfo\x12\x46\n\x0cGetSelection\x12\x1d.nessa.v1.GetSelectionRequest\x1a\x17.nessa.v1.SelectionInfo\x12H\n\rStreamSamples\x12\x1e.nessa.v1.StreamSamplesRequest\x1a\x15.nessa.v1.SampleBatch0\x01\x12\x45\n\rGetServerInfo\x12\x1e.nessa.v1.GetServerInfoRequest\x1a\x14.nessa.v1.ServerInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'nessa_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STRATEGY']._serialized_start=1772
-  _globals['_STRATEGY']._serialized_end=1957
-  _globals['_BACKEND']._serialized_start=1959
-  _globals['_BACKEND']._serialized_end=2044
-  _globals['_SELECTIONSTATE']._serialized_start=2047
-  _globals['_SELECTIONSTATE']._serialized_end=2179
+  _globals['_STRATEGY']._serialized_start=1802
+  _globals['_STRATEGY']._serialized_end=1987
+  _globals['_BACKEND']._serialized_start=1989
+  _globals['_BACKEND']._serialized_end=2074
+  _globals['_SELECTIONSTATE']._serialized_start=2077
+  _globals['_SELECTIONSTATE']._serialized_end=2209
   _globals['_GETSERVERINFOREQUEST']._serialized_start=25
   _globals['_GETSERVERINFOREQUEST']._serialized_end=47
   _globals['_SERVERINFO']._serialized_start=49
-  _globals['_SERVERINFO']._serialized_end=103
-  _globals['_LISTDATASETSREQUEST']._serialized_start=105
-  _globals['_LISTDATASETSREQUEST']._serialized_end=126
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=128
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=191
-  _globals['_GETDATASETREQUEST']._serialized_start=193
-  _globals['_GETDATASETREQUEST']._serialized_end=226
-  _globals['_DATASETINFO']._serialized_start=229
-  _globals['_DATASETINFO']._serialized_end=402
-  _globals['_MODELHEADER']._serialized_start=404
-  _globals['_MODELHEADER']._serialized_end=495
-  _globals['_PUSHMODELCHUNK']._serialized_start=497
-  _globals['_PUSHMODELCHUNK']._serialized_end=566
-  _globals['_MODELINFO']._serialized_start=568
-  _globals['_MODELINFO']._serialized_end=658
-  _globals['_SELECTREQUEST']._serialized_start=661
-  _globals['_SELECTREQUEST']._serialized_end=969
-  _globals['_GETSELECTIONREQUEST']._serialized_start=971
-  _globals['_GETSELECTIONREQUEST']._serialized_end=1004
-  _globals['_SELECTIONINFO']._serialized_start=1007
-  _globals['_SELECTIONINFO']._serialized_end=1401
-  _globals['_STREAMSAMPLESREQUEST']._serialized_start=1404
-  _globals['_STREAMSAMPLESREQUEST']._serialized_end=1586
-  _globals['_BATCHHEADER']._serialized_start=1588
-  _globals['_BATCHHEADER']._serialized_end=1701
-  _globals['_SAMPLEBATCH']._serialized_start=1703
-  _globals['_SAMPLEBATCH']._serialized_end=1769
-  _globals['_STORAGE']._serialized_start=2182
-  _globals['_STORAGE']._serialized_end=2675
+  _globals['_SERVERINFO']._serialized_end=133
+  _globals['_LISTDATASETSREQUEST']._serialized_start=135
+  _globals['_LISTDATASETSREQUEST']._serialized_end=156
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=158
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=221
+  _globals['_GETDATASETREQUEST']._serialized_start=223
+  _globals['_GETDATASETREQUEST']._serialized_end=256
+  _globals['_DATASETINFO']._serialized_start=259
+  _globals['_DATASETINFO']._serialized_end=432
+  _globals['_MODELHEADER']._serialized_start=434
+  _globals['_MODELHEADER']._serialized_end=525
+  _globals['_PUSHMODELCHUNK']._serialized_start=527
+  _globals['_PUSHMODELCHUNK']._serialized_end=596
+  _globals['_MODELINFO']._serialized_start=598
+  _globals['_MODELINFO']._serialized_end=688
+  _globals['_SELECTREQUEST']._serialized_start=691
+  _globals['_SELECTREQUEST']._serialized_end=999
+  _globals['_GETSELECTIONREQUEST']._serialized_start=1001
+  _globals['_GETSELECTIONREQUEST']._serialized_end=1034
+  _globals['_SELECTIONINFO']._serialized_start=1037
+  _globals['_SELECTIONINFO']._serialized_end=1431
+  _globals['_STREAMSAMPLESREQUEST']._serialized_start=1434
+  _globals['_STREAMSAMPLESREQUEST']._serialized_end=1616
+  _globals['_BATCHHEADER']._serialized_start=1618
+  _globals['_BATCHHEADER']._serialized_end=1731
+  _globals['_SAMPLEBATCH']._serialized_start=1733
+  _globals['_SAMPLEBATCH']._serialized_end=1799
+  _globals['_STORAGE']._serialized_start=2212
+  _globals['_STORAGE']._serialized_end=2705
 # @@protoc_insertion_point(module_scope)

@@ -53,12 +53,14 @@ class GetServerInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerInfo(_message.Message):
-    __slots__ = ("data_port", "batch_version")
+    __slots__ = ("data_port", "batch_version", "max_push_chunk_bytes")
     DATA_PORT_FIELD_NUMBER: _ClassVar[int]
     BATCH_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MAX_PUSH_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
     data_port: int
     batch_version: int
-    def __init__(self, data_port: _Optional[int] = ..., batch_version: _Optional[int] = ...) -> None: ...
+    max_push_chunk_bytes: int
+    def __init__(self, data_port: _Optional[int] = ..., batch_version: _Optional[int] = ..., max_push_chunk_bytes: _Optional[int] = ...) -> None: ...
 
 class ListDatasetsRequest(_message.Message):
     __slots__ = ()

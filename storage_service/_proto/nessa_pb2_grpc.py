@@ -96,10 +96,12 @@ class StorageServicer:
 
     def PushModel(self, request_iterator, context):
         """Upload a model (client streaming). The first chunk carries `header`; every chunk may carry
-        `data`. The blob must be safetensors for a known arch with the data set's shapes and only
-        finite values: INVALID_ARGUMENT otherwise (or for a bad checksum), RESOURCE_EXHAUSTED above
-        the server's size cap. Pushing an existing version replaces it; pushing the same bytes
-        again is a no-op, so retries are safe.
+        `data`. The blob must be safetensors for a known arch with the data set's shapes, plain
+        dtypes (F16/BF16/F32/F64 floats) and only finite values: INVALID_ARGUMENT otherwise (or for
+        a bad checksum), RESOURCE_EXHAUSTED above the server's size cap, for a chunk above its
+        chunk limit, when too many pushes run at once, or when its disk is full. Pushing an
+        existing version replaces it; pushing the same bytes again is a no-op, so retries are safe.
+        The server keeps only its newest few versions (`nessa serve --keep-models`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -120,7 +120,7 @@ def test_craig_selection_with_pushed_model(tmp_path):
     with running(root) as (srv, port), StorageClient(f"127.0.0.1:{port}") as c:
         assert _code(c.select, "a", "craig", 0.2)[0] == grpc.StatusCode.FAILED_PRECONDITION
         c.push_model("small_cnn", _model_a(1), 7, dataset="a")
-        assert _code(c.select, "a", "craig", 0.2, model_version=8)[0] == grpc.StatusCode.NOT_FOUND
+        assert _code(c.select, "a", "craig", 0.2, model_version=8)[0] == grpc.StatusCode.FAILED_PRECONDITION  # SERVICE.md: unknown version
         assert _code(c.select, "img/b", "craig", 0.2)[0] == grpc.StatusCode.FAILED_PRECONDITION  # no model fits b
         pending = c.select("a", "craig", 0.2, seed=3, wait=False)
         assert pending.state == "running" and pending.model_version == 7
