@@ -44,6 +44,17 @@ def register(sub) -> None:
     p.add_argument("--select-workers", type=int, default=1, help="selection worker threads (default 1)")
     p.add_argument("--max-model-mb", type=float, default=256.0, help="largest model a client may push, MiB (default 256)")
     p.add_argument("--grace", type=float, default=10.0, help="seconds calls in flight get at shutdown (default 10)")
+    g = p.add_argument_group("limits", "bounds on what clients can make the server hold (SERVICE.md, Limits)")
+    g.add_argument("--max-streams", type=int, default=None,
+                   help="StreamSamples at once per port; more get RESOURCE_EXHAUSTED (default 4 x --workers)")
+    g.add_argument("--max-request-kib", type=float, default=64.0, help="largest unary request, KiB (default 64)")
+    g.add_argument("--max-push-chunk-mib", type=float, default=4.0, help="largest PushModel chunk message, MiB (default 4)")
+    g.add_argument("--max-pushes", type=int, default=2, help="model pushes received at once (default 2)")
+    g.add_argument("--max-queued-selections", type=int, default=16,
+                   help="selections queued or running at once; 0: no bound (default 16)")
+    g.add_argument("--keep-models", type=int, default=4, help="model versions kept on disk; 0: all (default 4)")
+    g.add_argument("--keep-selections", type=int, default=16,
+                   help="finished selections kept per data set, most recently used; 0: all (default 16)")
     p.set_defaults(func=_serve)
 
 
@@ -67,6 +78,16 @@ def _serve(args) -> int:
         raise CliError(f"--max-model-mb must be positive, got {args.max_model_mb}")
     if not args.grace >= 0:
         raise CliError(f"--grace must be >= 0 seconds, got {args.grace}")
+    if args.max_streams is not None and args.max_streams < 1:
+        raise CliError(f"--max-streams must be >= 1, got {args.max_streams}")
+    if not args.max_request_kib >= 1:  # also rejects NaN
+        raise CliError(f"--max-request-kib must be >= 1, got {args.max_request_kib}")
+    if not args.max_push_chunk_mib >= 1 / 1024:
+        raise CliError(f"--max-push-chunk-mib must be >= 1/1024 (1 KiB), got {args.max_push_chunk_mib}")
+    for flag, value, least in (("--max-pushes", args.max_pushes, 1), ("--max-queued-selections", args.max_queued_selections, 0),
+                               ("--keep-models", args.keep_models, 0), ("--keep-selections", args.keep_selections, 0)):
+        if value < least:
+            raise CliError(f"{flag} must be >= {least}, got {value}")
     if args.backend == "xrt":  # fail now, not at the first selection a client asks for
         from host.device.loader import load_runtime
 
@@ -92,6 +113,13 @@ def _serve(args) -> int:
             select_workers=args.select_workers,
             max_model_bytes=int(args.max_model_mb * (1 << 20)),
             data_port=None if args.no_data_plane else args.data_port,
+            max_streams=args.max_streams,
+            max_request_bytes=int(args.max_request_kib * 1024),
+            max_push_chunk_bytes=int(args.max_push_chunk_mib * (1 << 20)),
+            max_pushes=args.max_pushes,
+            max_queued_selections=args.max_queued_selections,
+            keep_models=args.keep_models,
+            keep_selections=args.keep_selections,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None
