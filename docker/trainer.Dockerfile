@@ -19,7 +19,7 @@ COPY trainer /src/trainer
 # C extensions, whose sources are not here.
 COPY storage_service/__init__.py storage_service/client.py storage_service/_client_types.py \
      storage_service/_native_channel.py storage_service/_wire.py storage_service/_names.py \
-     storage_service/_grpc_options.py storage_service/_malloc.py /src/storage_service/
+     storage_service/_grpc_options.py storage_service/_malloc.py storage_service/_idle.py /src/storage_service/
 COPY storage_service/_proto/__init__.py storage_service/_proto/nessa_pb2.py storage_service/_proto/nessa_pb2_grpc.py \
      /src/storage_service/_proto/
 # The base image's torch satisfies the torch>=2.1 requirement, so pip leaves it alone.

@@ -15,6 +15,7 @@ CLIENT_MODULES = (
     "storage_service.client",
     "storage_service._client_types",
     "storage_service._native_channel",
+    "storage_service._idle",
     "storage_service._wire",
     "storage_service._names",
     "storage_service._grpc_options",

@@ -25,7 +25,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from storage_service._core import StorageCore
-from storage_service._grpc_options import MAX_MESSAGE_BYTES
+from storage_service._grpc_options import DATA_PLANE_MAX_REQUEST_BYTES, KEEPALIVE_SERVER_OPTIONS, MAX_MESSAGE_BYTES
 from storage_service._native_channel import _native, available, require, unavailable_reason
 from storage_service._proto import nessa_pb2 as pb
 from storage_service.servicer import status_of, stream_params
@@ -83,8 +83,11 @@ class DataPlaneServer:
         if (tls_cert_pem is None) != (tls_key_pem is None):
             raise ValueError("TLS needs both a certificate and a key")
         addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        # One gRPC thread per stream in flight, plus one that keeps polling.
-        self._server, self.port = _native.server_start(addr, _stream_handler(core), tls_cert_pem, tls_key_pem, token, MAX_MESSAGE_BYTES, max_streams + 1)
+        # One gRPC thread per stream in flight, plus one that keeps polling. It receives only
+        # tiny StreamSamplesRequests: a longer message is refused before it is buffered.
+        self._server, self.port = _native.server_start(addr, _stream_handler(core), tls_cert_pem, tls_key_pem, token,
+                                                       DATA_PLANE_MAX_REQUEST_BYTES, MAX_MESSAGE_BYTES, max_streams + 1,
+                                                       KEEPALIVE_SERVER_OPTIONS)
         _LIVE.add(self)
 
     def stop(self, grace: float | None = 5.0) -> None:

@@ -16,12 +16,15 @@
 //
 // Argument contract (module functions; the Python wrapper checks types and values first)
 //   server_start(addr: str, handler: callable, cert_pem: bytes|None, key_pem: bytes|None,
-//                token: str|None, max_message: int, max_threads: int) -> (capsule, port)
+//                token: str|None, max_receive: int, max_send: int, max_threads: int,
+//                int_args: tuple[(str, int)]) -> (capsule, port)
 //       handler(request: bytes) -> iterable of SampleBatch wire bytes, optionally ending in a
 //       (code: int, message: str) tuple that becomes the call's status. Raises ValueError if
 //       the address cannot be bound.
 //   server_stop(server, grace_s: float)         idempotent; calls in flight get grace_s
-//   channel_new(target: str, root_pem: bytes|None, server_name: str|None, max_message: int)
+//   channel_new(target: str, root_pem: bytes|None, server_name: str|None, max_message: int,
+//               int_args: tuple[(str, int)])
+//       int_args (both): gRPC channel arguments, e.g. the keepalive settings of _grpc_options
 //   call_start(channel, method: str, request: bytes, metadata: tuple[(str, str)], timeout_s)
 //       timeout_s <= 0: no deadline
 //   call_next(call) -> bytes | None             None once the stream has ended
@@ -85,6 +88,24 @@ std::string take_pyerr() {
   Py_XDECREF(value);
   Py_XDECREF(tb);
   return out;
+}
+
+// Applies ((name, int), ...) to `set(name, value)`; false (with a Python error set) on a bad item.
+template <typename Set>
+bool apply_int_args(PyObject* args, Set set) {
+  PyObject* seq = PySequence_Fast(args, "int_args must be a sequence of (name, int) pairs");
+  if (!seq) return false;
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); ++i) {
+    const char* name;
+    int value;
+    if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "si", &name, &value)) {
+      Py_DECREF(seq);
+      return false;
+    }
+    set(std::string(name), value);
+  }
+  Py_DECREF(seq);
+  return true;
 }
 
 bool constant_time_equal(const grpc::string_ref& a, const std::string& b) {
@@ -216,11 +237,17 @@ PyObject* server_start(PyObject*, PyObject* args) {
   PyObject* handler;
   const char *cert = nullptr, *key = nullptr, *token = nullptr;
   Py_ssize_t cert_len = 0, key_len = 0;
-  int max_message, max_threads;
-  if (!PyArg_ParseTuple(args, "sOz#z#zii", &addr, &handler, &cert, &cert_len, &key, &key_len, &token, &max_message, &max_threads)) return nullptr;
+  int max_receive, max_send, max_threads;
+  PyObject* int_args;
+  if (!PyArg_ParseTuple(args, "sOz#z#ziiiO", &addr, &handler, &cert, &cert_len, &key, &key_len, &token, &max_receive, &max_send,
+                        &max_threads, &int_args))
+    return nullptr;
   if (!PyCallable_Check(handler)) return PyErr_Format(PyExc_TypeError, "handler must be callable");
   if ((cert == nullptr) != (key == nullptr)) return PyErr_Format(PyExc_ValueError, "TLS needs both a certificate and a key");
-  if (max_message <= 0 || max_threads < 2) return PyErr_Format(PyExc_ValueError, "max_message must be > 0 and max_threads >= 2");
+  if (max_receive <= 0 || max_send <= 0 || max_threads < 2)
+    return PyErr_Format(PyExc_ValueError, "max_receive and max_send must be > 0 and max_threads >= 2");
+  grpc::ServerBuilder builder;
+  if (!apply_int_args(int_args, [&](const std::string& name, int value) { builder.AddChannelArgument(name, value); })) return nullptr;
 
   auto* box = new ServerBox;
   box->handler = handler;
@@ -235,12 +262,12 @@ PyObject* server_start(PyObject*, PyObject* args) {
     creds = grpc::InsecureServerCredentials();
   }
   int port = 0;
-  grpc::ServerBuilder builder;
   grpc::ResourceQuota quota("nessa-data-plane");
   quota.SetMaxThreads(max_threads);  // bounds the streams served at once (one thread each)
   builder.SetResourceQuota(quota);
-  builder.SetMaxReceiveMessageSize(max_message);
-  builder.SetMaxSendMessageSize(max_message);
+  // A request longer than max_receive is refused from its length prefix, before it is buffered.
+  builder.SetMaxReceiveMessageSize(max_receive);
+  builder.SetMaxSendMessageSize(max_send);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a taken port must fail, not be shared
   builder.AddListeningPort(addr, creds, &port);
   builder.RegisterService(box->service.get());
@@ -289,8 +316,10 @@ PyObject* channel_new(PyObject*, PyObject* args) {
   const char *root = nullptr, *server_name = nullptr;
   Py_ssize_t root_len = 0;
   int max_message;
-  if (!PyArg_ParseTuple(args, "sz#zi", &target, &root, &root_len, &server_name, &max_message)) return nullptr;
+  PyObject* int_args;
+  if (!PyArg_ParseTuple(args, "sz#ziO", &target, &root, &root_len, &server_name, &max_message, &int_args)) return nullptr;
   grpc::ChannelArguments chargs;
+  if (!apply_int_args(int_args, [&](const std::string& name, int value) { chargs.SetInt(name, value); })) return nullptr;
   chargs.SetMaxReceiveMessageSize(max_message);
   chargs.SetMaxSendMessageSize(max_message);
   if (server_name) chargs.SetSslTargetNameOverride(server_name);

@@ -36,6 +36,12 @@ Facts the trainer can rely on:
 * Calls retry with exponential backoff while the server is UNAVAILABLE (``retries`` times). A
   stream interrupted that way is resumed transparently from the next undelivered offset, so
   the caller sees every row of its share exactly once.
+* A stream that receives nothing for ``stream_idle_timeout`` seconds (default 60) while the
+  caller waits for its next batch is cancelled and raises ``StorageError`` DEADLINE_EXCEEDED
+  naming that time (a hung server); time the caller spends between batches does not count.
+  Unary calls keep their ``timeout``. Every channel pings the server every 20 s while a call is
+  open and drops a connection whose ping goes unanswered for 10 s (UNAVAILABLE, retried as
+  above): ``_grpc_options.KEEPALIVE_CHANNEL_OPTIONS``.
 * Errors raise ``StorageError`` with ``.code`` (a ``grpc.StatusCode``) and the server's
   message; a failed selection raises ``SelectionFailed``.
 * ``token`` sends ``authorization: Bearer <token>``; ``root_cert`` (PEM path or bytes) turns
@@ -57,7 +63,7 @@ from typing import Any, Iterator
 
 import grpc
 
-from storage_service import _native_channel
+from storage_service import _idle, _native_channel
 from storage_service._client_types import (
     DatasetInfo,
     ModelInfo,
@@ -110,10 +116,10 @@ def _state_bytes(state) -> bytes:
     return save({k: v.detach().cpu().contiguous() for k, v in state.items()})
 
 
-def _grpc_stream(method, request, metadata) -> Iterator[SampleBatch]:
+def _grpc_stream(method, request, metadata, idle_timeout: float | None, what: str) -> Iterator[SampleBatch]:
     call = method(request, metadata=metadata)
     try:
-        yield from call
+        yield from _idle.watched(call, idle_timeout, what)
     finally:
         call.cancel()  # no-op when finished
 
@@ -121,13 +127,15 @@ def _grpc_stream(method, request, metadata) -> Iterator[SampleBatch]:
 class _PythonDataChannel:
     """The data plane read through gRPC-Python (the native extension is not built here)."""
 
-    def __init__(self, channel: grpc.Channel):
+    def __init__(self, channel: grpc.Channel, target: str):
         self._channel = channel
+        self.target = target
         ser = lambda m: m.SerializeToString()  # noqa: E731
         self._stream = channel.unary_stream(_SERVICE + "StreamSamples", request_serializer=ser, response_deserializer=_decode_batch)
 
-    def stream(self, request, metadata, *, deserialize=None):
-        return _grpc_stream(self._stream, request, metadata)  # _decode_batch is the deserializer
+    def stream(self, request, metadata, *, deserialize=None, idle_timeout: float | None = None):
+        # _decode_batch is the deserializer
+        return _grpc_stream(self._stream, request, metadata, idle_timeout, f"data plane stream from {self.target}")
 
     def close(self) -> None:
         self._channel.close()
@@ -149,18 +157,23 @@ class StorageClient:
         server_name: str | None = None,
         keep_freed_memory: bool = True,
         data_plane: bool = True,
+        stream_idle_timeout: float | None = 60.0,
     ):
         """``data_plane``: stream from the server's data plane when there is one (module docs).
         ``keep_freed_memory``: raise glibc's mmap/trim thresholds for this process (once), so
         each streamed batch reuses the previous one's pages instead of page-faulting fresh
         memory (about a third of the client's CPU, storage_service/_malloc.py). It changes the
-        whole process's allocator; pass False where that is not wanted."""
+        whole process's allocator; pass False where that is not wanted.
+        ``stream_idle_timeout``: seconds a stream may go without a message while the caller
+        waits for one before it fails DEADLINE_EXCEEDED (None: never); ``timeout`` bounds each
+        unary call."""
         if not isinstance(target, str) or not target:
             raise ValueError(f"target must be 'host:port', got {target!r}")
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
+        self.stream_idle_timeout = _idle.check_idle_timeout(stream_idle_timeout)
         self.target = target
         self.timeout = float(timeout)
         self.retries = int(retries)
@@ -354,6 +367,10 @@ class StorageClient:
                     complete = request.start_offset >= batch.total
                     yield batch
                 return
+            except _idle.StreamIdle as exc:
+                if complete:
+                    return  # every row arrived; only the closing status never came
+                raise StorageError(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc)) from None
             except (grpc.RpcError, _native_channel.NativeRpcError) as exc:
                 if complete:
                     return  # every row arrived; only the closing status was lost (server stopped)
@@ -375,8 +392,8 @@ class StorageClient:
     def _open_stream(self, request: pb.StreamSamplesRequest) -> Iterator[SampleBatch]:
         channel = self._data_plane_channel()
         if channel is not None:
-            return channel.stream(request, self._metadata, deserialize=_decode_batch)
-        return _grpc_stream(self._stream, request, self._metadata)
+            return channel.stream(request, self._metadata, deserialize=_decode_batch, idle_timeout=self.stream_idle_timeout)
+        return _grpc_stream(self._stream, request, self._metadata, self.stream_idle_timeout, f"stream from {self.target}")
 
     def _data_plane_channel(self):
         """The data plane's channel, asked of the server once; None: stream through the main port."""
@@ -397,7 +414,7 @@ class StorageClient:
                     if _native_channel.available():
                         self._data_channel = _native_channel.NativeChannel(target, root_cert=self._root_pem, server_name=self._server_name)
                     else:  # no native extension here: gRPC-Python still spares the server its copy
-                        self._data_channel = _PythonDataChannel(self._grpc_channel(target))
+                        self._data_channel = _PythonDataChannel(self._grpc_channel(target), target)
             return self._data_channel or None
 
     def _forget_data_plane(self) -> None:
