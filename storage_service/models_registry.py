@@ -320,7 +320,11 @@ class ModelRegistry:
             with self._lock:
                 old = self._records.get(version)
             if old is not None and old.sha256 == digest and old.arch == arch and (not dataset or dataset in old.datasets):
-                return old
+                try:
+                    self.verify(version)
+                    return old
+                except DataLoss:
+                    pass  # the stored copy went bad: these bytes replace it
             header, data_start = _read_header(tmp)
             fits = self._fits(arch, header, dataset)
             _check_values(tmp, header, data_start)

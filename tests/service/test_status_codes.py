@@ -1,0 +1,142 @@
+"""Status codes the issue found wrong, over real gRPC: echoed huge names, float8 weights, an
+unknown model version, garbage request bytes, a full disk, a model file changed on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+
+import grpc
+import pytest
+import torch
+from safetensors.torch import save
+
+from host.models import build_model
+from storage_service._errors import MAX_DETAILS_CHARS
+from storage_service._proto import nessa_pb2 as pb
+from storage_service.client import StorageClient, StorageError
+from tests.service.helpers import make_root, running
+
+_SER = lambda m: m.SerializeToString()  # noqa: E731
+_RAW = lambda b: b  # noqa: E731
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return make_root(tmp_path_factory.mktemp("codes"))
+
+
+def _state(seed=0) -> dict:
+    torch.manual_seed(seed)
+    return {k: v.contiguous() for k, v in build_model("small_cnn", (1, 8, 8), 4).state_dict().items()}
+
+
+def _code(fn, *a, **kw):
+    with pytest.raises((grpc.RpcError, StorageError)) as info:
+        fn(*a, **kw)
+    e = info.value
+    return (e.code(), e.details()) if isinstance(e, grpc.RpcError) else (e.code, e.details)
+
+
+def test_huge_name_is_not_found_with_a_short_message(root):
+    """A 4 MiB name (the server allowing such requests) is NOT_FOUND; echoed whole, the message
+    exceeded the client's metadata limit and the client saw RESOURCE_EXHAUSTED."""
+    name = "n" * (4 << 20)
+    with running(root, data_port=None, max_request_bytes=8 << 20, max_push_chunk_bytes=8 << 20) as (_, port), \
+            StorageClient(f"127.0.0.1:{port}", data_plane=False) as c:
+        for call in (lambda: c.get_dataset(name), lambda: c.get_selection(name),
+                     lambda: list(c.stream_samples(name, selection="full")), lambda: c.select(name, "random", 0.5),
+                     lambda: list(c.stream_samples("a", selection=name))):
+            code, details = _code(call)
+            assert code == grpc.StatusCode.NOT_FOUND, details
+            assert len(details) <= MAX_DETAILS_CHARS and "characters" in details
+
+
+def test_float8_weights_are_invalid_argument(root):
+    state = _state()
+    state["fc.weight"] = state["fc.weight"].to(torch.float8_e4m3fn)
+    with running(root, data_port=None) as (_, port), StorageClient(f"127.0.0.1:{port}") as c:
+        code, details = _code(c.push_model, "small_cnn", save(state), 1, dataset="a")
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "F8_E4M3" in details and "fc.weight" in details
+        state = _state()
+        state["fc.bias"] = state["fc.bias"].to(torch.bfloat16)
+        state["fc.bias"][3] = float("inf")  # non-finite in bf16: caught on the raw bits
+        code, details = _code(c.push_model, "small_cnn", save(state), 1, dataset="a")
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "non-finite" in details
+        state["fc.bias"][3] = 0.5  # bf16 is a plain float: accepted
+        assert c.push_model("small_cnn", save(state), 1, dataset="a").version == 1
+
+
+def test_unknown_model_version_is_failed_precondition(root):
+    with running(root, data_port=None) as (_, port), StorageClient(f"127.0.0.1:{port}") as c:
+        c.push_model("small_cnn", save(_state()), 2, dataset="a")
+        code, details = _code(c.select, "a", "craig", 0.2, model_version=99)
+        assert code == grpc.StatusCode.FAILED_PRECONDITION and "99" in details and "2]" in details
+
+
+@pytest.mark.parametrize("method", ["ListDatasets", "GetDataset", "Select", "GetSelection", "GetServerInfo", "StreamSamples", "PushModel"])
+def test_garbage_request_bytes_are_invalid_argument(root, method):
+    garbage = b"\xff\xff\xff\xff\x0f"  # a truncated varint: no protobuf message
+    with running(root, data_port=None) as (_, port), grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        path = f"/nessa.v1.Storage/{method}"
+        if method == "StreamSamples":
+            call = lambda: next(ch.unary_stream(path, request_serializer=_RAW, response_deserializer=_RAW)(garbage, timeout=5))  # noqa: E731
+        elif method == "PushModel":
+            call = lambda: ch.stream_unary(path, request_serializer=_RAW, response_deserializer=_RAW)(iter([garbage]), timeout=5)  # noqa: E731
+        else:
+            call = lambda: ch.unary_unary(path, request_serializer=_RAW, response_deserializer=_RAW)(garbage, timeout=5)  # noqa: E731
+        code, details = _code(call)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "not a valid" in details
+
+
+def test_model_file_changed_on_disk_is_data_loss(tmp_path):
+    root = make_root(tmp_path)
+    with running(root, data_port=None) as (srv, port), StorageClient(f"127.0.0.1:{port}") as c:
+        c.push_model("small_cnn", save(_state()), 5, dataset="a")
+        path = root / ".nessa" / "models" / "v5.safetensors"
+        data = bytearray(path.read_bytes())
+        data[-3] ^= 0x01  # one flipped bit in a weight: still valid safetensors, different model
+        path.write_bytes(bytes(data))
+        code, details = _code(c.select, "a", "craig", 0.2, model_version=5)
+        assert code == grpc.StatusCode.DATA_LOSS and "v5" in details and "push the model again" in details
+        with pytest.raises(Exception) as info:  # the read used by a selection checks too
+            srv.core.models.load_state(5)
+        assert type(info.value).__name__ == "DataLoss"
+        c.push_model("small_cnn", save(_state()), 5, dataset="a")  # pushing the same bytes again repairs it
+        assert c.select("a", "craig", 0.2, model_version=5).state == "done"
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A store root whose .nessa/models is a 64 KiB tmpfs (a real full disk: ENOSPC)."""
+    root = make_root(tmp_path)
+    models = root / ".nessa" / "models"
+    models.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(models)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.decode().strip()}")
+    try:
+        yield root
+    finally:
+        subprocess.run(["umount", str(models)], check=True)
+
+
+def test_full_disk_is_resource_exhausted_and_leaves_nothing(small_disk):
+    models = small_disk / ".nessa" / "models"
+    with running(small_disk, data_port=None) as (_, port), StorageClient(f"127.0.0.1:{port}") as c:
+        (models / "filler").write_bytes(b"\0" * (30 << 10))
+        blob = save(_state())  # ~54 KiB: does not fit in what is left
+        code, details = _code(c.push_model, "small_cnn", blob, 1, dataset="a")
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "no room" in details
+        assert sorted(p.name for p in models.iterdir()) == ["filler"]
+        (models / "filler").unlink()
+        assert c.push_model("small_cnn", blob, 1, dataset="a").sha256 == hashlib.sha256(blob).hexdigest()
+
+
+def test_messages_are_clipped(root):
+    """Whatever a message is built from, the status details stay under MAX_DETAILS_CHARS."""
+    with running(root, data_port=None) as (_, port), grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        push = ch.stream_unary("/nessa.v1.Storage/PushModel", request_serializer=_SER, response_deserializer=pb.ModelInfo.FromString)
+        header = pb.ModelHeader(arch="a" * 50_000, version=1, size=10, sha256="0" * 64)
+        code, details = _code(push, iter([pb.PushModelChunk(header=header, data=b"0" * 10)]), timeout=5)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "unknown model arch" in details and len(details) <= MAX_DETAILS_CHARS
