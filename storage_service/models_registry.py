@@ -2,7 +2,8 @@
 
 Accepted only as safetensors (never pickle): the blob must parse, name a known architecture
 (``host.models.Arch``), carry exactly the model's tensor names with matching shapes for every
-data set it is used with, use plain dtypes (floats F16, BF16, F32, F64 where the model has
+data set it is used with (plus, optionally, NeSSA's own ``nessa.`` tensors: the curvature
+estimate ``nessa.curvature.v1``, one float per class, that AdaCore selections use), use plain dtypes (floats F16, BF16, F32, F64 where the model has
 floats; integers where it has integers: float8 and other exotic types are refused), hold only
 finite values, and stay under a size cap.
 
@@ -65,7 +66,7 @@ DEFAULT_KEEP_MODELS = 4
 #: selection_file's (``.<name>.tmp<pid>``).
 _TEMP_PATTERNS = ("*.tmp", "*.tmp[0-9]*", ".push-*")
 #: Bytes read per slice when hashing or checking values (bounds the memory of a check).
-_SLICE_BYTES = 4 << 20
+_SLICE_BYTES = 1 << 20
 #: Safetensors dtypes accepted where the model has floating-point tensors, with the unsigned
 #: view and the exponent mask that flags inf / nan (all exponent bits set).
 _FLOATS = {
@@ -124,19 +125,42 @@ def _parse(blob: bytes) -> dict:
 
 
 def _expected_state(arch: str, sample_shape, num_classes: int) -> dict:
+    """Names, shapes and dtypes of the model's state, on torch's meta device (no memory: the
+    expected model of a 200 MiB push would otherwise cost 200 MiB)."""
+    import torch
+
     from host.models import build_model
 
     try:
-        return build_model(arch, tuple(sample_shape), int(num_classes)).state_dict()
+        with torch.device("meta"):
+            return build_model(arch, tuple(sample_shape), int(num_classes)).state_dict()
     except ValueError as exc:
         raise InvalidArgument(f"arch {arch!r} cannot model samples of shape {list(sample_shape)}: {exc}") from None
 
 
-def _check_names(arch: str, expected: dict, got) -> None:
+def _aux_expected(num_classes: int) -> dict:
+    """NeSSA's own tensors a model file may carry beside the model's (name -> (shape, float?)):
+    the trainer's curvature estimate for AdaCore (host/curvature.py)."""
+    from host.curvature import CURVATURE_TENSOR
+
+    return {CURVATURE_TENSOR: ((int(num_classes),), True)}
+
+
+def _check_names(arch: str, expected: dict, got, num_classes: int) -> None:
+    from host.curvature import AUX_PREFIX
+
+    aux = _aux_expected(num_classes)
     missing = sorted(set(expected) - set(got))
-    extra = sorted(set(got) - set(expected))
+    extra = sorted(n for n in set(got) - set(expected) if not (n.startswith(AUX_PREFIX) and n in aux))
     if missing or extra:
         raise InvalidArgument(f"{arch} state does not match: missing {missing[:5]}, unexpected {[shown(n) for n in extra[:5]]}")
+    for name in set(got) & set(aux):
+        shape = got[name]["shape"] if isinstance(got[name], dict) else list(got[name].shape)
+        if tuple(shape) != aux[name][0]:
+            raise InvalidArgument(f"tensor {name!r} has shape {list(shape)}, expected {list(aux[name][0])} (one value per class)")
+        dtype = got[name]["dtype"] if isinstance(got[name], dict) else str(got[name].dtype).removeprefix("torch.")
+        if dtype not in _FLOATS and dtype not in _TORCH_FLOATS:
+            raise InvalidArgument(f"tensor {name!r} has dtype {shown(dtype)}, expected a float")
 
 
 def check_state(arch: str, state: dict, sample_shape, num_classes: int) -> None:
@@ -144,7 +168,7 @@ def check_state(arch: str, state: dict, sample_shape, num_classes: int) -> None:
     import torch
 
     expected = _expected_state(arch, sample_shape, num_classes)
-    _check_names(arch, expected, state)
+    _check_names(arch, expected, state, num_classes)
     for name, want in expected.items():
         got = state[name]
         if tuple(got.shape) != tuple(want.shape):
@@ -160,7 +184,7 @@ def check_state(arch: str, state: dict, sample_shape, num_classes: int) -> None:
 def _check_header(arch: str, header: dict, sample_shape, num_classes: int) -> None:
     """``check_state`` on a safetensors header (names, shapes, dtypes; values are checked apart)."""
     expected = _expected_state(arch, sample_shape, num_classes)
-    _check_names(arch, expected, header)
+    _check_names(arch, expected, header, num_classes)
     for name, want in expected.items():
         dtype, shape = header[name]["dtype"], header[name]["shape"]
         if tuple(shape) != tuple(want.shape):
