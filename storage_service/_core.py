@@ -8,6 +8,7 @@ selection manager, all persisted under ``root/.nessa/``. Every method raises a
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 import time
@@ -17,7 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
-from storage_service._errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from storage_service._errors import DataLoss, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from storage_service._proto import nessa_pb2 as pb
 from storage_service._wire import BatchEncoder
 from storage_service.models_registry import DEFAULT_MAX_MODEL_BYTES, ModelRecord, ModelRegistry
@@ -35,6 +36,19 @@ BACKENDS = tuple(backend_names())
 STATE_DIR = ".nessa"
 #: The literal selection names StreamSamples accepts besides selection ids.
 _BUILTIN = {FULL_SELECTION, RANDOM_SELECTION}
+#: A store of more untrusted shard bytes than this is checksummed in a background thread when
+#: opened (~0.3 s per 256 MiB here); smaller ones before the call that opened them returns.
+VERIFY_SYNC_BYTES = 256 << 20
+#: Seconds a failed data set answers DATA_LOSS before the next call tries to open it again.
+_RETRY_FAILED_S = 5.0
+_log = logging.getLogger("nessa.service")
+
+
+def _remove_leftovers(root: Path) -> None:
+    from storage_service.leftovers import remove_leftovers
+
+    for path, why in remove_leftovers(root, skip=(STATE_DIR,)):
+        _log.info("removed %s (%s)", path, why)
 
 
 @dataclass(frozen=True)
@@ -61,7 +75,9 @@ class StorageCore:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.backend = backend
         self._lock = threading.Lock()
-        self._stores: dict[str, object] = {}
+        self._open_lock = threading.Lock()
+        self._stores: dict[str, tuple[object, float]] = {}  # name -> (Store, when opened)
+        _remove_leftovers(self.root)
         # Streams in flight, so that a graceful stop can let them finish before it closes the
         # sockets (see drain_streams).
         self._streams = threading.Condition()
@@ -78,24 +94,58 @@ class StorageCore:
         return discover(self.root)
 
     def store(self, name: str):
-        """The opened store ``name`` (cached; NOT_FOUND if there is none)."""
-        from storage_service.store import Store, StoreError
+        """The opened store ``name`` (cached; NOT_FOUND if there is none).
+
+        The cache follows the disk: a manifest that is not the one opened (a re-ingest renamed a
+        new store into place, or the data set went away) re-opens the data set, and the old
+        store's maps close when the last stream reading it ends. Opening checks labels and
+        starts the checksum check: at once for small stores, in a thread for large ones
+        (``VERIFY_SYNC_BYTES``) (streams answer UNAVAILABLE until it is done). A store that failed
+        (a shard changed, shrank or failed its checksum) answers DATA_LOSS; it is tried again
+        after ``_RETRY_FAILED_S`` seconds, or at once when its manifest changes.
+        """
+        from storage_service.manifest import manifest_identity
+        from storage_service.store import Store, StoreDataLoss, StoreError
 
         with self._lock:
-            st = self._stores.get(name)
-        if st is not None:
-            return st
+            entry = self._stores.get(name)
+        if entry is not None:
+            st, opened = entry
+            same = manifest_identity(st.path) == st.manifest_identity
+            if same and st.failed is None:
+                return st
+            if same and time.monotonic() - opened < _RETRY_FAILED_S:
+                raise StoreDataLoss(st.failed)
+            with self._lock:
+                if self._stores.get(name) is entry:
+                    del self._stores[name]
+            if st.failed is not None:
+                st.close()  # nothing can read it any more; free its maps now
+            else:
+                _log.info("data set %r changed on disk (re-ingested or removed): re-opening it", name)
         if not name or not isinstance(name, str):
             raise InvalidArgument("data set name is empty")
-        path = self._paths().get(name)
-        if path is None:
-            raise NotFound(f"data set {name!r} not found under the store root")
-        try:
-            st = Store(path)
-        except StoreError as exc:
-            raise FailedPrecondition(f"data set {name!r} cannot be opened: {exc}") from None
-        with self._lock:
-            return self._stores.setdefault(name, st)
+        with self._open_lock:  # one open (and one checksum pass) per data set at a time
+            with self._lock:
+                entry = self._stores.get(name)
+            if entry is not None and entry[0].failed is None:
+                return entry[0]
+            path = self._paths().get(name)
+            if path is None:
+                raise NotFound(f"data set {name!r} not found under the store root")
+            opened = time.monotonic()
+            try:
+                st = Store(path)
+            except StoreError as exc:
+                _log.error("data set %r cannot be opened: %s", name, exc)
+                raise FailedPrecondition(f"data set {name!r} cannot be opened: {exc}") from None
+            with self._lock:
+                self._stores[name] = (st, opened)
+            try:
+                st.start_verification(sync_bytes=VERIFY_SYNC_BYTES)
+            except StoreDataLoss:
+                raise  # cached as failed: answered DATA_LOSS until the retry time or a new manifest
+        return st
 
     def dataset_names(self) -> list[str]:
         return sorted(self._paths())
@@ -105,7 +155,7 @@ class StorageCore:
         for name in self.dataset_names():
             try:
                 m = self.store(name).manifest
-            except (NotFound, FailedPrecondition):
+            except (NotFound, FailedPrecondition, DataLoss):
                 continue
             out[name] = (tuple(m.sample_shape), int(m.num_classes))
         return out
@@ -156,7 +206,14 @@ class StorageCore:
     # -- streaming -------------------------------------------------------------------------
     def _source(self, p: StreamParams, store) -> tuple[np.ndarray, np.ndarray, int]:
         """``(ids, weights, batch_size)``: batch_size > 0 for an ordered selection (rows in
-        training order, mini-batches of that size), 0 for a subset to shuffle."""
+        training order, mini-batches of that size), 0 for a subset to shuffle.
+
+        Refuses (UNAVAILABLE) a data set whose checksums are still being verified, and a
+        selection file whose contents fail their checks (DATA_LOSS) or whose ids do not fit the
+        data set as it is now (FAILED_PRECONDITION, e.g. after a re-ingest)."""
+        from storage_service.selection_file import SelectionFileError
+
+        store.require_verified()
         n = len(store)
         if p.selection == FULL_SELECTION:
             return np.arange(n, dtype=np.int64), np.ones(n, np.float32), 0
@@ -169,7 +226,15 @@ class StorageCore:
         rec = self.selections.get(p.selection)
         if rec.dataset != p.dataset:
             raise InvalidArgument(f"selection {p.selection} belongs to data set {rec.dataset!r}, not {p.dataset!r}")
-        ids, weights = self.selections.arrays(p.selection)
+        try:
+            ids, weights = self.selections.arrays(p.selection)
+        except SelectionFileError as exc:
+            _log.error("selection %s: %s", p.selection, exc)
+            raise DataLoss(f"selection {p.selection} cannot be streamed: {exc}") from None
+        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= n):
+            bad = int(ids[(ids < 0) | (ids >= n)][0])
+            raise FailedPrecondition(f"selection {p.selection} holds id {bad}, outside data set {p.dataset!r} "
+                                     f"(0 .. {n - 1}; re-ingested since the selection?): select again")
         return ids, weights, (rec.batch_size if rec.ordered else 0)
 
     def stream(self, p: StreamParams) -> Iterator[bytes]:

@@ -6,18 +6,24 @@ incompatible change and keep reading older versions where possible.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST_NAME", "ShardInfo", "Manifest", "ManifestError"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST_NAME", "ShardInfo", "Manifest", "ManifestError", "manifest_identity",
+           "SCHEMA_FIELDS"]
 
 FORMAT = "nessa-store"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+#: Column names and types every shard carries, in order.
+SCHEMA_FIELDS = (("id", pa.int64()), ("label", pa.int32()), ("sample", "fixed_size_binary"))
 
 
 class ManifestError(ValueError):
@@ -101,15 +107,41 @@ class Manifest:
 
     @classmethod
     def load(cls, store_dir: str | Path) -> "Manifest":
+        return cls.load_file(store_dir)[0]
+
+    @classmethod
+    def load_file(cls, store_dir: str | Path) -> tuple["Manifest", str, tuple[int, int, int, int]]:
+        """``(manifest, sha256 of the file's bytes, identity)``; the identity (device, inode,
+        size, mtime_ns) is the file's as read, so a re-ingest (a new manifest renamed into
+        place) shows up as a different ``manifest_identity``."""
         path = Path(store_dir) / MANIFEST_NAME
         try:
-            text = path.read_text()
+            with open(path, "rb") as fh:
+                identity = _identity(os.fstat(fh.fileno()))
+                raw = fh.read()
+            text = raw.decode()
         except (FileNotFoundError, NotADirectoryError):  # a missing path, or a file given as the store
             raise ManifestError(f"{store_dir}: no {MANIFEST_NAME} (not a NeSSA store)") from None
-        except OSError as exc:  # e.g. permission denied, or manifest.json is a folder
+        except IsADirectoryError:
+            raise ManifestError(f"{path}: cannot read: is a directory") from None
+        except OSError as exc:  # e.g. permission denied
             raise ManifestError(f"{path}: cannot read: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ManifestError(f"{path}: invalid JSON: not UTF-8 text") from None
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ManifestError(f"{path}: invalid JSON: {exc}") from None
-        return cls.from_dict(doc, where=str(path))
+        return cls.from_dict(doc, where=str(path)), hashlib.sha256(raw).hexdigest(), identity
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def manifest_identity(store_dir: str | Path) -> tuple[int, int, int, int] | None:
+    """(device, inode, size, mtime_ns) of ``store_dir``'s manifest now; None when it is gone."""
+    try:
+        return _identity(os.stat(Path(store_dir) / MANIFEST_NAME))
+    except OSError:
+        return None

@@ -1,17 +1,28 @@
-"""Read side of the sample store: memory-mapped Arrow IPC shards behind ``take(ids)``.
+"""Read side of the sample store: shards behind ``take(ids)``, safe against files that change.
 
 A store is a directory: ``manifest.json`` plus Arrow IPC *file* shards with columns
 ``id`` (int64), ``label`` (int32), ``sample`` (fixed_size_binary). See README.md here.
 
 ``take`` never goes through ``ChunkedArray.take``: each record batch's ``sample`` column is a
-contiguous fixed-width buffer inside the memory map, so it is viewed as a 2-D ``uint8`` numpy
-array once, and a random take groups the ids by batch and gathers rows from each view.
+contiguous fixed-width buffer, so the rows of a random take are gathered by one pass of C
+(``_gather``) straight from the memory-mapped batches.
+
+Files that change under an open store (a shard truncated, rewritten in place or replaced; an
+I/O error under the map) fail this store only, with ``StoreDataLoss``, and never the process:
+the layout and the labels are read with ``pread`` (``_shard_file``), every read from a map is
+a guarded copy (a SIGBUS inside it becomes an error), and the files' identities are re-checked
+at most every ``check_interval`` seconds before a read. Without the C extension nothing is
+mapped and rows are read with ``pread``. Labels are range-checked at open; shard checksums are
+checked by ``verify()`` (everything) or ``start_verification()`` (what the service runs before
+it serves a store, see ``store_integrity``).
 """
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -19,56 +30,102 @@ import numpy as np
 import pyarrow as pa
 
 from storage_service import _gather
-from storage_service.manifest import MANIFEST_NAME, Manifest, ManifestError
+from storage_service._errors import DataLoss, Unavailable
+from storage_service._shard_file import ShardFile, ShardLayoutError
+from storage_service.manifest import MANIFEST_NAME, SCHEMA_FIELDS, Manifest, ManifestError
+from storage_service.store_integrity import Verification, verify_store
 
-__all__ = ["Store", "StoreError", "discover", "SCHEMA_FIELDS"]
+__all__ = ["Store", "StoreError", "StoreDataLoss", "StoreNotReady", "discover", "verify_store", "SCHEMA_FIELDS"]
 
-#: Column names and types every shard carries, in order.
-SCHEMA_FIELDS = (("id", pa.int64()), ("label", pa.int32()), ("sample", "fixed_size_binary"))
+#: Seconds between two checks of the shard files' identities (size, mtime, inode) by readers.
+DEFAULT_CHECK_INTERVAL = 1.0
+
+_log = logging.getLogger("nessa.store")
 
 
 class StoreError(ValueError):
     """A store cannot be opened or read as asked (names the store and the problem)."""
 
 
+class StoreDataLoss(StoreError, DataLoss):
+    """The store's files changed, shrank, failed to read or failed their checksums after it was
+    opened: this store stays failed (re-open it once the data is restored). A ServiceError with
+    status DATA_LOSS, so the service answers it as such without translating it."""
+
+
+class StoreNotReady(StoreError, Unavailable):
+    """The store's checksums are still being verified (status UNAVAILABLE: retry shortly)."""
+
+
 class Store:
     """An opened, read-only sample store. Safe to share between threads; re-open per process."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, check_interval: float = DEFAULT_CHECK_INTERVAL):
         self.path = Path(path)
         try:
-            self.manifest: Manifest = Manifest.load(self.path)
+            self.manifest, self.manifest_sha256, self.manifest_identity = Manifest.load_file(self.path)
         except ManifestError as exc:
             raise StoreError(str(exc)) from None
         self._row_bytes = self.manifest.sample_nbytes
-        self._views: list[np.ndarray] = []  # per record batch: [rows, row_bytes] uint8 over the mmap
-        starts = []
-        self._files = []
-        for shard in self.manifest.shards:
+        self._check_interval = float(check_interval)
+        self._shards: list[ShardFile] = []
+        try:
+            self._open_shards()
+        except BaseException:
+            self.close()
+            raise
+        self._class_ids: list[np.ndarray] | None = None
+        self._failed: str | None = None
+        self._fail_lock = threading.Lock()
+        self._next_check = 0.0
+        self.verification: Verification | None = None
+
+    def _open_shards(self) -> None:
+        m = self.manifest
+        self._views: list[np.ndarray] = []  # per record batch: [rows, row_bytes] uint8 over the map (C gather only)
+        self._batch_shard: list[tuple[int, int]] = []  # per record batch: (shard index, batch index in it)
+        starts, labels = [], []
+        for k, shard in enumerate(m.shards):
             file = self.path / shard.file
             try:
-                source = pa.memory_map(str(file), "r")
-                reader = pa.ipc.open_file(source)
-            except (OSError, pa.ArrowInvalid) as exc:
+                sf = ShardFile(file, self._row_bytes, map_file=_gather.available())
+            except OSError as exc:
+                raise StoreError(f"{file}: cannot open shard: {exc.strerror or exc}") from None
+            except (ShardLayoutError, pa.ArrowInvalid) as exc:
                 raise StoreError(f"{file}: cannot open shard: {exc}") from None
-            self._files.append(source)
+            self._shards.append(sf)
+            names = [f.name for f in sf.schema]
+            if names != [n for n, _ in SCHEMA_FIELDS] or sf.schema.field(0).type != pa.int64() or sf.schema.field(1).type != pa.int32():
+                raise StoreError(f"{file}: columns {sf.schema}, expected id int64, label int32, sample fixed_size_binary")
+            col = sf.schema.field(2).type
+            if not pa.types.is_fixed_size_binary(col) or col.byte_width != self._row_bytes:
+                raise StoreError(f"{file}: sample column is {col}, manifest says {self._row_bytes} bytes per row")
+            if sf.rows != shard.rows:
+                raise StoreError(f"{file}: holds {sf.rows} rows, manifest says {shard.rows}")
             row = shard.first_id
-            for b in range(reader.num_record_batches):
-                batch = reader.get_batch(b)
-                col = batch.column(2)
-                if not pa.types.is_fixed_size_binary(col.type) or col.type.byte_width != self._row_bytes:
-                    raise StoreError(f"{file}: sample column is {col.type}, manifest says {self._row_bytes} bytes per row")
-                data = col.buffers()[1]
-                view = np.frombuffer(data, dtype=np.uint8, count=(col.offset + len(col)) * self._row_bytes)
-                self._views.append(view.reshape(-1, self._row_bytes)[col.offset :])
+            for b, layout in enumerate(sf.batches):
                 starts.append(row)
-                row += batch.num_rows
-            if row - shard.first_id != shard.rows:
-                raise StoreError(f"{file}: holds {row - shard.first_id} rows, manifest says {shard.rows}")
-        self._starts = np.asarray(starts + [self.manifest.num_samples], dtype=np.int64)
-        self._bases = _gather.row_bases(self._views) if _gather.available() and self._views else None
-        self._labels: np.ndarray | None = None
-        self._class_ids: list[np.ndarray] | None = None
+                row += layout.rows
+                self._batch_shard.append((k, b))
+            self._views.extend(sf.views)
+            try:
+                shard_labels = sf.labels()
+            except (OSError, ShardLayoutError) as exc:
+                raise StoreError(f"{file}: cannot read labels: {exc}") from None
+            bad = np.flatnonzero((shard_labels < 0) | (shard_labels >= m.num_classes))
+            if bad.size:
+                r = int(bad[0])
+                raise StoreError(f"{file}: row {r} (id {shard.first_id + r}) has label {int(shard_labels[r])}, outside "
+                                 f"[0, {m.num_classes}) ({bad.size} such rows): the shard or the manifest is damaged")
+            labels.append(shard_labels)
+        self._starts = np.asarray(starts + [m.num_samples], dtype=np.int64)
+        self._bases = _gather.row_bases(self._views) if self._views else None
+        lab = np.concatenate(labels).astype(np.int32, copy=False) if labels else np.empty(0, np.int32)
+        lab.setflags(write=False)
+        counts = np.bincount(lab, minlength=m.num_classes)
+        if counts.tolist() != list(m.class_counts):
+            raise StoreError(f"{self.path}: labels count {counts.tolist()} per class, manifest says {m.class_counts}")
+        self._labels = lab
 
     # -- facts ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -87,17 +144,13 @@ class Store:
         return np.dtype(self.manifest.dtype)
 
     @property
+    def num_batches(self) -> int:
+        return len(self._starts) - 1
+
+    @property
     def labels(self) -> np.ndarray:
-        """All labels in id order (int32, read once)."""
-        if self._labels is None:
-            parts = []
-            for source in self._files:
-                reader = pa.ipc.open_file(source)
-                for b in range(reader.num_record_batches):
-                    parts.append(reader.get_batch(b).column(1).to_numpy(zero_copy_only=False))
-            labels = np.concatenate(parts).astype(np.int32, copy=False) if parts else np.empty(0, np.int32)
-            labels.setflags(write=False)
-            self._labels = labels
+        """All labels in id order (int32, read and range-checked at open)."""
+        self._ready()
         return self._labels
 
     def class_ids(self, c: int) -> np.ndarray:
@@ -110,6 +163,78 @@ class Store:
             bounds = np.searchsorted(labels[order], np.arange(self.manifest.num_classes + 1))
             self._class_ids = [order[bounds[k] : bounds[k + 1]].astype(np.int64) for k in range(self.manifest.num_classes)]
         return self._class_ids[c]
+
+    # -- health ----------------------------------------------------------------------------
+    @property
+    def failed(self) -> str | None:
+        """Why this store stopped serving (None while it serves)."""
+        return self._failed
+
+    def check(self) -> None:
+        """Raise StoreDataLoss if a shard changed since the open (or the store failed before)."""
+        if self._failed is not None:
+            raise StoreDataLoss(self._failed)
+        for sf in self._shards:
+            why = sf.change()
+            if why is not None:
+                self._fail(f"{sf.path} {why}")
+
+    def _ready(self) -> None:
+        """Before a read: failed stays failed; wait for a running checksum check; re-check the
+        files' identities every ``check_interval`` seconds."""
+        if self._failed is not None:
+            raise StoreDataLoss(self._failed)
+        v = self.verification
+        if v is not None and v.state != "ok":
+            v.wait()
+            if v.state == "failed":
+                self._fail("; ".join(v.problems))
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + self._check_interval
+            self.check()
+
+    def _fail(self, why: str) -> None:
+        with self._fail_lock:
+            if self._failed is None:
+                self._failed = f"data set {self.manifest.name!r} ({self.path}): {why}; it is failed until re-opened"
+                _log.error("%s", self._failed)
+        raise StoreDataLoss(self._failed)
+
+    def _fault(self) -> None:
+        """A guarded read faulted (SIGBUS) or came up short: say which shard, then fail."""
+        for sf in self._shards:
+            why = sf.change()
+            if why is not None:
+                self._fail(f"{sf.path} {why}")
+        self._fail("a shard could not be read (I/O error under the memory map, or a file shrank and grew back)")
+
+    def start_verification(self, *, sync_bytes: int | None = None, record: bool = True, by: str = "nessa serve") -> Verification:
+        """Check every shard's sha256 (trusting what a valid verify record covers) before any read
+        returns data: reads wait for it, and fail with StoreDataLoss if it fails. The hashing runs
+        now, or in a thread when more than ``sync_bytes`` need it (then ``require_verified``
+        lets a caller answer at once instead of waiting). Idempotent."""
+        v = self.verification
+        if v is None:
+            v = Verification(self, by=by, record=record)
+            self.verification = v
+            v.run(background=sync_bytes is not None and v.untrusted_bytes() > sync_bytes)
+        if v.state == "failed":
+            self._fail("; ".join(v.problems))
+        return v
+
+    def require_verified(self) -> None:
+        """Raise StoreNotReady while the checksum check runs, StoreDataLoss if it failed."""
+        if self._failed is not None:
+            raise StoreDataLoss(self._failed)
+        v = self.verification
+        if v is not None and v.state != "ok":
+            if v.state == "failed" or v.wait(0):
+                if v.state == "failed":
+                    self._fail("; ".join(v.problems))
+                return
+            raise StoreNotReady(f"data set {self.manifest.name!r} is being verified (shard checksums, {v.progress()}); "
+                                f"retry shortly")
 
     # -- reads ---------------------------------------------------------------------------
     def _check_ids(self, ids) -> np.ndarray:
@@ -127,114 +252,82 @@ class Store:
 
         Without ``out`` the rows land in a new array; with ``out`` (``[n, row_bytes]`` uint8,
         e.g. a slice of an outgoing message buffer) they are gathered straight into it.
+        StoreDataLoss if a shard changed or failed to read.
         """
+        self._ready()
         ids = self._check_ids(ids)
         if out is not None and (out.shape != (ids.size, self._row_bytes) or out.dtype != np.uint8):
             raise StoreError(f"out must be uint8 [{ids.size}, {self._row_bytes}], got {out.dtype} {list(out.shape)}")
         if ids.size == 0:
             return out if out is not None else np.empty((0, self._row_bytes), dtype=np.uint8)
-        if self._bases is not None and (out is None or out.flags.c_contiguous):
-            # One pass in C (_gather_native.c): each row copied once, no per-batch sort and scatter.
-            if out is None:
-                out = np.empty((ids.size, self._row_bytes), dtype=np.uint8)
-            _gather.gather_rows(self._bases, self._starts, np.ascontiguousarray(ids), self._row_bytes, out)
+        target = out if out is not None and out.flags.c_contiguous and out.flags.writeable else np.empty((ids.size, self._row_bytes), np.uint8)
+        if self._bases is not None:
+            # One guarded pass in C (_gather_native.c): each row copied once; a SIGBUS comes back as False.
+            if not _gather.gather_rows(self._bases, self._starts, np.ascontiguousarray(ids), self._row_bytes, target):
+                self._fault()
+        else:
+            self._pread_rows(ids, target)
+        if out is not None and target is not out:
+            out[...] = target
             return out
-        if len(self._views) == 1:
-            # np.take into a fresh array: measured ~20x faster here than scattering into np.empty
-            # (page-faulting a new buffer dominates at these sizes). mode="clip": the ids are
-            # checked above, and with out= the default mode="raise" gathers into a temporary
-            # first and copies it over (measured 2.4x slower for a 1 MiB batch).
-            return np.take(self._views[0], ids, axis=0, out=out, mode="clip")
+        return target
+
+    def _pread_rows(self, ids: np.ndarray, out: np.ndarray) -> None:
+        """Without the C extension: one pread per row (nothing mapped, so nothing can fault)."""
         batch = np.searchsorted(self._starts, ids, side="right") - 1
-        # Group ids by record batch; a small-int key lets numpy use its O(n) radix sort.
-        key = batch.astype(np.int16 if len(self._views) < 2**15 else np.int64)
-        order = np.argsort(key, kind="stable")
-        cuts = np.searchsorted(key[order], np.arange(len(self._views) + 1))
-        if out is None:
-            out = np.empty((ids.size, self._row_bytes), dtype=np.uint8)
-        for b in range(len(self._views)):
-            lo, hi = cuts[b], cuts[b + 1]
-            if lo < hi:
-                pos = order[lo:hi]
-                out[pos] = np.take(self._views[b], ids[pos] - self._starts[b], axis=0)
-        return out
+        for i, (b, row) in enumerate(zip(batch.tolist(), (ids - self._starts[batch]).tolist())):
+            k, j = self._batch_shard[b]
+            sf = self._shards[k]
+            try:
+                n = os.preadv(sf.fd, [out[i]], sf.batches[j].sample_offset + row * self._row_bytes)
+            except OSError:
+                n = -1
+            if n != self._row_bytes:
+                self._fault()
 
     def take(self, ids) -> tuple[np.ndarray, np.ndarray]:
         """``(samples [n, *sample_shape], labels int32 [n])`` for ``ids``, in the order given."""
         ids = self._check_ids(ids)
         rows = self.take_bytes(ids)
         samples = rows.view(self.dtype).reshape((ids.size, *self.manifest.sample_shape))
-        return samples, self.labels[ids]
+        return samples, self._labels[ids]
 
     def take_table(self, ids) -> pa.Table:
         """The rows of ``ids`` as an Arrow table (``id``, ``label``, ``sample``), in the order given."""
         ids = self._check_ids(ids)
         rows = self.take_bytes(ids)
         sample = pa.FixedSizeBinaryArray.from_buffers(pa.binary(self._row_bytes), ids.size, [None, pa.py_buffer(rows)])
-        return pa.table({"id": pa.array(ids, pa.int64()), "label": pa.array(self.labels[ids], pa.int32()), "sample": sample})
+        return pa.table({"id": pa.array(ids, pa.int64()), "label": pa.array(self._labels[ids], pa.int32()), "sample": sample})
 
     def iter_batches(self, batch_size: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """``(ids, samples, labels)`` in id order; samples are read-only views into the mmap."""
+        """``(ids, samples, labels)`` in id order; samples are copies (a guarded read, so a shard
+        that shrinks under the iteration raises StoreDataLoss instead of faulting)."""
         if batch_size < 1:
             raise StoreError(f"batch_size must be >= 1, got {batch_size}")
         shape = self.manifest.sample_shape
-        for b, view in enumerate(self._views):
-            start = int(self._starts[b])
-            for lo in range(0, view.shape[0], batch_size):
-                rows = view[lo : lo + batch_size]
-                ids = np.arange(start + lo, start + lo + rows.shape[0], dtype=np.int64)
-                yield ids, rows.view(self.dtype).reshape((rows.shape[0], *shape)), self.labels[ids]
+        for b, (k, j) in enumerate(self._batch_shard):
+            sf = self._shards[k]
+            start, rows = int(self._starts[b]), sf.batches[j].rows
+            for lo in range(0, rows, batch_size):
+                self._ready()
+                n = min(batch_size, rows - lo)
+                out = np.empty((n, self._row_bytes), np.uint8)
+                if not sf.copy_rows(j, lo, out):
+                    self._fault()
+                ids = np.arange(start + lo, start + lo + n, dtype=np.int64)
+                yield ids, out.view(self.dtype).reshape((n, *shape)), self._labels[ids]
 
     # -- integrity -----------------------------------------------------------------------
     def verify(self) -> list[str]:
         """Re-hash every shard and re-check ids, labels and counts. Returns the problems found."""
         return verify_store(self.path)
 
-
-def verify_store(path: str | os.PathLike) -> list[str]:
-    """Check a store directory without trusting it (usable when ``Store(path)`` would fail)."""
-    path = Path(path)
-    try:
-        manifest = Manifest.load(path)
-    except ManifestError as exc:
-        return [str(exc)]
-    problems: list[str] = []
-    counts = np.zeros(manifest.num_classes, dtype=np.int64)
-    for shard in manifest.shards:
-        file = path / shard.file
-        digest = hashlib.sha256()
-        try:
-            with open(file, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 22), b""):
-                    digest.update(chunk)
-        except OSError as exc:
-            problems.append(f"{file}: cannot read: {exc.strerror}")
-            continue
-        if digest.hexdigest() != shard.sha256:
-            problems.append(f"{file}: sha256 mismatch (file {digest.hexdigest()[:16]}…, manifest {shard.sha256[:16]}…)")
-        try:
-            table = pa.ipc.open_file(pa.memory_map(str(file), "r")).read_all()
-        except (OSError, pa.ArrowInvalid) as exc:
-            problems.append(f"{file}: not a readable Arrow IPC file: {exc}")
-            continue
-        names = [f.name for f in table.schema]
-        if names != [n for n, _ in SCHEMA_FIELDS]:
-            problems.append(f"{file}: columns {names}, expected {[n for n, _ in SCHEMA_FIELDS]}")
-            continue
-        if table.num_rows != shard.rows:
-            problems.append(f"{file}: {table.num_rows} rows, manifest says {shard.rows}")
-            continue
-        ids = table.column("id").to_numpy()
-        if not np.array_equal(ids, np.arange(shard.first_id, shard.first_id + shard.rows)):
-            problems.append(f"{file}: ids are not the consecutive range starting at {shard.first_id}")
-        labels = table.column("label").to_numpy()
-        if labels.size and (labels.min() < 0 or labels.max() >= manifest.num_classes):
-            problems.append(f"{file}: labels outside [0, {manifest.num_classes})")
-            continue
-        counts += np.bincount(labels, minlength=manifest.num_classes)
-    if not problems and counts.tolist() != list(manifest.class_counts):
-        problems.append(f"{path}: class counts {counts.tolist()} differ from manifest {manifest.class_counts}")
-    return problems
+    def close(self) -> None:
+        """Unmap and close the shards now (otherwise when the last reference goes); reads then fail."""
+        self._failed = getattr(self, "_failed", None) or f"store {str(self.path)!r} is closed"
+        self._views, self._bases = [], None
+        for sf in self._shards:
+            sf.close()
 
 
 def discover(root: str | os.PathLike) -> dict[str, Path]:

@@ -7,6 +7,7 @@ at the end, so an interrupted or failed ingest leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -32,18 +33,25 @@ class IngestError(ValueError):
 
 @contextlib.contextmanager
 def atomic_dir(dest: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary directory that replaces ``dest`` only if the block succeeds."""
+    """Yield a temporary directory that replaces ``dest`` only if the block succeeds.
+
+    The temporary is ``.<dest>.tmp-<pid>-<hex>``, locked (``flock``) while the block runs, so
+    that ``storage_service.leftovers`` can tell a live ingest from a killed one's leftovers.
+    """
     dest = Path(dest)
     if dest.exists() and not overwrite:
         raise IngestError(f"{dest}: destination exists (use --overwrite to replace it)")
-    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
     except OSError as exc:  # read-only place, a file where a folder belongs, ...
         raise IngestError(f"{dest}: cannot create the destination: {exc.strerror}") from None
+    lock = os.open(tmp, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         yield tmp
+        _fsync_tree(tmp)
         if dest.exists():
             trash = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
             os.rename(dest, trash)
@@ -51,9 +59,34 @@ def atomic_dir(dest: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.rename(tmp, dest)
+        _fsync_dir(dest.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        os.close(lock)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot fsync a folder; the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Every file and folder below ``root`` on disk before the rename publishes them."""
+    for dirpath, _, filenames in os.walk(root):
+        for f in filenames:
+            fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(dirpath))
 
 
 class StoreWriter:
@@ -75,8 +108,14 @@ class StoreWriter:
             raise IngestError(f"{name}: empty sample shape {list(self.sample_shape)}")
         self.rows_per_shard = max(1, shard_bytes // self.row_bytes)
         self.rows_per_batch = max(1, min(self.rows_per_shard, batch_bytes // self.row_bytes))
-        self.num_classes = num_classes
         self.class_names = list(class_names) if class_names is not None else None
+        if self.class_names is not None:
+            if num_classes is not None and num_classes != len(self.class_names):
+                raise IngestError(f"{name}: num_classes {num_classes} but {len(self.class_names)} class names")
+            num_classes = len(self.class_names)
+        if num_classes is not None and num_classes < 1:
+            raise IngestError(f"{name}: num_classes must be >= 1, got {num_classes}")
+        self.num_classes = num_classes
         self.extra = dict(extra or {})
         self._schema = pa.schema([("id", pa.int64()), ("label", pa.int32()), ("sample", pa.binary(self.row_bytes))])
         self._shards: list[ShardInfo] = []
@@ -112,11 +151,13 @@ class StoreWriter:
             raise IngestError(f"{self.name}: sample shape {list(samples.shape[1:])} differs from {list(self.sample_shape)}")
         if labels.shape != (samples.shape[0],):
             raise IngestError(f"{self.name}: {samples.shape[0]} samples but {labels.size} labels")
+        if labels.size and (labels.min() < 0 or labels.max() >= min(self.num_classes or 2**31 - 1, 2**31 - 1)):
+            limit = min(self.num_classes or 2**31 - 1, 2**31 - 1)
+            r = int(np.flatnonzero((labels < 0) | (labels >= limit))[0])
+            row = self._next_id + self._pending_rows + r
+            raise IngestError(f"{self.name}: row {row} has label {int(labels[r])}, outside [0, {limit})"
+                              + (" (num_classes)" if self.num_classes else ""))
         labels = labels.astype(np.int32)
-        if labels.size and labels.min() < 0:
-            raise IngestError(f"{self.name}: negative label {int(labels.min())}")
-        if self.num_classes is not None and labels.size and labels.max() >= self.num_classes:
-            raise IngestError(f"{self.name}: label {int(labels.max())} >= num_classes {self.num_classes}")
         rows = samples.reshape(samples.shape[0], -1).view(np.uint8).reshape(samples.shape[0], self.row_bytes)
         # Buffer small appends so record batches come out full-sized (take() gathers per batch).
         self._pending.append((rows, labels))
@@ -163,8 +204,11 @@ class StoreWriter:
                             class_counts=counts.tolist(), sample_shape=self.sample_shape, dtype=str(self.dtype),
                             shards=self._shards, extra=self.extra)
         manifest.check(where=self.name)
-        tmp = self.directory / (MANIFEST_NAME + ".tmp")
-        tmp.write_text(manifest.to_json())
+        tmp = self.directory / f"{MANIFEST_NAME}.tmp{os.getpid()}"
+        with open(tmp, "w") as fh:
+            fh.write(manifest.to_json())
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, self.directory / MANIFEST_NAME)
         return manifest
 
