@@ -39,8 +39,15 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_info)
 
-    p = sub.add_parser("verify", help="re-hash and re-check a store (non-zero exit on any mismatch)")
-    p.add_argument("store")
+    p = sub.add_parser("verify", help="re-hash and re-check stores (exit 1 on any problem); --repair removes leftovers",
+                       description="Verify a store, or every store under a store root (default: the current folder): re-hash "
+                                   "every shard, re-check ids, labels and per-class counts, and record the result in "
+                                   "STORE/.nessa-verify.json, which lets `nessa serve` trust those shards without hashing them "
+                                   "again. Exit 1 on any problem. --repair also removes the leftovers of killed writes "
+                                   "(temporary files and folders whose writer is gone) under the path.")
+    p.add_argument("path", nargs="?", default=".", metavar="STORE_OR_ROOT")
+    p.add_argument("--repair", action="store_true", help="remove leftovers of killed ingests and writes")
+    p.add_argument("--no-record", action="store_true", help="do not write the verify record")
     p.set_defaults(func=_verify)
 
 
@@ -92,12 +99,39 @@ def _info(args) -> int:
 
 
 def _verify(args) -> int:
-    from storage_service.store import verify_store
+    from pathlib import Path
 
-    problems = verify_store(args.store)
-    for p in problems:
-        print(f"nessa: verify: {p}", file=sys.stderr)
-    if problems:
+    from storage_service.leftovers import find_leftovers, remove_leftovers
+    from storage_service.manifest import MANIFEST_NAME
+    from storage_service.store import discover, verify_store
+
+    path = Path(args.path)
+    if path.is_dir() and not (path / MANIFEST_NAME).exists():
+        stores = discover(path)
+        if not stores:
+            print(f"nessa: verify: {path}: no {MANIFEST_NAME} and no store below it (not a NeSSA store or store root)",
+                  file=sys.stderr)
+            return 1
+    else:
+        stores = {".": path}  # a store, or not one (verify_store names the problem)
+    if path.is_dir():
+        if args.repair:
+            for leftover, why in remove_leftovers(path):
+                print(f"removed {leftover} ({why})")
+        else:
+            for leftover, why in find_leftovers(path):
+                print(f"nessa: verify: leftover {leftover} ({why}); --repair removes it", file=sys.stderr)
+    failed = 0
+    for rel, store_dir in sorted(stores.items()):
+        problems = verify_store(store_dir, record=not args.no_record)
+        for p in problems:
+            print(f"nessa: verify: {p}", file=sys.stderr)
+        if problems:
+            failed += 1
+        else:
+            print(f"{store_dir}: OK")
+    if failed:
+        print(f"nessa: verify: {failed} of {len(stores)} store(s) failed; restore them (or ingest again) before serving",
+              file=sys.stderr)
         return 1
-    print(f"{args.store}: OK")
     return 0

@@ -229,6 +229,9 @@ class ShardFile:
         out.reshape(-1)[:] = np.frombuffer(data, np.uint8)
         return True
 
+    def __del__(self) -> None:  # the descriptor is a plain int: close it with the object
+        self.close()
+
     def close(self) -> None:
         self.views = []
         m, self._map = getattr(self, "_map", None), None

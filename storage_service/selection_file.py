@@ -26,11 +26,19 @@ mini-batch's weights sum to ``b``. Without ``"ordered": true`` a file is an unor
 (ascending distinct ids), as before: the format version stays 1, and a reader that does not
 know the key still reads every row.
 
-Written to a temporary name in the same folder and renamed: a file is whole or absent.
+Integrity (since this version; the format version stays 1, older files still read): the
+summary holds ``content_sha256``, the sha256 of the ``id`` column's int64 little-endian bytes
+followed by the ``weight`` column's float32 bytes, checked on read. On write and on read, weights
+must be finite and >= 0, and ids distinct (within each mini-batch when ordered) and >= 0;
+``read_selection(..., num_samples=n)`` also checks ids < n. A file that fails a check raises
+SelectionFileError naming the file, the row and the problem.
+
+Written to a temporary name in the same folder, fsynced and renamed: a file is whole or absent.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -47,6 +55,36 @@ _SCHEMA = pa.schema([("id", pa.int64()), ("weight", pa.float32())])
 
 class SelectionFileError(ValueError):
     """Not a selection file of a version this code reads (message names the file)."""
+
+
+def _digest(ids: np.ndarray, weights: np.ndarray) -> str:
+    return hashlib.sha256(ids.astype("<i8", copy=False).tobytes() + weights.astype("<f4", copy=False).tobytes()).hexdigest()
+
+
+def _check_rows(ids: np.ndarray, weights: np.ndarray, *, ordered: bool, batch_size: int, num_samples: int | None, where: str,
+                error=ValueError) -> None:
+    """Weights finite and >= 0; ids >= 0 (and < num_samples), distinct (per mini-batch if ordered)."""
+    bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
+    if bad.size:
+        r = int(bad[0])
+        raise error(f"{where}row {r} (id {int(ids[r])}) has weight {float(weights[r])}: weights must be finite and >= 0 "
+                    f"({bad.size} such rows)")
+    limit = num_samples if num_samples is not None else np.iinfo(np.int64).max
+    bad = np.flatnonzero((ids < 0) | (ids >= limit))
+    if bad.size:
+        r = int(bad[0])
+        span = f"[0, {num_samples})" if num_samples is not None else ">= 0"
+        raise error(f"{where}row {r} has id {int(ids[r])}, outside {span}")
+    groups = ids.reshape(-1, batch_size) if ordered and batch_size > 1 and len(ids) else (None if ordered else ids.reshape(1, -1))
+    if groups is not None and groups.shape[1] > 1:
+        srt = np.sort(groups, axis=1)
+        dup = np.argwhere(np.diff(srt, axis=1) == 0)
+        if dup.size:
+            g, c = (int(v) for v in dup[0])
+            if ordered:
+                raise error(f"{where}id {int(srt[g, c])} appears twice in mini-batch {g}: selection ids must be distinct "
+                            "within each mini-batch")
+            raise error(f"{where}id {int(srt[g, c])} appears more than once: selection ids must be distinct")
 
 
 def write_selection(path: str | os.PathLike, ids: np.ndarray, weights: np.ndarray, summary: dict, *,
@@ -68,15 +106,14 @@ def write_selection(path: str | os.PathLike, ids: np.ndarray, weights: np.ndarra
         batch_size = int(batch_size)
         if batch_size < 1 or len(ids) % batch_size:
             raise ValueError(f"an ordered selection needs batch_size >= 1 dividing its {len(ids)} rows, got {batch_size}")
-        if batch_size > 1 and len(ids) and not (np.diff(np.sort(ids.reshape(-1, batch_size), axis=1), axis=1) > 0).all():
-            raise ValueError("selection ids must be distinct within each mini-batch")
+        _check_rows(ids, weights, ordered=True, batch_size=batch_size, num_samples=None, where="")
         doc.update(ordered=True, batch_size=batch_size, num_batches=len(ids) // batch_size)
     else:
         doc.pop("ordered", None)
         order = np.argsort(ids, kind="stable")
         ids, weights = ids[order], weights[order]
-        if len(ids) > 1 and not (np.diff(ids) > 0).all():
-            raise ValueError("selection ids must be distinct")
+        _check_rows(ids, weights, ordered=False, batch_size=0, num_samples=None, where="")
+    doc["content_sha256"] = _digest(ids, weights)
     path = Path(path)
     schema = _SCHEMA.with_metadata({_META_KEY: json.dumps(doc).encode()})
     table = pa.table([pa.array(ids), pa.array(weights)], schema=schema)
@@ -84,6 +121,11 @@ def write_selection(path: str | os.PathLike, ids: np.ndarray, weights: np.ndarra
     try:
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
             writer.write_table(table)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -124,8 +166,9 @@ def read_summary(path: str | os.PathLike) -> dict:
         raise SelectionFileError(f"{path}: not an Arrow IPC file ({exc})") from None
 
 
-def read_selection(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict]:
-    """``(ids int64, weights float32, summary)`` of a selection file."""
+def read_selection(path: str | os.PathLike, *, num_samples: int | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``(ids int64, weights float32, summary)`` of a selection file, checked (module docstring):
+    SelectionFileError names the file, the row and the problem."""
     try:
         with pa.memory_map(str(path), "r") as source:
             reader = pa.ipc.open_file(source)
@@ -133,9 +176,18 @@ def read_selection(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dic
             table = reader.read_all()
     except pa.ArrowInvalid as exc:
         raise SelectionFileError(f"{path}: not an Arrow IPC file ({exc})") from None
+    except OSError as exc:
+        raise SelectionFileError(f"{path}: cannot read: {exc}") from None
+    if table.column("id").null_count or table.column("weight").null_count:
+        raise SelectionFileError(f"{path}: null ids or weights")
     ids = table.column("id").to_numpy().astype(np.int64, copy=True)
     weights = table.column("weight").to_numpy().astype(np.float32, copy=True)
     if is_ordered(doc) and len(ids) != doc["batch_size"] * doc["num_batches"]:
         raise SelectionFileError(f"{path}: {len(ids)} rows, but the summary says {doc['num_batches']} mini-batches "
                                  f"of {doc['batch_size']}")
+    want = doc.get("content_sha256")
+    if want is not None and want != _digest(ids, weights):
+        raise SelectionFileError(f"{path}: contents do not match their recorded sha256 (the file was changed or damaged)")
+    _check_rows(ids, weights, ordered=is_ordered(doc), batch_size=int(doc.get("batch_size") or 0), num_samples=num_samples,
+                where=f"{path}: ", error=SelectionFileError)
     return ids, weights, doc

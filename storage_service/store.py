@@ -60,14 +60,14 @@ class StoreNotReady(StoreError, Unavailable):
 class Store:
     """An opened, read-only sample store. Safe to share between threads; re-open per process."""
 
-    def __init__(self, path: str | os.PathLike, *, check_interval: float = DEFAULT_CHECK_INTERVAL):
+    def __init__(self, path: str | os.PathLike, *, check_interval: float | None = None):
         self.path = Path(path)
         try:
             self.manifest, self.manifest_sha256, self.manifest_identity = Manifest.load_file(self.path)
         except ManifestError as exc:
             raise StoreError(str(exc)) from None
         self._row_bytes = self.manifest.sample_nbytes
-        self._check_interval = float(check_interval)
+        self._check_interval = float(DEFAULT_CHECK_INTERVAL if check_interval is None else check_interval)
         self._shards: list[ShardFile] = []
         try:
             self._open_shards()

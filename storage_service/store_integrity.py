@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -97,13 +98,23 @@ def write_record(store_dir: str | os.PathLike, manifest_sha256: str, shards: dic
         return False
 
 
+@dataclass(frozen=True)
+class _StoreView:
+    path: Path
+    manifest: Manifest
+    manifest_sha256: str
+    _shards: list
+
+
 class Verification:
     """Checksums of an open ``Store``'s shards, read through the store's own descriptors (the
     inodes it serves). ``run(background)`` trusts what the record allows and hashes the rest,
     now or in a thread; ``state`` is ``pending``, ``running``, ``ok`` or ``failed``."""
 
     def __init__(self, store, *, by: str = "nessa serve", record: bool = True):
-        self._store = store
+        # What it needs of the store, not the store (which holds this object: no reference
+        # cycle, so a replaced store's maps close as soon as its last reader lets go).
+        self._store = _StoreView(store.path, store.manifest, store.manifest_sha256, list(store._shards))
         self._by = by
         self._record = record
         self.state = "pending"

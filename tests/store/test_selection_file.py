@@ -19,8 +19,9 @@ def test_round_trip_sorts_ids_and_keeps_weights_aligned(tmp_path):
     path = write_selection(tmp_path / "s.arrow", ids, w, {"strategy": "craig", "extra": [1, 2]})
     got_ids, got_w, doc = read_selection(path)
     assert got_ids.tolist() == [2, 5, 9] and got_w.tolist() == [1.0, 2.0, 3.0]
+    assert len(doc.pop("content_sha256")) == 64
     assert doc == {"format_version": SELECTION_FORMAT_VERSION, "strategy": "craig", "extra": [1, 2]}
-    assert read_summary(path) == doc
+    assert {k: v for k, v in read_summary(path).items() if k != "content_sha256"} == doc
     assert [p.name for p in tmp_path.iterdir()] == ["s.arrow"]  # no temporary file left
 
 
@@ -99,3 +100,49 @@ def test_ordered_bad_layouts_are_refused(tmp_path):
         wr.write_table(pa.table([pa.array([1, 2], pa.int64()), pa.array([1.0, 1.0], pa.float32())], schema=schema))
     with pytest.raises(SelectionFileError, match="bad.arrow: 2 rows"):
         read_selection(tmp_path / "bad.arrow")
+
+
+def _rewrite(path, ids, weights):
+    """Rewrite a selection file's rows in place, keeping its summary (an edit by hand)."""
+    with pa.memory_map(str(path)) as src:
+        schema = pa.ipc.open_file(src).schema
+    table = pa.table([pa.array(np.asarray(ids, np.int64)), pa.array(np.asarray(weights, np.float32))], schema=schema)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as w:
+        w.write_table(table)
+
+
+def test_edited_file_fails_its_checksum(tmp_path):
+    path = write_selection(tmp_path / "s.arrow", np.array([1, 4, 7]), np.array([1.0, 1.0, 1.0]), {})
+    _rewrite(path, [1, 4, 7], [1.0, 2.0, 1.0])  # a plausible value: only the checksum can tell
+    with pytest.raises(SelectionFileError, match="s.arrow: contents do not match their recorded sha256"):
+        read_selection(path)
+
+
+@pytest.mark.parametrize("weights, ids, message", [
+    ([1.0, float("nan"), 1.0], [1, 4, 7], r"row 1 \(id 4\) has weight nan: weights must be finite and >= 0"),
+    ([1.0, 1.0, -2.0], [1, 4, 7], r"row 2 \(id 7\) has weight -2.0"),
+    ([float("inf"), 1.0, 1.0], [1, 4, 7], r"row 0 \(id 1\) has weight inf"),
+    ([1.0, 1.0, 1.0], [1, 4, 4], r"id 4 appears more than once"),
+    ([1.0, 1.0, 1.0], [-1, 4, 7], r"row 0 has id -1"),
+])
+def test_bad_values_are_named_on_read_and_refused_on_write(tmp_path, weights, ids, message):
+    with pytest.raises(ValueError, match=message):
+        write_selection(tmp_path / "w.arrow", np.array(ids), np.array(weights, np.float32), {})
+    # a file edited by hand (old files have no checksum: the value checks still apply)
+    path = write_selection(tmp_path / "s.arrow", np.array([1, 4, 7]), np.ones(3, np.float32), {})
+    with pa.memory_map(str(path)) as src:
+        schema = pa.ipc.open_file(src).schema
+    doc = json.loads(schema.metadata[b"nessa.selection"])
+    del doc["content_sha256"]
+    schema = schema.with_metadata({b"nessa.selection": json.dumps(doc).encode()})
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as w:
+        w.write_table(pa.table([pa.array(np.array(ids, np.int64)), pa.array(np.array(weights, np.float32))], schema=schema))
+    with pytest.raises(SelectionFileError, match="s.arrow: " + message):
+        read_selection(path)
+
+
+def test_ids_past_the_data_set_are_named(tmp_path):
+    path = write_selection(tmp_path / "s.arrow", np.array([1, 4, 70]), np.ones(3, np.float32), {})
+    assert read_selection(path, num_samples=71)[0].tolist() == [1, 4, 70]
+    with pytest.raises(SelectionFileError, match=r"row 2 has id 70, outside \[0, 70\)"):
+        read_selection(path, num_samples=70)
