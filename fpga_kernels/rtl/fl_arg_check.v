@@ -16,6 +16,8 @@ module fl_arg_check #(
     input  wire [31:0]  n_arg,
     input  wire [31:0]  k_arg,
     input  wire [31:0]  ld_arg,
+    // lint: only the alignment bits of the pointers are checked here; the masters take the full pointers
+    // verilator lint_off UNUSEDSIGNAL
     input  wire [63:0]  sim_ptr,
     input  wire [63:0]  ids_ptr,
     input  wire [63:0]  gains_ptr,
@@ -25,6 +27,7 @@ module fl_arg_check #(
     input  wire [31:0]  ssize_arg,
     input  wire [31:0]  parts_arg,
     input  wire [63:0]  parts_ptr,
+    // verilator lint_on UNUSEDSIGNAL
     input  wire [127:0] desc,        // a part descriptor, little endian {ss, seed, k, n}
     output wire [6:0]   arg_err,
     output wire [31:0]  d_n,

@@ -54,7 +54,10 @@ module fl_axi_rd #(
     input  wire [DATA_W-1:0]  m_axi_rdata,
     input  wire [1:0]         m_axi_rresp,
     input  wire               m_axi_rlast,
+    // lint: single-ID master: RID is always 0, the port exists because AXI4 has it
+    // verilator lint_off UNUSEDSIGNAL
     input  wire [0:0]         m_axi_rid
+    // verilator lint_on UNUSEDSIGNAL
 );
     localparam integer BYTES = DATA_W / 8;
     localparam integer SZ    = $clog2(BYTES);        // AxSIZE: log2 bytes per beat
@@ -100,11 +103,17 @@ module fl_axi_rd #(
     wire [12:0] page_left = 13'd4096 - {1'b0, addr[11:0]};
     wire [12:0] page_bts  = page_left >> SZ;
     wire [31:0] rem32     = {{(32-BEATS_W){1'b0}}, rem};
+    // lint: compared with the 32-bit integer MAX_BURST; unsigned, zero extension intended
+    // verilator lint_off WIDTHEXPAND
     wire [31:0] lim       = (page_bts < MAX_BURST) ? {19'd0, page_bts} : MAX_BURST;
+    // verilator lint_on WIDTHEXPAND
     wire [8:0]  blen      = (rem32 < lim) ? rem32[8:0] : lim[8:0];
     wire        blast     = (rem32 <= lim);                  // this burst ends the job
 
+    // lint: compared with the 32-bit integer OS; unsigned, zero extension intended
+    // verilator lint_off WIDTHEXPAND
     wire room     = (count < OS);
+    // verilator lint_on WIDTHEXPAND
     wire head     = (count != 0);
     wire ar_fire  = m_axi_arvalid & m_axi_arready;
     wire r_fire   = m_axi_rvalid & m_axi_rready;
@@ -152,15 +161,26 @@ module fl_axi_rd #(
             end
             if (ar_fire) begin
                 addr <= addr + ({{(ADDR_W-9){1'b0}}, blen} << SZ);
+                // lint: blen <= rem, so the difference fits rem's BEATS_W bits at any width
+                // verilator lint_off WIDTHEXPAND
+                // verilator lint_off WIDTHTRUNC
                 rem  <= rem - blen;
+                // verilator lint_on WIDTHEXPAND
+                // verilator lint_on WIDTHTRUNC
+                // lint: compared with the 32-bit integer OS - 1; unsigned, zero extension intended
+                // verilator lint_off WIDTHEXPAND
                 wp   <= (wp == OS - 1) ? {PW{1'b0}} : wp + 1'b1;
+                // verilator lint_on WIDTHEXPAND
                 if (blast) active <= 1'b0;
             end
             if (r_fire) begin
                 if (m_axi_rresp != 2'b00 || m_axi_rlast != head_end) err <= 1'b1;
                 if (head_end) begin
                     rcnt <= 9'd0;
+                    // lint: compared with the 32-bit integer OS - 1; unsigned, zero extension intended
+                    // verilator lint_off WIDTHEXPAND
                     rp   <= (rp == OS - 1) ? {PW{1'b0}} : rp + 1'b1;
+                    // verilator lint_on WIDTHEXPAND
                 end else begin
                     rcnt <= rcnt + 9'd1;
                 end

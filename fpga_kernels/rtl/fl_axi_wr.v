@@ -36,12 +36,18 @@ module fl_axi_wr #(
     input  wire                m_axi_bvalid,
     output wire                m_axi_bready,
     input  wire [1:0]          m_axi_bresp,
+    // lint: single-ID master: BID is always 0, the port exists because AXI4 has it
+    // verilator lint_off UNUSEDSIGNAL
     input  wire [0:0]          m_axi_bid
+    // verilator lint_on UNUSEDSIGNAL
 );
     localparam integer BYTES = DATA_W / 8;
     localparam integer SZ    = $clog2(BYTES);
     localparam integer WORDS = DATA_W / 32;
+    // lint: BYTES - 4 < 2**SZ: the integer expression fits the SZ-bit localparam
+    // verilator lint_off WIDTHTRUNC
     localparam [SZ-1:0] OFF_MASK = BYTES - 4;  // byte offset of a word's slot (drops bits 1:0)
+    // verilator lint_on WIDTHTRUNC
     localparam [BYTES-1:0] STRB0 = 15;         // strobes of the word in slot 0
 
     generate
@@ -56,7 +62,10 @@ module fl_axi_wr #(
     localparam [1:0] S_IDLE = 2'd0, S_AW_W = 2'd1, S_B = 2'd2;
     reg [1:0]            state;
     reg                  aw_pend, w_pend;  // channel still to handshake
+    // lint: the low address bits pick the word slot through OFF_MASK; AWADDR takes the bus-aligned address
+    // verilator lint_off UNUSEDSIGNAL
     reg [ADDR_W-1:0]     addr;
+    // verilator lint_on UNUSEDSIGNAL
     reg [31:0]           word;
     reg [BYTES-1:0]      strb;
 

@@ -36,7 +36,10 @@ module fl_axil_ctrl #(
     output wire [1:0]          s_axi_bresp,
     input  wire                s_axi_arvalid,
     output wire                s_axi_arready,
+    // lint: registers are 32-bit words: the byte-offset bits of an address are ignored
+    // verilator lint_off UNUSEDSIGNAL
     input  wire [C_ADDR_W-1:0] s_axi_araddr,
+    // verilator lint_on UNUSEDSIGNAL
     output wire                s_axi_rvalid,
     input  wire                s_axi_rready,
     output wire [31:0]         s_axi_rdata,
@@ -46,7 +49,10 @@ module fl_axil_ctrl #(
     input  wire                ap_done,      // one-cycle pulse
     input  wire                ap_idle,
     input  wire                ap_ready,     // one-cycle pulse
+    // lint: 'interrupt' is the port name Vitis requires of an RTL kernel
+    // verilator lint_off SYMRSVDWORD
     output wire                interrupt,
+    // verilator lint_on SYMRSVDWORD
     // arguments
     output wire [63:0]         sim_ptr,
     output wire [31:0]         n,
@@ -73,7 +79,10 @@ module fl_axil_ctrl #(
 
     // ---- write path: AW and W may arrive in any order; B after both ----
     reg                aw_have, w_have, bvalid;
+    // lint: registers are 32-bit words: the byte-offset bits of an address are ignored
+    // verilator lint_off UNUSEDSIGNAL
     reg [C_ADDR_W-1:0] waddr;
+    // verilator lint_on UNUSEDSIGNAL
     reg [31:0]         wdata;
     reg [3:0]          wstrb;
     assign s_axi_awready = ~aw_have & ~bvalid;

@@ -86,7 +86,10 @@ module fl_draws #(
     assign idle      = !active && (full == {UNITS{1'b0}});
 
     function [UW-1:0] next_unit(input [UW-1:0] i);
+        // lint: compared with the 32-bit integer UNITS - 1; unsigned, zero extension intended
+        // verilator lint_off WIDTHEXPAND
         next_unit = (i == UNITS - 1) ? {UW{1'b0}} : i + 1'b1;
+        // verilator lint_on WIDTHEXPAND
     endfunction
 
     always @(posedge clk) begin

@@ -138,7 +138,10 @@ module fl_engine #(
     reg              pmode;                     // parts >= 1
     reg [31:0]       parts_left;                // parts not yet finished, this one included
     reg [ADDR_W-1:0] desc_a;                    // this part's descriptor
+    // lint: read only when a bus word holds several descriptors (DATA_W > 128)
+    // verilator lint_off UNUSEDSIGNAL
     reg [SEL_W-1:0]  desc_sel;                  // its 16-byte slot in a bus word (DATA_W > 128)
+    // verilator lint_on UNUSEDSIGNAL
     reg [127:0]      desc;                      // captured descriptor {ss, seed, k, n}
     reg              part_err;                  // the captured descriptor is bad
     reg              fetching;                  // the row job in flight is a descriptor
@@ -151,14 +154,20 @@ module fl_engine #(
 
     // sub-module outputs (instances below)
     wire [6:0]       arg_err;                   // fl_arg_check: argument checks
+    // lint: every pass delivers at least one row, so the argmax is always valid when read
+    // verilator lint_off UNUSEDSIGNAL
     wire             best_valid;                // fl_argmax (unused: every pass has a row)
+    // verilator lint_on UNUSEDSIGNAL
     wire [GAIN_W-1:0] best_val;
     wire [IDX_W-1:0] best_idx, best_pos;        // the step's pick and (stochastic) its pool position
     wire             stats_ok, res_done;        // fl_results: out_stats_ptr 4-byte aligned; a result written
 
     // stochastic mode: the pool of unselected candidates and its draws (fl_pool)
     reg              stoch;                     // this run is mode 1
+    // lint: every run takes all of its draws, so the pool is idle whenever the engine is
+    // verilator lint_off UNUSEDSIGNAL
     wire             cand_valid, cand_last, pool_idle;   // pool_idle unused: every run takes its draws
+    // verilator lint_on UNUSEDSIGNAL
     wire [IDX_W-1:0] cand;
     fl_pool #(.N_MAX(N_MAX), .BPC(RNG_BPC), .UNITS(RNG_UNITS)) u_pool (
         .clk(clk), .rst(rst), .seed(seed_r), .n(n), .k(k), .ssize(ss_r),
@@ -179,8 +188,13 @@ module fl_engine #(
     );
     wire tb_selected = tb_q[IDX_W];
 
+    // lint: gains and counts are zero-extended to the 64-bit result words; a weight count (<= N_MAX) uses the low word only
+    // verilator lint_off WIDTHEXPAND
+    // verilator lint_off UNUSEDSIGNAL
     wire [63:0]      best64 = best_val;         // zero-extended for the two gain words
     wire [63:0]      sum64  = row_sum;          // zero-extended weight count
+    // verilator lint_on WIDTHEXPAND
+    // verilator lint_on UNUSEDSIGNAL
     fl_results #(.N_MAX(N_MAX), .ADDR_W(ADDR_W)) u_results (
         .clk(clk), .rst(rst), .load(state == S_IDLE && ap_start), .ids_ptr(ids_ptr), .gains_ptr(gains_ptr),
         .weights_ptr(weights_ptr), .stats_ptr(stats_ptr), .stats_ok(stats_ok),
@@ -202,11 +216,17 @@ module fl_engine #(
     assign ap_ready  = (state == S_DONE);
     assign job_beats = fetching ? DESC_BEATS[BW-1:0] : nbeats;
     assign n_rem     = n[LG_L-1:0];
+    // lint: beat counter compared with the narrower beat count; unsigned, zero extension intended
+    // verilator lint_off WIDTHEXPAND
     assign clr_en    = (state == S_CLEAR) && (j < nbeats);
+    // verilator lint_on WIDTHEXPAND
     assign clr_addr  = j[BW-2:0];
 
     // argument checks (on the live registers, taken in S_CHECK) and a part descriptor's checks
+    // lint: a checked descriptor's n and k are < 2**CNT_W; the registers take CNT_W bits
+    // verilator lint_off UNUSEDSIGNAL
     wire [31:0] d_n, d_k, d_seed, d_ss;
+    // verilator lint_on UNUSEDSIGNAL
     wire        d_bad;
     fl_arg_check #(.LANES(LANES), .N_MAX(N_MAX)) u_check (
         .n_arg(n_arg), .k_arg(k_arg), .ld_arg(ld_arg), .sim_ptr(sim_ptr), .ids_ptr(ids_ptr),
@@ -250,7 +270,12 @@ module fl_engine #(
                     n         <= n_arg[CNT_W-1:0];
                     k         <= k_arg[CNT_W-1:0];
                     row_bytes <= {1'b0, ld_arg, 1'b0};
+                    // lint: ceil(n / LANES) in integer arithmetic, then the beat-count width (n <= N_MAX was checked)
+                    // verilator lint_off WIDTHEXPAND
+                    // verilator lint_off WIDTHTRUNC
                     nbeats    <= (n_arg[BW+LG_L-1:0] + LANES - 1) >> LG_L;
+                    // verilator lint_on WIDTHEXPAND
+                    // verilator lint_on WIDTHTRUNC
                     seed_r    <= seed_arg;
                     ss_r      <= ssize_arg;
                     pmode     <= (parts_arg != 0);
@@ -270,7 +295,10 @@ module fl_engine #(
                 // ---- parts: fetch, check and load part i's descriptor ----
                 S_P_FETCH: begin
                     job_valid <= 1'b1;
+                    // lint: the integer bus-word mask is extended to the address width
+                    // verilator lint_off WIDTHEXPAND
                     job_addr  <= desc_a & ~(DATA_W / 8 - 1);  // the bus word holding it
+                    // verilator lint_on WIDTHEXPAND
                     if (DATA_W > 128) desc_sel <= desc_a[SEL_W+3:4];
                     fetching  <= 1'b1;
                     mode      <= M_GAIN;                     // no cover writes; the sum is ignored
@@ -289,7 +317,12 @@ module fl_engine #(
                     k        <= d_k[CNT_W-1:0];
                     seed_r   <= d_seed;
                     ss_r     <= d_ss;
+                    // lint: ceil(n / LANES) in integer arithmetic, then the beat-count width (n <= N_MAX was checked)
+                    // verilator lint_off WIDTHEXPAND
+                    // verilator lint_off WIDTHTRUNC
                     nbeats   <= (d_n[BW+LG_L-1:0] + LANES - 1) >> LG_L;
+                    // verilator lint_on WIDTHEXPAND
+                    // verilator lint_on WIDTHTRUNC
                     part_err <= d_bad;
                     state    <= S_P_GO;
                 end
@@ -310,7 +343,12 @@ module fl_engine #(
                     state      <= S_P_ADV;
                 end
                 S_P_ADV: begin
+                    // lint: row offset j * row_bytes is zero-extended to the address width (a 32-bit address build wraps mod 2**ADDR_W)
+                    // verilator lint_off WIDTHEXPAND
+                    // verilator lint_off WIDTHTRUNC
                     sim_a <= sim_a + prod;
+                    // verilator lint_on WIDTHEXPAND
+                    // verilator lint_on WIDTHTRUNC
                     state <= S_P_FETCH;
                 end
                 S_CLEAR: begin                    // table[j] = 0, pool[j] = j (fl_pool), cover word j = 0
@@ -335,7 +373,12 @@ module fl_engine #(
                 end
                 S_SM_CHK: begin                             // fl_pool: second half of the swap
                     job_valid <= 1'b1;
+                    // lint: row offset j * row_bytes is zero-extended to the address width (a 32-bit address build wraps mod 2**ADDR_W)
+                    // verilator lint_off WIDTHEXPAND
+                    // verilator lint_off WIDTHTRUNC
                     job_addr  <= sim_a + prod;
+                    // verilator lint_on WIDTHEXPAND
+                    // verilator lint_on WIDTHTRUNC
                     state     <= S_SM_ISSUE;
                 end
                 S_SM_ISSUE: if (job_ready) begin            // fl_pool: next
@@ -353,7 +396,12 @@ module fl_engine #(
                         state <= last_j ? S_WAIT_ROWS : S_SCAN_RD;
                     end else begin
                         job_valid <= 1'b1;
+                        // lint: row offset j * row_bytes is zero-extended to the address width (a 32-bit address build wraps mod 2**ADDR_W)
+                        // verilator lint_off WIDTHEXPAND
+                        // verilator lint_off WIDTHTRUNC
                         job_addr  <= sim_a + prod;
+                        // verilator lint_on WIDTHEXPAND
+                        // verilator lint_on WIDTHTRUNC
                         job_tag   <= j[IDX_W-1:0];
                         state     <= S_SCAN_ISSUE;
                     end
@@ -375,7 +423,12 @@ module fl_engine #(
                 S_SEL_SET: begin
                     mode      <= M_UPDATE;
                     job_valid <= 1'b1;
+                    // lint: row offset j * row_bytes is zero-extended to the address width (a 32-bit address build wraps mod 2**ADDR_W)
+                    // verilator lint_off WIDTHEXPAND
+                    // verilator lint_off WIDTHTRUNC
                     job_addr  <= sim_a + prod;
+                    // verilator lint_on WIDTHEXPAND
+                    // verilator lint_on WIDTHTRUNC
                     job_tag   <= best_idx;
                     received  <= {CNT_W{1'b0}};
                     state     <= S_UPD_ISSUE;
@@ -405,7 +458,12 @@ module fl_engine #(
                         state <= last_j ? end_state : S_W_SCAN_RD;
                     end else begin
                         job_valid <= 1'b1;
+                        // lint: row offset j * row_bytes is zero-extended to the address width (a 32-bit address build wraps mod 2**ADDR_W)
+                        // verilator lint_off WIDTHEXPAND
+                        // verilator lint_off WIDTHTRUNC
                         job_addr  <= sim_a + prod;
+                        // verilator lint_on WIDTHEXPAND
+                        // verilator lint_on WIDTHTRUNC
                         job_tag   <= tb_q[IDX_W-1:0];   // carry pos so the result needs no lookup
                         state     <= S_W_ISSUE;
                     end

@@ -65,7 +65,10 @@ module fl_pool #(
     );
 
     wire             rem_ready, draws_idle;
+    // lint: a remainder is < n <= N_MAX, so the top bit of the count width is always 0
+    // verilator lint_off UNUSEDSIGNAL
     wire [CNT_W-1:0] rem;
+    // verilator lint_on UNUSEDSIGNAL
     fl_draws #(.N_MAX(N_MAX), .BPC(BPC), .UNITS(UNITS)) u_draws (
         .clk(clk), .rst(rst), .start(start), .seed(seed), .n(n), .k(k), .ssize(ssize),
         .out_valid(rem_ready), .out_rem(rem), .take(ps == P_WAIT), .idle(draws_idle)

@@ -18,10 +18,13 @@ module fl_results #(
     input  wire                     clk,
     input  wire                     rst,         // synchronous, active high
     input  wire                     load,        // a run starts: take the pointers
+    // lint: a build with ADDR_W < 64 ignores the pointers' high bits
+    // verilator lint_off UNUSEDSIGNAL
     input  wire [63:0]              ids_ptr,     // uint32 [k]
     input  wire [63:0]              gains_ptr,   // uint64 [k]
     input  wire [63:0]              weights_ptr, // uint32 [k]
     input  wire [63:0]              stats_ptr,   // uint64 [2] = {status, cycles}
+    // verilator lint_on UNUSEDSIGNAL
     output reg                      stats_ok,    // stats_ptr is 4-byte aligned (stats may be written)
     input  wire                     advance,     // the next part: results move on by adv_k elements
     input  wire [$clog2(N_MAX):0]   adv_k,
@@ -70,18 +73,27 @@ module fl_results #(
                 stats_ok  <= (stats_ptr[1:0] == 2'b00);
             end
             if (advance) begin
+                // lint: result offsets (k words) are zero-extended to the address width
+                // verilator lint_off WIDTHEXPAND
                 ids_a     <= ids_a + {adv_k, 2'b00};
                 gains_a   <= gains_a + {adv_k, 3'b000};
                 weights_a <= weights_a + {adv_k, 2'b00};
+                // verilator lint_on WIDTHEXPAND
             end
             case (ws)
                 W_IDLE: begin
                     if (step_wr) begin
+                        // lint: result offsets (k words) are zero-extended to the address width
+                        // verilator lint_off WIDTHEXPAND
                         wr_addr <= ids_a + {t, 2'b00};
+                        // verilator lint_on WIDTHEXPAND
                         wr_data <= {{(32-$clog2(N_MAX)){1'b0}}, idx};
                         ws      <= W_ID;
                     end else if (weight_wr) begin
+                        // lint: result offsets (k words) are zero-extended to the address width
+                        // verilator lint_off WIDTHEXPAND
                         wr_addr <= weights_a + {pos, 2'b00};
+                        // verilator lint_on WIDTHEXPAND
                         wr_data <= count;
                         ws      <= W_LAST;
                     end else if (stats_wr) begin
@@ -92,12 +104,18 @@ module fl_results #(
                     if (step_wr || weight_wr || stats_wr) wr_valid <= 1'b1;
                 end
                 W_ID: if (wr_ready) begin
+                    // lint: result offsets (k words) are zero-extended to the address width
+                    // verilator lint_off WIDTHEXPAND
                     wr_addr <= gains_a + {t, 3'b000};
+                    // verilator lint_on WIDTHEXPAND
                     wr_data <= gain[31:0];
                     ws      <= W_GLO;
                 end
                 W_GLO: if (wr_ready) begin
+                    // lint: result offsets (k words) are zero-extended to the address width
+                    // verilator lint_off WIDTHEXPAND
                     wr_addr <= gains_a + {t, 3'b100};
+                    // verilator lint_on WIDTHEXPAND
                     wr_data <= gain[63:32];
                     ws      <= W_LAST;
                 end

@@ -5,7 +5,7 @@
 #   vivado -mode batch -source fpga_kernels/rtl/package_xo.tcl -tclargs <out.xo> [LANES] [N_MAX] [RNG_BPC] [RNG_UNITS] [OUTSTANDING]
 #   v++ -l -t hw --platform xilinx_u2_gen3x4_xdma_gc_2_202110_1 --config fpga_kernels/nessa_smartssd.cfg \
 #       -o nessa.xclbin <hls .xo files> <out.xo>
-# with, in the .cfg:  [connectivity]  nk=nessa_fl_rtl:1  sp=nessa_fl_rtl_1.m_axi_gmem:DDR[0]
+# (`make -C fpga_kernels hw` runs both; nessa_smartssd.cfg holds the kernel's nk / sp lines).
 # kernel.xml's m_axi_gmem dataWidth must equal 16*LANES (edit it for a non-default LANES).
 
 if {[llength $argv] < 1} {
@@ -41,7 +41,8 @@ foreach up [ipx::get_user_parameters -of_objects $core] {
 ipx::associate_bus_interfaces -busif m_axi_gmem -clock ap_clk $core
 ipx::associate_bus_interfaces -busif s_axi_control -clock ap_clk $core
 
-# register map (fl_axil_ctrl.v); pointers name the master they address
+# register map: every word fl_axil_ctrl.v decodes (host/device/rtl/regmap.py REG, kernel.xml;
+# tests/rtl/test_link.py checks the four agree); pointers name the master they address
 set mm [ipx::add_memory_map -quiet s_axi_control $core]
 set_property slave_memory_map_ref s_axi_control [ipx::get_bus_interfaces -of_objects $core s_axi_control]
 set blk [ipx::add_address_block -quiet reg0 $mm]
@@ -50,13 +51,16 @@ foreach {name off size} {
     CTRL 0x000 32  GIER 0x004 32  IP_IER 0x008 32  IP_ISR 0x00C 32
     sim 0x010 64  n 0x018 32  k 0x01C 32  ld 0x020 32
     out_ids 0x028 64  out_gains 0x030 64  out_weights 0x038 64  out_stats 0x040 64
+    status 0x048 32  cycles 0x04C 64
     mode 0x054 32  seed 0x058 32  sample_size 0x05C 32
+    parts 0x060 32  parts_ptr 0x068 64
 } {
     set reg [ipx::add_register -quiet $name $blk]
     set_property address_offset $off $reg
     set_property size $size $reg
 }
-foreach ptr {sim out_ids out_gains out_weights out_stats} {
+# status and cycles are the kernel's read-only results, not arguments (kernel.xml has no arg for them)
+foreach ptr {sim out_ids out_gains out_weights out_stats parts_ptr} {
     set p [ipx::add_register_parameter -quiet ASSOCIATED_BUSIF [ipx::get_registers $ptr -of_objects $blk]]
     set_property value m_axi_gmem $p
 }
