@@ -212,3 +212,23 @@ def test_temp_files_of_killed_writes_removed_at_start(tmp_path):
     with running(root, data_port=None):
         assert [p for p in junk if p.exists()] == []
         assert all(p.exists() for p in keep)
+
+
+@pytest.mark.parametrize("flag,value,words", [("--keep-models", "-1", "--keep-models must be >= 0"),
+                                              ("--max-request-kib", "nan", "--max-request-kib")])
+def test_bad_limit_flags_named(root, flag, value, words):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "nessa", "serve", str(root), "--port", "0", flag, value],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and words in done.stderr
+
+
+@pytest.mark.parametrize("option,value", [("max_pushes", 0), ("keep_selections", -1), ("max_request_bytes", 10),
+                                          ("max_streams", True), ("max_queued_selections", 1.5)])
+def test_bad_limit_options_named(root, option, value):
+    from storage_service.server import create_server
+
+    with pytest.raises(ValueError, match=option):
+        create_server("127.0.0.1:0", root, **{option: value})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 
 import grpc
 import numpy as np
@@ -140,3 +141,55 @@ def test_craig_selection_with_pushed_model(tmp_path):
         assert c.get_selection(sel.id) == sel  # persisted across restart
         again = c.select("a", "craig", 0.2, seed=3, model_version=7)
         assert again == sel  # the model survived the restart too, and the id is reused
+
+
+def test_push_in_odd_chunks_is_stored_byte_exact(tmp_path):
+    """Chunks of any size (1 byte, odd sizes, a header-only first chunk) reassemble on disk exactly."""
+    root = make_root(tmp_path)
+    blob = save({k: v.contiguous() for k, v in _model_a(4).state_dict().items()})
+    header = pb.ModelHeader(arch="small_cnn", version=9, size=len(blob), sha256=hashlib.sha256(blob).hexdigest(), dataset="a")
+    cuts = [0, 1, 2, 9, 4096, 4097, 30_000, len(blob)]
+    chunks = [pb.PushModelChunk(header=header)] + [pb.PushModelChunk(data=blob[a:b]) for a, b in zip(cuts, cuts[1:])]
+    with running(root, data_port=None) as (_, port), grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        push = ch.stream_unary("/nessa.v1.Storage/PushModel", request_serializer=lambda m: m.SerializeToString(),
+                               response_deserializer=pb.ModelInfo.FromString)
+        assert push(iter(chunks), timeout=10).sha256 == header.sha256
+    folder = root / ".nessa" / "models"
+    assert (folder / "v9.safetensors").read_bytes() == blob
+    assert sorted(p.name for p in folder.iterdir()) == ["v9.json", "v9.safetensors"]  # no temp file left
+
+
+def test_interrupted_push_leaves_nothing(tmp_path):
+    """A client that dies half-way through a push: no model, no temp file, the slot free again."""
+    root = make_root(tmp_path)
+    blob = save({k: v.contiguous() for k, v in _model_a(5).state_dict().items()})
+    header = pb.ModelHeader(arch="small_cnn", version=2, size=len(blob), sha256=hashlib.sha256(blob).hexdigest(), dataset="a")
+
+    def dying():
+        yield pb.PushModelChunk(header=header, data=blob[:20_000])
+        raise RuntimeError("client crashed")
+
+    with running(root, data_port=None, max_pushes=1) as (srv, port), grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        push = ch.stream_unary("/nessa.v1.Storage/PushModel", request_serializer=lambda m: m.SerializeToString(),
+                               response_deserializer=pb.ModelInfo.FromString)
+        with pytest.raises(grpc.RpcError) as info:
+            push(dying(), timeout=10)
+        assert info.value.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN)
+        folder = root / ".nessa" / "models"
+        left = lambda: list(folder.iterdir()) if folder.is_dir() else []  # noqa: E731
+        deadline = time.monotonic() + 5
+        while (left() or srv.core.models._pushes._value == 0) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert left() == [] and srv.core.models.versions() == []
+        with StorageClient(f"127.0.0.1:{port}") as c:  # the push slot was released
+            assert c.push_model("small_cnn", blob, 2, dataset="a").version == 2
+
+
+def test_bfloat16_model_selects(tmp_path):
+    """A model pushed in bf16 passes the checks and is used (cast on load) by a model-based Select."""
+    root = make_root(tmp_path)
+    state = {k: (v.to(torch.bfloat16) if v.is_floating_point() else v).contiguous() for k, v in _model_a(6).state_dict().items()}
+    with running(root, data_port=None) as (_, port), StorageClient(f"127.0.0.1:{port}") as c:
+        assert c.push_model("small_cnn", save(state), 1, dataset="a").datasets == ["a"]
+        sel = c.select("a", "craig", 0.2, model_version=1)
+        assert sel.state == "done" and sel.num_selected > 0 and sel.objective > 0
