@@ -181,6 +181,8 @@ class StorageServicer:
                                                sha256=header.sha256, dataset=header.dataset)
             return pb.ModelInfo(arch=rec.arch, version=rec.version, size=rec.size, sha256=rec.sha256, datasets=rec.datasets)
         except Exception as exc:  # noqa: BLE001 - mapped to a status, never UNKNOWN
+            if isinstance(exc, grpc.RpcError) and not context.is_active():
+                return None  # the client cancelled or went away: nothing to answer (the temp file is gone)
             code, message = status_of(exc, "PushModel")
         context.abort(code, message)
 
