@@ -79,6 +79,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--token-file", type=Path, help="file with the bearer token (else $NESSA_TOKEN)")
     p.add_argument("--tls-ca", type=Path, help="PEM root certificate: connect with TLS")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per call (selection can be slow)")
+    f = p.add_argument_group("storage host faults")
+    f.add_argument("--stream-idle-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="a stream that receives nothing for this long while the trainer waits fails: a hung server "
+                        "(default 60)")
+    f.add_argument("--storage-retries", type=int, default=3, metavar="N",
+                   help="retries of a failed stream or selection, with back-off, before the run stops with a "
+                        "checkpoint that --resume continues from (default 3)")
+    f.add_argument("--retry-backoff", type=float, default=1.0, metavar="SECONDS",
+                   help="first wait before a retry, doubling each time, at most 30 s (default 1)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--augment", default="", metavar="LIST",
                    help="augment training batches: comma list of crop, flip, cutout, randaugment (default: none)")
@@ -138,6 +147,8 @@ def _train(args: argparse.Namespace) -> int:
             use_weights=not args.no_weights, seed=args.seed, backend=args.backend, batch_bytes=args.batch_bytes,
             prefetch=args.prefetch, device=args.device, out_dir=args.out_dir, run_name=args.run_name,
             checkpoint_every=args.checkpoint_every, max_steps=args.max_steps, resume=args.resume, token=_token(args.token_file),
+            stream_idle_timeout=args.stream_idle_timeout, storage_retries=args.storage_retries,
+            retry_backoff=args.retry_backoff,
             tls_ca=args.tls_ca, timeout=args.timeout, progress=not args.no_progress, threads=args.threads,
             augment=args.augment, augment_subset=args.augment_subset, augment_every=args.augment_every)
     except ConfigError as exc:
@@ -162,9 +173,12 @@ def _run_train(cfg) -> int:
     from trainer.config import ConfigError
     from trainer.loop import train
     from trainer.multi import IncompatibleParts
+    from trainer.retry import StorageGaveUp
 
     try:
         result = train(cfg)
+    except StorageGaveUp as exc:
+        raise CliError(_gave_up_message(cfg, exc)) from None
     except StorageError as exc:
         raise CliError(f"storage service: {exc}") from None
     except (CheckpointMismatch, IncompatibleParts, ConfigError) as exc:
@@ -175,6 +189,22 @@ def _run_train(cfg) -> int:
         print(f"{cfg.label}: {acc} after {final['epoch']} epochs, "
               f"{final['wall_s']:.1f}s, {final['bytes_received'] / 1e6:.1f} MB received")
     return 0
+
+
+def _gave_up_message(cfg, exc) -> str:
+    """What stopped the run, and how to continue it."""
+    head = f"storage service: {exc}; gave up after --storage-retries {cfg.storage_retries}."
+    if exc.checkpoint is not None:
+        path, epoch, step = exc.checkpoint
+        return (f"{head} Checkpoint saved at epoch {epoch + 1}, step {step} ({path}): once the server is back, run "
+                "the same command with --resume to continue from there.")
+    if exc.checkpoint_path is not None:
+        return (f"{head} Once the server is back, run the same command with --resume to continue from the last "
+                f"checkpoint ({exc.checkpoint_path}).")
+    if cfg.out_dir is None:
+        return (f"{head} Without --out-dir there is no checkpoint to resume from: rerun with --out-dir DIR to make "
+                "a run resumable (--resume).")
+    return f"{head} No checkpoint was written yet: rerun the same command once the server is back."
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -112,6 +112,13 @@ class TrainConfig:
     token: str | None = field(default=None, repr=False)
     tls_ca: Path | None = None
     timeout: float = 3600.0  # seconds per RPC (selection can take a while)
+    # Faults of a storage host (trainer/retry.py): a stream that receives nothing for
+    # stream_idle_timeout seconds fails (a hung server); a failed stream or selection is tried
+    # storage_retries more times, waiting retry_backoff seconds, doubling (at most 30 s); then the
+    # run stops with a checkpoint that --resume continues from.
+    stream_idle_timeout: float = 60.0
+    storage_retries: int = 3
+    retry_backoff: float = 1.0
     progress: bool = True
     threads: int | None = None  # torch intra-op threads (None: torch's default)
     # Augmentation (trainer/augment_subset.py): transforms, and the subset to augment.
@@ -140,7 +147,7 @@ class TrainConfig:
         for name, low in (("epochs", 1), ("reselect_every", 1), ("batch_size", 1), ("prefetch", 1), ("minibatches", 1),
                           ("pool_size", 0), ("max_hold", 1), ("watch", 1),
                           ("batch_bytes", 1024), ("warmup_epochs", 0), ("checkpoint_every", 0),
-                          ("max_steps", 0), ("eval_every", 1), ("seed", 0)):  # seeds are uint64 on the wire
+                          ("max_steps", 0), ("eval_every", 1), ("seed", 0), ("storage_retries", 0)):  # seeds are uint64 on the wire
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ConfigError(f"--{name.replace('_', '-')}: must be an integer >= {low}, got {value!r}")
@@ -162,6 +169,7 @@ class TrainConfig:
                               f"(--epochs is {self.epochs})")
         for name, low, high, text in (("lr", 0.0, math.inf, "> 0"), ("momentum", -1e-12, 1.0, "in [0, 1)"),
                                       ("weight_decay", -1e-12, 1.0, "in [0, 1)"), ("timeout", 0.0, math.inf, "> 0"),
+                                      ("stream_idle_timeout", 0.0, math.inf, "> 0"), ("retry_backoff", -1e-300, math.inf, ">= 0"),
                                       ("tau", 0.0, math.inf, "> 0"), ("drop_threshold", -1e-300, math.inf, ">= 0"),
                                       ("lr_warmup", -1e-300, math.inf, ">= 0"), ("min_keep", -1e-300, 1.0 + 1e-12, "in [0, 1]")):
             value = getattr(self, name)

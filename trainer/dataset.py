@@ -16,6 +16,11 @@ Under torchrun each rank asks every server for its own disjoint share (``rank`` 
 ``world_size``) of the epoch's shuffled order; ``limit`` makes all ranks take the same number
 of samples so their collective calls stay in step. Each ``Batch`` carries, per stream, the
 offset of the next unconsumed sample: pass those back as ``start_offsets`` to resume.
+
+With a ``retry`` policy (``trainer.retry``), a stream that fails transiently (the server away,
+hung past the client's idle deadline, busy) is opened again from the row after the last one
+received, after a back-off, so no row is lost or repeated; past the bound the consumer gets
+``StorageGaveUp``.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
+from trainer.retry import RetryPolicy
 from trainer.source import SampleSource
 
 __all__ = ["StreamPart", "Batch", "SampleStream"]
@@ -85,7 +91,7 @@ class SampleStream(IterableDataset):
 
     def __init__(self, parts: Sequence[StreamPart], *, epoch: int, seed: int, batch_size: int,
                  rank: int = 0, world_size: int = 1, batch_bytes: int = 1 << 20, prefetch: int = 4,
-                 device: torch.device | str = "cpu", limit: int | None = None):
+                 device: torch.device | str = "cpu", limit: int | None = None, retry: RetryPolicy | None = None):
         if not parts:
             raise ValueError("SampleStream needs at least one stream")
         if batch_size < 1 or prefetch < 1:
@@ -99,27 +105,45 @@ class SampleStream(IterableDataset):
         self.batch_bytes = int(batch_bytes)
         self.device = torch.device(device)
         self.limit = limit
+        self.retry = retry if retry is not None else RetryPolicy(retries=0)
         self.bytes_received = 0  # all streamed bytes taken off the queues so far
 
     # -- background receive ---------------------------------------------------------------
     def _pump(self, part: StreamPart, q: queue.Queue, stop: threading.Event) -> None:
-        it = None
+        offset, failures = part.start_offset, 0
+        what = f"stream of {part.dataset!r} ({part.selection}) from {getattr(part.source, 'target', 'the storage service')}"
         try:
-            it = part.source.stream_samples(
-                part.dataset, selection=part.selection, epoch=self.epoch, seed=self.seed, rank=self.rank,
-                world_size=self.world_size, start_offset=part.start_offset, batch_bytes=self.batch_bytes)
-            for item in it:
-                if not self._put(q, item, stop):
-                    break
+            while not stop.is_set():
+                it = None
+                try:
+                    it = part.source.stream_samples(
+                        part.dataset, selection=part.selection, epoch=self.epoch, seed=self.seed, rank=self.rank,
+                        world_size=self.world_size, start_offset=offset, batch_bytes=self.batch_bytes)
+                    for item in it:
+                        failures = 0
+                        offset = int(item.offset) + int(item.count)  # a reopened stream starts after it
+                        if not self._put(q, item, stop):
+                            return
+                    return
+                except Exception as exc:
+                    if stop.is_set() or not self.retry.should_retry(exc, failures):
+                        err = self.retry.gave_up(what, exc, failures)
+                        if err is not exc:
+                            err.__cause__ = exc
+                        self._put(q, _Error(err), stop)
+                        return
+                    stop.wait(self.retry.note(what, exc, failures))
+                    failures += 1
+                finally:
+                    close = getattr(it, "close", None)
+                    if close is not None:
+                        try:
+                            close()  # ends the RPC early when the consumer stopped first
+                        except Exception:
+                            pass
         except BaseException as exc:  # handed to the consumer, which re-raises it
             self._put(q, _Error(exc), stop)
         finally:
-            close = getattr(it, "close", None)
-            if close is not None:
-                try:
-                    close()  # ends the RPC early when the consumer stopped first
-                except Exception:
-                    pass
             self._put(q, _END, stop)
 
     @staticmethod

@@ -10,6 +10,11 @@ Warm-up epochs (CRAIG) train on the full data before the first selection. Under 
 model is wrapped in DistributedDataParallel (gloo on CPU, nccl on GPU); rank 0 talks to the
 servers for pushes and selections and broadcasts the selection ids; every rank streams its own
 share of every selection; metrics are summed over ranks and written by rank 0.
+
+A storage host's fault (trainer/retry.py): a failed stream or selection is retried with
+back-off up to ``storage_retries`` times; past that the run stops with ``StorageGaveUp``, after a
+checkpoint of exactly where it was (one process; under torchrun the last periodic one), which
+``--resume`` continues from with no sample id repeated or skipped.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from trainer.distributed import Dist as _Dist
 from trainer.metrics import MetricsWriter
 from trainer.model_state import state_to_safetensors
 from trainer.multi import Cluster, open_cluster
+from trainer.retry import RetryPolicy, StorageGaveUp, retrying
 from trainer.rounds import RoundFeeder, RoundStream
 
 __all__ = ["train", "TrainResult", "default_arch", "lr_at", "state_to_safetensors"]
@@ -84,7 +90,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     strategy = spec(cfg.strategy)
     lead = dist.rank == 0
 
-    cluster = open_cluster(cfg.servers, cfg.dataset, token=cfg.token, tls_ca=cfg.tls_ca, timeout=cfg.timeout)
+    cluster = open_cluster(cfg.servers, cfg.dataset, token=cfg.token, tls_ca=cfg.tls_ca, timeout=cfg.timeout,
+                           stream_idle_timeout=cfg.stream_idle_timeout)
     try:
         if cfg.test_dataset:
             cluster.describe(cfg.test_dataset)
@@ -213,7 +220,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 stream = SampleStream(cluster.parts(cfg.dataset, selections, offsets), epoch=epoch, seed=cfg.seed,
                                       batch_size=cfg.batch_size, rank=dist.rank, world_size=dist.world,
                                       batch_bytes=cfg.batch_bytes, prefetch=cfg.prefetch, device=dist.device,
-                                      limit=limit)
+                                      limit=limit, retry=_retry(cfg))
             stopped = _train_epoch(cfg, dist, net, model, optimizer, stream, shape, epoch, start_step, steps,
                                    counters, selections, counts, ckpt_path, identity, augment, per_rank)
             if isinstance(stream, _RoundEpoch):
@@ -237,7 +244,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             test_acc = test_loss = None
             if cfg.test_dataset and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
                 t_eval = time.perf_counter()
-                test_acc, test_loss, nbytes = _evaluate(model, cluster, cfg.test_dataset, dist, shape)
+                test_acc, test_loss, nbytes = _evaluate(model, cluster, cfg.test_dataset, dist, shape, _retry(cfg))
                 counters["eval_s"] += time.perf_counter() - t_eval
                 counters["eval_bytes"] += nbytes
             if lead:
@@ -263,6 +270,13 @@ def train(cfg: TrainConfig) -> TrainResult:
                 _checkpoint(ckpt_path, dist, model, optimizer, epoch + 1, 0, [0] * len(cluster.sources),
                             selections, counts, counters, identity)
         return TrainResult(cfg, arch, model, list(metrics.records))
+    except BaseException as exc:
+        # First close the channels: that cancels calls still waiting on a hung server (an
+        # overlapped selection), which the pool below would otherwise wait for.
+        cluster.close()
+        if isinstance(exc, StorageGaveUp) and locals().get("ckpt_path") is not None and ckpt_path.exists():
+            exc.checkpoint_path = ckpt_path
+        raise
     finally:
         if "pool" in locals():
             pool.shutdown(wait=True)  # an overlapped selection still running must not outlive the cluster
@@ -295,14 +309,21 @@ def _request(cfg: TrainConfig, dist: _Dist, cluster: Cluster, model: torch.nn.Mo
         counters["model_bytes"] += len(blob) * len(cluster.sources)
     seed = cfg.seed * 100_003 + epoch if strategy.fresh_seed else cfg.seed
 
-    def call() -> str:
-        if blob is not None:
+    def once() -> list:
+        if blob is not None:  # pushed again on a retry: a restarted server may not have it
             cluster.push_model(arch, blob, version)
-        infos = cluster.select(name, fraction, seed=seed, model_version=version, backend=cfg.backend, **extra)
+        return cluster.select(name, fraction, seed=seed, model_version=version, backend=cfg.backend, **extra)
+
+    def call() -> str:
+        infos = retrying(once, _retry(cfg), f"selection {getattr(name, 'value', name)}@{fraction:g}")
         return "\n".join(f"{i.id}\t{int(i.num_selected)}\t{float(i.seconds)!r}\t{int(getattr(i, 'num_forwarded', 0))}"
                          f"\t{int(getattr(i, 'num_dropped', 0))}" for i in infos)
 
     return call
+
+
+def _retry(cfg: TrainConfig) -> RetryPolicy:
+    return RetryPolicy(retries=cfg.storage_retries, backoff=cfg.retry_backoff)
 
 
 def _share(dist: _Dist, text: str | None, counters: dict) -> tuple[list[str], list[int]]:
@@ -351,6 +372,7 @@ def _train_epoch(cfg: TrainConfig, dist: _Dist, net: torch.nn.Module, model: tor
     bar = tqdm(total=steps, initial=step, desc=f"{cfg.label} epoch {epoch + 1}/{cfg.epochs}", unit="step",
                leave=False, disable=not (cfg.progress and dist.rank == 0), dynamic_ncols=True)
     local = [0.0, 0.0, 0.0, 0.0]  # loss sum, loss count, samples, bytes (this rank, since last sync)
+    resume_at = [p.start_offset for p in stream.parts] if isinstance(stream, SampleStream) else [0] * len(selections)
     try:
         for batch in stream:
             lr = lr_at(cfg, epoch + min(step / steps, 1.0))
@@ -369,6 +391,7 @@ def _train_epoch(cfg: TrainConfig, dist: _Dist, net: torch.nn.Module, model: tor
                 observe(float(loss.detach()))
             optimizer.step()
             step += 1
+            resume_at = list(batch.offsets)
             counters["steps"] += 1
             local[0] += float(loss.detach()) * len(y)
             local[1] += len(y)
@@ -385,6 +408,14 @@ def _train_epoch(cfg: TrainConfig, dist: _Dist, net: torch.nn.Module, model: tor
                 return True
         _fold(dist, counters, local)
         return False
+    except StorageGaveUp as exc:
+        # Leave a checkpoint of exactly the steps taken (one process: under torchrun the
+        # other ranks are not at this point, and a checkpoint is a collective).
+        if ckpt_path is not None and not dist.on:
+            _fold(dist, counters, local)
+            _checkpoint(ckpt_path, dist, model, optimizer, epoch, step, resume_at, selections, counts, counters, identity)
+            exc.checkpoint = (ckpt_path, epoch, step)
+        raise
     finally:
         bar.close()
 
@@ -411,12 +442,12 @@ def _checkpoint(path, dist: _Dist, model, optimizer, epoch: int, step: int, offs
 
 @torch.no_grad()
 def _evaluate(model: torch.nn.Module, cluster: Cluster, name: str, dist: _Dist,
-              shape: tuple[int, ...]) -> tuple[float, float, int]:
+              shape: tuple[int, ...], retry: RetryPolicy | None = None) -> tuple[float, float, int]:
     """Accuracy and mean loss over the whole test set (each rank streams its share)."""
     was_training = model.training
     model.eval()
     stream = SampleStream(cluster.parts(name), epoch=0, seed=0, batch_size=_EVAL_BATCH, rank=dist.rank,
-                          world_size=dist.world, device=dist.device)
+                          world_size=dist.world, device=dist.device, retry=retry)
     correct = loss_sum = count = 0.0
     for batch in stream:
         logits = model(to_input(batch.x, shape))

@@ -97,9 +97,10 @@ def _check_compatible(servers: Sequence[str], infos: Sequence[Any], name: str, l
 
 
 def open_cluster(servers: Sequence[str], dataset: str, *, token: str | None = None,
-                 tls_ca: Path | None = None, timeout: float = 3600.0) -> Cluster:
+                 tls_ca: Path | None = None, timeout: float = 3600.0, stream_idle_timeout: float | None = 60.0) -> Cluster:
     """Connect to every server and look up its part of ``dataset``."""
-    sources = [connect(s, token=token, tls_ca=tls_ca, timeout=timeout) for s in servers]
+    sources = [connect(s, token=token, tls_ca=tls_ca, timeout=timeout, stream_idle_timeout=stream_idle_timeout)
+               for s in servers]
     try:
         with ThreadPoolExecutor(max_workers=max(1, len(sources))) as pool:
             infos = list(pool.map(lambda s: s.get_dataset(dataset), sources))

@@ -41,6 +41,7 @@ from host.strategies import spec
 from trainer.config import TrainConfig
 from trainer.dataset import Batch, SampleStream
 from trainer.model_state import state_to_safetensors
+from trainer.retry import RetryPolicy, retrying
 
 __all__ = ["Round", "RoundFeeder", "RoundStream", "CrestCheck"]
 
@@ -92,14 +93,19 @@ class RoundFeeder:
 
     def _fetch(self, blob: bytes, version: int, seed: int) -> Round:
         cfg = self.cfg
-        self.cluster.push_model(self.arch, blob, version)
-        infos = self.cluster.select(
-            cfg.strategy, cfg.fraction, seed=seed, model_version=version, backend=cfg.backend,
-            batch_size=cfg.batch_size, num_batches=cfg.minibatches, pool_size=cfg.pool_size, run=self.run,
-            drop_threshold=cfg.drop_threshold, watch=cfg.watch, min_keep=cfg.min_keep)
+        retry = RetryPolicy(retries=cfg.storage_retries, backoff=cfg.retry_backoff)
+
+        def once() -> list:  # the push too: a restarted server may have lost the model
+            self.cluster.push_model(self.arch, blob, version)
+            return self.cluster.select(
+                cfg.strategy, cfg.fraction, seed=seed, model_version=version, backend=cfg.backend,
+                batch_size=cfg.batch_size, num_batches=cfg.minibatches, pool_size=cfg.pool_size, run=self.run,
+                drop_threshold=cfg.drop_threshold, watch=cfg.watch, min_keep=cfg.min_keep)
+
+        infos = retrying(once, retry, f"selection {cfg.strategy.value}@{cfg.fraction:g} (round {self._rounds})")
         stream = SampleStream(self.cluster.parts(cfg.dataset, [i.id for i in infos]), epoch=0, seed=seed,
                               batch_size=cfg.batch_size, rank=0, world_size=1, batch_bytes=cfg.batch_bytes,
-                              prefetch=cfg.prefetch, device=self.device)
+                              prefetch=cfg.prefetch, device=self.device, retry=retry)
         batches = list(stream)  # an ordered selection streams batch after batch
         return Round(batches, storage_s=float(sum(i.seconds for i in infos)),
                      forwarded=int(sum(getattr(i, "num_forwarded", 0) for i in infos)),

@@ -34,9 +34,10 @@ class SampleSource(Protocol):
 
 
 def connect(target: str, *, token: str | None = None, tls_ca: Path | None = None,
-            timeout: float = 3600.0) -> SampleSource:
-    """Open a gRPC client to the storage service at ``target`` (HOST:PORT)."""
+            timeout: float = 3600.0, stream_idle_timeout: float | None = 60.0) -> SampleSource:
+    """Open a gRPC client to the storage service at ``target`` (HOST:PORT); ``timeout`` bounds
+    each call, ``stream_idle_timeout`` each wait for a streamed batch."""
     from storage_service.client import StorageClient
 
     root_cert = Path(tls_ca).read_bytes() if tls_ca is not None else None
-    return StorageClient(target, token=token, root_cert=root_cert, timeout=timeout)
+    return StorageClient(target, token=token, root_cert=root_cert, timeout=timeout, stream_idle_timeout=stream_idle_timeout)
