@@ -215,11 +215,13 @@ class Store:
         now, or in a thread when more than ``sync_bytes`` need it (then ``require_verified``
         lets a caller answer at once instead of waiting). Idempotent."""
         v = self.verification
+        background = False
         if v is None:
             v = Verification(self, by=by, record=record)
             self.verification = v
-            v.run(background=sync_bytes is not None and v.untrusted_bytes() > sync_bytes)
-        if v.state == "failed":
+            background = sync_bytes is not None and v.untrusted_bytes() > sync_bytes
+            v.run(background=background)
+        if not background and v.state == "failed":
             self._fail("; ".join(v.problems))
         return v
 
