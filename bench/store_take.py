@@ -1,9 +1,14 @@
 """Random ``take`` of 10% of a store vs a numpy memmap of the same bytes, side by side.
 
-    python bench/store_take.py [--store DIR] [--fraction 0.1] [--repeats 15]
+    python bench/store_take.py [--store DIR] [--fraction 0.1] [--repeats 15] [--fault-safety]
 
 Without --store it ingests Fashion-MNIST train (../shared/data/fashion-mnist) into a temp folder.
 Both readers are warm (page cache) and read the same ids; the table reports the median time.
+
+``--fault-safety`` adds, per layout, what issue #19's protection against shards changing under
+the server costs: the unguarded C gather as ``take_bytes`` ran it before (the baseline), the
+guarded gather with the identity check at most once a second (the default) and before every
+take, and the pread-per-row reader used without the C extension.
 """
 
 from __future__ import annotations
@@ -33,6 +38,34 @@ def _median_seconds(fn, repeats: int) -> float:
     return float(np.median(times))
 
 
+def _fault_safety_rows(store: Store, ids: np.ndarray, repeats: int, layout: str) -> list[tuple[str, str, float]]:
+    from storage_service import _gather
+
+    row = store.manifest.sample_nbytes
+
+    def unguarded():  # take_bytes before issue #19: checked ids, a new array, the C gather with no guard
+        checked = store._check_ids(ids)
+        out = np.empty((checked.size, row), np.uint8)
+        _gather.gather_rows_unguarded(store._bases, store._starts, np.ascontiguousarray(checked), row, out)
+        return out
+
+    every = Store(store.path, check_interval=0.0)
+    available = _gather.available
+    _gather.available = lambda: False  # as if the extension were not built: nothing mapped, pread per row
+    try:
+        pread = Store(store.path)
+    finally:
+        _gather.available = available
+    for reader in (every, pread):
+        assert np.array_equal(reader.take_bytes(ids), unguarded())
+    return [
+        ("take_bytes unguarded (before #19)", layout, _median_seconds(unguarded, repeats)),
+        ("take_bytes guarded, file check <= 1/s", layout, _median_seconds(lambda: store.take_bytes(ids), repeats)),
+        ("take_bytes guarded, file check every take", layout, _median_seconds(lambda: every.take_bytes(ids), repeats)),
+        ("take_bytes pread per row (no C extension)", layout, _median_seconds(lambda: pread.take_bytes(ids), max(3, repeats // 5))),
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--store", type=Path)
@@ -40,6 +73,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--shard-mb", type=float, nargs="+", default=[64.0, 4.0],
                     help="shard sizes to ingest Fashion-MNIST with (default: 64 = the default layout, and 4 = many shards)")
+    ap.add_argument("--fault-safety", action="store_true",
+                    help="also time take_bytes before the SIGBUS guard, with the per-take file check, and with pread")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="nessa-bench-"))
     if args.store is not None:
@@ -61,6 +96,8 @@ def main() -> None:
         layout = f"{len(store.manifest.shards)} shard(s), {len(store._views)} batch(es)"
         rows.append(("Store.take (samples+labels)", layout, _median_seconds(lambda: store.take(ids), args.repeats)))
         rows.append(("Store.take_table (Arrow)", layout, _median_seconds(lambda: store.take_table(ids), args.repeats)))
+        if args.fault_safety:
+            rows.extend(_fault_safety_rows(store, ids, args.repeats, layout))
     base = rows[0][2]
     mb = ids.size * row / 1e6
     print(f"{n} rows x {row} B; take {ids.size} random ids ({mb:.1f} MB), warm page cache, median of {args.repeats}\n")

@@ -275,17 +275,26 @@ class Store:
         return target
 
     def _pread_rows(self, ids: np.ndarray, out: np.ndarray) -> None:
-        """Without the C extension: one pread per row (nothing mapped, so nothing can fault)."""
+        """Without the C extension: one pread per row (nothing mapped, so nothing can fault);
+        about 100x the C gather's time (BENCHMARKS.md, "Shards that change under the server")."""
+        rb = self._row_bytes
         batch = np.searchsorted(self._starts, ids, side="right") - 1
-        for i, (b, row) in enumerate(zip(batch.tolist(), (ids - self._starts[batch]).tolist())):
-            k, j = self._batch_shard[b]
-            sf = self._shards[k]
-            try:
-                n = os.preadv(sf.fd, [out[i]], sf.batches[j].sample_offset + row * self._row_bytes)
-            except OSError:
-                n = -1
-            if n != self._row_bytes:
-                self._fault()
+        base = np.array([self._shards[k].batches[j].sample_offset for k, j in self._batch_shard], np.int64)
+        offsets = (base[batch] + (ids - self._starts[batch]) * rb).tolist()
+        fds = [self._shards[k].fd for k, _ in self._batch_shard]
+        flat = memoryview(out.reshape(-1))
+        preadv = os.preadv
+        try:
+            if len(fds) == 1:
+                fd = fds[0]
+                ok = all(preadv(fd, [flat[i * rb : i * rb + rb]], off) == rb for i, off in enumerate(offsets))
+            else:
+                ok = all(preadv(fds[b], [flat[i * rb : i * rb + rb]], off) == rb
+                         for i, (b, off) in enumerate(zip(batch.tolist(), offsets)))
+        except OSError:
+            ok = False
+        if not ok:
+            self._fault()
 
     def take(self, ids) -> tuple[np.ndarray, np.ndarray]:
         """``(samples [n, *sample_shape], labels int32 [n])`` for ``ids``, in the order given."""
