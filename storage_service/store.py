@@ -328,6 +328,13 @@ class Store:
                 ids = np.arange(start + lo, start + lo + n, dtype=np.int64)
                 yield ids, out.view(self.dtype).reshape((n, *shape)), self._labels[ids]
 
+    def sample_runs(self) -> list[tuple[Path, list[tuple[int, int]], int]]:
+        """Per shard ``(path, [(file offset, rows) of each record batch's sample bytes], first id)``,
+        from the layout read at open (no map touched): for readers that pread or DMA the sample
+        bytes themselves (the P2P path)."""
+        return [(Path(sf.path), [(b.sample_offset, b.rows) for b in sf.batches], info.first_id)
+                for sf, info in zip(self._shards, self.manifest.shards)]
+
     # -- integrity -----------------------------------------------------------------------
     def verify(self) -> list[str]:
         """Re-hash every shard and re-check ids, labels and counts. Returns the problems found."""

@@ -47,6 +47,17 @@ def test_layout_read_with_pread_matches_arrows_own_reader(tmp_path):
         sf.close()
 
 
+def test_sample_runs_locate_the_sample_bytes(tmp_path):
+    x = np.arange(600, dtype=np.uint8).reshape(100, 6)
+    store = write_store(tmp_path / "s", x, np.arange(100) % 2, shard_bytes=6 * 40, batch_bytes=6 * 15)
+    got = []
+    for path, runs, first in store.sample_runs():
+        raw = path.read_bytes()
+        for off, rows in runs:
+            got.append(np.frombuffer(raw[off : off + rows * 6], np.uint8).reshape(rows, 6))
+    np.testing.assert_array_equal(np.concatenate(got), x)
+
+
 def test_truncated_or_foreign_files_are_refused_by_the_layout_reader(tmp_path, one_shard):
     store, _ = one_shard
     shard = store.path / store.manifest.shards[0].file
