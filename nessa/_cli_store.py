@@ -106,14 +106,6 @@ def _verify(args) -> int:
     from storage_service.store import discover, verify_store
 
     path = Path(args.path)
-    if path.is_dir() and not (path / MANIFEST_NAME).exists():
-        stores = discover(path)
-        if not stores:
-            print(f"nessa: verify: {path}: no {MANIFEST_NAME} and no store below it (not a NeSSA store or store root)",
-                  file=sys.stderr)
-            return 1
-    else:
-        stores = {".": path}  # a store, or not one (verify_store names the problem)
     if path.is_dir():
         if args.repair:
             for leftover, why in remove_leftovers(path):
@@ -121,6 +113,14 @@ def _verify(args) -> int:
         else:
             for leftover, why in find_leftovers(path):
                 print(f"nessa: verify: leftover {leftover} ({why}); --repair removes it", file=sys.stderr)
+    if path.is_dir() and not (path / MANIFEST_NAME).exists():
+        stores = discover(path)
+        if not stores:
+            print(f"nessa: verify: {path}: no {MANIFEST_NAME} and no store below it (not a NeSSA store or store root)",
+                  file=sys.stderr)
+            return 0 if args.repair else 1
+    else:
+        stores = {".": path}  # a store, or not one (verify_store names the problem)
     failed = 0
     for rel, store_dir in sorted(stores.items()):
         problems = verify_store(store_dir, record=not args.no_record)

@@ -24,7 +24,7 @@ import shutil
 import time
 from pathlib import Path
 
-__all__ = ["find_leftovers", "remove_leftovers", "MIN_AGE_S"]
+__all__ = ["find_leftovers", "remove_leftovers", "remove_leftovers_of", "MIN_AGE_S"]
 
 #: A temporary without a pid in its name is a leftover once it is this old (seconds).
 MIN_AGE_S = 600.0
@@ -117,4 +117,30 @@ def remove_leftovers(root: str | os.PathLike, *, skip: tuple[str, ...] = (), min
         except OSError:
             continue  # not ours to force (permissions); nessa verify reports what is left
         removed.append((path, why))
+    return removed
+
+
+def remove_leftovers_of(dest: str | os.PathLike, *, min_age_s: float = MIN_AGE_S) -> list[tuple[Path, str]]:
+    """Delete dead temporaries of earlier writes of ``dest`` only (its ``.<name>.tmp-*`` and
+    ``.<name>.old-*`` siblings): what an ingest does before it starts, without walking the tree."""
+    dest = Path(dest)
+    removed = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(dest.parent))
+    except OSError:
+        return removed
+    prefix = f".{dest.name}."
+    for entry in entries:
+        m = _DIR.match(entry.name)
+        if m is None or not entry.name.startswith(prefix):
+            continue
+        rest = entry.name[len(prefix):]
+        if not (rest.startswith("tmp-") or rest.startswith("old-")) or not entry.is_dir(follow_symlinks=False):
+            continue
+        path = Path(entry.path)
+        why = _why_dead(path, m.group("pid"), min_age_s, now)
+        if why is not None:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append((path, why))
     return removed

@@ -18,6 +18,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
+from storage_service.leftovers import remove_leftovers_of
 from storage_service.manifest import MANIFEST_NAME, Manifest, ShardInfo
 from storage_service.store import Store
 
@@ -42,6 +43,7 @@ def atomic_dir(dest: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
     if dest.exists() and not overwrite:
         raise IngestError(f"{dest}: destination exists (use --overwrite to replace it)")
     tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    remove_leftovers_of(dest)  # what a killed earlier ingest of dest left behind
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()

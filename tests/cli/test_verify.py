@@ -69,3 +69,25 @@ def test_repair_removes_leftovers_of_killed_writes(tmp_path):
 def test_not_a_store_is_a_clear_error(tmp_path):
     proc = nessa("verify", tmp_path)
     assert proc.returncode == 1 and "no manifest.json and no store below it" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_killed_ingest_leaves_a_folder_that_repair_and_the_next_ingest_remove(tmp_path, fashion_mnist_dir):
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "nessa", "ingest", str(fashion_mnist_dir), str(tmp_path / "fm"), "--quiet"])
+    deadline = time.monotonic() + 60
+    left = []
+    while not left and time.monotonic() < deadline and proc.poll() is None:
+        left = [p for p in tmp_path.iterdir() if p.name.startswith(f".fm.tmp-{proc.pid}-")]
+        time.sleep(0.005)
+    time.sleep(0.2)  # let it write some of the shards
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(left) == 1 and left[0].exists() and not (tmp_path / "fm").exists()  # the leftover
+    proc = nessa("verify", tmp_path, "--repair")
+    assert f"removed {left[0]}" in proc.stdout and not left[0].exists()
+    # and an ingest cleans what an earlier killed ingest of the same destination left
+    left[0].mkdir()
+    write_store(tmp_path / "fm", np.zeros((4, 2), np.uint8), [0, 1, 0, 1])
+    assert not left[0].exists() and (tmp_path / "fm" / "manifest.json").exists()
