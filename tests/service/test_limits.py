@@ -113,6 +113,8 @@ def test_slow_streams_never_starve_health_or_unary_calls(tmp_path):
     shared 4 x workers limit and health checks failed RESOURCE_EXHAUSTED)."""
     root = _big_root(tmp_path)
     with running(root, data_port=None, max_workers=4) as (srv, port):
+        with StorageClient(f"127.0.0.1:{port}", data_plane=False) as c:  # opened (and verified) once, retrying
+            assert sum(b.count for b in c.stream_samples("big", selection="full")) == 512
         # No BDP probing: the window stays at 64 KiB, so an unread stream stalls the server at once.
         channels = [grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.http2.bdp_probe", 0)]) for _ in range(16)]
         calls = []
@@ -172,7 +174,7 @@ def test_selection_retention_keeps_the_most_recently_used(tmp_path):
         assert names == sorted(f"{s.id}.arrow" for s in (s1, s3, other))
         assert _code(c.get_selection, s2.id)[0] == grpc.StatusCode.NOT_FOUND
         assert c.get_selection(s1.id).state == "done"
-        for seed in range(4, 40):  # many more: the folder stays bounded
+        for seed in range(4, 20):  # many more: the folder stays bounded
             c.select("a", "random", 0.1, seed=seed)
         assert len(list(folder.glob("sel-*.arrow"))) == 3
 
@@ -193,10 +195,10 @@ def test_model_retention_keeps_versions_in_use(tmp_path):
             gate.set()
         done = c.select("a", "craig", 0.2, model_version=1)
         assert done.id == queued.id and done.state == "done"
-        for v in range(4, 30):
+        for v in range(4, 10):
             c.push_model("small_cnn", _blob(v), v, dataset="a")
-        assert srv.core.models.versions() == [29]
-        assert sorted(p.name for p in folder.iterdir()) == ["v29.json", "v29.safetensors"]
+        assert srv.core.models.versions() == [9]
+        assert sorted(p.name for p in folder.iterdir()) == ["v9.json", "v9.safetensors"]
 
 
 def test_temp_files_of_killed_writes_removed_at_start(tmp_path):
