@@ -4,6 +4,7 @@ unknown model version, garbage request bytes, a full disk, a model file changed 
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 
 import grpc
@@ -14,7 +15,7 @@ from safetensors.torch import save
 from host.models import build_model
 from storage_service._errors import MAX_DETAILS_CHARS
 from storage_service._proto import nessa_pb2 as pb
-from storage_service.client import StorageClient, StorageError
+from storage_service.client import SelectionFailed, StorageClient, StorageError
 from tests.service.helpers import make_root, running
 
 _SER = lambda m: m.SerializeToString()  # noqa: E731
@@ -108,17 +109,22 @@ def test_model_file_changed_on_disk_is_data_loss(tmp_path):
 
 @pytest.fixture()
 def small_disk(tmp_path):
-    """A store root whose .nessa/models is a 64 KiB tmpfs (a real full disk: ENOSPC)."""
+    """A store root whose .nessa/models and .nessa/selections are 64 KiB tmpfs mounts (a real
+    full disk: ENOSPC)."""
     root = make_root(tmp_path)
-    models = root / ".nessa" / "models"
-    models.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(models)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.decode().strip()}")
+    mounted = []
     try:
+        for name in ("models", "selections"):
+            folder = root / ".nessa" / name
+            folder.mkdir(parents=True)
+            done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True)
+            if done.returncode != 0:
+                pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.decode().strip()}")
+            mounted.append(folder)
         yield root
     finally:
-        subprocess.run(["umount", str(models)], check=True)
+        for folder in mounted:
+            subprocess.run(["umount", str(folder)], check=True)
 
 
 def test_full_disk_is_resource_exhausted_and_leaves_nothing(small_disk):
@@ -140,3 +146,21 @@ def test_messages_are_clipped(root):
         header = pb.ModelHeader(arch="a" * 50_000, version=1, size=10, sha256="0" * 64)
         code, details = _code(push, iter([pb.PushModelChunk(header=header, data=b"0" * 10)]), timeout=5)
         assert code == grpc.StatusCode.INVALID_ARGUMENT and "unknown model arch" in details and len(details) <= MAX_DETAILS_CHARS
+
+
+def test_full_disk_fails_a_selection_naming_it(small_disk):
+    selections = small_disk / ".nessa" / "selections"
+    fd = os.open(selections / "filler", os.O_WRONLY | os.O_CREAT)  # fill the file system to the last byte
+    try:
+        with pytest.raises(OSError):
+            for _ in range(1000):
+                os.write(fd, b"\0" * 4096)
+    finally:
+        os.close(fd)
+    with running(small_disk, data_port=None) as (_, port), StorageClient(f"127.0.0.1:{port}") as c:
+        with pytest.raises(SelectionFailed) as info:
+            c.select("a", "full")
+        assert info.value.info.state == "failed" and "no room" in info.value.info.error
+        assert sorted(p.name for p in selections.iterdir()) == ["filler"]  # no temp file left
+        (selections / "filler").unlink()
+        assert c.select("a", "full").state == "done"  # selecting again retries it
