@@ -67,6 +67,16 @@ def _fault_safety_rows(store: Store, ids: np.ndarray, repeats: int, layout: str)
 
 
 def main() -> None:
+    import shutil
+
+    tmp = Path(tempfile.mkdtemp(prefix="nessa-bench-"))
+    try:
+        _main(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # ~150 MB of stores and a raw copy
+
+
+def _main(tmp: Path) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--store", type=Path)
     ap.add_argument("--fraction", type=float, default=0.1)
@@ -76,7 +86,6 @@ def main() -> None:
     ap.add_argument("--fault-safety", action="store_true",
                     help="also time take_bytes before the SIGBUS guard, with the per-take file check, and with pread")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="nessa-bench-"))
     if args.store is not None:
         stores = [Store(args.store)]
     else:

@@ -1,6 +1,6 @@
 """Streaming throughput: NeSSA's StreamSamples vs Arrow Flight DoGet vs a plain protobuf message.
 
-    python bench/stream.py [--mib 1024] [--repeats 5]
+    python bench/stream.py [--mib 1024] [--repeats 5] [--baseline-tree DIR]
 
 One run, same data for every transport: a store of Fashion-MNIST-sized rows (784 B) and one of
 3x32x32 rows (3072 B), random bytes, ``--mib`` MiB each. (With 256 MiB a stream lasts ~0.2 s
@@ -31,6 +31,11 @@ that process's user+system time, client CPU each client process's own (``resourc
 (issue 4): nessa >= 0.8x Flight's MB/s with one stream and >= 1.0x with two parallel streams
 (two client processes, ranks 0 and 1 of 2); server CPU-s/GB <= 1.5x Flight's.
 MB/s counts sample bytes delivered (10^6 bytes); CPU-s/GB per 10^9 sample bytes.
+
+``--baseline-tree DIR`` (a before/after of a server-side change in one run): a second server
+process runs from another checkout (e.g. ``git archive`` of an earlier commit with its
+extensions built) over the same stores; kinds ``nessa-base`` and ``nessa-grpcio-base`` stream
+from it with this checkout's client, interleaved with the other kinds.
 """
 
 from __future__ import annotations
@@ -192,7 +197,8 @@ def client(kind: str, port: int, dataset: str, total: int, rank: int, world: int
 def measure(kind, port, server_proc, dataset, total, streams, batch_bytes) -> dict:
     ctx = mp.get_context("spawn")
     go, ready, out = ctx.Event(), ctx.Queue(), ctx.Queue()
-    procs = [ctx.Process(target=client, args=(kind, port, dataset, total, r, streams, batch_bytes, go, ready, out)) for r in range(streams)]
+    how = kind.removesuffix("-base")  # a baseline server is read like the current one
+    procs = [ctx.Process(target=client, args=(how, port, dataset, total, r, streams, batch_bytes, go, ready, out)) for r in range(streams)]
     for p in procs:
         p.start()
     for _ in procs:  # clients import, connect and warm up before the clock starts
@@ -219,6 +225,7 @@ def main() -> int:
     ap.add_argument("--batches", default="1,4", help="batch sizes in MiB (default 1,4)")
     ap.add_argument("--streams", default="1,2", help="parallel streams (default 1,2)")
     ap.add_argument("--kinds", default="flight,nessa,nessa-dp-grpcio,nessa-grpcio,protobuf", help="transports; flight first (the anchor)")
+    ap.add_argument("--baseline-tree", type=Path, help="serve kinds nessa-base / nessa-grpcio-base from this other checkout")
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -238,6 +245,15 @@ def main() -> int:
     server = subprocess.Popen([sys.executable, __file__, "--serve", tmp.name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     ports = json.loads(server.stdout.readline())
     sproc = psutil.Process(server.pid)
+    sprocs = {k: sproc for k in ports}
+    base = None
+    if args.baseline_tree is not None:
+        base = subprocess.Popen([sys.executable, str(args.baseline_tree / "bench" / "stream.py"), "--serve", tmp.name],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        base_ports = json.loads(base.stdout.readline())
+        for k in ("nessa", "nessa-grpcio"):
+            ports[f"{k}-base"] = base_ports[k]
+            sprocs[f"{k}-base"] = psutil.Process(base.pid)
     rows_out = []
     try:
         for row in [int(x) for x in args.rows.split(",")]:
@@ -248,7 +264,7 @@ def main() -> int:
                     runs = {k: [] for k in kinds}
                     for _ in range(args.repeats):  # interleaved, so load swings hit every transport alike
                         for kind in kinds:
-                            r = measure(kind, ports[kind], sproc, f"r{row}", total, streams, batch_mib << 20)
+                            r = measure(kind, ports[kind], sprocs[kind], f"r{row}", total, streams, batch_mib << 20)
                             assert r["rows"] == total, (kind, r)
                             runs[kind].append(r)
                     cell = {}
@@ -262,8 +278,10 @@ def main() -> int:
                         rows_out.append((row, batch_mib, streams, kind, r, r["mbps"] / anchor["mbps"], r["scpu"] / anchor["scpu"]))
                         print(f"{row} B rows, {batch_mib} MiB batches, {streams} stream(s), {kind}: {r['mbps']:.0f} MB/s", file=sys.stderr, flush=True)
     finally:
-        server.stdin.close()
-        server.wait(30)
+        for proc in (server, base):
+            if proc is not None:
+                proc.stdin.close()
+                proc.wait(30)
         tmp.cleanup()
     print(f"{args.mib} MiB of sample bytes per row size, shuffled full epoch, loopback, median of {args.repeats}\n")
     print("| row | batch | streams | transport | MB/s | samples/s | server CPU-s/GB | client CPU-s/GB | MB/s vs Flight | server CPU vs Flight |")
