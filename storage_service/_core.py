@@ -141,10 +141,9 @@ class StorageCore:
                 raise FailedPrecondition(f"data set {name!r} cannot be opened: {exc}") from None
             with self._lock:
                 self._stores[name] = (st, opened)
-            try:
-                st.start_verification(sync_bytes=VERIFY_SYNC_BYTES)
-            except StoreDataLoss:
-                raise  # cached as failed: answered DATA_LOSS until the retry time or a new manifest
+            # A checksum mismatch raises StoreDataLoss here; the store stays cached as failed and
+            # answers DATA_LOSS until the retry time or a new manifest.
+            st.start_verification(sync_bytes=VERIFY_SYNC_BYTES)
         return st
 
     def dataset_names(self) -> list[str]:
