@@ -251,7 +251,9 @@ class StorageClient:
         return _dataset(self._call(self._get, pb.GetDatasetRequest(name=name)))
 
     def push_model(self, arch, state, version: int, *, dataset: str | None = None, chunk_bytes: int = 1 << 20) -> ModelInfo:
-        """Upload ``state`` (safetensors bytes, a state dict or a module) as model ``version``."""
+        """Upload ``state`` (safetensors bytes, a state dict or a module) as model ``version``, in
+        chunks of ``chunk_bytes`` (at most the server's ``max_push_chunk_bytes``, default 4 MiB).
+        Retries while the server is UNAVAILABLE or already receiving its cap of pushes."""
         blob = _state_bytes(state)
         arch = getattr(arch, "value", arch)
         header = pb.ModelHeader(arch=str(arch), version=int(version), size=len(blob), sha256=hashlib.sha256(blob).hexdigest(), dataset=dataset or "")
@@ -267,7 +269,9 @@ class StorageClient:
             try:
                 return _model(self._push(chunks(), timeout=self.timeout, metadata=self._metadata))
             except grpc.RpcError as exc:
-                if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
+                # RESOURCE_EXHAUSTED "... already in progress": the server's cap on pushes at once.
+                busy = exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "already in progress" in (exc.details() or "")
+                if (exc.code() == grpc.StatusCode.UNAVAILABLE or busy) and attempt < self.retries:
                     self._sleep(attempt)
                     continue
                 raise StorageError(exc.code(), exc.details() or "") from None

@@ -93,12 +93,14 @@ def test_concurrent_pushes_capped(root):
         deadline = time.monotonic() + 5
         while srv.core.models._pushes._value != 0 and time.monotonic() < deadline:  # the first push holds the slot
             time.sleep(0.01)
-        with StorageClient(f"127.0.0.1:{port}") as c:
+        with StorageClient(f"127.0.0.1:{port}", retries=0) as c:
             code, details = _code(c.push_model, "small_cnn", blob, 4, dataset="a")
             assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "in progress" in details
-            release.set()
-            assert first.result().version == 3
-            assert c.push_model("small_cnn", blob, 4, dataset="a").version == 4  # the slot is free again
+        # A client that may retry waits for the slot: it is freed 0.3 s later.
+        threading.Timer(0.3, release.set).start()
+        with StorageClient(f"127.0.0.1:{port}", retries=8) as c:
+            assert c.push_model("small_cnn", blob, 4, dataset="a").version == 4
+        assert first.result().version == 3
 
 
 def _big_root(tmp_path):
