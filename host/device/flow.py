@@ -165,7 +165,7 @@ class DeviceFlow:
         n, d = q.shape
         kern = self.kernel("nessa_greedy")
         b_feat = self._input(kern, 0, q)
-        b_sim = self._bo(kern, 1, 2 * n * n, self.rt.bo.device_only)
+        b_sim = self._bo(kern, 1, 2 * n * (-(-n // 32) * 32), self.rt.bo.device_only)  # rows of ld = ceil(n/32)*32
         b_ids, b_w = self._bo(kern, 2, 4 * k), self._bo(kern, 3, 4 * k)
         b_g, b_st = self._bo(kern, 4, 8 * k), self._bo(kern, 5, 8 * 5)
         self._run(kern, "nessa_greedy", b_feat, b_sim, b_ids, b_w, b_g, b_st,
