@@ -4,12 +4,15 @@
 // host/golden/softmax.py (exp approximation, probabilities). Layer program format:
 // host/quantize/format.py. Bit-exact with the golden model.
 //
-// Argument contract (pointers on bundle gmem, the single DDR bank; scalars 32-bit ints):
+// Argument contract (pointers are 4 KiB-aligned XRT buffers in the single DDR bank; scalars
+// 32-bit ints). Bundles: gmem is 512 bits wide (weights), gmem1 carries the narrow ports (Vitis
+// bursts only ports of one width per bundle):
 //   samples   in   uint8 [n][in_c*in_h*in_w] from byte in_offset (layout CHW or HWC, see program)
 //                  -- on a SmartSSD this buffer is a p2p bo filled straight from the NVMe drive
 //   labels    in   int32 [n]
 //   prog      in   int32 [prog_words]  the layer program (header, op records, parameters)
-//   weights   in   int8  [weight_bytes]
+//   weights   in   int8  [weight_bytes] read as 512-bit words, 64 weights per beat (the last word
+//                  may cover up to 63 bytes past the array: same 4 KiB page, never written)
 //   feats     out  int16 [n][num_classes]   Q1.14 softmax - onehot
 //   embed     out  int8  [n][embed_dim]     penultimate embedding (written when flags & 1)
 //   stats     out  int32 [4]  status, samples done, ops executed per sample, reserved
@@ -19,8 +22,10 @@
 //
 // Dataflow sketch (per sample; the model stays on chip for the whole batch):
 //   prog, weights --m_axi (once)--> on-chip program / weight memories (weights: URAM, 512-bit words)
-//   samples --m_axi--> [load_sample] --stream--> [run_program: conv/linear/pool/add over
-//       on-chip activation slots, HEAD -> logits -> exp LUT softmax] --stream--> [store] --m_axi--> feats, embed
+//   per sample, DATAFLOW (one region per loop iteration; every DDR access inside a process):
+//   samples, labels --m_axi--> [load_sample] --pixels (16b, depth 64), label (32b)--> [run_program:
+//       conv/linear/pool/add over on-chip activation slots, HEAD -> logits -> exp LUT softmax]
+//       --outputs (16b, depth 64: embedding then features)--> [store_row] --m_axi--> feats, embed
 //
 // Parallelism (constants and the DSP / BRAM / URAM budget against the XCKU15P: include/nessa_pe.h;
 // cycle estimate per layer: host/device/opcounts.py). UNSYNTHESISED -- no Vitis here; the II and
@@ -60,10 +65,7 @@ namespace {
 
 enum { OP_CONV = 1, OP_LINEAR = 2, OP_MAXPOOL = 3, OP_AVGPOOL = 4, OP_GAP = 5, OP_ADD = 6, OP_HEAD = 7 };
 
-struct OutRow {
-  int16_t feat[NF_MAX_CLASSES];
-  int8_t emb[NF_MAX_SLOT_ELEMS / 16];
-};
+typedef ap_uint<512> word_t;
 
 // On-chip memories (partitioning applied in the top function, where HLS sees the globals):
 //   slots  cyclic NF_XBANKS on dim 2 (the conv window, linear lanes and GAP read consecutive
@@ -74,12 +76,16 @@ int16_t slots[NF_MAX_SLOTS][NF_MAX_SLOT_ELEMS];
 int32_t pbuf[NF_PROG_MAX];
 int8_t wbuf[NF_WEIGHTS_MAX];
 
-void load_sample(const uint8_t *samples, int64_t base, int c, int h, int w, int layout,
-                 hls::stream<int16_t> &xs) {
+// Reads one sample's pixels (in CHW order) and its label; the label travels with the pixels so
+// the dataflow region touches DDR only inside its processes.
+void load_sample(const uint8_t *samples, const int32_t *labels, int64_t i, int64_t base, int c, int h, int w,
+                 int layout, hls::stream<int16_t> &xs, hls::stream<int32_t> &ls) {
+  ls.write(labels[i]);
 LOAD_PIXELS:
   for (int ch = 0; ch < c; ++ch)
     for (int y = 0; y < h; ++y)
       for (int x = 0; x < w; ++x) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
 #pragma HLS PIPELINE II = 1
         const int64_t off = layout == 1 ? (static_cast<int64_t>(y) * w + x) * c + ch
                                         : (static_cast<int64_t>(ch) * h + y) * w + x;
@@ -318,7 +324,8 @@ ADD_ELEMS:
   }
 }
 
-void softmax_onehot(const int32_t *logits, int classes, int label, int16_t *feat) {
+// Writes the classes Q1.14 values of softmax - onehot to the output stream.
+void softmax_onehot(const int32_t *logits, int classes, int label, hls::stream<int16_t> &os) {
   int32_t mx = logits[0];
 SM_MAX:
   for (int c = 1; c < classes; ++c) mx = logits[c] > mx ? logits[c] : mx;
@@ -333,16 +340,22 @@ SM_EXP:
 SM_DIV:
   for (int c = 0; c < classes; ++c) {
     const int64_t p = (e[c] * (int64_t(1) << nessa::PROB_FRAC) + (sum >> 1)) / sum;
-    feat[c] = static_cast<int16_t>(p - (c == label ? (int64_t(1) << nessa::PROB_FRAC) : 0));
+    os.write(static_cast<int16_t>(p - (c == label ? (int64_t(1) << nessa::PROB_FRAC) : 0)));
   }
 }
 
-void run_program(hls::stream<int16_t> &xs, int label, int elems, hls::stream<OutRow> &os) {
+// One sample through the program. Output stream (16-bit words, narrow on purpose): the
+// embedding (edim words, only when flags & 1, at the HEAD op) then the classes features.
+void run_program(hls::stream<int16_t> &xs, hls::stream<int32_t> &ls, int elems, int flags, hls::stream<int16_t> &os) {
   const int n_ops = pbuf[2], classes = pbuf[7], edim = pbuf[8];
+  const int label = ls.read();
 LOAD_SLOT0:
-  for (int e = 0; e < elems; ++e) slots[0][e] = xs.read();
+  for (int e = 0; e < elems; ++e) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 65536
+#pragma HLS PIPELINE II = 1
+    slots[0][e] = xs.read();
+  }
   int32_t logits[NF_MAX_CLASSES];
-  OutRow row;
 OPS:
   for (int o = 0; o < n_ops; ++o) {
     const int32_t *op = pbuf + NF_HEADER + o * NF_OPW;
@@ -352,8 +365,14 @@ OPS:
         conv_op(op, logits);
         break;
       case OP_HEAD:
-      EMB_COPY:
-        for (int e = 0; e < edim; ++e) row.emb[e] = static_cast<int8_t>(slots[op[1]][e]);
+        if (flags & 1) {
+        EMB_COPY:
+          for (int e = 0; e < edim; ++e) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
+#pragma HLS PIPELINE II = 1
+            os.write(static_cast<int16_t>(static_cast<int8_t>(slots[op[1]][e])));
+          }
+        }
         conv_op(op, logits);
         break;
       case OP_MAXPOOL:
@@ -366,17 +385,23 @@ OPS:
         break;
     }
   }
-  softmax_onehot(logits, classes, label, row.feat);
-  os.write(row);
+  softmax_onehot(logits, classes, label, os);
 }
 
-void store_row(hls::stream<OutRow> &os, int64_t i, int classes, int edim, int flags, int16_t *feats, int8_t *embed) {
-  const OutRow row = os.read();
-STORE_FEAT:
-  for (int c = 0; c < classes; ++c) feats[i * classes + c] = row.feat[c];
+void store_row(hls::stream<int16_t> &os, int64_t i, int classes, int edim, int flags, int16_t *feats, int8_t *embed) {
   if (flags & 1) {
   STORE_EMB:
-    for (int e = 0; e < edim; ++e) embed[i * edim + e] = row.emb[e];
+    for (int e = 0; e < edim; ++e) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
+#pragma HLS PIPELINE II = 1
+      embed[i * edim + e] = static_cast<int8_t>(os.read());
+    }
+  }
+STORE_FEAT:
+  for (int c = 0; c < classes; ++c) {
+#pragma HLS LOOP_TRIPCOUNT min = 2 max = 1024
+#pragma HLS PIPELINE II = 1
+    feats[i * classes + c] = os.read();
   }
 }
 
@@ -409,15 +434,15 @@ CHECK_OPS:
 }  // namespace
 
 extern "C" void nessa_features(const uint8_t *samples, const int32_t *labels, const int32_t *prog,
-                               const int8_t *weights, int16_t *feats, int8_t *embed, int32_t *stats,
+                               const word_t *weights, int16_t *feats, int8_t *embed, int32_t *stats,
                                int in_offset, int prog_words, int n, int flags) {
-#pragma HLS INTERFACE m_axi port = samples offset = slave bundle = gmem
-#pragma HLS INTERFACE m_axi port = labels offset = slave bundle = gmem
-#pragma HLS INTERFACE m_axi port = prog offset = slave bundle = gmem
-#pragma HLS INTERFACE m_axi port = weights offset = slave bundle = gmem
-#pragma HLS INTERFACE m_axi port = feats offset = slave bundle = gmem
-#pragma HLS INTERFACE m_axi port = embed offset = slave bundle = gmem
-#pragma HLS INTERFACE m_axi port = stats offset = slave bundle = gmem
+#pragma HLS INTERFACE m_axi port = weights offset = slave bundle = gmem max_read_burst_length = 64
+#pragma HLS INTERFACE m_axi port = samples offset = slave bundle = gmem1
+#pragma HLS INTERFACE m_axi port = labels offset = slave bundle = gmem1
+#pragma HLS INTERFACE m_axi port = prog offset = slave bundle = gmem1
+#pragma HLS INTERFACE m_axi port = feats offset = slave bundle = gmem1
+#pragma HLS INTERFACE m_axi port = embed offset = slave bundle = gmem1
+#pragma HLS INTERFACE m_axi port = stats offset = slave bundle = gmem1
 #pragma HLS INTERFACE s_axilite port = in_offset
 #pragma HLS INTERFACE s_axilite port = prog_words
 #pragma HLS INTERFACE s_axilite port = n
@@ -447,18 +472,35 @@ LOAD_PROG:
     stats[0] = status;
     return;
   }
-LOAD_WEIGHTS:
-  for (int i = 0; i < pbuf[15]; ++i) wbuf[i] = weights[i];
+LOAD_WEIGHTS:  // 64 weights (one 512-bit beat, one URAM word of wbuf) per cycle
+  for (int w = 0; w * NF_LIN_LANES < pbuf[15]; ++w) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32768
+#pragma HLS PIPELINE II = 1
+    const word_t x = weights[w];
+  LOAD_WLANES:
+    for (int l = 0; l < NF_LIN_LANES; ++l) {
+#pragma HLS UNROLL
+      wbuf[w * NF_LIN_LANES + l] = static_cast<int8_t>(nessa_get_lane<8>(x, l));
+    }
+  }
   const int c = pbuf[3], h = pbuf[4], w = pbuf[5], layout = pbuf[6], classes = pbuf[7], edim = pbuf[8];
   const int64_t sample_bytes = static_cast<int64_t>(c) * h * w;
 SAMPLES:
   for (int i = 0; i < n; ++i) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
 #pragma HLS DATAFLOW
     hls::stream<int16_t> xs("pixels");
-    hls::stream<OutRow> os("rows");
-    load_sample(samples, static_cast<int64_t>(in_offset) + i * sample_bytes, c, h, w, layout, xs);
-    run_program(xs, labels[i], c * h * w, os);
-    store_row(os, i, classes, edim, flags, feats, embed);
+    hls::stream<int32_t> ls("label");
+    hls::stream<int16_t> os("outputs");
+    NESSA_STREAM_DEPTH(xs, 64);  // one BRAM18 of pixels: load runs ahead of LOAD_SLOT0
+    NESSA_STREAM_DEPTH(ls, 2);
+    NESSA_STREAM_DEPTH(os, 64);  // store drains while the program computes
+    NESSA_DATAFLOW_BEGIN("sample");
+    NESSA_PROCESS(load_sample(samples, labels, i, static_cast<int64_t>(in_offset) + i * sample_bytes, c, h, w, layout,
+                              xs, ls));
+    NESSA_PROCESS(run_program(xs, ls, c * h * w, flags, os));
+    NESSA_PROCESS(store_row(os, i, classes, edim, flags, feats, embed));
+    NESSA_DATAFLOW_END();
   }
   stats[1] = n;
   stats[2] = pbuf[2];

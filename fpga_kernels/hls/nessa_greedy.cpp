@@ -3,11 +3,15 @@
 // Specification: host/golden/greedy.py (exact), host/golden/stochastic.py (stochastic),
 // host/golden/similarity.py (fixed-point features -> integer similarity). Bit-exact.
 //
-// Argument contract (all pointers on bundle gmem = the SmartSSD's single DDR bank; scalars are
-// 32-bit ints on s_axilite, as pyxrt passes them):
-//   feats       in   int16 [n][d]   Q1.14 features (row-major)
-//   sim         out  uint16 [n][n]  scratch: similarity rows (device_only buffer, 2*n*n bytes)
-//   out_ids     out  uint32 [k]     class-local ids in selection order
+// Argument contract (pointers are 4 KiB-aligned XRT buffers in the SmartSSD's single DDR bank;
+// scalars are 32-bit ints on s_axilite, as pyxrt passes them):
+//   feats       in   int16 [n][d]   Q1.14 features (row-major, packed), read as 512-bit words
+//                                   (bundle gmem; the last word may cover up to 62 bytes past
+//                                   the array -- same 4 KiB page, never written)
+//   sim         out  uint16 [n][ld] scratch: similarity rows, ld = ceil(n / 32) * 32 (each row
+//                                   starts on a 512-bit word; columns n..ld-1 are 0); device_only
+//                                   buffer of 2*n*ld bytes (bundle gmem, 512-bit)
+//   out_ids     out  uint32 [k]     class-local ids in selection order        (bundle gmem1)
 //   out_weights out  uint32 [k]     members whose most similar selected element is that id
 //   out_gains   out  uint64 [k]     marginal gain of each pick
 //   out_stats   out  uint64 [5]     objective, gain evaluations, similarity rows read, status,
@@ -18,19 +22,24 @@
 //   status: 0 ok; 1 bad n, 2 bad d, 3 bad k, 4 bad maxd_q (or largest distance > 65535), 5 bad mode,
 //   6 bad sample_size.
 //
-// Dataflow sketch:
-//   phase 1 (per block of BLK candidate rows held on chip, DATAFLOW):
-//     feats --m_axi--> [read_feats, 8 columns/beat] --stream--> [BLK x DVEC distance lanes + isqrt]
-//       --stream--> [write_tiles, 32 similarities/beat] --m_axi--> sim
-//       [DIST_COLS] II = 1 with [DIST_LANES] x [DIST_VEC] unrolled: 64 rows x 8 columns = 512
-//       squared differences per cycle (512 DSPs; include/nessa_pe.h has the budget; unsynthesised);
-//       a row costs max(ceil(d / 8), 2) cycles (2 = the 64 similarities' two write beats)
-//       (the matrix is symmetric, so row i of the block's columns is one BLK-wide burst;
-//        row sums = the exact first-step gains come out for free)
-//   phase 2 (greedy): sim row j --m_axi burst--> gain PE (cover[] on chip) --> argmax (ties: lowest j)
-//       exact: lazy re-evaluation of stale upper bounds ub[] (gains only shrink, so the pick is
-//       the naive pick); stochastic: xorshift32 partial Fisher-Yates sample of the pool.
-//   phase 3: selected rows in ascending id --> best[]/arg[] on chip --> weights.
+// Dataflow sketch (include/nessa_pe.h: parallelism; bench/hls_estimates.py: resources and II):
+//   phase 0 (maxd_q == 0 only), per block of BLK = 64 rows held on chip, DATAFLOW:
+//     feats --512b--> [read_feats: gearbox, 8 columns/beat] --FeatVec(128b)--> [max_lanes:
+//       BLK x DVEC squared differences, running max of d2] --> max d2 of the block
+//     (max of squared distances = square of the max distance: one isqrt per class, after)
+//   phase 1, per block, DATAFLOW:
+//     feats --512b--> [read_feats] --FeatVec--> [distance_lanes: 64 rows x 8 columns = 512
+//       squared differences / cycle, [DIST_COLS] II = 1] --D2Beat(32 x 32b) x 2 per row-->
+//       [sqrt_sim: 32 multiplier-free pipelined isqrt units, II = 1, row sums] --SimBeat(512b)
+//       x 2 per row--> [write_tiles] --512b--> sim (row i, columns j0..j0+63: two aligned words)
+//     A row costs max(ceil(d / 8), 2) cycles (2 = the two 32-lane beats of sqrt and write).
+//     The matrix is symmetric, so column strip j0.. of every row is the block's rows; the row
+//     sums are the exact first-step gains.
+//   phase 2 (greedy): sim row j --512b burst, 32 lanes/cycle--> gain (cover[] on chip, cyclic 32)
+//       --> argmax (ties: lowest j). exact: lazy re-evaluation of stale upper bounds ub[] (gains
+//       only shrink, so the pick is the naive pick); stochastic: xorshift32 partial
+//       Fisher-Yates sample of the pool.
+//   phase 3: selected rows in ascending id, 32 lanes/cycle --> best[]/arg[] on chip --> weights.
 #include <cstdint>
 
 #include "nessa_fixed.h"
@@ -40,34 +49,56 @@
 #define NESSA_GREEDY_NMAX 32768
 #define NESSA_GREEDY_MAX_DIM 4096
 #define NESSA_GREEDY_BLK 64
-#define NESSA_GREEDY_WBEAT 32  // uint16 similarities per 512-bit write beat
+#define NESSA_GREEDY_WBEAT 32  // uint16 similarities per 512-bit beat (= isqrt units, row lanes)
 
 namespace {
 
-struct SimTile {
-  uint16_t v[NESSA_GREEDY_BLK];
-};
+typedef ap_uint<512> word_t;
 
-// NESSA_GREEDY_DVEC features of one row per stream word (a 128-bit slice of the 512-bit bus);
-// columns past d are 0 in both operands, so they add 0 to every squared distance.
+// NESSA_GREEDY_DVEC features of one row per stream word (128 bits); columns past d are 0 in
+// both operands, so they add 0 to every squared distance.
 struct FeatVec {
   int16_t v[NESSA_GREEDY_DVEC];
 };
 
-void read_feats(const int16_t *feats, int n, int d, hls::stream<FeatVec> &fs) {
-READ_ROWS:
-  for (int i = 0; i < n; ++i) {
-  READ_COLS:
-    for (int c0 = 0; c0 < d; c0 += NESSA_GREEDY_DVEC) {
+// Squared distances of half a block row (32 candidates) clamped to 32 bits: d2 >= 2^32 means
+// dist >= 65536 > maxd_q, i.e. similarity 0, and isqrt(2^32 - 1) = 65535 >= maxd_q gives 0 too.
+struct D2Beat {
+  uint32_t v[NESSA_GREEDY_WBEAT];
+};
+
+// Features: one linear burst of 512-bit words re-cut into rows of DVEC-column beats (a 64-lane
+// window over two words; each beat takes min(8, d - c0) elements), zero-padded per row.
+void read_feats(const word_t *feats, int n, int d, hls::stream<FeatVec> &fs) {
+  const int dv = (d + NESSA_GREEDY_DVEC - 1) / NESSA_GREEDY_DVEC;
+  const int64_t words = (static_cast<int64_t>(n) * d + NESSA_GREEDY_WBEAT - 1) / NESSA_GREEDY_WBEAT;
+  word_t cur = feats[0];
+  word_t nxt;
+  if (words > 1) nxt = feats[1];
+  int64_t widx = 2;
+  int pos = 0, c0 = 0;
+READ_BEATS:
+  for (int64_t t = 0; t < static_cast<int64_t>(n) * dv; ++t) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 262144
 #pragma HLS PIPELINE II = 1
-      FeatVec f;
-    READ_VEC:
-      for (int u = 0; u < NESSA_GREEDY_DVEC; ++u) {
+    const int m = d - c0 < NESSA_GREEDY_DVEC ? d - c0 : NESSA_GREEDY_DVEC;
+    FeatVec f;
+  READ_VEC:
+    for (int u = 0; u < NESSA_GREEDY_DVEC; ++u) {
 #pragma HLS UNROLL
-        f.v[u] = c0 + u < d ? feats[static_cast<int64_t>(i) * d + c0 + u] : 0;
-      }
-      fs.write(f);
+      const int p = pos + u;
+      const uint64_t raw = p < NESSA_GREEDY_WBEAT ? nessa_get_lane<16>(cur, p) : nessa_get_lane<16>(nxt, p - NESSA_GREEDY_WBEAT);
+      f.v[u] = u < m ? static_cast<int16_t>(raw) : 0;
     }
+    fs.write(f);
+    pos += m;
+    if (pos >= NESSA_GREEDY_WBEAT) {
+      pos -= NESSA_GREEDY_WBEAT;
+      cur = nxt;
+      if (widx < words) nxt = feats[widx++];
+    }
+    c0 += NESSA_GREEDY_DVEC;
+    if (c0 >= d) c0 = 0;
   }
 }
 
@@ -79,6 +110,7 @@ DIST_INIT:
   for (int b = 0; b < NESSA_GREEDY_BLK; ++b) d2[b] = 0;
 DIST_COLS:
   for (int c0 = 0; c0 < d; c0 += NESSA_GREEDY_DVEC) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 512
 #pragma HLS PIPELINE II = 1
     const FeatVec f = fs.read();
   DIST_LANES:
@@ -88,100 +120,160 @@ DIST_COLS:
     DIST_VEC:
       for (int u = 0; u < NESSA_GREEDY_DVEC; ++u) {
 #pragma HLS UNROLL
-        const int64_t diff = static_cast<int64_t>(f.v[u]) - blk[b][c0 + u];
-        s += static_cast<uint64_t>(diff * diff);
+        const int32_t diff = static_cast<int32_t>(f.v[u]) - blk[b][c0 + u];  // 17 bits signed
+        s += static_cast<uint64_t>(static_cast<int64_t>(diff) * diff);         // one 17x17 DSP
       }
       d2[b] += s;
     }
   }
 }
 
-void distance_lanes(hls::stream<FeatVec> &fs, const int16_t blk[NESSA_GREEDY_BLK][NESSA_GREEDY_MAX_DIM], int nb,
-                    int n, int d, int maxd_q, uint64_t *rowsum, hls::stream<SimTile> &ts) {
+void distance_lanes(hls::stream<FeatVec> &fs, const int16_t blk[NESSA_GREEDY_BLK][NESSA_GREEDY_MAX_DIM], int n, int d,
+                    hls::stream<D2Beat> &ds) {
 DIST_ROWS:
   for (int i = 0; i < n; ++i) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32768
     uint64_t d2[NESSA_GREEDY_BLK];
 #pragma HLS ARRAY_PARTITION variable = d2 complete
     row_d2(fs, blk, d, d2);
-    SimTile t;
-  DIST_SIM:
-    for (int b = 0; b < NESSA_GREEDY_BLK; ++b) {
+  DIST_EMIT:
+    for (int h = 0; h < NESSA_GREEDY_BLK / NESSA_GREEDY_WBEAT; ++h) {
+#pragma HLS PIPELINE II = 1
+      D2Beat o;
+    DIST_CLAMP:
+      for (int u = 0; u < NESSA_GREEDY_WBEAT; ++u) {
 #pragma HLS UNROLL
-      const uint32_t dist = nessa::isqrt64(d2[b]);
-      const uint16_t s = dist < static_cast<uint32_t>(maxd_q) ? static_cast<uint16_t>(maxd_q - dist) : 0;
-      t.v[b] = b < nb ? s : 0;
-      if (b < nb) rowsum[b] += s;
+        const uint64_t v = d2[h * NESSA_GREEDY_WBEAT + u];
+        o.v[u] = v > 0xFFFFFFFFull ? 0xFFFFFFFFu : static_cast<uint32_t>(v);
+      }
+      ds.write(o);
     }
-    ts.write(t);
   }
 }
 
-// Largest squared distance of block rows vs all rows (only for maxd_q == 0).
-uint64_t block_max_d2(hls::stream<FeatVec> &fs, const int16_t blk[NESSA_GREEDY_BLK][NESSA_GREEDY_MAX_DIM], int nb,
-                      int n, int d) {
+// Similarities of one row, 32 isqrt units per beat; row sums of the block's rows.
+void sqrt_sim(hls::stream<D2Beat> &ds, int nb, int n, int maxd_q, uint64_t rowsum[NESSA_GREEDY_BLK],
+              hls::stream<word_t> &ts) {
+SQRT_ROWS:
+  for (int i = 0; i < n; ++i) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32768
+  SQRT_BEATS:
+    for (int h = 0; h < NESSA_GREEDY_BLK / NESSA_GREEDY_WBEAT; ++h) {
+#pragma HLS PIPELINE II = 1
+      const D2Beat in = ds.read();
+      word_t o;
+    SQRT_LANES:
+      for (int u = 0; u < NESSA_GREEDY_WBEAT; ++u) {
+#pragma HLS UNROLL
+        const int b = h * NESSA_GREEDY_WBEAT + u;
+        const uint32_t dist = nessa::isqrt32(in.v[u]);
+        const uint32_t s = b < nb && dist < static_cast<uint32_t>(maxd_q) ? static_cast<uint32_t>(maxd_q) - dist : 0;
+        nessa_set_lane<16>(o, u, s);
+        rowsum[b] += s;
+      }
+      ts.write(o);
+    }
+  }
+}
+
+// Row i, columns j0 .. j0 + 63 of the [n][ld] matrix: one or two aligned words (the second only
+// when the block has more than 32 rows; its columns past n are the row padding, written 0).
+void write_tiles(hls::stream<word_t> &ts, word_t *sim, int n, int ldw, int j0, int nb) {
+WRITE_ROWS:
+  for (int i = 0; i < n; ++i) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32768
+  WRITE_BEATS:
+    for (int h = 0; h < NESSA_GREEDY_BLK / NESSA_GREEDY_WBEAT; ++h) {
+#pragma HLS PIPELINE II = 1
+      const word_t t = ts.read();
+      if (h * NESSA_GREEDY_WBEAT < nb) sim[static_cast<int64_t>(i) * ldw + j0 / NESSA_GREEDY_WBEAT + h] = t;  // sim[i][j] == sim[j][i]
+    }
+  }
+}
+
+// Largest squared distance of the block rows vs all rows (phase 0).
+void max_lanes(hls::stream<FeatVec> &fs, const int16_t blk[NESSA_GREEDY_BLK][NESSA_GREEDY_MAX_DIM], int nb, int n,
+               int d, uint64_t &mx_out) {
   uint64_t mx = 0;
 MAXD_ROWS:
   for (int i = 0; i < n; ++i) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32768
     uint64_t d2[NESSA_GREEDY_BLK];
 #pragma HLS ARRAY_PARTITION variable = d2 complete
     row_d2(fs, blk, d, d2);
   MAXD_REDUCE:
-    for (int b = 0; b < nb; ++b) mx = d2[b] > mx ? d2[b] : mx;
-  }
-  return mx;
-}
-
-// Block rows on chip, zero-padded to a multiple of NESSA_GREEDY_DVEC columns.
-void load_block(const int16_t *feats, int j0, int nb, int d, int16_t blk[NESSA_GREEDY_BLK][NESSA_GREEDY_MAX_DIM]) {
-  const int dpad = (d + NESSA_GREEDY_DVEC - 1) / NESSA_GREEDY_DVEC * NESSA_GREEDY_DVEC;
-LOAD_BLOCK:
-  for (int b = 0; b < nb; ++b)
-    for (int c = 0; c < dpad; ++c) {
-#pragma HLS PIPELINE II = 1
-      blk[b][c] = c < d ? feats[static_cast<int64_t>(j0 + b) * d + c] : 0;
-    }
-}
-
-void write_tiles(hls::stream<SimTile> &ts, uint16_t *sim, int n, int j0, int nb) {
-WRITE_ROWS:
-  for (int i = 0; i < n; ++i) {
-    const SimTile t = ts.read();
-  WRITE_BEATS:
-    for (int b0 = 0; b0 < nb; b0 += NESSA_GREEDY_WBEAT) {
-#pragma HLS PIPELINE II = 1
-    WRITE_BURST:
-      for (int b = b0; b < b0 + NESSA_GREEDY_WBEAT; ++b) {
+    for (int b = 0; b < NESSA_GREEDY_BLK; ++b) {
 #pragma HLS UNROLL
-        if (b < nb) sim[static_cast<int64_t>(i) * n + j0 + b] = t.v[b];  // sim[i][j] == sim[j][i]
+      if (b < nb && d2[b] > mx) mx = d2[b];
+    }
+  }
+  mx_out = mx;
+}
+
+// Block rows on chip, zero-padded to a multiple of NESSA_GREEDY_DVEC columns (the same gearbox
+// as read_feats over rows j0 .. j0 + nb - 1; 64 rows x d columns, once per block).
+void load_block(const word_t *feats, int n, int j0, int nb, int d, int16_t blk[NESSA_GREEDY_BLK][NESSA_GREEDY_MAX_DIM]) {
+  const int64_t e0 = static_cast<int64_t>(j0) * d, e1 = static_cast<int64_t>(j0 + nb) * d;
+  const int dpad = (d + NESSA_GREEDY_DVEC - 1) / NESSA_GREEDY_DVEC * NESSA_GREEDY_DVEC;
+  int b = 0, c = 0;
+LOAD_WORDS:
+  for (int64_t w = e0 / NESSA_GREEDY_WBEAT; w * NESSA_GREEDY_WBEAT < e1; ++w) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 8192
+    const word_t x = feats[w];
+  LOAD_LANES:
+    for (int u = 0; u < NESSA_GREEDY_WBEAT; ++u) {
+#pragma HLS PIPELINE II = 1
+      const int64_t e = w * NESSA_GREEDY_WBEAT + u;
+      if (e >= e0 && e < e1) {
+        blk[b][c] = static_cast<int16_t>(nessa_get_lane<16>(x, u));
+        if (++c == d) {
+          c = 0;
+          ++b;
+        }
       }
     }
   }
+LOAD_PAD:
+  for (int r = 0; r < nb; ++r)
+    for (int cc = d; cc < dpad; ++cc) {
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = 7
+      blk[r][cc] = 0;
+    }
+  (void)n;
 }
 
-// gain(j) = sum_i max(0, sim[j][i] - cover[i]) over one row burst.
-uint64_t row_gain(const uint16_t *sim, int j, int n, const uint16_t *cover) {
+// gain(j) = sum_i max(0, sim[j][i] - cover[i]): one row burst, 32 lanes per beat.
+uint64_t row_gain(const word_t *sim, int j, int ldw, const uint16_t *cover) {
   uint64_t g = 0;
 GAIN_ROW:
-  for (int i = 0; i < n; ++i) {
+  for (int w = 0; w < ldw; ++w) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
 #pragma HLS PIPELINE II = 1
-    const int32_t s = sim[static_cast<int64_t>(j) * n + i];
-    const int32_t c = cover[i];
-    g += s > c ? static_cast<uint64_t>(s - c) : 0;
+    const word_t x = sim[static_cast<int64_t>(j) * ldw + w];
+    uint32_t part = 0;
+  GAIN_LANES:
+    for (int u = 0; u < NESSA_GREEDY_WBEAT; ++u) {
+#pragma HLS UNROLL
+      const int32_t s = static_cast<int32_t>(nessa_get_lane<16>(x, u));
+      const int32_t c = cover[w * NESSA_GREEDY_WBEAT + u];  // padded columns: s = 0 adds 0
+      part += s > c ? static_cast<uint32_t>(s - c) : 0;
+    }
+    g += part;
   }
   return g;
 }
 
 }  // namespace
 
-extern "C" void nessa_greedy(const int16_t *feats, uint16_t *sim, uint32_t *out_ids, uint32_t *out_weights,
+extern "C" void nessa_greedy(const word_t *feats, word_t *sim, uint32_t *out_ids, uint32_t *out_weights,
                              uint64_t *out_gains, uint64_t *out_stats, int n, int d, int k, int maxd_q, int mode,
                              int seed, int sample_size) {
-#pragma HLS INTERFACE m_axi port = feats offset = slave bundle = gmem
-#pragma HLS INTERFACE m_axi port = sim offset = slave bundle = gmem
-#pragma HLS INTERFACE m_axi port = out_ids offset = slave bundle = gmem
-#pragma HLS INTERFACE m_axi port = out_weights offset = slave bundle = gmem
-#pragma HLS INTERFACE m_axi port = out_gains offset = slave bundle = gmem
-#pragma HLS INTERFACE m_axi port = out_stats offset = slave bundle = gmem
+#pragma HLS INTERFACE m_axi port = feats offset = slave bundle = gmem max_read_burst_length = 64
+#pragma HLS INTERFACE m_axi port = sim offset = slave bundle = gmem max_read_burst_length = 64 max_write_burst_length = 64
+#pragma HLS INTERFACE m_axi port = out_ids offset = slave bundle = gmem1
+#pragma HLS INTERFACE m_axi port = out_weights offset = slave bundle = gmem1
+#pragma HLS INTERFACE m_axi port = out_gains offset = slave bundle = gmem1
+#pragma HLS INTERFACE m_axi port = out_stats offset = slave bundle = gmem1
 #pragma HLS INTERFACE s_axilite port = n
 #pragma HLS INTERFACE s_axilite port = d
 #pragma HLS INTERFACE s_axilite port = k
@@ -201,8 +293,12 @@ extern "C" void nessa_greedy(const int16_t *feats, uint16_t *sim, uint32_t *out_
   static uint32_t arg[NESSA_GREEDY_NMAX];
   static uint32_t count[NESSA_GREEDY_NMAX];
 #pragma HLS BIND_STORAGE variable = ub type = ram_2p impl = uram
+#pragma HLS BIND_STORAGE variable = pool type = ram_2p impl = uram
 #pragma HLS ARRAY_PARTITION variable = blk dim = 1 complete
 #pragma HLS ARRAY_RESHAPE variable = blk dim = 2 cyclic factor = NESSA_GREEDY_DVEC
+#pragma HLS ARRAY_PARTITION variable = cover cyclic factor = NESSA_GREEDY_WBEAT
+#pragma HLS ARRAY_PARTITION variable = best cyclic factor = NESSA_GREEDY_WBEAT
+#pragma HLS ARRAY_PARTITION variable = arg cyclic factor = NESSA_GREEDY_WBEAT
 
   uint64_t status = 0;
   if (n < 1 || n > NESSA_GREEDY_NMAX) status = 1;
@@ -211,16 +307,25 @@ extern "C" void nessa_greedy(const int16_t *feats, uint16_t *sim, uint32_t *out_
   else if (maxd_q < 0 || maxd_q > 65535) status = 4;
   else if (mode < 0 || mode > 2) status = 5;
   else if (mode == 1 && sample_size < 1) status = 6;
+  const int ldw = (n + NESSA_GREEDY_WBEAT - 1) / NESSA_GREEDY_WBEAT;  // sim row stride in words
   // ---- phase 0 (maxd_q == 0 only): the class's largest pairwise distance ----
   if (status == 0 && maxd_q == 0) {
     uint64_t mx = 0;
   MAXD_BLOCKS:
     for (int j0 = 0; j0 < n; j0 += NESSA_GREEDY_BLK) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 512
       const int nb = (n - j0) < NESSA_GREEDY_BLK ? (n - j0) : NESSA_GREEDY_BLK;
-      load_block(feats, j0, nb, d, blk);
-      hls::stream<FeatVec> fs("feats_maxd");
-      read_feats(feats, n, d, fs);
-      const uint64_t m = block_max_d2(fs, blk, nb, n, d);
+      load_block(feats, n, j0, nb, d, blk);
+      uint64_t m = 0;
+      {
+#pragma HLS DATAFLOW
+        hls::stream<FeatVec> fs("feats_maxd");
+        NESSA_STREAM_DEPTH(fs, 16);
+        NESSA_DATAFLOW_BEGIN("maxd_block");
+        NESSA_PROCESS(read_feats(feats, n, d, fs));
+        NESSA_PROCESS(max_lanes(fs, blk, nb, n, d, m));
+        NESSA_DATAFLOW_END();
+      }
       mx = m > mx ? m : mx;
     }
     const uint32_t dmax = nessa::isqrt64(mx);
@@ -239,26 +344,42 @@ extern "C" void nessa_greedy(const int16_t *feats, uint16_t *sim, uint32_t *out_
   // ---- phase 1: similarity rows into DDR, row sums (= exact gains of step 0) on chip ----
 SIM_BLOCKS:
   for (int j0 = 0; j0 < n; j0 += NESSA_GREEDY_BLK) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 512
     const int nb = (n - j0) < NESSA_GREEDY_BLK ? (n - j0) : NESSA_GREEDY_BLK;
-    load_block(feats, j0, nb, d, blk);
+    load_block(feats, n, j0, nb, d, blk);
     uint64_t rowsum[NESSA_GREEDY_BLK];
+#pragma HLS ARRAY_PARTITION variable = rowsum complete
   ROWSUM_INIT:
-    for (int b = 0; b < NESSA_GREEDY_BLK; ++b) rowsum[b] = 0;
+    for (int b = 0; b < NESSA_GREEDY_BLK; ++b) {
+#pragma HLS UNROLL
+      rowsum[b] = 0;
+    }
     {
 #pragma HLS DATAFLOW
       hls::stream<FeatVec> fs("feats");
-      hls::stream<SimTile> ts("tiles");
-      read_feats(feats, n, d, fs);
-      distance_lanes(fs, blk, nb, n, d, maxd_q, rowsum, ts);
-      write_tiles(ts, sim, n, j0, nb);
+      hls::stream<D2Beat> ds("d2");
+      hls::stream<word_t> ts("tiles");
+      NESSA_STREAM_DEPTH(fs, 16);  // a row's DIST_COLS burst, then 2 emit cycles
+      NESSA_STREAM_DEPTH(ds, 4);
+      NESSA_STREAM_DEPTH(ts, 4);
+      NESSA_DATAFLOW_BEGIN("sim_block");
+      NESSA_PROCESS(read_feats(feats, n, d, fs));
+      NESSA_PROCESS(distance_lanes(fs, blk, n, d, ds));
+      NESSA_PROCESS(sqrt_sim(ds, nb, n, maxd_q, rowsum, ts));
+      NESSA_PROCESS(write_tiles(ts, sim, n, ldw, j0, nb));
+      NESSA_DATAFLOW_END();
     }
   ROWSUM_STORE:
-    for (int b = 0; b < nb; ++b) ub[j0 + b] = rowsum[b];
+    for (int b = 0; b < nb; ++b) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 64
+      ub[j0 + b] = rowsum[b];
+    }
   }
 
 INIT_STATE:
-  for (int i = 0; i < n; ++i) {
-    cover[i] = 0;
+  for (int i = 0; i < ldw * NESSA_GREEDY_WBEAT; ++i) {
+#pragma HLS LOOP_TRIPCOUNT min = 32 max = 32768
+    cover[i] = 0;  // the padded columns too: row words carry 0 there and must add 0
     fresh[i] = 1;  // the row sums are exact for step 0
     selected[i] = 0;
     pool[i] = static_cast<uint32_t>(i);
@@ -270,12 +391,14 @@ INIT_STATE:
   // ---- phase 2: greedy steps ----
 STEPS:
   for (int t = 0; t < k; ++t) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32768
     int jbest = -1;
     uint64_t gbest = 0;
     if (mode == 1) {
       const int cnt = sample_size < m ? sample_size : m;
     SAMPLE:
       for (int r = 0; r < cnt; ++r) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32768
         state = nessa::xorshift32(state);
         const int p = r + static_cast<int>(state % static_cast<uint32_t>(m - r));
         const uint32_t tmp = pool[r];
@@ -284,8 +407,9 @@ STEPS:
       }
     EVAL_SAMPLE:
       for (int r = 0; r < cnt; ++r) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32768
         const int j = static_cast<int>(pool[r]);
-        const uint64_t g = row_gain(sim, j, n, cover);
+        const uint64_t g = row_gain(sim, j, ldw, cover);
         ++evals;
         ++rows_read;
         if (jbest < 0 || g > gbest || (g == gbest && j < jbest)) {
@@ -295,6 +419,7 @@ STEPS:
       }
     REMOVE_PICK:
       for (int r = 0; r < cnt; ++r) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32768
         if (static_cast<int>(pool[r]) == jbest) {
           pool[r] = pool[m - 1];
           pool[m - 1] = static_cast<uint32_t>(jbest);
@@ -305,8 +430,9 @@ STEPS:
     } else if (mode == 2 && t > 0) {
     NAIVE_EVAL:
       for (int j = 0; j < n; ++j) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32768
         if (selected[j]) continue;
-        const uint64_t g = row_gain(sim, j, n, cover);
+        const uint64_t g = row_gain(sim, j, ldw, cover);
         ++evals;
         ++rows_read;
         if (jbest < 0 || g > gbest) {
@@ -321,6 +447,7 @@ STEPS:
         uint64_t uc = 0;
       LAZY_SCAN:
         for (int j = 0; j < n; ++j) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32768
 #pragma HLS PIPELINE II = 1
           if (!selected[j] && (jc < 0 || ub[j] > uc)) {
             jc = j;
@@ -332,7 +459,7 @@ STEPS:
           gbest = uc;
           break;
         }
-        ub[jc] = row_gain(sim, jc, n, cover);
+        ub[jc] = row_gain(sim, jc, ldw, cover);
         fresh[jc] = static_cast<uint32_t>(t + 1);
         ++evals;
         ++rows_read;
@@ -344,38 +471,59 @@ STEPS:
     objective += gbest;
     ++rows_read;
   COVER_UPDATE:
-    for (int i = 0; i < n; ++i) {
+    for (int w = 0; w < ldw; ++w) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
 #pragma HLS PIPELINE II = 1
-      const uint16_t s = sim[static_cast<int64_t>(jbest) * n + i];
-      if (s > cover[i]) cover[i] = s;
+      const word_t x = sim[static_cast<int64_t>(jbest) * ldw + w];
+    COVER_LANES:
+      for (int u = 0; u < NESSA_GREEDY_WBEAT; ++u) {
+#pragma HLS UNROLL
+        const uint16_t s = static_cast<uint16_t>(nessa_get_lane<16>(x, u));
+        if (s > cover[w * NESSA_GREEDY_WBEAT + u]) cover[w * NESSA_GREEDY_WBEAT + u] = s;
+      }
     }
   }
 
   // ---- phase 3: weights (most similar selected element, ties to the lowest id) ----
 ASSIGN_INIT:
-  for (int i = 0; i < n; ++i) {
+  for (int i = 0; i < ldw * NESSA_GREEDY_WBEAT; ++i) {
+#pragma HLS LOOP_TRIPCOUNT min = 32 max = 32768
     best[i] = 0;
     arg[i] = 0xFFFFFFFFu;
     count[i] = 0;
   }
 ASSIGN_ROWS:
   for (int j = 0; j < n; ++j) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32768
     if (!selected[j]) continue;
     ++rows_read;
   ASSIGN_COLS:
-    for (int i = 0; i < n; ++i) {
+    for (int w = 0; w < ldw; ++w) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
 #pragma HLS PIPELINE II = 1
-      const uint16_t s = sim[static_cast<int64_t>(j) * n + i];
-      if (arg[i] == 0xFFFFFFFFu || s > best[i]) {
-        best[i] = s;
-        arg[i] = static_cast<uint32_t>(j);
+      const word_t x = sim[static_cast<int64_t>(j) * ldw + w];
+    ASSIGN_LANES:
+      for (int u = 0; u < NESSA_GREEDY_WBEAT; ++u) {
+#pragma HLS UNROLL
+        const int i = w * NESSA_GREEDY_WBEAT + u;
+        const uint16_t s = static_cast<uint16_t>(nessa_get_lane<16>(x, u));
+        if (arg[i] == 0xFFFFFFFFu || s > best[i]) {
+          best[i] = s;
+          arg[i] = static_cast<uint32_t>(j);
+        }
       }
     }
   }
 COUNT:
-  for (int i = 0; i < n; ++i) ++count[arg[i]];
+  for (int i = 0; i < n; ++i) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32768
+    ++count[arg[i]];
+  }
 WRITE_WEIGHTS:
-  for (int t = 0; t < k; ++t) out_weights[t] = count[out_ids[t]];
+  for (int t = 0; t < k; ++t) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32768
+    out_weights[t] = count[out_ids[t]];
+  }
   out_stats[0] = objective;
   out_stats[1] = evals;
   out_stats[2] = rows_read;
@@ -388,4 +536,8 @@ extern "C" const char *nessa_greedy__signature(void) {
   return "feats:ptr,sim:ptr,out_ids:ptr,out_weights:ptr,out_gains:ptr,out_stats:ptr,"
          "n:i32,d:i32,k:i32,maxd_q:i32,mode:i32,seed:i32,sample_size:i32";
 }
+// The synthesised square roots, exported for tests/device/test_hls_streams.py (not a kernel:
+// no __signature, so the emulator does not list it).
+extern "C" uint32_t nessa_greedy__isqrt32(uint32_t x) { return nessa::isqrt32(x); }
+extern "C" uint32_t nessa_greedy__isqrt64(uint64_t x) { return nessa::isqrt64(x); }
 #endif

@@ -8,25 +8,43 @@
 
 namespace nessa {
 
-// Floor square root of a 64-bit integer (host/golden/similarity.py: isqrt_u64).
-// Restoring method with a fixed 32-step trip count so HLS can pipeline / unroll it.
-static inline uint32_t isqrt64(uint64_t x) {
-#if !defined(__SYNTHESIS__) && !defined(NESSA_EXACT_CSIM)
-  // C simulation only: float sqrt plus a correction step gives the same floor root (exact for
-  // x < 2^52; the kernels stay below 2^44) several times faster than 32 restoring steps.
-  if (x < (1ULL << 52)) {
-    uint64_t r = static_cast<uint64_t>(__builtin_sqrt(static_cast<double>(x)));
-    while (r * r > x) --r;
-    while ((r + 1) * (r + 1) <= x) ++r;
-    return static_cast<uint32_t>(r);
-  }
-#endif
-  uint64_t root = 0;
-ISQRT_BITS:
-  for (int b = 31; b >= 0; --b) {
+// Floor square roots (host/golden/similarity.py: isqrt_u64), digit by digit: one result bit per
+// step from a compare-subtract and shifts, no multiplier (no DSP). Fully unrolled in a pipelined
+// loop each step is one adder stage, so a unit takes one input per cycle.
+//   isqrt32: the similarity lanes. d2 is clamped to 32 bits first (d2 >= 2^32 means dist >=
+//            65536 > maxd_q, similarity 0, and isqrt32(2^32 - 1) = 65535 >= maxd_q gives 0 too),
+//            so 16 steps of <= 33-bit adders suffice.
+//   isqrt64: once per class (phase 0's largest distance; the max is taken over squared
+//            distances, which orders them the same), 32 steps, not replicated.
+static inline uint32_t isqrt32(uint32_t x) {
+  uint32_t rem = x, root = 0, bit = 1u << 30;
+ISQRT32_STEPS:
+  for (int s = 0; s < 16; ++s) {
 #pragma HLS UNROLL
-    const uint64_t cand = root | (1ULL << b);
-    if (cand * cand <= x) root = cand;
+    const uint32_t trial = root + bit;
+    if (rem >= trial) {
+      rem -= trial;
+      root = (root >> 1) + bit;
+    } else {
+      root >>= 1;
+    }
+    bit >>= 2;
+  }
+  return root;
+}
+
+static inline uint32_t isqrt64(uint64_t x) {
+  uint64_t rem = x, root = 0, bit = 1ULL << 62;
+ISQRT64_STEPS:
+  for (int s = 0; s < 32; ++s) {
+    const uint64_t trial = root + bit;
+    if (rem >= trial) {
+      rem -= trial;
+      root = (root >> 1) + bit;
+    } else {
+      root >>= 1;
+    }
+    bit >>= 2;
   }
   return static_cast<uint32_t>(root);
 }

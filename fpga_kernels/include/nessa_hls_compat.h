@@ -1,10 +1,25 @@
 // nessa_hls_compat.h -- lets the HLS kernels build with plain g++ when the Xilinx headers
-// (hls_stream.h, ap_int.h from Vitis HLS) are absent. With Vitis on the include path the real
-// headers are used and this file adds nothing. HLS pragmas are ignored by g++ (-Wno-unknown-pragmas).
+// (hls_stream.h, ap_int.h from Vitis HLS) are absent, and makes that x86 build fail where the
+// hardware would. With Vitis on the include path the real headers are used and the macros below
+// expand to the plain HLS forms. HLS pragmas are ignored by g++ (-Wno-unknown-pragmas), which is
+// why stream depths and dataflow regions are written with the macros here, not bare pragmas.
 //
-// Stand-ins (C-simulation semantics, which is what Vitis' own csim does too):
-//   hls::stream<T>  -- unbounded FIFO; read() on an empty stream is a kernel bug and aborts.
-//   ap_uint<W>/ap_int<W> -- W <= 64 bit integers that wrap modulo 2^W on assignment.
+// Stand-ins (hardware semantics, stricter than Vitis' own csim, whose streams are unbounded):
+//   hls::stream<T[, DEPTH]> -- a FIFO that holds DEPTH words (default 2, the HLS default for an
+//       internal stream; NESSA_STREAM_DEPTH(s, n) or the template parameter sets it).
+//       Outside a dataflow region a write to a full stream or a read from an empty one aborts
+//       naming the stream (in hardware the sequential code would stall forever).
+//   NESSA_DATAFLOW_BEGIN(name) / NESSA_PROCESS(call) / NESSA_DATAFLOW_END() -- a dataflow
+//       region: the processes run concurrently (cooperative threads, one OS thread, switched
+//       when a process blocks), every stream blocks like a bounded FIFO, and when every
+//       unfinished process is blocked the region aborts naming the processes and the streams
+//       they wait on (a real deadlock: with blocking reads and writes only -- a Kahn network --
+//       whether one occurs does not depend on the schedule). Also aborts on a stream written or
+//       read by two processes, and on words left in a stream when the region ends.
+//   ap_uint<W>/ap_int<W> -- W <= 64 bit integers that wrap modulo 2^W on assignment, and
+//       ap_uint<512>, a 64-byte little-endian word (the m_axi data type) with range get / set.
+//   nessa_get_lane / nessa_set_lane -- lane access to an ap_uint<512> that reads the same with
+//       the real ap_int.h (range()) and here.
 #ifndef NESSA_HLS_COMPAT_H
 #define NESSA_HLS_COMPAT_H
 
@@ -16,53 +31,321 @@
 #endif
 #endif
 
+#define NESSA_PRAGMA_(x) _Pragma(#x)
+#define NESSA_PRAGMA(x) NESSA_PRAGMA_(x)
+
 #ifdef NESSA_HAVE_XILINX_HLS
 #include <ap_int.h>
 #include <hls_stream.h>
+
+#define NESSA_STREAM_DEPTH(var, n) NESSA_PRAGMA(HLS STREAM variable = var depth = n)
+#define NESSA_DATAFLOW_BEGIN(name)
+#define NESSA_PROCESS(call) call
+#define NESSA_DATAFLOW_END()
+
+template <int W>
+static inline uint64_t nessa_get_lane(const ap_uint<512> &w, int lane) {
+  return w.range(W * lane + W - 1, W * lane).to_uint64();
+}
+template <int W>
+static inline void nessa_set_lane(ap_uint<512> &w, int lane, uint64_t v) {
+  w.range(W * lane + W - 1, W * lane) = v;
+}
 #else
+#include <sys/mman.h>
+#include <ucontext.h>
+
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace nessa_compat {
+
+class StreamBase;
+
+// One process of a dataflow region: a coroutine on its own stack.
+struct Process {
+  std::string name;
+  std::function<void()> body;
+  ucontext_t ctx;
+  void *stack = nullptr;
+  bool done = false;
+  const StreamBase *waits_on = nullptr;  // the stream it is blocked on (nullptr: runnable)
+  bool waits_to_write = false;
+};
+
+[[noreturn]] inline void fail(const std::string &msg) {
+  std::fprintf(stderr, "hls::stream (compat): %s\n", msg.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+class StreamBase {
+ public:
+  virtual ~StreamBase() = default;
+  virtual std::size_t size() const = 0;
+  virtual std::size_t depth() const = 0;
+  const std::string &name() const { return name_; }
+  // per region: the processes that wrote / read it (single producer, single consumer)
+  const Process *writer = nullptr, *reader = nullptr;
+  uint64_t region_seen = 0;  // serial number of the region that last used it
+
+ protected:
+  std::string name_;
+};
+
+constexpr std::size_t kStackBytes = 8u << 20;  // lazily committed; kernels keep locals small
+
+// Stacks are reused across regions (a kernel opens one region per block / sample).
+inline std::vector<void *> &stack_pool() {
+  static thread_local std::vector<void *> pool;
+  return pool;
+}
+inline void *take_stack() {
+  auto &pool = stack_pool();
+  if (!pool.empty()) {
+    void *s = pool.back();
+    pool.pop_back();
+    return s;
+  }
+  void *s = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (s == MAP_FAILED) fail("cannot map a process stack");
+  mprotect(s, 4096, PROT_NONE);  // guard page: an overflow faults instead of corrupting memory
+  return s;
+}
+
+class Region;
+inline Region *&current_region() {
+  static thread_local Region *r = nullptr;
+  return r;
+}
+
+class Region {
+ public:
+  explicit Region(const char *name) : name_(name), serial_(++serials()) {}
+  Region(const Region &) = delete;
+  Region &operator=(const Region &) = delete;
+  ~Region() {
+    for (Process *p : procs_) {
+      if (p->stack) stack_pool().push_back(p->stack);
+      delete p;
+    }
+  }
+
+  void add(const char *text, std::function<void()> body) {
+    Process *p = new Process;
+    p->name = text;
+    p->body = std::move(body);
+    procs_.push_back(p);
+  }
+
+  // Runs every process to completion (or aborts on a deadlock), then checks the streams.
+  void run() {
+    if (current_region() != nullptr) fail(std::string("dataflow region '") + name_ + "' nested in another");
+    current_region() = this;
+    for (Process *p : procs_) {
+      p->stack = take_stack();
+      getcontext(&p->ctx);
+      p->ctx.uc_stack.ss_sp = p->stack;
+      p->ctx.uc_stack.ss_size = kStackBytes;
+      p->ctx.uc_link = &sched_;
+      makecontext(&p->ctx, &Region::trampoline, 0);
+    }
+    for (;;) {
+      bool all_done = true, progressed = false;
+      for (Process *p : procs_) {
+        if (p->done) continue;
+        all_done = false;
+        if (!runnable(p)) continue;
+        p->waits_on = nullptr;
+        running_ = p;
+        swapcontext(&sched_, &p->ctx);
+        running_ = nullptr;
+        progressed = true;
+      }
+      if (all_done) break;
+      if (!progressed) deadlock();
+    }
+    current_region() = nullptr;
+    for (StreamBase *s : touched_)
+      if (s->size() != 0)
+        fail("stream '" + s->name() + "' holds " + std::to_string(s->size()) + " word(s) after dataflow region '" +
+             name_ + "' ended: its consumer reads fewer words than its producer writes");
+  }
+
+  // Called by a stream that cannot proceed: park the running process until it can.
+  void block(const StreamBase *s, bool writing) {
+    Process *p = running_;
+    p->waits_on = s;
+    p->waits_to_write = writing;
+    swapcontext(&p->ctx, &sched_);
+  }
+
+  // Single producer / single consumer, as HLS requires of a dataflow channel.
+  void note(StreamBase *s, bool writing) {
+    if (s->region_seen != serial_) {
+      s->region_seen = serial_;
+      s->writer = s->reader = nullptr;
+      touched_.push_back(s);
+    }
+    const Process *&who = writing ? s->writer : s->reader;
+    if (who == nullptr) who = running_;
+    else if (who != running_)
+      fail("stream '" + s->name() + "' is " + (writing ? "written" : "read") + " by two processes of dataflow region '" +
+           name_ + "' ('" + who->name + "' and '" + running_->name + "'): a channel has one producer and one consumer");
+  }
+
+ private:
+  static void trampoline() {
+    Region *r = current_region();
+    Process *p = r->running_;
+    p->body();
+    p->done = true;  // returns to uc_link = the scheduler
+  }
+
+  static bool runnable(const Process *p) {
+    if (p->waits_on == nullptr) return true;
+    return p->waits_to_write ? p->waits_on->size() < p->waits_on->depth() : p->waits_on->size() > 0;
+  }
+
+  [[noreturn]] void deadlock() {
+    std::string msg = "deadlock in dataflow region '" + name_ + "': every unfinished process is blocked";
+    for (const Process *p : procs_) {
+      if (p->done) continue;
+      msg += "\n    process '" + p->name + "' waits to " + (p->waits_to_write ? "write full" : "read empty") +
+             " stream '" + p->waits_on->name() + "' (" + std::to_string(p->waits_on->size()) + " of depth " +
+             std::to_string(p->waits_on->depth()) + ")";
+    }
+    fail(msg);
+  }
+
+  static uint64_t &serials() {
+    static thread_local uint64_t n = 0;
+    return n;
+  }
+
+  std::string name_;
+  uint64_t serial_;
+  std::vector<Process *> procs_;
+  std::vector<StreamBase *> touched_;
+  ucontext_t sched_;
+  Process *running_ = nullptr;
+};
+
+}  // namespace nessa_compat
 
 namespace hls {
-template <typename T>
-class stream {
+template <typename T, int DEPTH = 2>
+class stream : public nessa_compat::StreamBase {
+  static_assert(DEPTH >= 1, "a stream holds at least one word");
+
  public:
-  stream() = default;
-  explicit stream(const char *) {}
+  stream() : stream("(unnamed)") {}
+  explicit stream(const char *name) { name_ = name; }
   stream(const stream &) = delete;
   stream &operator=(const stream &) = delete;
-  void write(const T &v) { q_.push_back(v); }
+
+  void set_depth(std::size_t d) {
+    if (d < 1) nessa_compat::fail("stream '" + name_ + "': depth must be >= 1");
+    depth_ = d;
+  }
+  std::size_t depth() const override { return depth_; }
+  std::size_t size() const override { return q_.size(); }
+  bool empty() const { return q_.empty(); }
+  bool full() const { return q_.size() >= depth_; }
+
+  void write(const T &v) {
+    nessa_compat::Region *r = nessa_compat::current_region();
+    if (r == nullptr) {
+      if (full())
+        nessa_compat::fail("write to full stream '" + name_ + "' (depth " + std::to_string(depth_) +
+                           ") outside a dataflow region: in hardware this write stalls forever (deepen the stream "
+                           "or make producer and consumer dataflow processes)");
+    } else {
+      r->note(this, true);
+      while (full()) r->block(this, true);
+    }
+    q_.push_back(v);
+  }
   T read() {
-    if (q_.empty()) {
-      std::fprintf(stderr, "hls::stream (compat): read from an empty stream\n");
-      std::abort();
+    nessa_compat::Region *r = nessa_compat::current_region();
+    if (r == nullptr) {
+      if (q_.empty())
+        nessa_compat::fail("read from empty stream '" + name_ + "' outside a dataflow region: in hardware this read "
+                           "stalls forever");
+    } else {
+      r->note(this, false);
+      while (q_.empty()) r->block(this, false);
     }
     T v = q_.front();
     q_.pop_front();
     return v;
   }
   void read(T &v) { v = read(); }
-  stream &operator<<(const T &v) { write(v); return *this; }
-  stream &operator>>(T &v) { v = read(); return *this; }
-  bool empty() const { return q_.empty(); }
-  bool full() const { return false; }
-  std::size_t size() const { return q_.size(); }
+  stream &operator<<(const T &v) {
+    write(v);
+    return *this;
+  }
+  stream &operator>>(T &v) {
+    v = read();
+    return *this;
+  }
 
  private:
   std::deque<T> q_;
+  std::size_t depth_ = DEPTH;
 };
 }  // namespace hls
 
+#define NESSA_STREAM_DEPTH(var, n) (var).set_depth(n)
+#define NESSA_DATAFLOW_BEGIN(name) ::nessa_compat::Region nessa_dataflow_region_(name)
+#define NESSA_PROCESS(call) nessa_dataflow_region_.add(#call, [&]() { call; })
+#define NESSA_DATAFLOW_END() nessa_dataflow_region_.run()
+
 template <int W>
 struct ap_uint {
-  static_assert(W >= 1 && W <= 64, "compat ap_uint supports 1..64 bits");
+  static_assert(W >= 1 && W <= 64, "compat ap_uint supports 1..64 bits (and 512)");
   uint64_t v;
   static constexpr uint64_t mask() { return W == 64 ? ~0ULL : ((1ULL << W) - 1); }
   ap_uint() : v(0) {}
   ap_uint(uint64_t x) : v(x & mask()) {}  // NOLINT: implicit like the real ap_uint
   operator uint64_t() const { return v; }
 };
+
+// The m_axi word: 64 bytes, lane i of width W at bits [W*i + W-1 : W*i] (little-endian, so the
+// bytes in DDR are the host array's bytes). Only what the kernels use: lanes and zero.
+template <>
+struct ap_uint<512> {
+  uint64_t w[8];
+  ap_uint() : w{} {}
+  uint64_t get_bits(int lo, int width) const {  // width <= 64, lo % width == 0
+    const uint64_t word = w[lo >> 6];
+    const int sh = lo & 63;
+    return width == 64 ? word : (word >> sh) & ((1ULL << width) - 1);
+  }
+  void set_bits(int lo, int width, uint64_t x) {
+    uint64_t &word = w[lo >> 6];
+    const int sh = lo & 63;
+    const uint64_t m = width == 64 ? ~0ULL : ((1ULL << width) - 1) << sh;
+    word = (word & ~m) | ((x << sh) & m);
+  }
+};
+static_assert(sizeof(ap_uint<512>) == 64, "an m_axi word is 64 bytes");
+
+template <int W>
+static inline uint64_t nessa_get_lane(const ap_uint<512> &w, int lane) {
+  static_assert(W == 8 || W == 16 || W == 32 || W == 64, "lanes of 8, 16, 32 or 64 bits");
+  return w.get_bits(W * lane, W);
+}
+template <int W>
+static inline void nessa_set_lane(ap_uint<512> &w, int lane, uint64_t v) {
+  static_assert(W == 8 || W == 16 || W == 32 || W == 64, "lanes of 8, 16, 32 or 64 bits");
+  w.set_bits(W * lane, W, v);
+}
 
 template <int W>
 struct ap_int {
