@@ -266,6 +266,7 @@ class ModelRegistry:
         self.set_limits(keep=keep, in_use=in_use, max_pushes=max_pushes)
         self.removed_temp_files = remove_temp_files(self.directory)
         self._load_existing()
+        self._retire(0)
 
     def set_limits(self, *, keep: int | None = None, in_use: Callable[[], Iterable[int]] | None = None,
                    max_pushes: int | None = None) -> None:
@@ -282,6 +283,8 @@ class ModelRegistry:
                 raise ValueError(f"max_pushes must be an integer >= 1, got {max_pushes!r}")
             self.max_pushes = max_pushes
             self._pushes = threading.BoundedSemaphore(max_pushes)
+        if hasattr(self, "_records"):  # what an earlier server left beyond the bound goes now
+            self._retire(0)
 
     def _load_existing(self) -> None:
         if not self.directory.is_dir():
@@ -412,7 +415,7 @@ class ModelRegistry:
         return fits
 
     def _retire(self, pushed: int) -> None:
-        """Remove versions beyond the ``keep`` highest, never ``pushed`` nor one in use."""
+        """Remove versions beyond the ``keep`` highest, never ``pushed`` (0: none) nor one in use."""
         if not self.keep:
             return
         in_use = {int(v) for v in self._in_use()}

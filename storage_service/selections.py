@@ -257,6 +257,7 @@ class SelectionManager:
         #: Per-(data set, run) loss histories of the model-based strategies (memory only).
         self.histories = LossHistories()
         self._load_existing()
+        self._retire_all()
 
     def set_limits(self, *, keep: int, max_queued: int) -> None:
         """``keep`` finished selections per data set (0: all); ``max_queued`` queued or running (0: no bound)."""
@@ -264,6 +265,15 @@ class SelectionManager:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0 (0: no bound), got {value!r}")
         self.keep, self.max_queued = keep, max_queued
+        if hasattr(self, "_records"):
+            self._retire_all()
+
+    def _retire_all(self) -> None:
+        """Apply retention to every data set (what an earlier server left beyond the bound goes)."""
+        with self._lock:
+            datasets = {r.dataset for r in self._records.values()}
+        for name in sorted(datasets):
+            self._retire(name)
 
     def _touch(self, sel_id: str) -> None:
         """Mark ``sel_id`` used now (call with the lock held)."""

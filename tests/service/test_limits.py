@@ -236,3 +236,16 @@ def test_bad_limit_options_named(root, option, value):
 
     with pytest.raises(ValueError, match=option):
         create_server("127.0.0.1:0", root, **{option: value})
+
+
+def test_retention_applies_at_start_to_what_an_earlier_server_left(tmp_path):
+    root = make_root(tmp_path)
+    with running(root, data_port=None, keep_selections=0, keep_models=0) as (_, port), StorageClient(f"127.0.0.1:{port}") as c:
+        made = [c.select("a", "random", 0.1, seed=s).id for s in range(5)]
+        for v in range(1, 5):
+            c.push_model("small_cnn", _blob(v), v, dataset="a")
+    assert len(list((root / ".nessa" / "selections").glob("sel-*.arrow"))) == 5
+    with running(root, data_port=None, keep_selections=2, keep_models=2) as (srv, port):
+        assert sorted(p.stem for p in (root / ".nessa" / "selections").glob("sel-*.arrow")) == sorted(made[-2:])
+        assert srv.core.models.versions() == [3, 4]
+        assert len(list((root / ".nessa" / "models").iterdir())) == 4
