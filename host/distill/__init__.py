@@ -1,0 +1,12 @@
+"""Dataset distillation next to the data: DM / DC base methods and PDD on top of either.
+
+The storage host distils a small synthetic set once (``storage_service.distill_jobs`` writes each
+stage as a data set) and serves it to every trainer like any other subset.
+"""
+
+from host.distill.config import DistillConfig, DistillError, Method, check_images, image_chw
+from host.distill.herding import herding
+from host.distill.pdd import Distiller, stage_seed, to_model_space
+
+__all__ = ["DistillConfig", "DistillError", "Method", "Distiller", "check_images", "image_chw", "herding", "stage_seed",
+           "to_model_space"]

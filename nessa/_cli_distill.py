@@ -1,0 +1,139 @@
+"""``nessa distill``: distil a data set next to the data (DM / DC, PDD with --stages > 1).
+
+On the storage host itself (``--store ROOT``, the default being the current folder) the
+distillation runs in this process; with ``--server HOST:PORT`` the storage service runs it
+(``Distill`` RPC) and this command follows its progress (``GetDistillation``). Either way each
+stage is written atomically as the data set ``OUT/stage-<ss>`` and a second run with the same
+options continues after the last finished stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("distill", help="distil a data set into a few synthetic images per class (DM, DC, PDD)",
+                       description="Distil DATASET (a data set name under the store root) into STAGES x IPC synthetic "
+                                   "images per class, each stage written atomically as the data set OUT/stage-NN "
+                                   "(the union of stages 1..NN). Resumes after the last finished stage. Train on it "
+                                   "with `nessa train --strategy pdd --distilled OUT`.")
+    p.add_argument("dataset", help="source data set, e.g. fm/train (its samples must be images)")
+    p.add_argument("--method", default="dm", help="base method: dm (distribution matching) or dc (gradient matching)")
+    p.add_argument("--stages", type=int, default=1, help="PDD stages (1: the base method alone; default 1)")
+    p.add_argument("--ipc", type=int, default=10, help="synthetic images per class per stage (default 10)")
+    p.add_argument("--out", required=True, help="name of the distillation: stages go to OUT/stage-01, ...")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--iterations", type=int, default=200, help="matching steps per stage (default 200)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--store", type=Path, metavar="ROOT", help="store root to distil in, in this process (default: .)")
+    where.add_argument("--server", metavar="HOST:PORT", help="ask this storage service to distil, and follow its progress")
+    p.add_argument("--token-file", type=Path, help="--server: file holding the service's bearer token")
+    p.add_argument("--tls-ca", type=Path, help="--server: CA certificate of a TLS service")
+    p.add_argument("--threads", type=int, default=1, help="--store: torch CPU threads (default 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_distill)
+
+
+def _config(args):
+    from host.distill import DistillConfig, DistillError
+    from nessa._errors import CliError
+
+    try:
+        return DistillConfig(method=args.method, stages=args.stages, ipc=args.ipc, seed=args.seed,
+                             iterations=args.iterations)
+    except DistillError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from nessa._errors import CliError
+
+    cfg = _config(args)
+    if args.threads < 1:
+        raise CliError(f"--threads: must be >= 1, got {args.threads}")
+    status = _remote(args, cfg) if args.server else _local(args, cfg)
+    print(f"{status.name}: {status.stages_done} stage(s) of {status.ipc} images per class "
+          f"({status.method}, seed {status.seed}), {status.cpu_s:.1f} s CPU"
+          + (f"; resumed after stage {status.resumed_from}" if status.resumed_from else ""))
+    for name in status.stage_datasets:
+        print(f"  {name}")
+    print(f"train on it: nessa train --strategy pdd --distilled {status.name} ...")
+    return 0
+
+
+def _bar(args, total: int, initial: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=f"distill {args.out}", unit="step", disable=args.quiet,
+                dynamic_ncols=True)
+
+
+def _local(args, cfg):
+    import torch
+
+    from host.distill import DistillError
+    from nessa._errors import CliError
+    from storage_service.distill_jobs import check_out_name, finished_stages, run_distillation
+    from storage_service.store import Store, StoreError, discover
+
+    root = args.store if args.store is not None else Path(".")
+    if not root.is_dir():
+        raise CliError(f"--store: {str(root)!r} is not a folder")
+    path = discover(root).get(args.dataset.strip("/"))
+    if path is None:
+        raise CliError(f"{args.dataset}: no such data set under {str(root)!r} (see `nessa info`)")
+    try:
+        store = Store(path)
+        out = check_out_name(args.out)
+        done = len(finished_stages(root, out, args.dataset, store.manifest, cfg))
+    except (StoreError, DistillError) as exc:
+        raise CliError(str(exc)) from None
+    torch.set_num_threads(args.threads)
+    bar = _bar(args, cfg.stages * cfg.iterations, min(done, cfg.stages) * cfg.iterations)
+    try:
+        return run_distillation(store, args.dataset.strip("/"), root, out, cfg,
+                                progress=lambda s, k: bar.update((s - 1) * cfg.iterations + k - bar.n))
+    except DistillError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        bar.close()
+
+
+def _remote(args, cfg):
+    from nessa._errors import CliError
+    from storage_service.auth import load_token
+    from storage_service.client import StorageClient, StorageError
+    from storage_service.distill_jobs import DistillStatus
+
+    try:
+        token = load_token(args.token_file)
+    except ValueError as exc:
+        raise CliError(f"--token-file: {exc}") from None
+    cert = args.tls_ca.read_bytes() if args.tls_ca is not None else None
+    try:
+        with StorageClient(args.server, token=token, root_cert=cert) as client:
+            info = client.distill(args.dataset, args.out, method=cfg.method.value, stages=cfg.stages, ipc=cfg.ipc,
+                                  seed=cfg.seed, iterations=cfg.iterations)
+            bar = _bar(args, int(info.steps_total), int(info.step))
+            try:
+                while info.state == 1:  # DISTILL_STATE_RUNNING
+                    time.sleep(0.5)
+                    info = client.get_distillation(info.name)
+                    bar.update(int(info.step) - bar.n)
+            finally:
+                bar.close()
+    except StorageError as exc:
+        raise CliError(f"{args.server}: {exc.details or exc}") from None
+    except KeyboardInterrupt:
+        raise CliError(f"stopped following {args.out}; the storage service keeps distilling it "
+                       "(run the same command again to follow it)") from None
+    if info.state != 2:  # DISTILL_STATE_DONE
+        raise CliError(f"{args.out}: distillation failed on {args.server}: {info.error or 'unknown error'}")
+    return DistillStatus(info.name, info.source, args.method, info.stages, info.ipc, info.seed, info.iterations, "done",
+                         info.stages_done, info.step, info.steps_total, list(info.stage_datasets), info.cpu_seconds,
+                         resumed_from=info.resumed_from)
