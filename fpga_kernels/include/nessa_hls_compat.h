@@ -80,7 +80,7 @@ struct Process {
 
 [[noreturn]] inline void fail(const std::string &msg) {
   std::fprintf(stderr, "hls::stream (compat): %s\n", msg.c_str());
-  std::fflush(stderr);
+  std::fflush(nullptr);  // what the kernel printed before, then the reason
   std::abort();
 }
 
@@ -239,10 +239,12 @@ class Region {
 }  // namespace nessa_compat
 
 namespace hls {
-template <typename T, int DEPTH = 2>
-class stream : public nessa_compat::StreamBase {
-  static_assert(DEPTH >= 1, "a stream holds at least one word");
+// stream<T> holds 2 words; stream<T, N> (as in Vitis HLS 2022+) is a stream<T> of depth N.
+template <typename T, int DEPTH = 0>
+class stream;
 
+template <typename T>
+class stream<T, 0> : public nessa_compat::StreamBase {
  public:
   stream() : stream("(unnamed)") {}
   explicit stream(const char *name) { name_ = name; }
@@ -297,7 +299,16 @@ class stream : public nessa_compat::StreamBase {
 
  private:
   std::deque<T> q_;
-  std::size_t depth_ = DEPTH;
+  std::size_t depth_ = 2;  // the HLS default for an internal stream
+};
+
+template <typename T, int DEPTH>
+class stream : public stream<T, 0> {
+  static_assert(DEPTH >= 1, "a stream holds at least one word");
+
+ public:
+  stream() { this->set_depth(DEPTH); }
+  explicit stream(const char *name) : stream<T, 0>(name) { this->set_depth(DEPTH); }
 };
 }  // namespace hls
 

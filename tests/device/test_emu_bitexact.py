@@ -144,25 +144,32 @@ def test_features_bit_exact_on_random_models(flow):
     assert models >= 20
 
 
-def test_synthesis_path_of_isqrt_is_bit_exact_too(tmp_path):
-    """The emulator uses a float-sqrt fast path for isqrt64; the restoring loop HLS synthesises
-    (built here with -DNESSA_EXACT_CSIM) must give the same selections."""
-    import subprocess
+def test_square_roots_are_exact(flow):
+    """The kernel's multiplier-free square roots are what HLS synthesises and what the emulator
+    runs (no float fast path any more): isqrt32 on clamped d2 and isqrt64 for phase 0's maximum,
+    against Python's exact integer root on edges, perfect squares +- 1 and random values."""
+    import ctypes
+    import math
 
-    from fpga_kernels import KERNEL_DIR
     from host.device import emu
 
-    subprocess.run(["make", "-s", "-C", str(KERNEL_DIR), "emu", f"BUILD_DIR={tmp_path}",
-                    "CXXFLAGS=-O2 -std=c++17 -DNESSA_EXACT_CSIM"], check=True, capture_output=True)
-    exact = DeviceFlow(emu, str(tmp_path / "libnessa_kernels.so"))
-    rng = np.random.default_rng(99)
-    for _ in range(30):
-        q = _class(rng)
-        k = int(rng.integers(1, len(q) + 1))
-        run = exact.greedy(q, k, maxd_q=0, mode=0)
-        ref, m = nessa_greedy_ref(q, k, 0)
-        assert np.array_equal(run.result.ids, ref.ids) and run.result.objective == ref.objective and run.maxd_q == m
-    big = np.array([[32767] * 4096, [-32768] * 4096], np.int16)  # d2 near 2**44: the largest the kernel sees
-    run = exact.greedy(big, 1, maxd_q=65535, mode=0)
-    ref, _ = nessa_greedy_ref(big, 1, 65535)
-    assert run.result.objective == ref.objective
+    lib = ctypes.CDLL(emu.default_xclbin())
+    f32, f64 = lib.nessa_greedy__isqrt32, lib.nessa_greedy__isqrt64
+    f32.restype, f32.argtypes = ctypes.c_uint32, [ctypes.c_uint32]
+    f64.restype, f64.argtypes = ctypes.c_uint32, [ctypes.c_uint64]
+    rng = np.random.default_rng(5)
+    v32 = [0, 1, 2, 3, 2**32 - 1, 65535**2 - 1, 65535**2, 65535**2 + 1] + [int(v) for v in rng.integers(0, 2**32, 20000)]
+    v32 += [r * r + e for r in range(0, 65536, 41) for e in (-1, 0, 1) if 0 <= r * r + e < 2**32]
+    assert [f32(v) for v in v32] == [math.isqrt(v) for v in v32]
+    v64 = [0, 1, 2**44 - 1, 2**44, 2**63, 2**64 - 1] + [int(v) for v in rng.integers(0, 2**62, 5000)]
+    assert [f64(v) for v in v64] == [math.isqrt(v) for v in v64]
+    # d2 near 2**44 (the largest the kernel sees) and d2 >= 2**32 (clamped: similarity 0)
+    big = np.array([[32767] * 4096, [-32768] * 4096, [0] * 4096], np.int16)
+    for maxd in (65535, 0):
+        if maxd == 0:
+            with pytest.raises(Exception, match="status 4"):  # largest distance > 65535
+                flow.greedy(big, 1, maxd_q=0, mode=0)
+            continue
+        run = flow.greedy(big, 2, maxd_q=maxd, mode=0)
+        ref, _ = nessa_greedy_ref(big, 2, maxd)
+        assert np.array_equal(run.result.ids, ref.ids) and run.result.objective == ref.objective
