@@ -72,12 +72,12 @@ KEEPALIVE_SERVER_OPTIONS = (
 )
 
 #: The data plane receives only StreamSamplesRequest (a name, a selection id and a few ints:
-#: tens of bytes), so anything longer is refused RESOURCE_EXHAUSTED. Caveat: the gRPC C++ the data
-#: plane is built with here (Debian's 1.51) still assembles a message before checking its size
-#: (gRPC-Python's newer core refuses from the length prefix): 4 concurrent 120 MiB requests cost
-#: the data plane ~150 MiB at peak under this limit against ~250 MiB under 128 MiB
-#: (bench/unauth_memory.py). A gRPC memory quota would bound it, but its reclaimer then cancels
-#: legitimate streams (measured), so there is none.
+#: tens of bytes), so anything longer is refused RESOURCE_EXHAUSTED. It checks the bearer token
+#: before it reads the request (``_native_stream.cc``), so an unauthenticated request of any size
+#: costs it next to nothing; the gRPC C++ it is built with here (Debian's 1.51) assembles a request
+#: it does read before checking the size, so a token holder's oversized request still costs about
+#: its size (bench/unauth_memory.py). A gRPC memory quota would bound that, but its reclaimer
+#: then cancels legitimate streams (measured), so there is none.
 DATA_PLANE_MAX_REQUEST_BYTES = 64 << 10
 
 CHANNEL_OPTIONS = _MESSAGE_LIMITS + KEEPALIVE_CHANNEL_OPTIONS + (

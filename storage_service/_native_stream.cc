@@ -27,7 +27,8 @@
 //       int_args (both): gRPC channel arguments, e.g. the keepalive settings of _grpc_options
 //   call_start(channel, method: str, request: bytes, metadata: tuple[(str, str)], timeout_s)
 //       timeout_s <= 0: no deadline
-//   call_next(call) -> bytes | None             None once the stream has ended
+//   call_next(call) -> bytes | None             None once the stream has ended; the first one
+//                                               sends the request (blocks while connecting)
 //   call_finish(call) -> (code: int, details: str)   only after call_next returned None
 //   call_cancel(call)                            thread-safe
 // The GIL is released around every gRPC call; gRPC never runs while this code holds it, so
@@ -119,12 +120,18 @@ bool constant_time_equal(const grpc::string_ref& a, const std::string& b) {
 
 class StreamService final : public grpc::Service {
  public:
+  // Registered as bidi streaming, though clients call it server-streaming (the wire is the
+  // same): gRPC's sync server reads a server-streaming method's request before the handler
+  // runs, and gRPC C++ 1.51 assembles a whole message before checking its size, so a 120 MiB
+  // request without a token was read in full. A bidi handler runs on the headers alone: the
+  // token is checked before a byte of the request is read (an unauthenticated request costs
+  // about one flow-control window), then the one request is read, then batches are written.
   StreamService(PyObject* handler, std::string expected_auth) : handler_(handler), expected_auth_(std::move(expected_auth)) {
     AddMethod(new grpc::internal::RpcServiceMethod(
-        kStreamMethod, grpc::internal::RpcMethod::SERVER_STREAMING,
-        new grpc::internal::ServerStreamingHandler<StreamService, grpc::ByteBuffer, grpc::ByteBuffer>(
-            [](StreamService* self, grpc::ServerContext* ctx, const grpc::ByteBuffer* req, grpc::ServerWriter<grpc::ByteBuffer>* out) {
-              return self->Stream(ctx, req, out);
+        kStreamMethod, grpc::internal::RpcMethod::BIDI_STREAMING,
+        new grpc::internal::BidiStreamingHandler<StreamService, grpc::ByteBuffer, grpc::ByteBuffer>(
+            [](StreamService* self, grpc::ServerContext* ctx, grpc::ServerReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>* io) {
+              return self->Stream(ctx, io);
             },
             this)));
   }
@@ -139,9 +146,14 @@ class StreamService final : public grpc::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Stream(grpc::ServerContext* ctx, const grpc::ByteBuffer* req, grpc::ServerWriter<grpc::ByteBuffer>* out) {
-    grpc::Status status = Authenticate(ctx);
+  grpc::Status Stream(grpc::ServerContext* ctx, grpc::ServerReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>* out) {
+    grpc::Status status = Authenticate(ctx);  // before reading the request
     if (!status.ok()) return status;
+    grpc::ByteBuffer received;
+    // Read fails for a request over the receive limit too; the call then ends with gRPC's own
+    // RESOURCE_EXHAUSTED status, which takes precedence over the one returned here.
+    if (!out->Read(&received)) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no StreamSamplesRequest received");
+    const grpc::ByteBuffer* req = &received;
     std::vector<grpc::Slice> parts;
     std::string request;
     if (!req->Dump(&parts).ok()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "unreadable request");
@@ -345,7 +357,8 @@ struct CallBox {
   std::string method_name;
   std::unique_ptr<grpc::internal::RpcMethod> method;
   grpc::ClientContext context;
-  std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader;
+  std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader;  // made by the first call_next
+  std::string request;
   grpc::Status status;
   bool finished = false;
 };
@@ -395,12 +408,10 @@ PyObject* call_start(PyObject*, PyObject* args) {
   box->channel = channel->channel;
   box->method_name = method;
   box->method = std::make_unique<grpc::internal::RpcMethod>(box->method_name.c_str(), grpc::internal::RpcMethod::SERVER_STREAMING);
-  grpc::Slice slice(request, static_cast<size_t>(request_len));  // copies: requests are small
-  grpc::ByteBuffer req(&slice, 1);
-  CallBox* raw = box.get();
-  Py_BEGIN_ALLOW_THREADS
-  raw->reader.reset(grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(raw->channel.get(), *raw->method, &raw->context, req));
-  Py_END_ALLOW_THREADS
+  // Copied (requests are small) and sent by the first call_next: creating the reader blocks
+  // until the request is on its way, i.e. while the channel connects, and a caller's idle
+  // deadline must be able to cancel that wait too (call_cancel works before the call starts).
+  box->request.assign(request, static_cast<size_t>(request_len));
   PyObject* capsule = PyCapsule_New(box.get(), kCallCapsule, call_capsule_free);
   if (capsule) box.release();
   return capsule;
@@ -415,6 +426,11 @@ PyObject* call_next(PyObject*, PyObject* args) {
   grpc::ByteBuffer message;
   bool got;
   Py_BEGIN_ALLOW_THREADS
+  if (!box->reader) {
+    grpc::Slice slice(box->request.data(), box->request.size());
+    grpc::ByteBuffer req(&slice, 1);
+    box->reader.reset(grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(box->channel.get(), *box->method, &box->context, req));
+  }
   got = box->reader->Read(&message);
   if (!got) finish_call(box, false);
   Py_END_ALLOW_THREADS

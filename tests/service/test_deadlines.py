@@ -146,9 +146,9 @@ def test_keepalive_settings_agree():
     assert client["grpc.keepalive_permit_without_calls"] <= server["grpc.keepalive_permit_without_calls"]
 
 
-def test_data_plane_refuses_a_large_request_before_reading_it(served):
-    """A 2 MiB request (no token needed to send it) is refused RESOURCE_EXHAUSTED from its
-    length prefix; garbage bytes get INVALID_ARGUMENT."""
+def test_data_plane_refuses_a_large_request_and_garbage(served):
+    """A 2 MiB request is refused RESOURCE_EXHAUSTED naming the data plane's 64 KiB limit (its
+    memory cost: bench/unauth_memory.py); garbage bytes get INVALID_ARGUMENT; a real one works."""
     _, _, data_port = served
     with grpc.insecure_channel(f"127.0.0.1:{data_port}") as ch:
         call = ch.unary_stream("/nessa.v1.Storage/StreamSamples")
