@@ -19,6 +19,7 @@ Float -> fixed point at the boundary (the host's only float work):
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import threading
 from typing import Any
@@ -36,6 +37,7 @@ GREEDY_NMAX = 32768
 CALIB_SAMPLES = 512
 _MODES = {"lazy": 0, "stochastic": 1, "naive": 2}
 _RUNTIME = {Backend.EMU: "emu", Backend.XRT: "xrt", Backend.PYNQ: "pynq"}
+_log = logging.getLogger(__name__)
 
 
 def choose_frac(x: np.ndarray, max_dist: float | None) -> tuple[int, np.ndarray]:
@@ -62,6 +64,7 @@ class DeviceBackend:
     def __init__(self, runtime: str):
         self.runtime = runtime
         self._flow: Any = None
+        self._paired: dict[int, Any] = {}  # card index -> flow, for stores read P2P (flow_for_path)
         self._lock = threading.Lock()
         self._models: dict[tuple[int, str], Any] = {}
 
@@ -73,6 +76,27 @@ class DeviceBackend:
 
                 self._flow = open_flow(self.runtime)
             return self._flow
+
+    def flow_for_path(self, path: str) -> Any:
+        """The flow of the FPGA on the same card as the drive holding ``path`` (host/device/pcie.py
+        pairs them by PCIe topology); the default flow where no card pairs (and in emulation)."""
+        if self.runtime != "xrt":
+            return self.flow
+        from host.device.pcie import paired_device
+
+        pair = paired_device(path)
+        if pair is None:
+            _log.warning("no FPGA shares a PCIe switch with the drive holding %s: device 0 reads it "
+                         "(P2P then crosses the root complex)", path)
+            return self.flow
+        index, bdf = pair
+        with self._lock:
+            if index not in self._paired:
+                from host.device.loader import open_flow
+
+                _log.info("%s: read by XRT device %d (%s), the FPGA on the drive's card", path, index, bdf)
+                self._paired[index] = open_flow(self.runtime, index)
+            return self._paired[index]
 
     def greedy(self, features: np.ndarray, k: int, *, optimizer: Any = "lazy", seed: int = 0,
                epsilon: float = 0.01, max_dist: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
@@ -149,7 +173,8 @@ class DeviceBackend:
         m = store.manifest
         calib, _ = store.take(np.arange(min(CALIB_SAMPLES, len(store))))
         qm = self._export(model, np.asarray(calib), tuple(int(s) for s in m.sample_shape))
-        out = store_features(self.flow, qm, store, embedding=embedding, direct=self.runtime == "xrt")
+        flow = self.flow_for_path(str(store.path))
+        out = store_features(flow, qm, store, embedding=embedding, direct=self.runtime in ("xrt", "emu"))
         g = out.features.astype(np.float32) / np.float32(1 << FEAT_FRAC)
         if not embedding:
             return g

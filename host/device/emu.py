@@ -267,7 +267,7 @@ class bo:  # noqa: N801 - pyxrt's name
         self._device, self._flags, self._size, self._off, self._owner = dev, flags, size, 0, True
         self._dev = _aligned_zeros(size)  # XRT places bos on 4 KiB boundaries (kernels may rely on it)
         single = flags & (bo.flags.p2p | bo.flags.host_only | bo.flags.device_only)
-        self._host = self._dev if single else np.zeros(size, dtype=np.uint8)
+        self._host = self._dev if single else _aligned_zeros(size)  # page-aligned host memory, as XRT's
 
     def __del__(self) -> None:
         if getattr(self, "_owner", False):

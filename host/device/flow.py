@@ -32,6 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from host.device.direct_io import DIRECT_ALIGN, MAX_TRANSFER, open_direct, read_full, split_runs
 from host.golden.greedy import GreedyResult
 from host.quantize.format import QModel
 
@@ -44,8 +45,6 @@ _GREEDY_STATUS = {1: "n out of range", 2: "d out of range", 3: "k out of range",
 _FEATURES_STATUS = {1: "bad program magic / version", 2: "program too large", 3: "weights too large or out of range",
                     4: "slot / class / embedding limits exceeded", 5: "unknown or misplaced opcode",
                     6: "negative sample count", 7: "a layer does not fit the activation slots"}
-#: Bytes of one O_DIRECT transfer unit (NVMe logical block / page).
-DIRECT_ALIGN = 4096
 #: The RTL greedy engine's kernel name and the largest class its shipped build holds
 #: (nessa_fl_rtl.v N_MAX as fpga_kernels/Makefile packages it; the C++ model's default).
 RTL_KERNEL = "nessa_fl_rtl"
@@ -95,13 +94,20 @@ class DeviceFlow:
     """An opened device with the NeSSA xclbin loaded; one method per kernel."""
 
     def __init__(self, rt: Any, xclbin_path: str, device_index: int = 0, *, timeout_s: float = 600.0,
-                 use_rtl: bool = True):
+                 use_rtl: bool = True, p2p: bool = True, p2p_bar_bytes: int | None = None):
         if isinstance(device_index, bool) or not isinstance(device_index, int) or device_index < 0:
             raise ValueError(f"device_index must be a non-negative int, got {device_index!r}")
         if not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s) and timeout_s > 0):
             raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
+        if p2p_bar_bytes is not None and (isinstance(p2p_bar_bytes, bool) or not isinstance(p2p_bar_bytes, int)
+                                          or p2p_bar_bytes < 2 * DIRECT_ALIGN):
+            raise ValueError(f"p2p_bar_bytes must be None or an int >= {2 * DIRECT_ALIGN}, got {p2p_bar_bytes!r}")
         self.rt = rt
         self.timeout_s = float(timeout_s)
+        #: whether samples from a file go into p2p bos (False: normal bos filled by pread + sync)
+        self.p2p = bool(p2p)
+        #: bytes of one device buffer on the file path (the P2P BAR window, when known)
+        self.max_transfer = min(MAX_TRANSFER, p2p_bar_bytes) if p2p_bar_bytes else MAX_TRANSFER
         self.device = rt.device(device_index)
         self.xclbin = rt.xclbin(str(xclbin_path))
         self.uuid = self.device.load_xclbin(self.xclbin)
@@ -261,27 +267,31 @@ class DeviceFlow:
         """``nessa_features`` over samples read from a file straight into device memory (P2P).
 
         ``ranges`` are ``(file_offset, n_samples)`` runs of contiguous sample bytes (the
-        ``sample`` column of an Arrow shard). Each run is read with ``os.preadv`` into the
-        ``map()`` of a ``p2p`` bo -- on a SmartSSD with ``direct=True`` the file is opened
+        ``sample`` column of an Arrow shard), cut into device buffers of at most
+        ``max_transfer`` bytes. Each piece is read with ``os.preadv`` (looping over short reads)
+        into the ``map()`` of a ``p2p`` bo -- on a SmartSSD with ``direct=True`` the file is opened
         ``O_DIRECT`` and the NVMe controller DMAs into FPGA DDR; in emulation the same calls read
-        the file into the emulated DDR. The read is widened to 4 KiB alignment and the kernel
-        gets the remaining byte offset.
+        the file into the emulated DDR. Where P2P is off (``self.p2p`` False) the piece is read
+        into a ``normal`` bo's host memory and synced to the device. The read is widened to 4 KiB
+        alignment and the kernel gets the remaining byte offset.
         """
         kern = self.kernel("nessa_features")
         b_prog, b_w = self._model_buffers(kern, qm)
         sb = qm.sample_bytes
-        flags = os.O_RDONLY | (getattr(os, "O_DIRECT", 0) if direct else 0)
-        fd = os.open(path, flags)
+        flags = self.rt.bo.p2p if self.p2p else self.rt.bo.normal
+        fd, _ = open_direct(path, direct)
         outs, done = [], 0
         try:
-            for off, cnt in ranges:
+            for off, cnt in split_runs(ranges, sb, self.max_transfer):
                 lo = off - off % DIRECT_ALIGN
                 hi = -(-(off + cnt * sb) // DIRECT_ALIGN) * DIRECT_ALIGN
-                b_s = self._bo(kern, 0, hi - lo, self.rt.bo.p2p)
-                view = b_s.map()
-                got = os.preadv(fd, [view], lo)
+                b_s = self._bo(kern, 0, hi - lo, flags)
+                got = read_full(fd, b_s.map(), lo)
                 if got < off + cnt * sb - lo:
-                    raise DeviceError(f"short P2P read from {path}: {got} bytes at {lo}")
+                    raise DeviceError(f"short read from {path}: {got} of {off + cnt * sb - lo} bytes at {lo} "
+                                      "(the file ends early)")
+                if not self.p2p:
+                    b_s.sync(self.rt.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE, hi - lo, 0)
                 outs.append(self._features_run(kern, b_s, off - lo, labels[done:done + cnt], qm, b_prog, b_w, embedding))
                 done += cnt
         finally:

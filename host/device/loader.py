@@ -26,7 +26,8 @@ from typing import Any
 
 from fpga_kernels import KERNEL_DIR
 
-__all__ = ["RUNTIME_KINDS", "load_runtime", "open_flow", "hw_xclbin_path", "import_pyxrt", "count_devices"]
+__all__ = ["RUNTIME_KINDS", "load_runtime", "open_flow", "hw_xclbin_path", "import_pyxrt", "count_devices",
+           "p2p_for_device"]
 
 RUNTIME_KINDS = ("auto", "xrt", "emu", "pynq")
 _XRT_PYTHON = "/opt/xilinx/xrt/python"
@@ -93,8 +94,31 @@ def load_runtime(kind: str = "auto") -> tuple[Any, str]:
     return emu, emu.default_xclbin()
 
 
+def p2p_for_device(device_index: int, sysfs: str = "/sys") -> tuple[bool, int | None]:
+    """(P2P usable, BAR bytes) of XRT device ``device_index`` from sysfs (host/device/pcie.py).
+
+    P2P off, or no P2P subdevice, gives ``(False, None)`` with a logged reason: the flow then reads
+    files into normal buffers and syncs them (the data crosses host memory, but selection runs)."""
+    from host.device.pcie import p2p_state, xrt_user_devices
+
+    devices = xrt_user_devices(sysfs)
+    if device_index >= len(devices):
+        _log.warning("XRT device %d has no user function under %s; P2P state unknown, reading through host "
+                     "memory", device_index, sysfs)
+        return False, None
+    state = p2p_state(devices[device_index], sysfs)
+    if state is None or not state.enabled:
+        _log.warning("P2P is %s on %s (enable it with XRT 2.11's `xbutil p2p --enable`, then a warm reboot); reading files through "
+                     "host memory", "not available" if state is None else "disabled", devices[device_index])
+        return False, None
+    return True, state.bar_bytes
+
+
 def open_flow(kind: str = "auto", device_index: int = 0) -> Any:
     from host.device.flow import DeviceFlow
 
     rt, path = load_runtime(kind)
+    if rt.__name__ == "pyxrt":  # a card: its P2P state decides how files reach the device
+        p2p, bar = p2p_for_device(device_index)
+        return DeviceFlow(rt, path, device_index, p2p=p2p, p2p_bar_bytes=bar)
     return DeviceFlow(rt, path, device_index)

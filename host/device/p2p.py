@@ -1,4 +1,5 @@
-"""Where a store's sample bytes lie inside its Arrow shard files (for the P2P read path).
+"""The P2P read path: where a store's sample bytes lie inside its Arrow shard files, and how they
+are read into device memory.
 
 A shard is an Arrow IPC *file*; each record batch's ``sample`` column (fixed_size_binary) is one
 contiguous run of ``rows * sample_bytes`` bytes at a fixed file offset. On a SmartSSD those
@@ -6,6 +7,9 @@ runs are read with ``O_DIRECT`` ``preadv`` straight into a ``p2p`` buffer in FPG
 (:meth:`host.device.flow.DeviceFlow.features_from_file`); the kernel then parses nothing -- it
 reads the samples where they landed. Offsets are found from the memory map without reading the
 sample bytes themselves.
+
+How the bytes are read (short reads, O_DIRECT, the BAR window): :mod:`host.device.direct_io`.
+Which FPGA reads which store: :mod:`host.device.pcie`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import numpy as np
 import pyarrow as pa
 
 __all__ = ["ShardRuns", "shard_runs", "store_features"]
-
 
 @dataclass(frozen=True)
 class ShardRuns:

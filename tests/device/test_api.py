@@ -180,7 +180,7 @@ def test_flow_waits_in_slices_until_its_timeout(tmp_path):
     with pytest.raises(ValueError, match="device_index"):
         DeviceFlow(standin, str(path), -1)
     flow = DeviceFlow(standin, str(path), timeout_s=0.05)
-    assert flow.kernels == {"nessa_greedy", "nessa_features"}  # from xclbin.get_ips()
+    assert flow.kernels == {"nessa_greedy", "nessa_features", "nessa_fl_rtl"}  # from xclbin.get_ips()
     never_done = lambda *a: standin.run(standin.ert_cmd_state.ERT_CMD_STATE_NEW)  # noqa: E731
     with pytest.raises(DeviceError, match="did not finish within 0.05 s"):
         flow._run(never_done, "stuck")
