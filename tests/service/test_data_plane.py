@@ -287,3 +287,21 @@ print(next(stream).count)
     repo = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", script], cwd=repo, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "1", done.stderr[-2000:]
+
+
+def test_token_is_checked_before_the_request_is_read(secure):
+    """An oversized request without the token is refused UNAUTHENTICATED, not RESOURCE_EXHAUSTED:
+    the data plane answered from the headers and never read the body (reading it is what costs
+    memory: bench/unauth_memory.py). With the token, the same request hits the 64 KiB limit."""
+    srv, _, cert = secure
+    creds = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+    body = b"\x0a" + b"\x00" * (4 << 20)
+    with grpc.secure_channel(f"localhost:{srv.data_port}", creds, options=[("grpc.max_send_message_length", 8 << 20)]) as ch:
+        call = ch.unary_stream("/nessa.v1.Storage/StreamSamples")
+        for metadata, code in (((), grpc.StatusCode.UNAUTHENTICATED),
+                               ((("authorization", f"Bearer {TOKEN}"),), grpc.StatusCode.RESOURCE_EXHAUSTED)):
+            with pytest.raises(grpc.RpcError) as err:
+                list(call(body, metadata=metadata, timeout=30))
+            assert err.value.code() == code, err.value.details()
+        request = pb.StreamSamplesRequest(dataset="img/b", selection="full").SerializeToString()
+        assert sum(len(m) for m in call(request, metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=30)) > 0
