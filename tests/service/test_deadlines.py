@@ -45,6 +45,8 @@ def served(tmp_path_factory):
         proc.kill()
         raise AssertionError(proc.stderr.read())
     try:
+        with StorageClient(f"127.0.0.1:{line[0]}") as c:  # warm: the server's first stream pays its imports
+            assert sum(b.count for b in c.stream_samples("a", selection="full", batch_bytes=4 << 20)) == 4096
         yield proc, int(line[0]), int(line[1])
     finally:
         proc.send_signal(signal.SIGCONT)
@@ -56,6 +58,7 @@ def _stalls_within_idle(proc, client: StorageClient) -> None:
     """Read a few batches, stop the server, and check the stream fails DEADLINE_EXCEEDED about
     IDLE seconds after the last batch that still arrived (never before IDLE)."""
     rows = 0
+    last = time.monotonic()
     batches = client.stream_samples("a", selection="full", seed=1, batch_bytes=64 << 10)
     try:
         for i, batch in enumerate(batches):
