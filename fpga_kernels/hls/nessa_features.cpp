@@ -138,7 +138,9 @@ LIN_COUT:
     LIN_LANE:
       for (int l = 0; l < NF_LIN_LANES; ++l) {
 #pragma HLS UNROLL
-        if (c0 + l < cin) part += static_cast<int32_t>(wr[c0 + l]) * x[c0 + l];
+        const int32_t prod = c0 + l < cin ? static_cast<int32_t>(wr[c0 + l]) * x[c0 + l] : 0;
+#pragma HLS BIND_OP variable = prod op = mul impl = fabric
+        part += prod;  // int8 x int16 in LUTs: the DSPs go to the conv PE array
       }
       acc += part;
     }
@@ -261,7 +263,7 @@ void pool_op(const int32_t *op) {
         }
         acc += part;
       }
-      y[ch] = static_cast<int16_t>(nessa::div_round(acc, hw));
+      y[ch] = static_cast<int16_t>(nessa::div_round32(static_cast<int32_t>(acc), hw));
     }
     return;
   }
@@ -296,7 +298,7 @@ POOL_SEGS:
 #pragma HLS UNROLL
       if (ox0 + j < wout)
         y[(static_cast<int64_t>(ch) * hout + oy) * wout + ox0 + j] =
-            static_cast<int16_t>(is_max ? acc[j] : nessa::div_round(acc[j], static_cast<int64_t>(kk) * kk));
+            static_cast<int16_t>(is_max ? acc[j] : nessa::div_round32(acc[j], kk * kk));
     }
   }
 }
@@ -306,7 +308,7 @@ void add_op(const int32_t *op) {
   const int16_t *a = slots[op[1]], *b = slots[op[2]];
   int16_t *y = slots[op[3]];
   const int elems = op[7] * op[8] * op[9];
-  const int64_t ma = pbuf[op[15]], mb = pbuf[op[15] + 1];
+  const int32_t ma = pbuf[op[15]], mb = pbuf[op[15] + 1];  // int16 x int32 products, not x int64
   const int sh = pbuf[op[15] + 2];
 ADD_ELEMS:
   for (int e0 = 0; e0 < elems; e0 += NF_TILE_PX) {
@@ -316,7 +318,10 @@ ADD_ELEMS:
 #pragma HLS UNROLL
       const int e = e0 + l;
       if (e < elems) {
-        int32_t q = nessa::sat8(nessa::rshift_round(a[e] * ma + b[e] * mb, sh));
+        const int64_t pa = static_cast<int64_t>(a[e]) * ma, pb = static_cast<int64_t>(b[e]) * mb;
+#pragma HLS BIND_OP variable = pa op = mul impl = fabric
+#pragma HLS BIND_OP variable = pb op = mul impl = fabric
+        int32_t q = nessa::sat8(nessa::rshift_round(pa + pb, sh));
         if (op[13] && q < 0) q = 0;
         y[e] = static_cast<int16_t>(q);
       }

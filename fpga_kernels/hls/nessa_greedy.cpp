@@ -23,11 +23,11 @@
 //   6 bad sample_size.
 //
 // Dataflow sketch (include/nessa_pe.h: parallelism; bench/hls_estimates.py: resources and II):
-//   phase 0 (maxd_q == 0 only), per block of BLK = 64 rows held on chip, DATAFLOW:
-//     feats --512b--> [read_feats: gearbox, 8 columns/beat] --FeatVec(128b)--> [max_lanes:
-//       BLK x DVEC squared differences, running max of d2] --> max d2 of the block
-//     (max of squared distances = square of the max distance: one isqrt per class, after)
-//   phase 1, per block, DATAFLOW:
+//   phase 0 (maxd_q == 0 only), per block of BLK = 64 rows held on chip: block_pass in its max
+//     mode -- [read_feats] --> [distance_lanes] keeps the block's largest d2, sqrt and write
+//     see no rows (max of squared distances = square of the max distance: one isqrt64 per
+//     class, after the pass; the same 512 lanes as phase 1, one call site).
+//   phase 1, per block, block_pass (DATAFLOW):
 //     feats --512b--> [read_feats] --FeatVec--> [distance_lanes: 64 rows x 8 columns = 512
 //       squared differences / cycle, [DIST_COLS] II = 1] --D2Beat(32 x 32b) x 2 per row-->
 //       [sqrt_sim: 32 multiplier-free pipelined isqrt units, II = 1, row sums] --SimBeat(512b)
@@ -128,14 +128,25 @@ DIST_COLS:
   }
 }
 
-void distance_lanes(hls::stream<FeatVec> &fs, const int16_t blk[NESSA_GREEDY_BLK][NESSA_GREEDY_MAX_DIM], int n, int d,
-                    hls::stream<D2Beat> &ds) {
+// One instance of the 512 lanes serves both passes (one call site: block_pass): the max pass
+// (phase 0) keeps the largest d2 of the block's rows and emits nothing.
+void distance_lanes(hls::stream<FeatVec> &fs, const int16_t blk[NESSA_GREEDY_BLK][NESSA_GREEDY_MAX_DIM], int nb, int n,
+                    int d, bool max_pass, hls::stream<D2Beat> &ds, uint64_t &mx_out) {
+  uint64_t mx = 0;
 DIST_ROWS:
   for (int i = 0; i < n; ++i) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 32768
     uint64_t d2[NESSA_GREEDY_BLK];
 #pragma HLS ARRAY_PARTITION variable = d2 complete
     row_d2(fs, blk, d, d2);
+    if (max_pass) {
+    MAXD_REDUCE:
+      for (int b = 0; b < NESSA_GREEDY_BLK; ++b) {
+#pragma HLS UNROLL
+        if (b < nb && d2[b] > mx) mx = d2[b];
+      }
+      continue;
+    }
   DIST_EMIT:
     for (int h = 0; h < NESSA_GREEDY_BLK / NESSA_GREEDY_WBEAT; ++h) {
 #pragma HLS PIPELINE II = 1
@@ -149,6 +160,7 @@ DIST_ROWS:
       ds.write(o);
     }
   }
+  mx_out = mx;
 }
 
 // Similarities of one row, 32 isqrt units per beat; row sums of the block's rows.
@@ -191,25 +203,6 @@ WRITE_ROWS:
   }
 }
 
-// Largest squared distance of the block rows vs all rows (phase 0).
-void max_lanes(hls::stream<FeatVec> &fs, const int16_t blk[NESSA_GREEDY_BLK][NESSA_GREEDY_MAX_DIM], int nb, int n,
-               int d, uint64_t &mx_out) {
-  uint64_t mx = 0;
-MAXD_ROWS:
-  for (int i = 0; i < n; ++i) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32768
-    uint64_t d2[NESSA_GREEDY_BLK];
-#pragma HLS ARRAY_PARTITION variable = d2 complete
-    row_d2(fs, blk, d, d2);
-  MAXD_REDUCE:
-    for (int b = 0; b < NESSA_GREEDY_BLK; ++b) {
-#pragma HLS UNROLL
-      if (b < nb && d2[b] > mx) mx = d2[b];
-    }
-  }
-  mx_out = mx;
-}
-
 // Block rows on chip, zero-padded to a multiple of NESSA_GREEDY_DVEC columns (the same gearbox
 // as read_feats over rows j0 .. j0 + nb - 1; 64 rows x d columns, once per block).
 void load_block(const word_t *feats, int n, int j0, int nb, int d, int16_t blk[NESSA_GREEDY_BLK][NESSA_GREEDY_MAX_DIM]) {
@@ -240,6 +233,26 @@ LOAD_PAD:
       blk[r][cc] = 0;
     }
   (void)n;
+}
+
+// One pass over all rows against the block on chip (DATAFLOW). max_pass: phase 0 (largest d2,
+// no similarities: sqrt and write see no rows); else phase 1 (similarity rows, row sums).
+void block_pass(const word_t *feats, const int16_t blk[NESSA_GREEDY_BLK][NESSA_GREEDY_MAX_DIM], int nb, int n, int d,
+                bool max_pass, int maxd_q, uint64_t rowsum[NESSA_GREEDY_BLK], uint64_t &mx, word_t *sim, int ldw, int j0) {
+#pragma HLS DATAFLOW
+  hls::stream<FeatVec> fs("feats");
+  hls::stream<D2Beat> ds("d2");
+  hls::stream<word_t> ts("tiles");
+  NESSA_STREAM_DEPTH(fs, 16);  // a row's DIST_COLS burst, then 2 emit cycles
+  NESSA_STREAM_DEPTH(ds, 4);
+  NESSA_STREAM_DEPTH(ts, 4);
+  const int sim_rows = max_pass ? 0 : n;
+  NESSA_DATAFLOW_BEGIN(max_pass ? "maxd_block" : "sim_block");
+  NESSA_PROCESS(read_feats(feats, n, d, fs));
+  NESSA_PROCESS(distance_lanes(fs, blk, nb, n, d, max_pass, ds, mx));
+  NESSA_PROCESS(sqrt_sim(ds, nb, sim_rows, maxd_q, rowsum, ts));
+  NESSA_PROCESS(write_tiles(ts, sim, sim_rows, ldw, j0, nb));
+  NESSA_DATAFLOW_END();
 }
 
 // gain(j) = sum_i max(0, sim[j][i] - cover[i]): one row burst, 32 lanes per beat.
@@ -308,72 +321,47 @@ extern "C" void nessa_greedy(const word_t *feats, word_t *sim, uint32_t *out_ids
   else if (mode < 0 || mode > 2) status = 5;
   else if (mode == 1 && sample_size < 1) status = 6;
   const int ldw = (n + NESSA_GREEDY_WBEAT - 1) / NESSA_GREEDY_WBEAT;  // sim row stride in words
-  // ---- phase 0 (maxd_q == 0 only): the class's largest pairwise distance ----
-  if (status == 0 && maxd_q == 0) {
+  // ---- phase 0 (maxd_q == 0 only): the class's largest pairwise distance, then ----
+  // ---- phase 1: similarity rows into DDR, row sums (= exact gains of step 0) on chip ----
+  // Both passes run through the one block_pass (one set of distance lanes).
+  out_stats[4] = static_cast<uint64_t>(maxd_q);
+PASSES:
+  for (int pass = maxd_q == 0 ? 0 : 1; pass < 2 && status == 0; ++pass) {
     uint64_t mx = 0;
-  MAXD_BLOCKS:
+  SIM_BLOCKS:
     for (int j0 = 0; j0 < n; j0 += NESSA_GREEDY_BLK) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 512
       const int nb = (n - j0) < NESSA_GREEDY_BLK ? (n - j0) : NESSA_GREEDY_BLK;
       load_block(feats, n, j0, nb, d, blk);
-      uint64_t m = 0;
-      {
-#pragma HLS DATAFLOW
-        hls::stream<FeatVec> fs("feats_maxd");
-        NESSA_STREAM_DEPTH(fs, 16);
-        NESSA_DATAFLOW_BEGIN("maxd_block");
-        NESSA_PROCESS(read_feats(feats, n, d, fs));
-        NESSA_PROCESS(max_lanes(fs, blk, nb, n, d, m));
-        NESSA_DATAFLOW_END();
+      uint64_t rowsum[NESSA_GREEDY_BLK];
+#pragma HLS ARRAY_PARTITION variable = rowsum complete
+    ROWSUM_INIT:
+      for (int b = 0; b < NESSA_GREEDY_BLK; ++b) {
+#pragma HLS UNROLL
+        rowsum[b] = 0;
       }
+      uint64_t m = 0;
+      block_pass(feats, blk, nb, n, d, pass == 0, maxd_q, rowsum, m, sim, ldw, j0);
       mx = m > mx ? m : mx;
+    ROWSUM_STORE:
+      for (int b = 0; b < nb && pass == 1; ++b) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 64
+        ub[j0 + b] = rowsum[b];
+      }
     }
-    const uint32_t dmax = nessa::isqrt64(mx);
-    if (dmax > 65535) status = 4;
-    maxd_q = dmax == 0 ? 1 : static_cast<int>(dmax);  // all members identical: any bound works
+    if (pass == 0) {
+      const uint32_t dmax = nessa::isqrt64(mx);  // max over squared distances: one root per class
+      if (dmax > 65535) status = 4;
+      maxd_q = dmax == 0 ? 1 : static_cast<int>(dmax);  // all members identical: any bound works
+      out_stats[4] = static_cast<uint64_t>(maxd_q);
+    }
   }
-  out_stats[4] = static_cast<uint64_t>(maxd_q);
   if (status != 0) {
     out_stats[0] = 0;
     out_stats[1] = 0;
     out_stats[2] = 0;
     out_stats[3] = status;
     return;
-  }
-
-  // ---- phase 1: similarity rows into DDR, row sums (= exact gains of step 0) on chip ----
-SIM_BLOCKS:
-  for (int j0 = 0; j0 < n; j0 += NESSA_GREEDY_BLK) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 512
-    const int nb = (n - j0) < NESSA_GREEDY_BLK ? (n - j0) : NESSA_GREEDY_BLK;
-    load_block(feats, n, j0, nb, d, blk);
-    uint64_t rowsum[NESSA_GREEDY_BLK];
-#pragma HLS ARRAY_PARTITION variable = rowsum complete
-  ROWSUM_INIT:
-    for (int b = 0; b < NESSA_GREEDY_BLK; ++b) {
-#pragma HLS UNROLL
-      rowsum[b] = 0;
-    }
-    {
-#pragma HLS DATAFLOW
-      hls::stream<FeatVec> fs("feats");
-      hls::stream<D2Beat> ds("d2");
-      hls::stream<word_t> ts("tiles");
-      NESSA_STREAM_DEPTH(fs, 16);  // a row's DIST_COLS burst, then 2 emit cycles
-      NESSA_STREAM_DEPTH(ds, 4);
-      NESSA_STREAM_DEPTH(ts, 4);
-      NESSA_DATAFLOW_BEGIN("sim_block");
-      NESSA_PROCESS(read_feats(feats, n, d, fs));
-      NESSA_PROCESS(distance_lanes(fs, blk, n, d, ds));
-      NESSA_PROCESS(sqrt_sim(ds, nb, n, maxd_q, rowsum, ts));
-      NESSA_PROCESS(write_tiles(ts, sim, n, ldw, j0, nb));
-      NESSA_DATAFLOW_END();
-    }
-  ROWSUM_STORE:
-    for (int b = 0; b < nb; ++b) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 64
-      ub[j0 + b] = rowsum[b];
-    }
   }
 
 INIT_STATE:

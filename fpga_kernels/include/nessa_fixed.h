@@ -62,6 +62,16 @@ static inline int32_t div_round(int64_t a, int64_t b) {
   return static_cast<int32_t>(q);
 }
 
+// div_round on 32-bit operands: the same result while |2a + b| < 2^31 (pool sums: at most the
+// slot size times 255). HLS sizes a divider by its C types, so this one is a quarter of the
+// 64-bit one in LUTs (a w-bit array divider is ~w^2 LUTs).
+static inline int32_t div_round32(int32_t a, int32_t b) {
+  const int32_t num = 2 * a + b, den = 2 * b;
+  int32_t q = num / den;
+  if ((num % den != 0) && (num < 0)) --q;
+  return q;
+}
+
 // host/golden/softmax.py: EXP2_LUT[i] = round(2^16 * 2^(-i/256)), i = 0..256.
 static const int32_t EXP2_LUT[257] = {
 65536, 65359, 65182, 65006, 64830, 64655, 64480, 64306, 64132, 63958, 63785, 63613,
