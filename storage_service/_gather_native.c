@@ -18,7 +18,8 @@
  * raises a data-loss error and fails only that data set). A SIGBUS outside an armed copy goes
  * to whatever handler was there before ours (faulthandler, or the default: a core dump), as if
  * we had never been installed. The handler is (re)installed on each call if someone replaced
- * it (faulthandler.enable() after us): one sigaction() read per call, ~0.1 us.
+ * it (faulthandler.enable() after us): one sigaction() read per call, ~1 us here (a gather of
+ * a 1 MiB batch takes ~300 us).
  *
  * Contract (checked by storage_service/_gather.py before the call):
  *   bases[n_batches]      row 0 of each record batch (rows contiguous, row_bytes apart)
@@ -74,7 +75,7 @@ static void on_sigbus(int sig, siginfo_t *info, void *context) {
     sigjmp_buf *jb = armed;
     if (jb != NULL) {
         armed = NULL;
-        siglongjmp(*jb, 1); /* restores the signal mask saved by sigsetjmp(.., 1) */
+        siglongjmp(*jb, 1); /* SA_NODEFER: SIGBUS was not blocked for the handler, no mask to restore */
     }
     /* Not inside a guarded copy: behave as if we were not installed. */
     if (previous.sa_flags & SA_SIGINFO) {
@@ -100,7 +101,9 @@ static int ensure_handler(void) {
         struct sigaction ours;
         memset(&ours, 0, sizeof ours);
         ours.sa_sigaction = on_sigbus;
-        ours.sa_flags = SA_SIGINFO | SA_ONSTACK;
+        /* SA_NODEFER: the mask stays as it was, so the jump out needs no saved mask (sigsetjmp
+         * without one: no sigprocmask syscall per call, ~0.7 us here). */
+        ours.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
         sigemptyset(&ours.sa_mask);
         struct sigaction old;
         if (sigaction(SIGBUS, &ours, &old) != 0) rc = -1;
@@ -116,7 +119,7 @@ int nessa_gather_rows_guarded(const uint8_t *const *bases, const int64_t *starts
                               const int64_t *ids, int64_t n, int64_t row_bytes, uint8_t *out) {
     if (ensure_handler() != 0) return -1;
     sigjmp_buf jb;
-    if (sigsetjmp(jb, 1) != 0) return 1; /* the handler disarmed before jumping */
+    if (sigsetjmp(jb, 0) != 0) return 1; /* the handler disarmed before jumping */
     armed = &jb;
     nessa_gather_rows(bases, starts, n_batches, ids, n, row_bytes, out);
     armed = NULL;
@@ -127,7 +130,7 @@ int nessa_gather_rows_guarded(const uint8_t *const *bases, const int64_t *starts
 int nessa_copy_guarded(uint8_t *dst, const uint8_t *src, int64_t nbytes) {
     if (ensure_handler() != 0) return -1;
     sigjmp_buf jb;
-    if (sigsetjmp(jb, 1) != 0) return 1;
+    if (sigsetjmp(jb, 0) != 0) return 1;
     armed = &jb;
     memcpy(dst, src, (size_t)nbytes);
     armed = NULL;
