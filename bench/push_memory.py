@@ -11,7 +11,9 @@ and read back as VmHWM; a 2 ms sampler backs it up):
 * one push of a small_cnn whose fc layer makes it ``--model-mib`` (sent in 1 MiB chunks);
 * ``--concurrent`` such pushes at once (versions 2, 3, ...);
 * ``--requests`` concurrent GetDataset requests of ``--request-mib`` each without the token
-  (refused UNAUTHENTICATED; the main port's receive limit, 4 MiB by default, refuses them too).
+  (refused UNAUTHENTICATED; the main port's receive limit, 4 MiB by default, refuses them too),
+  and once more against this checkout's server with its receive limits raised to 128 MiB, to
+  show what deciding auth before reading the body buys by itself.
 
 Prints one markdown table: growth in MiB and as a multiple of the model's size; with
 ``--baseline-repo`` (a checkout of another commit, e.g. ``git worktree add /tmp/old ec60375``)
@@ -98,7 +100,7 @@ def _model_blob(mib: float) -> tuple[bytes, tuple[int, int, int]]:
     return save(state), shape
 
 
-def _serve(root: Path, concurrent: int, repo: Path) -> tuple[subprocess.Popen, int]:
+def _serve(root: Path, concurrent: int, repo: Path, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, int]:
     token_file = root.parent / "token"
     token_file.write_text(_TOKEN)
     cmd = [sys.executable, "-m", "nessa", "serve", str(root), "--port", "0", "--no-data-plane", "--token-file", str(token_file),
@@ -106,7 +108,7 @@ def _serve(root: Path, concurrent: int, repo: Path) -> tuple[subprocess.Popen, i
     env = dict(os.environ, PYTHONPATH=str(repo))
     usage = subprocess.run(cmd[:4] + ["--help"], capture_output=True, text=True, cwd=repo, env=env).stdout
     if "--max-pushes" in usage:  # an older server has no cap to raise
-        cmd += ["--max-pushes", str(concurrent)]
+        cmd += ["--max-pushes", str(concurrent), *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=repo, env=env)
     line = proc.stdout.readline()
     m = re.search(r"listening on \S+:(\d+)", line)
@@ -136,7 +138,9 @@ def main() -> None:
     for i, (scenario, _) in enumerate(runs[0][0]):
         cells = [f"{rows[i][1] / (1 << 20):.1f} | {rows[i][1] / len(blob):.2f}" for rows, _ in runs]
         print(f"| {scenario} | " + " | ".join(cells) + " |")
-    print()
+    growth, codes = _auth_alone(args, REPO)
+    print(f"\n{names[0]} with its receive limits raised to 128 MiB (auth before the body alone): "
+          f"{args.requests} x {args.request_mib:g} MiB requests without token: {growth / (1 << 20):.1f} MiB ({codes})")
     for name, (_, codes) in zip(names, runs):
         print(f"{name} answered the requests without token: {codes}")
 
@@ -180,29 +184,50 @@ def _scenarios(args, blob: bytes, shape, repo: Path) -> tuple[list[tuple[str, in
                     raise SystemExit(f"a concurrent push failed: {errors[0]}")
                 rows.append((f"{args.concurrent} pushes at once", peak.growth))
 
-            body = pb.GetDatasetRequest(name="x" * int(args.request_mib * (1 << 20))).SerializeToString()
-            codes = []
-            with grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 1 << 30)]) as ch:
-                get = ch.unary_unary("/nessa.v1.Storage/GetDataset", request_serializer=lambda b: b, response_deserializer=lambda b: b)
-
-                def unauth():
-                    try:
-                        get(body, timeout=120)
-                        codes.append("OK")
-                    except grpc.RpcError as exc:
-                        codes.append(exc.code().name)
-
-                with _Peak(proc.pid) as peak:
-                    threads = [threading.Thread(target=unauth) for _ in range(args.requests)]
-                    for t in threads:
-                        t.start()
-                    for t in threads:
-                        t.join()
-            rows.append((f"{args.requests} x {args.request_mib:g} MiB requests without token", peak.growth))
+            growth, codes = _unauthenticated(target, proc.pid, args)
+            rows.append((f"{args.requests} x {args.request_mib:g} MiB requests without token", growth))
         finally:
             proc.terminate()
             proc.wait(30)
-    return rows, ", ".join(sorted(set(codes)))
+    return rows, codes
+
+
+def _unauthenticated(target: str, pid: int, args) -> tuple[int, str]:
+    """Peak growth of server ``pid`` while ``args.requests`` GetDataset requests of
+    ``args.request_mib`` MiB without the token run at once, and the codes they got."""
+    body = pb.GetDatasetRequest(name="x" * int(args.request_mib * (1 << 20))).SerializeToString()
+    codes = []
+    with grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 1 << 30)]) as ch:
+        get = ch.unary_unary("/nessa.v1.Storage/GetDataset", request_serializer=lambda b: b, response_deserializer=lambda b: b)
+
+        def unauth():
+            try:
+                get(body, timeout=120)
+                codes.append("OK")
+            except grpc.RpcError as exc:
+                codes.append(exc.code().name)
+
+        with _Peak(pid) as peak:
+            threads = [threading.Thread(target=unauth) for _ in range(args.requests)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    return peak.growth, ", ".join(sorted(set(codes)))
+
+
+def _auth_alone(args, repo: Path) -> tuple[int, str]:
+    """The requests without token against this checkout's server with its receive limits raised
+    to the old 128 MiB: what deciding auth before the body buys by itself."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "root"
+        write_store(root / "tiny", np.zeros((4, 1, 8, 8), np.uint8), np.arange(4), name="tiny")
+        proc, port = _serve(root, 1, repo, ("--max-request-kib", "131072", "--max-push-chunk-mib", "128"))
+        try:
+            return _unauthenticated(f"127.0.0.1:{port}", proc.pid, args)
+        finally:
+            proc.terminate()
+            proc.wait(30)
 
 
 if __name__ == "__main__":

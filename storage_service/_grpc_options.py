@@ -37,8 +37,8 @@ def server_options(max_receive_bytes: int) -> tuple:
     receives only small requests and PushModel chunks, so its receive limit is
     ``max_receive_bytes`` (the larger of the two per-method limits; the servicer checks each
     method's own). gRPC refuses a larger message as soon as its length prefix arrives
-    (RESOURCE_EXHAUSTED), before buffering it: 8 concurrent 120 MiB requests cost the server
-    +29 MiB under a 4 MiB limit against +835 MiB under 128 MiB."""
+    (RESOURCE_EXHAUSTED), before buffering it (with the bearer-token check before the body,
+    8 concurrent 120 MiB requests without token cost the server 0-4 MiB: bench/push_memory.py)."""
     return (
         ("grpc.max_receive_message_length", int(max_receive_bytes)),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
