@@ -11,6 +11,9 @@ Sources (auto-detected, or named with ``kind``):
   becomes ``DEST/train`` and ``DEST/test``.
 * ``svhn``: SVHN's ``train_32x32.mat`` / ``test_32x32.mat`` / ``extra_32x32.mat``; becomes
   ``DEST/train``, ``DEST/test``, ``DEST/extra``.
+* ``cinic10``, ``tinyimagenet``, ``imagenet100``: those data sets' published folder layouts
+  (``folders.py``); become ``DEST/train`` + ``DEST/valid`` + ``DEST/test`` (CINIC-10) or
+  ``DEST/train`` + ``DEST/val``; ``image_size`` resizes (ImageNet-100: default 64).
 
 Every ingest is atomic: it writes into a temporary sibling folder and renames it into place.
 """
@@ -26,6 +29,7 @@ from tqdm import tqdm
 
 from storage_service.ingest.arrays import load_arrays
 from storage_service.ingest.cifar import is_cifar, load_cifar
+from storage_service.ingest.folders import FOLDER_KINDS, detect_folder_kind, ingest_folders
 from storage_service.ingest.idx import FASHION_MNIST_CLASSES, find_idx_pairs, load_idx_pair
 from storage_service.ingest.images import iter_images, scan_image_folder
 from storage_service.ingest.labels import as_int_labels
@@ -45,6 +49,9 @@ class SourceKind(str, enum.Enum):
     TABLE = "table"
     CIFAR = "cifar"
     SVHN = "svhn"
+    CINIC10 = "cinic10"
+    TINYIMAGENET = "tinyimagenet"
+    IMAGENET100 = "imagenet100"
 
 
 def detect_kind(source: Path) -> SourceKind:
@@ -60,6 +67,8 @@ def detect_kind(source: Path) -> SourceKind:
             return SourceKind.CIFAR
         if is_svhn(source):
             return SourceKind.SVHN
+        if (folder_kind := detect_folder_kind(source)) is not None:
+            return SourceKind(folder_kind)
         if (source / "x.npy").exists() or (source / "y.npy").exists():
             return SourceKind.ARRAYS
         if any(p.is_dir() for p in entries):
@@ -87,14 +96,22 @@ def _check_samples(x: np.ndarray, where) -> np.ndarray:
 
 def ingest(source: str | Path, dest: str | Path, *, kind: SourceKind | str | None = None, name: str | None = None,
            overwrite: bool = False, shard_bytes: int = DEFAULT_SHARD_BYTES, sample_column: str | None = None,
-           label_column: str | None = None, shape: Sequence[int] | None = None, progress: bool = True) -> dict[str, Manifest]:
-    """Ingest ``source`` into ``dest``; returns ``{relative store path: manifest}``."""
+           label_column: str | None = None, shape: Sequence[int] | None = None, progress: bool = True,
+           image_size: int | None = None) -> dict[str, Manifest]:
+    """Ingest ``source`` into ``dest``; returns ``{relative store path: manifest}``.
+
+    ``image_size`` (folder layouts only): resize every image to that square size."""
     source, dest = Path(source), Path(dest)
     kind = SourceKind(kind) if kind is not None else detect_kind(source)
     if not source.exists():
         raise IngestError(f"{source}: no such file or folder")
     if dest.exists() and not overwrite:
         raise IngestError(f"{dest}: destination exists (use --overwrite to replace it)")
+    if kind.value in FOLDER_KINDS:
+        return ingest_folders(kind.value, source, dest, image_size=image_size, name=name, overwrite=overwrite,
+                              shard_bytes=shard_bytes, progress=progress)
+    if image_size is not None:
+        raise IngestError(f"image_size applies to the folder layouts ({', '.join(FOLDER_KINDS)}), not to {kind.value}")
     base = name or dest.name
     out: dict[str, Manifest] = {}
 
