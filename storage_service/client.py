@@ -407,7 +407,10 @@ class StorageClient:
             if self._data_channel is None:
                 self._data_channel = False
                 try:
-                    data_port, _ = self.server_info()
+                    # Part of opening a stream, so bounded by the idle deadline too: a hung
+                    # server must not hold a stream's start for the whole call timeout.
+                    limit = min(self.timeout, self.stream_idle_timeout or self.timeout)
+                    data_port = int(self._call(self._info, pb.GetServerInfoRequest(), timeout=limit).data_port)
                 except StorageError as exc:
                     if exc.code != grpc.StatusCode.UNIMPLEMENTED:
                         self._data_channel = None  # ask again next time

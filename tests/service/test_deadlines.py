@@ -120,6 +120,23 @@ def test_a_new_stream_to_a_stopped_server_fails_within_its_idle_deadline(served,
             proc.send_signal(signal.SIGCONT)
 
 
+def test_a_new_client_of_a_stopped_server_fails_within_its_idle_deadline(served):
+    """Its first stream asks GetServerInfo for the data port: that too is bounded by the idle
+    deadline, not by the (long) call timeout."""
+    proc, port, _ = served
+    with StorageClient(f"127.0.0.1:{port}", stream_idle_timeout=IDLE, timeout=600, retries=0) as c:
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(StorageError) as err:
+                next(iter(c.stream_samples("a", selection="full")))
+            assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert time.monotonic() - t0 < IDLE + 2.0
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        assert next(iter(c.stream_samples("a", selection="full"))).count > 0  # and recovers
+
+
 def test_time_between_batches_is_not_idle_time(served):
     """A slow reader (a long training step) is no hung server: only waits count."""
     _, port, _ = served
