@@ -3,9 +3,9 @@
 Accepted only as safetensors (never pickle): the blob must parse, name a known architecture
 (``host.models.Arch``), carry exactly the model's tensor names with matching shapes for every
 data set it is used with (plus, optionally, NeSSA's own ``nessa.`` tensors: the curvature
-estimate ``nessa.curvature.v1``, one float per class, that AdaCore selections use), use plain dtypes (floats F16, BF16, F32, F64 where the model has
-floats; integers where it has integers: float8 and other exotic types are refused), hold only
-finite values, and stay under a size cap.
+estimate ``nessa.curvature.v1``, one float per class, that AdaCore selections use), use plain
+dtypes (floats F16, BF16, F32, F64 where the model has floats; integers where it has integers:
+float8 and other exotic types are refused), hold only finite values, and stay under a size cap.
 
 A push is streamed to a temp file in the models folder while its sha256 is computed, then
 checked from that file (header by safetensors, values tensor by tensor in bounded slices), so
