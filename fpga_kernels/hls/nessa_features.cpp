@@ -54,8 +54,8 @@
 
 #define NF_MAX_SLOTS 6
 #define NF_MAX_SLOT_ELEMS 65536
-#define NF_PROG_MAX 65536
-#define NF_WEIGHTS_MAX (1 << 21)
+#define NF_PROG_MAX 16384  // words: ~5,400 output channels of parameters; 16 BRAM36 (was 64 Ki: 64)
+#define NF_WEIGHTS_MAX 1572864  // 1.5 MiB: 24K 512-bit words = 48 URAM (2 MiB took 64 of the ~87 the region has)
 #define NF_MAX_CLASSES 1024
 #define NF_HEADER 16
 #define NF_OPW 16
@@ -98,9 +98,12 @@ LOAD_PIXELS:
 // model saturates only in requant / sat8), so the PE array's accumulation order gives the
 // golden int32 sums bit for bit.
 
-// One requantised output (host/golden/qforward.py: _requant; HEAD: the logit clamp).
+// One requantised output (host/golden/qforward.py: _requant; HEAD: the logit clamp). The
+// int32 x int32 product is built in LUTs: 16 lanes would take 64 DSPs the PE array needs.
 static inline int32_t requant1(int32_t acc, int64_t mult, int shift, int relu) {
-  int32_t q = nessa::sat8(nessa::rshift_round(static_cast<int64_t>(acc) * mult, shift));
+  const int64_t prod = static_cast<int64_t>(acc) * static_cast<int32_t>(mult);
+#pragma HLS BIND_OP variable = prod op = mul impl = fabric
+  int32_t q = nessa::sat8(nessa::rshift_round(prod, shift));
   return relu && q < 0 ? 0 : q;
 }
 

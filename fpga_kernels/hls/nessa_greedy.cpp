@@ -299,12 +299,14 @@ extern "C" void nessa_greedy(const word_t *feats, word_t *sim, uint32_t *out_ids
   static int16_t blk[NESSA_GREEDY_BLK][NESSA_GREEDY_MAX_DIM];
   static uint16_t cover[NESSA_GREEDY_NMAX];
   static uint64_t ub[NESSA_GREEDY_NMAX];
-  static uint32_t fresh[NESSA_GREEDY_NMAX];  // step stamp (t + 1) of the last exact evaluation
-  static uint8_t selected[NESSA_GREEDY_NMAX];
+  // Narrowest types that hold the values (BRAM is the scarce resource, bench/hls_estimates.py):
+  // t + 1 <= k <= NMAX and counts <= n fit 16 bits, ids < NMAX fit 16 bits with 0xFFFF as "none".
+  static uint16_t fresh[NESSA_GREEDY_NMAX];  // step stamp (t + 1) of the last exact evaluation
+  static bool selected[NESSA_GREEDY_NMAX];
   static uint32_t pool[NESSA_GREEDY_NMAX];
   static uint16_t best[NESSA_GREEDY_NMAX];
-  static uint32_t arg[NESSA_GREEDY_NMAX];
-  static uint32_t count[NESSA_GREEDY_NMAX];
+  static uint16_t arg[NESSA_GREEDY_NMAX];
+  static uint16_t count[NESSA_GREEDY_NMAX];
 #pragma HLS BIND_STORAGE variable = ub type = ram_2p impl = uram
 #pragma HLS BIND_STORAGE variable = pool type = ram_2p impl = uram
 #pragma HLS ARRAY_PARTITION variable = blk dim = 1 complete
@@ -369,7 +371,7 @@ INIT_STATE:
 #pragma HLS LOOP_TRIPCOUNT min = 32 max = 32768
     cover[i] = 0;  // the padded columns too: row words carry 0 there and must add 0
     fresh[i] = 1;  // the row sums are exact for step 0
-    selected[i] = 0;
+    selected[i] = false;
     pool[i] = static_cast<uint32_t>(i);
   }
   uint64_t evals = static_cast<uint64_t>(n), rows_read = 0, objective = 0;
@@ -442,18 +444,18 @@ STEPS:
             uc = ub[j];
           }
         }
-        if (fresh[jc] == static_cast<uint32_t>(t + 1)) {
+        if (fresh[jc] == static_cast<uint16_t>(t + 1)) {
           jbest = jc;
           gbest = uc;
           break;
         }
         ub[jc] = row_gain(sim, jc, ldw, cover);
-        fresh[jc] = static_cast<uint32_t>(t + 1);
+        fresh[jc] = static_cast<uint16_t>(t + 1);
         ++evals;
         ++rows_read;
       }
     }
-    selected[jbest] = 1;
+    selected[jbest] = true;
     out_ids[t] = static_cast<uint32_t>(jbest);
     out_gains[t] = gbest;
     objective += gbest;
@@ -477,7 +479,7 @@ ASSIGN_INIT:
   for (int i = 0; i < ldw * NESSA_GREEDY_WBEAT; ++i) {
 #pragma HLS LOOP_TRIPCOUNT min = 32 max = 32768
     best[i] = 0;
-    arg[i] = 0xFFFFFFFFu;
+    arg[i] = 0xFFFF;
     count[i] = 0;
   }
 ASSIGN_ROWS:
@@ -495,9 +497,9 @@ ASSIGN_ROWS:
 #pragma HLS UNROLL
         const int i = w * NESSA_GREEDY_WBEAT + u;
         const uint16_t s = static_cast<uint16_t>(nessa_get_lane<16>(x, u));
-        if (arg[i] == 0xFFFFFFFFu || s > best[i]) {
+        if (arg[i] == 0xFFFF || s > best[i]) {
           best[i] = s;
-          arg[i] = static_cast<uint32_t>(j);
+          arg[i] = static_cast<uint16_t>(j);
         }
       }
     }

@@ -1,5 +1,5 @@
-// nessa_pe.h -- compile-time parallelism of the NeSSA HLS kernels (the PE arrays), and the
-// resource budget they imply on the SmartSSD's Kintex UltraScale+ XCKU15P.
+// nessa_pe.h -- compile-time parallelism of the NeSSA HLS kernels (the PE arrays); the resources
+// they imply are derived by bench/hls_estimates.py against the SmartSSD's dynamic region.
 //
 // host/device/opcounts.py mirrors every constant below (tests/test_opcounts_cycles.py checks
 // that they agree) and turns a model / class size into a cycle estimate of the kernels as
@@ -11,9 +11,12 @@
 //   Output-stationary array of NF_TILE_OC output channels x NF_TILE_PX output pixels (one row
 //   segment). Per cycle (II = 1) it takes one tap (ci, ky, kx): NF_TILE_OC weights from the
 //   weight tile wtile[][t] and NF_TILE_PX activations from a window of 2*NF_TILE_PX consecutive
-//   activation-slot elements (stride 1 or 2; the slots are cyclically partitioned by NF_XBANKS
-//   so the window is conflict-free), and does NF_TILE_OC * NF_TILE_PX = 512 int8 MACs into a
-//   register array of int32 accumulators. Stride >= 3 reads the window in ceil(st / 2) cycles.
+//   activation-slot elements (stride 1 or 2; the slots are cyclically partitioned by NF_XBANKS),
+//   and does NF_TILE_OC * NF_TILE_PX = 512 int8 MACs into a register array of int32
+//   accumulators. Stride >= 3 reads the window in ceil(st / 2) cycles. AS WRITTEN the window
+//   starts at a dynamic offset, which HLS cannot prove conflict-free over the 64 banks: expect
+//   II ~ 8, not 1, until the slots become 1024-bit words read two at a time (one per BRAM port)
+//   and shifted -- the design target the cycle model below assumes (issue #20, not done).
 //     cycles(conv, per sample) ~= sum over output-channel tiles of
 //         weight-tile load  ceil(oc_in_tile * taps / NF_WLOAD_BYTES)
 //       + per row segment   taps + NF_TAP_DEPTH        (taps = cin * k * k)
@@ -31,30 +34,21 @@
 //
 // ---- nessa_greedy: distance lanes (DIST_COLS) -------------------------------------------------
 //   NESSA_GREEDY_BLK = 64 candidate rows x NESSA_GREEDY_DVEC = 8 feature columns per cycle:
-//   512 squared differences (17-bit) per cycle; a block of 64 rows costs n * max(ceil(d / 8),
-//   ceil(64 / 32)) cycles (the second term: writing 64 uint16 similarities = two 512-bit beats).
+//   512 squared differences (17-bit) per cycle; then NESSA_GREEDY_WBEAT = 32 multiplier-free
+//   isqrt units and one aligned 512-bit sim beat per cycle, so a block of 64 rows costs
+//   n * max(ceil(d / 8), ceil(64 / 32)) cycles. Phase 0 (maxd_q = 0) runs the same lanes (one
+//   call site) and adds one such pass.
 //
-// ---- Resource estimate (XCKU15P: 1,968 DSP48E2, 984 BRAM36, 128 URAM, 523k LUTs) -----------
-//   DSP  conv PE array      512 MACs -> 256 DSP48E2 with the int8 packing of Xilinx WP486
-//                           (two activations sharing one weight: the pixel pair (j, j+1) of a
-//                           PE row; the first layer's uint8 pixels are 9-bit signed, still
-//                           inside the 18-bit spacing), 512 without packing
-//        requant            NF_TILE_PX lanes x int32*int32 (~4 DSP each)              64
-//        linear lanes       64 int8 MACs, no shared operand (no packing)               64
-//        residual add       16 lanes x 2 int16*int32 products (~2 DSP each)            64
-//        greedy distances   512 17x17-bit squares (one DSP each)                      512
-//        total              ~960 DSP (49%); ~1,216 (62%) without the packing
-//   BRAM36  activation slots 6 x 64 banks x 1K x 16 bit (BRAM18 each)                 192
-//           weight tile      32 rows x 256 x 128 bit                                    64
-//           program          64K x 32 bit                                               57
-//           greedy           candidate block 128, cover/fresh/pool/best/arg/count/selected 154
-//           total            ~595 of 984 (60%), plus the RTL engine's own memories
-//   URAM    weight store     2 MiB as 32K x 512-bit words (8 wide x 8 deep)             64
-//           greedy ub[]      32K x 64 bit                                                 8
-//           total            72 of 128 (56%)
-//   LUTs: the 64 unrolled 32-step integer square roots of the greedy dominate (~130k).
-//   Clock: 200 MHz (nessa_smartssd.cfg); 300 MHz is plausible for the PE array alone, not
-//   claimed here.
+// ---- Resources: bench/hls_estimates.py ------------------------------------------------------
+//   Derived from these constants (and the kernels' #defines) with stated per-unit costs, written
+//   to BENCHMARKS.md ("HLS kernels: resource and II estimates"). Budget: the dynamic region of
+//   the SmartSSD shell (xilinx_u2_gen3x4_xdma_gc_2_202110_1), ASSUMED 1,344 DSP / 672 BRAM36 /
+//   87 URAM / 357k LUT (no authoritative figure found; fpga_kernels/README.md says how it was
+//   chosen), design target <= 80 % of it. As written (all three kernels): ~1,038 DSP (77 %),
+//   ~525 BRAM36 (78 %), 64 URAM (74 %), ~140k LUT (39 %). The DSPs are the conv PE array (512,
+//   no WP486 packing claimed) and the greedy distance lanes (512); everything else multiplies in
+//   fabric (BIND_OP) or not at all (the square roots).
+//   Clock: 200 MHz (nessa_smartssd.cfg); not timing-closed (no Vitis here).
 // Device figures: Xilinx DS890 / UltraScale+ product selection guide (XMP103), XCKU15P column.
 #ifndef NESSA_PE_H
 #define NESSA_PE_H
