@@ -103,7 +103,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "../shared/data/fashion-mnist; else scikit-learn's digits), ingest it, start a "
                                    "storage service on a free port, train full vs random vs the strategy that won bench/tta.py "
                                    "(nessa.demo.WINNER) and compare, with its time to full data's accuracy - 1 point.")
-    d.add_argument("--data", type=Path, help="Fashion-MNIST folder (IDX files, gzipped or not)")
+    d.add_argument("--data", type=Path,
+                   help="data set folder, in any layout `nessa ingest` reads with a train and a test/val split: "
+                        "Fashion-MNIST/MNIST IDX (gzipped or not), CIFAR-10/100 (binary or python), SVHN .mat, "
+                        "CINIC-10, TinyImageNet, ImageNet-100 (resized to 64x64); or the folder holding one of them. "
+                        "The model follows the image size (small CNN <= 28x28, ResNet-20 <= 32x32, else ResNet-18). "
+                        "With --quick: 1 epoch on this data instead of digits")
     d.add_argument("--out-dir", type=Path, default=Path("nessa-demo"), help="metrics, plots and table (default ./nessa-demo)")
     d.add_argument("--work-dir", type=Path, help="keep the ingested store in WORK_DIR/store, replacing one there (default: a temporary folder)")
     d.add_argument("--fraction", type=float, default=0.3, help="per-class subset budget in (0, 1] (default 0.3)")
