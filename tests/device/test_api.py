@@ -129,7 +129,8 @@ def test_device_memory_semantics(dev):
         feat.write(q, 0)
         if do_sync:
             feat.sync(TO, q.nbytes, 0)
-        others = [emu.bo(d, 64, emu.bo.device_only if i == 0 else emu.bo.normal, 0) for i in range(5)]
+        # sim is [n][ld], ld = ceil(n / 32) * 32: 2 * 4 * 32 bytes
+        others = [emu.bo(d, 256 if i == 0 else 64, emu.bo.device_only if i == 0 else emu.bo.normal, 0) for i in range(5)]
         assert k(feat, *others, 4, 2, 2, 5000, 0, 0, 1).wait(0) == emu.ert_cmd_state.ERT_CMD_STATE_COMPLETED
         others[4].sync(FROM, 64, 0)
         outs.append(others[4].read(8, 0).view(np.uint64)[0])  # objective
