@@ -8,7 +8,8 @@ Both readers are warm (page cache) and read the same ids; the table reports the 
 ``--fault-safety`` adds, per layout, what issue #19's protection against shards changing under
 the server costs: the unguarded C gather as ``take_bytes`` ran it before (the baseline), the
 guarded gather with the identity check at most once a second (the default) and before every
-take, and the pread-per-row reader used without the C extension.
+take, and the pread-per-row reader used without the C extension; these four are timed
+round-robin (one take of each per round, pread every 5th round), medians.
 """
 
 from __future__ import annotations
@@ -58,12 +59,23 @@ def _fault_safety_rows(store: Store, ids: np.ndarray, repeats: int, layout: str)
         _gather.available = available
     for reader in (every, pread):
         assert np.array_equal(reader.take_bytes(ids), unguarded())
-    return [
-        ("take_bytes unguarded (before #19)", layout, _median_seconds(unguarded, repeats)),
-        ("take_bytes guarded, file check <= 1/s", layout, _median_seconds(lambda: store.take_bytes(ids), repeats)),
-        ("take_bytes guarded, file check every take", layout, _median_seconds(lambda: every.take_bytes(ids), repeats)),
-        ("take_bytes pread per row (no C extension)", layout, _median_seconds(lambda: pread.take_bytes(ids), max(3, repeats // 5))),
-    ]
+    # Round-robin (one take of each reader per round), so load swings on a shared machine hit
+    # every reader alike; pread is ~100x slower and takes every 5th round.
+    readers = {"take_bytes unguarded (before #19)": unguarded,
+               "take_bytes guarded, file check <= 1/s": lambda: store.take_bytes(ids),
+               "take_bytes guarded, file check every take": lambda: every.take_bytes(ids),
+               "take_bytes pread per row (no C extension)": lambda: pread.take_bytes(ids)}
+    times: dict[str, list[float]] = {k: [] for k in readers}
+    for fn in readers.values():
+        fn()  # warm
+    for r in range(repeats):
+        for name, fn in readers.items():
+            if "pread" in name and r % 5:
+                continue
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return [(name, layout, float(np.median(t))) for name, t in times.items()]
 
 
 def main() -> None:
