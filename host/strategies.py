@@ -17,6 +17,8 @@ working (``nessa`` was the name of whole-data CRAIG selection before the mini-ba
     nessa-ss  NeSSA's subset shrinking: CRAIG over the examples not yet learned
     max-loss  per class the highest-loss examples under the pushed model (the max-loss
               baseline of data-efficient augmentation, Liu & Mirzasoleiman 2022)
+    pdd       progressive dataset distillation (Chen et al. 2024): nothing is selected; the trainer
+              streams the stages of a set `nessa distill` made next to the data, cumulatively
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Strategy(str, enum.Enum):
     CREST = "crest"
     NESSA_SS = "nessa-ss"
     MAX_LOSS = "max-loss"
+    PDD = "pdd"
 
 
 #: Old or informal names accepted wherever a strategy name is read.
@@ -55,6 +58,8 @@ class StrategySpec:
         consumed batch by batch), not a subset to shuffle.
     drops: the strategy drops learned examples (the server keeps the run's loss history).
     adaptive: the trainer decides when to reselect (CREST's loss-approximation check).
+    distilled: the trainer streams the stage data sets of a distillation (``--distilled``), not
+        a selection of the training set.
     """
 
     selects: bool
@@ -64,6 +69,7 @@ class StrategySpec:
     minibatch: bool = False
     drops: bool = False
     adaptive: bool = False
+    distilled: bool = False
 
 
 _REGISTRY: dict[Strategy, StrategySpec] = {
@@ -76,6 +82,8 @@ _REGISTRY: dict[Strategy, StrategySpec] = {
                                  minibatch=True, drops=True, adaptive=True),
     Strategy.NESSA_SS: StrategySpec(True, True, True, "CRAIG over the examples not yet learned (NeSSA SS)", drops=True),
     Strategy.MAX_LOSS: StrategySpec(True, True, True, "per class the highest-loss examples under the pushed model"),
+    Strategy.PDD: StrategySpec(False, False, False, "a distilled set's stages, trained on cumulatively (PDD)",
+                               distilled=True),
 }
 
 

@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "a weighted subset next to the data every few epochs. Runs under torchrun too.")
     p.add_argument("--server", required=True, metavar="HOST:PORT[,HOST:PORT...]",
                    help="storage service(s); with several, each selects from its own part and streams interleave")
-    p.add_argument("--dataset", required=True, help="training data set name on the server(s), e.g. fm/train")
+    p.add_argument("--dataset", default="", help="training data set name on the server(s), e.g. fm/train "
+                                                 "(needed, except with --strategy pdd)")
     p.add_argument("--test-dataset", help="test data set evaluated after every epoch, e.g. fm/test")
     p.add_argument("--eval-every", type=int, default=1, metavar="N", help="evaluate every N epochs and after the last")
     p.add_argument("--strategy", default="full", metavar="NAME",
@@ -95,6 +96,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="augment only copies of a subset the storage host picks (coreset, random or max-loss), "
                         "added to the streamed batches: data-efficient augmentation (needs --augment)")
     p.add_argument("--augment-every", type=int, default=5, metavar="R", help="epochs between subset picks (default 5)")
+    p.add_argument("--distilled", metavar="NAME",
+                   help="pdd: the distillation (made by `nessa distill ... --out NAME`) whose stages to train on, "
+                        "cumulatively, the epochs split evenly over the stages")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_train)
 
@@ -103,12 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "../shared/data/fashion-mnist; else scikit-learn's digits), ingest it, start a "
                                    "storage service on a free port, train full vs random vs the strategy that won bench/tta.py "
                                    "(nessa.demo.WINNER) and compare, with its time to full data's accuracy - 1 point.")
-    d.add_argument("--data", type=Path,
-                   help="data set folder, in any layout `nessa ingest` reads with a train and a test/val split: "
-                        "Fashion-MNIST/MNIST IDX (gzipped or not), CIFAR-10/100 (binary or python), SVHN .mat, "
-                        "CINIC-10, TinyImageNet, ImageNet-100 (resized to 64x64); or the folder holding one of them. "
-                        "The model follows the image size (small CNN <= 28x28, ResNet-20 <= 32x32, else ResNet-18). "
-                        "With --quick: 1 epoch on this data instead of digits")
+    d.add_argument("--data", type=Path, help="Fashion-MNIST folder (IDX files, gzipped or not)")
     d.add_argument("--out-dir", type=Path, default=Path("nessa-demo"), help="metrics, plots and table (default ./nessa-demo)")
     d.add_argument("--work-dir", type=Path, help="keep the ingested store in WORK_DIR/store, replacing one there (default: a temporary folder)")
     d.add_argument("--fraction", type=float, default=0.3, help="per-class subset budget in (0, 1] (default 0.3)")
@@ -155,7 +154,8 @@ def _train(args: argparse.Namespace) -> int:
             stream_idle_timeout=args.stream_idle_timeout, storage_retries=args.storage_retries,
             retry_backoff=args.retry_backoff,
             tls_ca=args.tls_ca, timeout=args.timeout, progress=not args.no_progress, threads=args.threads,
-            augment=args.augment, augment_subset=args.augment_subset, augment_every=args.augment_every)
+            augment=args.augment, augment_subset=args.augment_subset, augment_every=args.augment_every,
+            distilled=args.distilled)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     if cfg.out_dir is not None:  # fail before connecting, not after the first epoch

@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "nessa._cli_export",  # export
     "nessa._cli_train",  # train, demo
     "nessa._cli_simulate",  # simulate
+    "nessa._cli_distill",  # distill
 )
 
 

@@ -333,6 +333,26 @@ class StorageClient:
     def get_selection(self, id: str) -> SelectionInfo:
         return _selection(self._call(self._get_sel, pb.GetSelectionRequest(id=id)))
 
+    def distill(self, dataset: str, out: str, *, method: str = "dm", stages: int = 1, ipc: int = 10, seed: int = 0,
+                iterations: int = 0) -> "pb.DistillationInfo":
+        """Start (or resume, or find running) the distillation ``out`` of ``dataset`` on the
+        storage host; answers at once with its ``DistillationInfo`` (poll ``get_distillation``).
+        ``iterations`` 0: the server's default matching steps per stage."""
+        methods = {"dm": pb.DISTILL_METHOD_DM, "dc": pb.DISTILL_METHOD_DC}
+        if method not in methods:
+            raise ValueError(f"method: unknown distillation method {method!r}; choose dm or dc")
+        req = pb.DistillRequest(dataset=dataset, out=out, method=methods[method], stages=stages, ipc=ipc, seed=seed,
+                                iterations=iterations)
+        return self._call(self._unary("Distill", pb.DistillationInfo), req)
+
+    def get_distillation(self, name: str) -> "pb.DistillationInfo":
+        """A distillation's state and progress (NOT_FOUND if there is none)."""
+        return self._call(self._unary("GetDistillation", pb.DistillationInfo), pb.GetDistillationRequest(name=name))
+
+    def _unary(self, name: str, resp):
+        return self._channel.unary_unary(_SERVICE + name, request_serializer=lambda m: m.SerializeToString(),
+                                         response_deserializer=resp.FromString)
+
     def stream_samples(
         self,
         dataset: str,

@@ -107,8 +107,10 @@ def finished_stages(root: str | os.PathLike, out: str, source: str, manifest: Ma
     """The manifests of the finished stages 1..k of ``out`` (k may be 0), or DistillError when
     ``out`` is taken by something else (a data set, or a distillation with other options)."""
     base = Path(root) / out
-    if (base / MANIFEST_NAME).exists():
-        raise DistillError(f"--out: {out!r} is an existing data set; choose another name")
+    rel = Path(out)
+    for part in (rel, *rel.parents):  # out itself, or a folder above it, is a data set
+        if (Path(root) / part / MANIFEST_NAME).exists():
+            raise DistillError(f"--out: {out!r} is or lies inside an existing data set; choose another name")
     want = _identity(source, manifest, cfg)
     found = []
     while True:

@@ -87,6 +87,21 @@ def _unary(cls):
     return decorate
 
 
+_PB_TO_METHOD = {pb.DISTILL_METHOD_DM: "dm", pb.DISTILL_METHOD_DC: "dc"}
+_METHOD_PB = {v: k for k, v in _PB_TO_METHOD.items()}
+_DISTILL_STATE_PB = {"running": pb.DISTILL_STATE_RUNNING, "done": pb.DISTILL_STATE_DONE,
+                     "failed": pb.DISTILL_STATE_FAILED, "stopped": pb.DISTILL_STATE_STOPPED}
+
+
+def _distillation_pb(st) -> pb.DistillationInfo:
+    """A ``distill_jobs.DistillStatus`` on the wire."""
+    return pb.DistillationInfo(
+        name=st.name, source=st.source, method=_METHOD_PB.get(st.method, pb.DISTILL_METHOD_UNSPECIFIED), stages=st.stages,
+        ipc=st.ipc, seed=st.seed, iterations=st.iterations, state=_DISTILL_STATE_PB[st.state], stages_done=st.stages_done,
+        step=st.step, steps_total=st.steps_total, stage_datasets=list(st.stage_datasets), cpu_seconds=float(st.cpu_s),
+        error=clip(st.error), resumed_from=st.resumed_from)
+
+
 def _dataset_pb(name: str, m) -> pb.DatasetInfo:
     return pb.DatasetInfo(
         name=name,
@@ -238,6 +253,24 @@ class StorageServicer:
     def GetServerInfo(self, request, context):
         return pb.ServerInfo(data_port=self.data_port, batch_version=BATCH_VERSION, max_push_chunk_bytes=self.max_chunk_bytes)
 
+    @_unary(pb.DistillRequest)
+    def Distill(self, request, context):
+        from host.distill import DistillConfig, DistillError
+
+        method = _PB_TO_METHOD.get(request.method)
+        if method is None:
+            raise InvalidArgument(f"method: unknown or unset distillation method {request.method}; use dm or dc")
+        try:
+            cfg = DistillConfig(method=method, stages=int(request.stages), ipc=int(request.ipc), seed=int(request.seed),
+                                iterations=int(request.iterations) or 200)
+        except DistillError as exc:
+            raise InvalidArgument(str(exc).replace("--", "", 1)) from None
+        return _distillation_pb(self.core.distill(request.dataset, request.out, cfg))
+
+    @_unary(pb.GetDistillationRequest)
+    def GetDistillation(self, request, context):
+        return _distillation_pb(self.core.distillation(request.name))
+
     def StreamSamples(self, data, context):
         try:
             request = _parse(pb.StreamSamplesRequest, data, "StreamSamples", self.max_request_bytes)
@@ -264,5 +297,7 @@ class StorageServicer:
                 "GetSelection": grpc.unary_unary_rpc_method_handler(self.GetSelection, None, ser),
                 "StreamSamples": grpc.unary_stream_rpc_method_handler(self.StreamSamples, None, identity),
                 "GetServerInfo": grpc.unary_unary_rpc_method_handler(self.GetServerInfo, None, ser),
+                "Distill": grpc.unary_unary_rpc_method_handler(self.Distill, None, ser),
+                "GetDistillation": grpc.unary_unary_rpc_method_handler(self.GetDistillation, None, ser),
             },
         )

@@ -125,10 +125,12 @@ class TrainConfig:
     augment: str = ""  # comma list of crop, flip, cutout, randaugment ("": none)
     augment_subset: str = ""  # KIND:FRACTION (coreset, random, max-loss): augment only that subset
     augment_every: int = 5  # epochs between picks of the subset to augment (R)
+    distilled: str | None = None  # pdd: the distillation whose stages to train on (trainer/distilled.py)
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
         set_("servers", parse_servers(self.servers))
+        self._check_distilled(set_)
         if not isinstance(self.dataset, str) or not self.dataset.strip():
             raise ConfigError("--dataset: a data set name is needed (e.g. fm/train)")
         if self.test_dataset is not None and not str(self.test_dataset).strip():
@@ -209,11 +211,32 @@ class TrainConfig:
             if not self.tls_ca.is_file():
                 raise ConfigError(f"--tls-ca: no such file {str(self.tls_ca)!r}")
 
+    def _check_distilled(self, set_) -> None:
+        """pdd needs --distilled (its stages are the training data: --dataset defaults to stage 1,
+        the fraction is 1) and streams float images (no uint8 augmentation); nothing else takes it."""
+        from host.strategies import Strategy as _S
+
+        is_pdd = str(getattr(self.strategy, "value", self.strategy)).strip().lower() == _S.PDD.value
+        if self.distilled is not None and not is_pdd:
+            raise ConfigError("--distilled: only --strategy pdd trains on a distilled data set")
+        if not is_pdd:
+            return
+        if not isinstance(self.distilled, str) or not self.distilled.strip().strip("/"):
+            raise ConfigError("--distilled: --strategy pdd trains on a distillation made by `nessa distill`: name it")
+        set_("distilled", self.distilled.strip().strip("/"))
+        if not self.dataset:
+            set_("dataset", f"{self.distilled}/stage-01")
+        set_("fraction", 1.0)
+        if self.augment or self.augment_subset:
+            raise ConfigError("--augment: pdd streams float synthetic images; the augmentations work on uint8 images")
+
     @property
     def label(self) -> str:
         """The run's name in metrics, plots and tables."""
         if self.run_name:
             return self.run_name
+        if self.distilled:
+            return f"pdd:{self.distilled}"
         if self.strategy is Strategy.FULL:
             return "full"
         return f"{self.strategy.value}@{self.fraction:g}"

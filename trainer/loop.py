@@ -37,6 +37,7 @@ from trainer.augment_subset import BatchAugment, SubsetCopies, augment_config, p
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, Schedule, TrainConfig
 from trainer.dataset import SampleStream
+from trainer.distilled import open_plan
 from trainer.distributed import Dist as _Dist
 from trainer.metrics import MetricsWriter
 from trainer.model_state import state_to_safetensors
@@ -95,6 +96,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     try:
         if cfg.test_dataset:
             cluster.describe(cfg.test_dataset)
+        try:  # pdd: the distillation's stage data sets, cumulative, over the epochs
+            plan = open_plan(cluster, cfg.distilled, cfg.epochs) if strategy.distilled else None
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         shape = cluster.sample_shape
         arch = cfg.arch or default_arch(shape)
         model = build_model(arch, shape, cluster.num_classes).to(dist.device)
@@ -176,7 +181,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 selections, counts = ["rounds"], [_subset_steps(cfg, cluster) * cfg.batch_size]
             elif not strategy.selects or in_warmup:
                 selections = [FULL_SELECTION] * len(cluster.sources)
-                counts = [int(i.num_samples) for i in cluster.infos]
+                counts = plan.counts(epoch) if plan else [int(i.num_samples) for i in cluster.infos]
             elif in_warm_start:
                 if not resuming_mid_epoch:
                     t_sel = time.perf_counter()
@@ -217,7 +222,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                 stream = _RoundEpoch(rounds, steps - start_step)
             else:
                 limit = per_rank - start_step * cfg.batch_size if dist.on else None
-                stream = SampleStream(cluster.parts(cfg.dataset, selections, offsets), epoch=epoch, seed=cfg.seed,
+                stream = SampleStream(cluster.parts(plan.dataset(epoch) if plan else cfg.dataset, selections, offsets),
+                                      epoch=epoch, seed=cfg.seed,
                                       batch_size=cfg.batch_size, rank=dist.rank, world_size=dist.world,
                                       batch_bytes=cfg.batch_bytes, prefetch=cfg.prefetch, device=dist.device,
                                       limit=limit, retry=_retry(cfg))
@@ -228,7 +234,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 for key in ("selection_s", "storage_s", "forwarded", "model_bytes"):
                     counters[key] += round_stats.get(key, 0)
             start_step = 0
-            streamed = ",".join(selections)  # what this epoch trained on (for its metrics line)
+            streamed = plan.dataset(epoch) if plan else ",".join(selections)  # this epoch's data (metrics line)
             streamed_n = int(sum(counts))
             if overlapping and not stopped:  # collect the overlapped selection: only the wait counts
                 t_sel = time.perf_counter()

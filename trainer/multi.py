@@ -85,15 +85,22 @@ class Cluster:
                 close()
 
 
+#: Sample dtypes the trainer reads: uint8 pixels (/255) and float32 model inputs (distilled sets,
+#: ``host.models.to_input``); a float32 training set and a uint8 test set are the same kind of input.
+_READABLE = ("uint8", "float32")
+
+
 def _check_compatible(servers: Sequence[str], infos: Sequence[Any], name: str, like: Any) -> None:
     for server, info in zip(servers, infos):
         for attr in ("sample_shape", "num_classes", "dtype"):
             a, b = getattr(info, attr), getattr(like, attr)
+            if attr == "dtype" and str(a) in _READABLE and str(b) in _READABLE:
+                continue
             if (tuple(a) if attr == "sample_shape" else a) != (tuple(b) if attr == "sample_shape" else b):
                 raise IncompatibleParts(f"data set {name!r} on {server} has {attr}={a!r}, "
                                         f"but the first server's training set has {b!r}")
-    if str(infos[0].dtype) != "uint8":
-        raise IncompatibleParts(f"data set {name!r}: the trainer reads uint8 samples, got {infos[0].dtype}")
+    if str(infos[0].dtype) not in _READABLE:
+        raise IncompatibleParts(f"data set {name!r}: the trainer reads uint8 or float32 samples, got {infos[0].dtype}")
 
 
 def open_cluster(servers: Sequence[str], dataset: str, *, token: str | None = None,

@@ -17,6 +17,7 @@ class Strategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STRATEGY_CREST: _ClassVar[Strategy]
     STRATEGY_NESSA_SS: _ClassVar[Strategy]
     STRATEGY_MAX_LOSS: _ClassVar[Strategy]
+    STRATEGY_PDD: _ClassVar[Strategy]
 
 class Backend(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -31,6 +32,20 @@ class SelectionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SELECTION_STATE_RUNNING: _ClassVar[SelectionState]
     SELECTION_STATE_DONE: _ClassVar[SelectionState]
     SELECTION_STATE_FAILED: _ClassVar[SelectionState]
+
+class DistillMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DISTILL_METHOD_UNSPECIFIED: _ClassVar[DistillMethod]
+    DISTILL_METHOD_DM: _ClassVar[DistillMethod]
+    DISTILL_METHOD_DC: _ClassVar[DistillMethod]
+
+class DistillState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DISTILL_STATE_UNSPECIFIED: _ClassVar[DistillState]
+    DISTILL_STATE_RUNNING: _ClassVar[DistillState]
+    DISTILL_STATE_DONE: _ClassVar[DistillState]
+    DISTILL_STATE_FAILED: _ClassVar[DistillState]
+    DISTILL_STATE_STOPPED: _ClassVar[DistillState]
 STRATEGY_UNSPECIFIED: Strategy
 STRATEGY_FULL: Strategy
 STRATEGY_RANDOM: Strategy
@@ -39,6 +54,7 @@ STRATEGY_NESSA_PA: Strategy
 STRATEGY_CREST: Strategy
 STRATEGY_NESSA_SS: Strategy
 STRATEGY_MAX_LOSS: Strategy
+STRATEGY_PDD: Strategy
 BACKEND_UNSPECIFIED: Backend
 BACKEND_CPU: Backend
 BACKEND_EMU: Backend
@@ -47,6 +63,14 @@ SELECTION_STATE_UNSPECIFIED: SelectionState
 SELECTION_STATE_RUNNING: SelectionState
 SELECTION_STATE_DONE: SelectionState
 SELECTION_STATE_FAILED: SelectionState
+DISTILL_METHOD_UNSPECIFIED: DistillMethod
+DISTILL_METHOD_DM: DistillMethod
+DISTILL_METHOD_DC: DistillMethod
+DISTILL_STATE_UNSPECIFIED: DistillState
+DISTILL_STATE_RUNNING: DistillState
+DISTILL_STATE_DONE: DistillState
+DISTILL_STATE_FAILED: DistillState
+DISTILL_STATE_STOPPED: DistillState
 
 class GetServerInfoRequest(_message.Message):
     __slots__ = ()
@@ -255,3 +279,61 @@ class SampleBatch(_message.Message):
     header: BatchHeader
     body: bytes
     def __init__(self, header: _Optional[_Union[BatchHeader, _Mapping]] = ..., body: _Optional[bytes] = ...) -> None: ...
+
+class DistillRequest(_message.Message):
+    __slots__ = ("dataset", "out", "method", "stages", "ipc", "seed", "iterations")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    OUT_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
+    IPC_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    out: str
+    method: DistillMethod
+    stages: int
+    ipc: int
+    seed: int
+    iterations: int
+    def __init__(self, dataset: _Optional[str] = ..., out: _Optional[str] = ..., method: _Optional[_Union[DistillMethod, str]] = ..., stages: _Optional[int] = ..., ipc: _Optional[int] = ..., seed: _Optional[int] = ..., iterations: _Optional[int] = ...) -> None: ...
+
+class GetDistillationRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DistillationInfo(_message.Message):
+    __slots__ = ("name", "source", "method", "stages", "ipc", "seed", "iterations", "state", "stages_done", "step", "steps_total", "stage_datasets", "cpu_seconds", "error", "resumed_from")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
+    IPC_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STAGES_DONE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    STEPS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    STAGE_DATASETS_FIELD_NUMBER: _ClassVar[int]
+    CPU_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_FROM_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    source: str
+    method: DistillMethod
+    stages: int
+    ipc: int
+    seed: int
+    iterations: int
+    state: DistillState
+    stages_done: int
+    step: int
+    steps_total: int
+    stage_datasets: _containers.RepeatedScalarFieldContainer[str]
+    cpu_seconds: float
+    error: str
+    resumed_from: int
+    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., method: _Optional[_Union[DistillMethod, str]] = ..., stages: _Optional[int] = ..., ipc: _Optional[int] = ..., seed: _Optional[int] = ..., iterations: _Optional[int] = ..., state: _Optional[_Union[DistillState, str]] = ..., stages_done: _Optional[int] = ..., step: _Optional[int] = ..., steps_total: _Optional[int] = ..., stage_datasets: _Optional[_Iterable[str]] = ..., cpu_seconds: _Optional[float] = ..., error: _Optional[str] = ..., resumed_from: _Optional[int] = ...) -> None: ...

@@ -72,6 +72,16 @@ class StorageStub:
                 request_serializer=nessa__pb2.GetServerInfoRequest.SerializeToString,
                 response_deserializer=nessa__pb2.ServerInfo.FromString,
                 _registered_method=True)
+        self.Distill = channel.unary_unary(
+                '/nessa.v1.Storage/Distill',
+                request_serializer=nessa__pb2.DistillRequest.SerializeToString,
+                response_deserializer=nessa__pb2.DistillationInfo.FromString,
+                _registered_method=True)
+        self.GetDistillation = channel.unary_unary(
+                '/nessa.v1.Storage/GetDistillation',
+                request_serializer=nessa__pb2.GetDistillationRequest.SerializeToString,
+                response_deserializer=nessa__pb2.DistillationInfo.FromString,
+                _registered_method=True)
 
 
 class StorageServicer:
@@ -137,6 +147,24 @@ class StorageServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Distill(self, request, context):
+        """Start a distillation next to the data (DM or DC; PDD when stages > 1) that writes each
+        stage as the data set "<out>/stage-<ss>" (the cumulative union of stages 1..s), or resume
+        one after its last finished stage, or find it running. Answers at once; poll
+        GetDistillation. INVALID_ARGUMENT naming the field for bad options (samples that are not
+        images, ipc larger than a class, zero stages, an `out` taken by other options).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDistillation(self, request, context):
+        """A distillation's progress, or what the disk holds of one no job runs. NOT_FOUND if none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorageServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -174,6 +202,16 @@ def add_StorageServicer_to_server(servicer, server):
                     servicer.GetServerInfo,
                     request_deserializer=nessa__pb2.GetServerInfoRequest.FromString,
                     response_serializer=nessa__pb2.ServerInfo.SerializeToString,
+            ),
+            'Distill': grpc.unary_unary_rpc_method_handler(
+                    servicer.Distill,
+                    request_deserializer=nessa__pb2.DistillRequest.FromString,
+                    response_serializer=nessa__pb2.DistillationInfo.SerializeToString,
+            ),
+            'GetDistillation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDistillation,
+                    request_deserializer=nessa__pb2.GetDistillationRequest.FromString,
+                    response_serializer=nessa__pb2.DistillationInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -368,6 +406,60 @@ class Storage:
             '/nessa.v1.Storage/GetServerInfo',
             nessa__pb2.GetServerInfoRequest.SerializeToString,
             nessa__pb2.ServerInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Distill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nessa.v1.Storage/Distill',
+            nessa__pb2.DistillRequest.SerializeToString,
+            nessa__pb2.DistillationInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDistillation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nessa.v1.Storage/GetDistillation',
+            nessa__pb2.GetDistillationRequest.SerializeToString,
+            nessa__pb2.DistillationInfo.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,93 @@
+"""``nessa distill`` on a real store: stages written atomically, an interrupted distillation
+leaves only finished stages and resumes after them, bad options named, and over a real service."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nessa.cli import main
+from storage_service.store import Store
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture()
+def root(tmp_path):
+    from sklearn.datasets import load_digits
+
+    from storage_service.ingest import write_store
+
+    d = load_digits()
+    x = (d.images[:600] * (255 / 16)).round().astype(np.uint8)
+    write_store(tmp_path / "digits", x, d.target[:600])
+    write_store(tmp_path / "vec", np.zeros((30, 7), np.uint8), np.arange(30) % 3)
+    return tmp_path
+
+
+def _run(root, *extra) -> int:
+    where = [] if "--server" in extra else ["--store", str(root)]
+    return main(["distill", "digits", *where, "--iterations", "3", "--ipc", "2", "--quiet", *extra])
+
+
+@pytest.mark.parametrize("extra, text", [
+    (["--out", "x", "--stages", "0"], "--stages: must be at least 1"),
+    (["--out", "x", "--ipc", "1000"], "--ipc: 1000 images per class is larger than class"),
+    (["--out", "x", "--method", "mtt"], "--method: unknown method 'mtt'"),
+    (["--out", ".hidden"], "--out: '.hidden' is not a data set name"),
+    (["--out", "digits"], "--out: 'digits' is or lies inside an existing data set"),
+])
+def test_bad_options_exit_2_naming_the_option(root, capsys, extra, text):
+    assert _run(root, *extra) == 2
+    assert text in capsys.readouterr().err
+    assert not (root / "x").exists()
+
+
+def test_samples_that_are_not_images(root, capsys):
+    assert main(["distill", "vec", "--store", str(root), "--out", "v", "--quiet"]) == 2
+    assert "vec: samples of shape [7] are not images" in capsys.readouterr().err
+
+
+def test_interrupted_distillation_leaves_finished_stages_and_resumes(root, capsys):
+    from host.distill import DistillConfig
+    from storage_service.distill_jobs import run_distillation
+
+    cfg = DistillConfig(method="dm", stages=2, ipc=2, iterations=3, seed=4)
+    store = Store(root / "digits")
+
+    def stop_in_stage_2(stage, step):
+        if stage == 2 and step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_distillation(store, "digits", root, "p", cfg, progress=stop_in_stage_2)
+    assert sorted(p.name for p in (root / "p").iterdir()) == ["stage-01"]  # no half-written stage, no temp folder
+    assert _run(root, "--out", "p", "--stages", "2", "--seed", "4") == 0
+    out = capsys.readouterr().out
+    assert "p: 2 stage(s)" in out and "resumed after stage 1" in out and "p/stage-02" in out
+    # Same options, never interrupted: the very same images.
+    assert _run(root, "--out", "q", "--stages", "2", "--seed", "4") == 0
+    a, b = Store(root / "p" / "stage-02"), Store(root / "q" / "stage-02")
+    np.testing.assert_array_equal(a.take(np.arange(40))[0], b.take(np.arange(40))[0])
+    assert a.manifest.num_samples == 40 and a.manifest.dtype == "float32"
+    # Other options under the same name are refused, naming what differs.
+    assert _run(root, "--out", "p", "--stages", "2", "--seed", "5") == 2
+    assert "seed differ" in capsys.readouterr().err
+
+
+def test_distill_through_a_running_service(root, capsys):
+    from tests.service.helpers import running
+
+    with running(root) as (_, port):
+        assert _run(root, "--out", "r", "--server", f"127.0.0.1:{port}", "--stages", "2") == 0
+        assert "r: 2 stage(s)" in capsys.readouterr().out
+        assert _run(root, "--out", "r2", "--server", f"127.0.0.1:{port}", "--ipc", "999") == 2
+        assert "--ipc: 999 images per class" in capsys.readouterr().err
+    assert Store(root / "r" / "stage-02").manifest.num_samples == 40

@@ -1,0 +1,111 @@
+"""Distill / GetDistillation over real gRPC: stages written as data sets, streamed like any
+other, trained on by the trainer (``--strategy pdd``), resumed, and bad requests refused."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import numpy as np
+import pytest
+import torch
+
+from storage_service.client import StorageClient, StorageError
+from storage_service.ingest import write_store
+from storage_service.store import Store
+from tests.service.helpers import running
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # the service's distillation shares this process
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images * 255 / 16).round().astype(np.uint8)
+    y = d.target
+    r = tmp_path_factory.mktemp("distill-root")
+    write_store(r / "digits" / "train", x[:1500], y[:1500])
+    write_store(r / "digits" / "test", x[1500:], y[1500:])
+    write_store(r / "tab", np.zeros((40, 5), np.float32), np.arange(40) % 2)
+    return r
+
+
+def _wait(client: StorageClient, name: str, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        info = client.get_distillation(name)
+        if info.state != 1 or time.monotonic() > deadline:  # not RUNNING
+            return info
+        time.sleep(0.1)
+
+
+def test_distill_writes_stages_the_trainer_streams_cumulatively(root):
+    from storage_service._proto import nessa_pb2 as pb
+    from trainer.config import TrainConfig
+    from trainer.loop import train
+
+    with running(root) as (_, port), StorageClient(f"127.0.0.1:{port}") as client:
+        first = client.distill("digits/train", "dd", method="dm", stages=1, ipc=2, iterations=3, seed=5)
+        assert first.name == "dd" and first.steps_total == 3
+        one = _wait(client, "dd")
+        assert one.state == pb.DISTILL_STATE_DONE, one.error
+        stage1 = Store(root / "dd" / "stage-01")
+        before = stage1.take(np.arange(len(stage1)))[0].copy()
+        # More stages later: resumes after stage 1, which stays as it was.
+        client.distill("digits/train", "dd", method="dm", stages=2, ipc=2, iterations=3, seed=5)
+        info = _wait(client, "dd")
+        assert info.state == pb.DISTILL_STATE_DONE and info.resumed_from == 1, info
+        assert list(info.stage_datasets) == ["dd/stage-01", "dd/stage-02"] and info.step == info.steps_total == 6
+        assert info.cpu_seconds > 0
+
+        ds = client.get_dataset("dd/stage-02")
+        assert ds.num_samples == 40 and ds.dtype == "float32" and list(ds.class_counts) == [4] * 10
+        streamed = list(client.stream_samples("dd/stage-02", selection="full"))
+        ids = np.concatenate([b.ids for b in streamed])
+        samples = np.concatenate([b.samples for b in streamed])[np.argsort(ids)]
+        np.testing.assert_array_equal(samples[:20], before)  # the union starts with stage 1
+        manifest = Store(root / "dd" / "stage-02").manifest.extra["distill"]
+        assert (manifest["source"], manifest["method"], manifest["stage"], manifest["seed"]) == ("digits/train", "dm", 2, 5)
+        assert manifest["stage_rows"] == [[0, 20], [20, 40]] and manifest["labels"] == "hard"
+
+        res = train(TrainConfig(servers=f"127.0.0.1:{port}", dataset="", test_dataset="digits/test", strategy="pdd",
+                                distilled="dd", epochs=4, batch_size=16, progress=False, threads=1))
+        assert [r["selection"] for r in res.records] == ["dd/stage-01"] * 2 + ["dd/stage-02"] * 2
+        assert res.records[-1]["samples_seen"] == 20 + 20 + 40 + 40
+        assert res.records[-1]["bytes_received"] >= 120 * 64 * 4  # float32 8x8 images
+        assert res.records[-1]["test_acc"] > 0.1
+
+
+@pytest.mark.parametrize("kw, code, text", [
+    (dict(dataset="digits/train", stages=0), grpc.StatusCode.INVALID_ARGUMENT, "stages: must be at least 1"),
+    (dict(dataset="digits/train", ipc=500), grpc.StatusCode.INVALID_ARGUMENT, "--ipc: 500 images per class is larger"),
+    (dict(dataset="tab"), grpc.StatusCode.INVALID_ARGUMENT, "tab: samples of shape [5] are not images"),
+    (dict(dataset="nope"), grpc.StatusCode.NOT_FOUND, "nope"),
+    (dict(dataset="digits/train", out="../x"), grpc.StatusCode.INVALID_ARGUMENT, "--out"),
+    (dict(dataset="digits/train", out="digits/test/x"), grpc.StatusCode.INVALID_ARGUMENT, "is or lies inside an existing data set"),
+])
+def test_bad_requests_are_refused_with_the_right_code(root, kw, code, text):
+    args = dict(out="bad", method="dm", stages=1, ipc=2, iterations=2)
+    args.update(kw)
+    with running(root) as (_, port), StorageClient(f"127.0.0.1:{port}", retries=0) as client:
+        with pytest.raises(StorageError) as err:
+            client.distill(args.pop("dataset"), args.pop("out"), **args)
+        assert err.value.code == code and text in err.value.details
+
+
+def test_unknown_distillation_and_selecting_pdd(root):
+    with running(root) as (_, port), StorageClient(f"127.0.0.1:{port}", retries=0) as client:
+        with pytest.raises(StorageError) as err:
+            client.get_distillation("never")
+        assert err.value.code == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(StorageError) as err:
+            client.select("digits/train", "pdd", 0.1, seed=0, model_version=None, backend="")
+        assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and "selects nothing" in err.value.details
