@@ -53,8 +53,10 @@ def test_same_call_sequence_and_results_on_emulator_and_standin(qmodel, tmp_path
     apis = [api for api, _ in rec_e.calls]
     # device -> xclbin -> load -> kernel -> buffers -> sync -> run -> wait -> sync back -> read
     assert apis[:5] == ["device", "xclbin", "device.load_xclbin", "xclbin.get_ips", "kernel"]
-    # 3 feature batches; each greedy = nessa_greedy's similarity rows + nessa_fl_rtl over them
-    assert apis.count("kernel()") == 3 + 2 * 2 and ge0.kernel == ge1.kernel == "nessa_fl_rtl"
+    # 3 feature batches; lazy greedy on nessa_greedy; stochastic = nessa_greedy's similarity rows
+    # + nessa_fl_rtl over them
+    assert apis.count("kernel()") == 3 + 1 + 2
+    assert ge0.kernel == "nessa_greedy" and ge1.kernel == "nessa_fl_rtl"
     assert apis.count("run.wait") >= apis.count("kernel()")  # wait(timeout_ms) slices
     assert all(args == (1000,) for a, args in rec_e.calls if a == "run.wait")
     assert all(len(args) == 3 for a, args in rec_e.calls if a == "bo.sync")  # (direction, size, offset)
@@ -72,10 +74,11 @@ def test_same_call_sequence_and_results_on_emulator_and_standin(qmodel, tmp_path
 
 
 @pytest.mark.parametrize("n,d,k,maxd_q,mode,seed,ss", [
-    (37, 5, 6, 0, 0, 0, 1),          # n not a multiple of 32: padded with copies of member 0
+    (37, 5, 6, 0, 2, 0, 1),          # n not a multiple of 32: padded with copies of member 0; naive
     (64, 3, 10, 0, 2, 0, 1),         # naive == exact
     (45, 8, 7, 20000, 1, -3, 9),     # stochastic, a given bound, a negative seed (uint32 pattern)
-    (1, 2, 1, 0, 0, 0, 1),
+    (1, 2, 1, 0, 1, 0, 1),
+    (40, 4, 5, 0, 1, 7, 40),         # stochastic with the whole class as the sample
 ])
 def test_greedy_through_the_rtl_engine_equals_the_hls_kernel(n, d, k, maxd_q, mode, seed, ss):
     """DeviceFlow routes greedy through nessa_fl_rtl (the xclbin holds it): same picks, weights,
@@ -86,7 +89,7 @@ def test_greedy_through_the_rtl_engine_equals_the_hls_kernel(n, d, k, maxd_q, mo
     q = rng.integers(-3000, 3000, (n, d)).astype(np.int16)
     rtl = DeviceFlow(emu, emu.default_xclbin())
     hls = DeviceFlow(emu, emu.default_xclbin(), use_rtl=False)
-    assert "nessa_fl_rtl" in rtl.kernels and rtl.rtl_greedy_available(n) and not hls.rtl_greedy_available(n)
+    assert "nessa_fl_rtl" in rtl.kernels and rtl.rtl_greedy_available(n, mode) and not hls.rtl_greedy_available(n, mode)
     a = rtl.greedy(q, k, maxd_q=maxd_q, mode=mode, seed=seed, sample_size=ss)
     b = hls.greedy(q, k, maxd_q=maxd_q, mode=mode, seed=seed, sample_size=ss)
     assert a.kernel == "nessa_fl_rtl" and b.kernel == "nessa_greedy" and a.cycles > 0
@@ -103,7 +106,11 @@ def test_classes_beyond_the_rtl_tables_run_on_the_hls_kernel():
     from host.device.flow import RTL_N_MAX
 
     flow = DeviceFlow(emu, emu.default_xclbin())
-    assert flow.rtl_greedy_available(RTL_N_MAX) and not flow.rtl_greedy_available(RTL_N_MAX + 1)
+    assert flow.rtl_greedy_available(RTL_N_MAX, 1) and not flow.rtl_greedy_available(RTL_N_MAX + 1, 1)
+    # lazy greedy has no RTL mode: it stays on nessa_greedy whatever the size
+    assert not flow.rtl_greedy_available(100, 0) and flow.rtl_greedy_available(100, 2)
+    q = np.random.default_rng(3).integers(-900, 900, (50, 3)).astype(np.int16)
+    assert flow.greedy(q, 5, mode=0).kernel == "nessa_greedy"
 
 
 def test_kernel_status_is_checked(qmodel):
