@@ -27,20 +27,20 @@
 //       conv/linear/pool/add over on-chip activation slots, HEAD -> logits -> exp LUT softmax]
 //       --outputs (16b, depth 64: embedding then features)--> [store_row] --m_axi--> feats, embed
 //
-// Parallelism (constants and the DSP / BRAM / URAM budget against the XCKU15P: include/nessa_pe.h;
+// Parallelism (constants: include/nessa_pe.h; resources and II per part: bench/hls_estimates.py;
 // cycle estimate per layer: host/device/opcounts.py). UNSYNTHESISED -- no Vitis here; the II and
-// resource figures are design targets to be confirmed by csynth.
+// resource figures are derived from the code, to be confirmed by csynth.
 //   conv:   output-stationary PE array NF_TILE_OC (32) output channels x NF_TILE_PX (16) output
 //           pixels of one row segment. [CONV_TAPS] is pipelined at II = 1 over the taps
 //           (ci, ky, kx); per tap the 32 weights come from the weight tile wtile[][t] (complete
-//           partition over the PE rows) and the 16 activations from a window of consecutive slot
-//           elements (slots cyclic-partitioned by NF_XBANKS = 64; stride <= 2 conflict-free);
+//           partition over the PE rows) and the 16 activations from the two 1024-bit slot words
+//           holding the window (one per BRAM port) through a shifter (stride <= 4);
 //           [PE_OC] x [PE_PX] unrolled: 512 int8 MACs per cycle into int32 register
 //           accumulators. Per 32-channel tile: [WT_ROWS] loads the tile's weights (16 B/cycle),
 //           then per row segment [CONV_TAPS] (taps + depth cycles) and [REQUANT_TILE] (one output
-//           channel x 16 pixels per cycle).
-//           DSP48E2: 512 MACs -> 256 DSPs with WP486 int8 packing (a weight shared by the pixel
-//           pair j, j+1 of a PE row), 512 DSPs without.
+//           channel x 16 pixels per 2 cycles: read-modify-write of two slot words).
+//           DSP48E2: 512 (one per MAC; WP486 int8 packing would halve it, not claimed);
+//           requantisation, linear and residual multipliers are in fabric.
 //   linear / head: [LIN_CIN] II = 1, 64 weights (one 512-bit word) x 64 activations per cycle
 //           into an adder tree -- weight-bandwidth bound (each weight used once per sample).
 //   pools: 16 output pixels per cycle per tap; GAP 64 and ADD 16 elements per cycle.
@@ -68,8 +68,8 @@ enum { OP_CONV = 1, OP_LINEAR = 2, OP_MAXPOOL = 3, OP_AVGPOOL = 4, OP_GAP = 5, O
 typedef ap_uint<512> word_t;
 
 // On-chip memories (partitioning applied in the top function, where HLS sees the globals):
-//   slots  cyclic NF_XBANKS on dim 2 (the conv window, linear lanes and GAP read consecutive
-//          elements, conflict-free); wbuf reshaped into 512-bit words in URAM (NF_LIN_LANES
+//   slots  reshaped cyclic NF_XBANKS on dim 2: 1024-bit words; every multi-element access is a
+//          window of two words (win_load / win_store) or one word; wbuf reshaped into 512-bit words in URAM (NF_LIN_LANES
 //          contiguous weights per cycle); wtile complete on dim 1 (the PE rows), reshaped
 //          NF_WLOAD_BYTES on dim 2.
 int16_t slots[NF_MAX_SLOTS][NF_MAX_SLOT_ELEMS];
@@ -156,15 +156,60 @@ LIN_COUT:
   }
 }
 
+// ---- Slot windows: the slots are 1024-bit words (ARRAY_RESHAPE cyclic NF_XBANKS) ------------
+// A row segment's elements e0 + j * st (j < NF_TILE_PX) lie in the two consecutive words that
+// hold e0 (st <= 4: off + 15 * st < 128), which the two ports of the slot's BRAMs read in one
+// cycle; a 128:16 shifter picks the elements. Dynamic-offset reads of single elements from a
+// cyclically partitioned array would instead give every read a 64:1 bank mux and let HLS
+// schedule the 16 reads over the banks' 2 ports (II ~ 8).
+#define NF_SLOT_WORDS (NF_MAX_SLOT_ELEMS / NF_XBANKS)
+
+// Loads words floor(e0 / 64) and the next into wnd[0..127] (words outside the slot read as 0;
+// e0 may be negative: padding); returns e0's position in wnd.
+static inline int win_load(const int16_t *slot, int64_t e0, int16_t wnd[2 * NF_XBANKS]) {
+  const int64_t wb = (e0 >= 0 ? e0 : e0 - (NF_XBANKS - 1)) / NF_XBANKS;  // floor division
+WIN_LOAD:
+  for (int h = 0; h < 2; ++h) {
+#pragma HLS UNROLL
+    const int64_t w = wb + h;
+  WIN_LOAD_LANES:
+    for (int l = 0; l < NF_XBANKS; ++l) {
+#pragma HLS UNROLL
+      wnd[h * NF_XBANKS + l] = w >= 0 && w < NF_SLOT_WORDS ? slot[w * NF_XBANKS + l] : 0;
+    }
+  }
+  return static_cast<int>(e0 - wb * NF_XBANKS);
+}
+
+// Writes wnd back to the two words win_load read (read-modify-write: II 2 on two ports).
+static inline void win_store(int16_t *slot, int64_t e0, const int16_t wnd[2 * NF_XBANKS]) {
+  const int64_t wb = (e0 >= 0 ? e0 : e0 - (NF_XBANKS - 1)) / NF_XBANKS;
+WIN_STORE:
+  for (int h = 0; h < 2; ++h) {
+#pragma HLS UNROLL
+    const int64_t w = wb + h;
+  WIN_STORE_LANES:
+    for (int l = 0; l < NF_XBANKS; ++l) {
+#pragma HLS UNROLL
+      if (w >= 0 && w < NF_SLOT_WORDS) slot[w * NF_XBANKS + l] = wnd[h * NF_XBANKS + l];
+    }
+  }
+}
+
 // The NF_TILE_PX activations of one tap for one row segment: element j is
-// x[ci][iy][(ox0 + j) * st - pad + kx], 0 outside the input (zero padding). Read as a window
-// of consecutive slot elements (conflict-free over the NF_XBANKS banks for st <= 2).
-static inline void read_window(const int16_t *xrow, bool row_ok, int ix0, int st, int win, int32_t xv[NF_TILE_PX]) {
+// x[ci][iy][ix0 + j * st] of the row starting at slot element rowbase, 0 outside the input
+// (zero padding; ok[j] says whether it was inside). Strides > 4 fall back to element reads.
+static inline void read_window(const int16_t *slot, int64_t rowbase, bool row_ok, int ix0, int st, int win,
+                               int32_t xv[NF_TILE_PX], bool ok[NF_TILE_PX]) {
+  int16_t wnd[2 * NF_XBANKS];
+#pragma HLS ARRAY_PARTITION variable = wnd complete
+  const int off = win_load(slot, rowbase + ix0, wnd);
 READ_WINDOW:
   for (int j = 0; j < NF_TILE_PX; ++j) {
 #pragma HLS UNROLL
-    const int ix = ix0 + j * st;
-    xv[j] = row_ok && ix >= 0 && ix < win ? xrow[ix] : 0;
+    const int ix = ix0 + j * st, p = off + j * st;
+    ok[j] = row_ok && ix >= 0 && ix < win;
+    xv[j] = !ok[j] ? 0 : (p < 2 * NF_XBANKS ? wnd[p] : slot[rowbase + ix]);
   }
 }
 
@@ -207,9 +252,11 @@ CONV_OC:
           const int iy = oy * st - pad + ky;
           const bool row_ok = iy >= 0 && iy < hin;
           int32_t xv[NF_TILE_PX];
+          bool ok[NF_TILE_PX];
 #pragma HLS ARRAY_PARTITION variable = xv complete
-          read_window(x + (static_cast<int64_t>(ci) * hin + (row_ok ? iy : 0)) * win, row_ok,
-                      ox0 * st - pad + kx, st, win, xv);
+#pragma HLS ARRAY_PARTITION variable = ok complete
+          read_window(x, (static_cast<int64_t>(ci) * hin + (row_ok ? iy : 0)) * win, row_ok, ox0 * st - pad + kx, st,
+                      win, xv, ok);
         PE_OC:
           for (int a = 0; a < NF_TILE_OC; ++a) {
 #pragma HLS UNROLL
@@ -229,16 +276,21 @@ CONV_OC:
           }
         }
       }
-    REQUANT_TILE:
+    REQUANT_TILE:  // one output channel's 16 pixels per beat, a read-modify-write of two words
       for (int a = 0; a < na; ++a) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32
+#pragma HLS PIPELINE II = 2
         const int co = co0 + a;
-        int16_t *yr = y + static_cast<int64_t>(co) * plane + oy * wout;
+        const int64_t e0 = static_cast<int64_t>(co) * plane + oy * wout + ox0;
+        int16_t wnd[2 * NF_XBANKS];
+#pragma HLS ARRAY_PARTITION variable = wnd complete
+        const int off = win_load(y, e0, wnd);
       REQUANT_PX:
         for (int j = 0; j < NF_TILE_PX; ++j) {
 #pragma HLS UNROLL
-          if (ox0 + j < wout) yr[ox0 + j] = static_cast<int16_t>(requant1(acc[a][j], mult[co], shift[co], relu));
+          if (ox0 + j < wout) wnd[off + j] = static_cast<int16_t>(requant1(acc[a][j], mult[co], shift[co], relu));
         }
+        win_store(y, e0, wnd);
       }
     }
   }
@@ -257,12 +309,16 @@ void pool_op(const int32_t *op) {
       int64_t acc = 0;
     GAP_E:
       for (int e0 = 0; e0 < hw; e0 += NF_LIN_LANES) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
 #pragma HLS PIPELINE II = 1
+        int16_t wnd[2 * NF_XBANKS];
+#pragma HLS ARRAY_PARTITION variable = wnd complete
+        const int off = win_load(x, static_cast<int64_t>(ch) * hw + e0, wnd);  // 64 elements in two words
         int32_t part = 0;
       GAP_LANE:
         for (int l = 0; l < NF_LIN_LANES; ++l) {
 #pragma HLS UNROLL
-          if (e0 + l < hw) part += x[static_cast<int64_t>(ch) * hw + e0 + l];
+          if (e0 + l < hw) part += wnd[off + l];
         }
         acc += part;
       }
@@ -286,23 +342,29 @@ POOL_SEGS:
       const int ky = t / kk, kx = t % kk;
       const int iy = oy * st - pad + ky;
       const bool row_ok = iy >= 0 && iy < hin;
-      const int16_t *xrow = x + (static_cast<int64_t>(ch) * hin + (row_ok ? iy : 0)) * win;
+      int32_t xv[NF_TILE_PX];
+      bool ok[NF_TILE_PX];
+#pragma HLS ARRAY_PARTITION variable = xv complete
+#pragma HLS ARRAY_PARTITION variable = ok complete
+      read_window(x, (static_cast<int64_t>(ch) * hin + (row_ok ? iy : 0)) * win, row_ok, ox0 * st - pad + kx, st, win,
+                  xv, ok);
     POOL_PX:
       for (int j = 0; j < NF_TILE_PX; ++j) {
 #pragma HLS UNROLL
-        const int ix = (ox0 + j) * st - pad + kx;
-        if (!row_ok || ix < 0 || ix >= win) continue;  // padded taps are ignored
-        const int32_t v = xrow[ix];
-        acc[j] = is_max ? (v > acc[j] ? v : acc[j]) : acc[j] + v;
+        if (!ok[j]) continue;  // padded taps are ignored
+        acc[j] = is_max ? (xv[j] > acc[j] ? xv[j] : acc[j]) : acc[j] + xv[j];
       }
     }
+    const int64_t e0 = (static_cast<int64_t>(ch) * hout + oy) * wout + ox0;
+    int16_t wnd[2 * NF_XBANKS];
+#pragma HLS ARRAY_PARTITION variable = wnd complete
+    const int off = win_load(y, e0, wnd);  // read-modify-write of the two words
   POOL_STORE:
     for (int j = 0; j < NF_TILE_PX; ++j) {
 #pragma HLS UNROLL
-      if (ox0 + j < wout)
-        y[(static_cast<int64_t>(ch) * hout + oy) * wout + ox0 + j] =
-            static_cast<int16_t>(is_max ? acc[j] : nessa::div_round32(acc[j], kk * kk));
+      if (ox0 + j < wout) wnd[off + j] = static_cast<int16_t>(is_max ? acc[j] : nessa::div_round32(acc[j], kk * kk));
     }
+    win_store(y, e0, wnd);
   }
 }
 
@@ -313,21 +375,40 @@ void add_op(const int32_t *op) {
   const int elems = op[7] * op[8] * op[9];
   const int32_t ma = pbuf[op[15]], mb = pbuf[op[15] + 1];  // int16 x int32 products, not x int64
   const int sh = pbuf[op[15] + 2];
-ADD_ELEMS:
+ADD_ELEMS:  // 16 elements = a quarter of one 1024-bit word of each slot (16 divides 64)
   for (int e0 = 0; e0 < elems; e0 += NF_TILE_PX) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
 #pragma HLS PIPELINE II = 1
+    const int64_t w = e0 / NF_XBANKS;
+    const int base = e0 % NF_XBANKS;
+    int16_t wa[NF_XBANKS], wb[NF_XBANKS], wy[NF_XBANKS];
+#pragma HLS ARRAY_PARTITION variable = wa complete
+#pragma HLS ARRAY_PARTITION variable = wb complete
+#pragma HLS ARRAY_PARTITION variable = wy complete
+  ADD_WORDS:
+    for (int l = 0; l < NF_XBANKS; ++l) {
+#pragma HLS UNROLL
+      wa[l] = a[w * NF_XBANKS + l];
+      wb[l] = b[w * NF_XBANKS + l];
+      wy[l] = y[w * NF_XBANKS + l];
+    }
   ADD_LANE:
     for (int l = 0; l < NF_TILE_PX; ++l) {
 #pragma HLS UNROLL
       const int e = e0 + l;
       if (e < elems) {
-        const int64_t pa = static_cast<int64_t>(a[e]) * ma, pb = static_cast<int64_t>(b[e]) * mb;
+        const int64_t pa = static_cast<int64_t>(wa[base + l]) * ma, pb = static_cast<int64_t>(wb[base + l]) * mb;
 #pragma HLS BIND_OP variable = pa op = mul impl = fabric
 #pragma HLS BIND_OP variable = pb op = mul impl = fabric
         int32_t q = nessa::sat8(nessa::rshift_round(pa + pb, sh));
         if (op[13] && q < 0) q = 0;
-        y[e] = static_cast<int16_t>(q);
+        wy[base + l] = static_cast<int16_t>(q);
       }
+    }
+  ADD_STORE:
+    for (int l = 0; l < NF_XBANKS; ++l) {
+#pragma HLS UNROLL
+      y[w * NF_XBANKS + l] = wy[l];  // read-modify-write of one word (a, b, y may share a slot)
     }
   }
 }
@@ -456,7 +537,7 @@ extern "C" void nessa_features(const uint8_t *samples, const int32_t *labels, co
 #pragma HLS INTERFACE s_axilite port = n
 #pragma HLS INTERFACE s_axilite port = flags
 #pragma HLS INTERFACE s_axilite port = return
-#pragma HLS ARRAY_PARTITION variable = slots cyclic factor = NF_XBANKS dim = 2
+#pragma HLS ARRAY_RESHAPE variable = slots cyclic factor = NF_XBANKS dim = 2  // 1024-bit words (slot windows)
 #pragma HLS ARRAY_RESHAPE variable = wbuf cyclic factor = NF_LIN_LANES dim = 1
 #pragma HLS BIND_STORAGE variable = wbuf type = ram_2p impl = uram
 #pragma HLS ARRAY_PARTITION variable = wtile complete dim = 1

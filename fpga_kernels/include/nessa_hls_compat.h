@@ -100,10 +100,17 @@ class StreamBase {
 
 constexpr std::size_t kStackBytes = 8u << 20;  // lazily committed; kernels keep locals small
 
-// Stacks are reused across regions (a kernel opens one region per block / sample).
+// Stacks are reused across regions (a kernel opens one region per block / sample) and unmapped
+// when the thread ends (the emulator runs each kernel call on a fresh thread).
+struct StackPool {
+  std::vector<void *> free;
+  ~StackPool() {
+    for (void *s : free) munmap(s, kStackBytes);
+  }
+};
 inline std::vector<void *> &stack_pool() {
-  static thread_local std::vector<void *> pool;
-  return pool;
+  static thread_local StackPool pool;
+  return pool.free;
 }
 inline void *take_stack() {
   auto &pool = stack_pool();

@@ -13,10 +13,10 @@
 //   weight tile wtile[][t] and NF_TILE_PX activations from a window of 2*NF_TILE_PX consecutive
 //   activation-slot elements (stride 1 or 2; the slots are cyclically partitioned by NF_XBANKS),
 //   and does NF_TILE_OC * NF_TILE_PX = 512 int8 MACs into a register array of int32
-//   accumulators. Stride >= 3 reads the window in ceil(st / 2) cycles. AS WRITTEN the window
-//   starts at a dynamic offset, which HLS cannot prove conflict-free over the 64 banks: expect
-//   II ~ 8, not 1, until the slots become 1024-bit words read two at a time (one per BRAM port)
-//   and shifted -- the design target the cycle model below assumes (issue #20, not done).
+//   accumulators. The slots are 1024-bit words (NF_XBANKS elements): the window is the two
+//   words holding its first element, one per BRAM port, and a shifter, so a tap is one cycle
+//   for strides <= 4 (the model below charges stride >= 3 ceil(st / 2) cycles: conservative).
+//   REQUANT_TILE writes by read-modify-write of two words at II 2 (the model charges 1).
 //     cycles(conv, per sample) ~= sum over output-channel tiles of
 //         weight-tile load  ceil(oc_in_tile * taps / NF_WLOAD_BYTES)
 //       + per row segment   taps + NF_TAP_DEPTH        (taps = cin * k * k)
@@ -45,7 +45,7 @@
 //   the SmartSSD shell (xilinx_u2_gen3x4_xdma_gc_2_202110_1), ASSUMED 1,344 DSP / 672 BRAM36 /
 //   87 URAM / 357k LUT (no authoritative figure found; fpga_kernels/README.md says how it was
 //   chosen), design target <= 80 % of it. As written (all three kernels): ~1,038 DSP (77 %),
-//   ~525 BRAM36 (78 %), 64 URAM (74 %), ~140k LUT (39 %). The DSPs are the conv PE array (512,
+//   ~504 BRAM36 (75 %), 64 URAM (74 %), ~186k LUT (52 %). The DSPs are the conv PE array (512,
 //   no WP486 packing claimed) and the greedy distance lanes (512); everything else multiplies in
 //   fabric (BIND_OP) or not at all (the square roots).
 //   Clock: 200 MHz (nessa_smartssd.cfg); not timing-closed (no Vitis here).
