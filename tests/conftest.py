@@ -39,7 +39,8 @@ def _missing_prerequisites() -> list[str]:
     import shutil
 
     missing = []
-    for tools, package in ((("iverilog", "vvp"), "iverilog"), (("g++",), "g++"), (("make",), "make"), (("openssl",), "openssl")):
+    for tools, package in ((("iverilog", "vvp"), "iverilog"), (("g++",), "g++"), (("make",), "make"), (("openssl",), "openssl"),
+                           (("yosys",), "yosys")):
         if any(shutil.which(t) is None for t in tools):
             tool = "/".join(tools)
             missing.append(f"`{tool}` (Debian: apt-get install {package})")
