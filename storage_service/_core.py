@@ -39,8 +39,9 @@ _BUILTIN = {FULL_SELECTION, RANDOM_SELECTION}
 #: A store of more untrusted shard bytes than this is checksummed in a background thread when
 #: opened (~0.3 s per 256 MiB here); smaller ones before the call that opened them returns.
 VERIFY_SYNC_BYTES = 256 << 20
-#: Seconds a failed data set answers DATA_LOSS before the next call tries to open it again.
-_RETRY_FAILED_S = 5.0
+#: Seconds a failed data set answers DATA_LOSS before the next call tries to open it again
+#: (at once when its files change: restored, or damaged further).
+_RETRY_FAILED_S = 60.0
 _log = logging.getLogger("nessa.service")
 
 
@@ -102,7 +103,7 @@ class StorageCore:
         starts the checksum check: at once for small stores, in a thread for large ones
         (``VERIFY_SYNC_BYTES``) (streams answer UNAVAILABLE until it is done). A store that failed
         (a shard changed, shrank or failed its checksum) answers DATA_LOSS; it is tried again
-        after ``_RETRY_FAILED_S`` seconds, or at once when its manifest changes.
+        when its manifest or a shard file changes, else after ``_RETRY_FAILED_S`` seconds.
         """
         from storage_service.manifest import manifest_identity
         from storage_service.store import Store, StoreDataLoss, StoreError
@@ -114,7 +115,7 @@ class StorageCore:
             same = manifest_identity(st.path) == st.manifest_identity
             if same and st.failed is None:
                 return st
-            if same and time.monotonic() - opened < _RETRY_FAILED_S:
+            if same and time.monotonic() - opened < _RETRY_FAILED_S and not st.changed_on_disk():
                 raise StoreDataLoss(st.failed)
             with self._lock:
                 if self._stores.get(name) is entry:
@@ -176,9 +177,6 @@ class StorageCore:
         The mini-batch and drop options (0 / "": defaults) are checked and completed by
         ``selections.resolve_options``; every bad value is InvalidArgument naming its field.
         """
-        if spec(strategy).distilled:
-            raise InvalidArgument(f"strategy {strategy.value!r} selects nothing: it trains on the stages of a distillation "
-                                  "(Distill / nessa distill), streamed as data sets")
         store = self.store(dataset)
         fraction = check_fraction(strategy, fraction)
         backend = backend or self.backend
@@ -297,35 +295,5 @@ class StorageCore:
                 self._streams.wait(left)
         return busy
 
-    # -- distillation (storage_service/distill_jobs.py) ----------------------------------
-    @functools.cached_property
-    def distills(self):
-        from storage_service.distill_jobs import DistillJobs
-
-        return DistillJobs(self.root)
-
-    def distill(self, dataset: str, out: str, cfg):
-        """Start, resume or find the distillation ``out`` of ``dataset`` (a ``DistillConfig``)."""
-        from host.distill import DistillError
-
-        store = self.store(dataset)
-        try:
-            return self.distills.start(store, dataset, out, cfg)
-        except DistillError as exc:
-            raise InvalidArgument(str(exc)) from None
-
-    def distillation(self, name: str):
-        """The ``DistillStatus`` of ``name``; NOT_FOUND when neither a job nor a stage exists."""
-        from host.distill import DistillError
-
-        try:
-            return self.distills.status(name)
-        except DistillError as exc:
-            raise InvalidArgument(str(exc)) from None
-        except KeyError:
-            raise NotFound(f"no distillation {name!r} under the store root") from None
-
     def close(self) -> None:
         self.selections.shutdown(wait=False)
-        if "distills" in self.__dict__:
-            self.distills.shutdown(wait=False)

@@ -76,6 +76,7 @@ class Store:
             raise
         self._class_ids: list[np.ndarray] | None = None
         self._failed: str | None = None
+        self._failed_state: list | None = None  # the shard files as they were when the store failed
         self._fail_lock = threading.Lock()
         self._next_check = 0.0
         self.verification: Verification | None = None
@@ -167,8 +168,30 @@ class Store:
     # -- health ----------------------------------------------------------------------------
     @property
     def failed(self) -> str | None:
-        """Why this store stopped serving (None while it serves)."""
+        """Why this store stopped serving (None while it serves; a checksum check that failed in
+        the background counts)."""
+        v = self.verification
+        if self._failed is None and v is not None and v.state == "failed":
+            try:
+                self._fail("; ".join(v.problems))
+            except StoreDataLoss:
+                pass
         return self._failed
+
+    def _disk_state(self) -> list:
+        out = []
+        for sf in self._shards:
+            try:
+                st = os.stat(sf.path)
+                out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+            except OSError as exc:
+                out.append(exc.errno)
+        return out
+
+    def changed_on_disk(self) -> bool:
+        """Whether a shard's file (what its path names: device, inode, size, mtime) changed since
+        this store failed (restored, or damaged further): a failed store worth opening again."""
+        return self._failed_state is not None and self._disk_state() != self._failed_state
 
     def check(self) -> None:
         """Raise StoreDataLoss if a shard changed since the open (or the store failed before)."""
@@ -197,6 +220,7 @@ class Store:
     def _fail(self, why: str) -> None:
         with self._fail_lock:
             if self._failed is None:
+                self._failed_state = self._disk_state()
                 self._failed = f"data set {self.manifest.name!r} ({self.path}): {why}; it is failed until re-opened"
                 _log.error("%s", self._failed)
         raise StoreDataLoss(self._failed)

@@ -46,6 +46,7 @@ def _code(fn) -> StorageError:
 def test_truncated_shard_fails_only_its_data_set_and_the_server_lives_on(tmp_path, caplog):
     root = make_root(tmp_path)
     shard = root / "a" / "shard-00001.arrow"
+    original = shard.read_bytes()
     with running(root) as (_, port):
         clients = _clients(port)
         try:
@@ -65,6 +66,9 @@ def test_truncated_shard_fails_only_its_data_set_and_the_server_lives_on(tmp_pat
                 assert [d.name for d in c.list_datasets()] == ["img/b"]  # the broken one is left out
                 err = _code(lambda: c.get_dataset("a"))
                 assert err.code in (grpc.StatusCode.DATA_LOSS, grpc.StatusCode.FAILED_PRECONDITION)
+            shard.write_bytes(original)  # restored: the next call opens it again, no restart
+            for c in clients:
+                assert sorted(_rows(c, "a")[0].tolist()) == list(range(600))
         finally:
             for c in clients:
                 c.close()
@@ -188,3 +192,36 @@ def test_verify_record_lets_the_next_open_skip_hashing(tmp_path):
     st2 = store_mod.Store(root / "a")
     v2 = st2.start_verification(sync_bytes=1 << 30)
     assert 0 < v2.untrusted_bytes() < v2.total_bytes and v2.state == "ok"
+
+
+def test_large_stores_verify_in_the_background(tmp_path, monkeypatch):
+    import time
+
+    from storage_service import _core
+
+    monkeypatch.setattr(_core, "VERIFY_SYNC_BYTES", 0)  # every store counts as large here
+    root = make_root(tmp_path)
+    shard = root / "img" / "b" / "shard-00000.arrow"
+    raw = bytearray(shard.read_bytes())
+    raw[len(raw) // 2] ^= 0x04
+    shard.write_bytes(bytes(raw))
+
+    def settle(fn):
+        codes = []
+        for _ in range(200):  # UNAVAILABLE while the checksums run, then the answer
+            try:
+                return fn(), codes
+            except StorageError as exc:
+                codes.append(exc.code)
+                if exc.code != grpc.StatusCode.UNAVAILABLE:
+                    return exc, codes
+                time.sleep(0.02)
+        raise AssertionError(codes)
+
+    with running(root) as (_, port), StorageClient(f"127.0.0.1:{port}", retries=0) as c:
+        assert [d.name for d in c.list_datasets()] == ["a", "img/b"]  # metadata does not wait
+        (ids, _), codes = settle(lambda: _rows(c, "a"))
+        assert len(ids) == 600 and set(codes) <= {grpc.StatusCode.UNAVAILABLE}
+        err, _ = settle(lambda: _rows(c, "img/b"))
+        assert isinstance(err, StorageError) and err.code == grpc.StatusCode.DATA_LOSS and "sha256 mismatch" in err.details
+        assert [d.name for d in c.list_datasets()] == ["a"]  # known broken now: left out of the list
