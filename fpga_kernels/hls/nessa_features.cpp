@@ -114,9 +114,11 @@ int8_t wtile[NF_TILE_OC][NF_WT_TAPS];
 void load_wtile(const int8_t *w, int co0, int na, int taps, int t0, int nt) {
 WT_ROWS:
   for (int a = 0; a < NF_TILE_OC; ++a) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32
     const int8_t *src = w + static_cast<int64_t>(co0 + a) * taps + t0;
   WT_LOAD:
     for (int t0 = 0; t0 < nt; t0 += NF_WLOAD_BYTES) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 256
 #pragma HLS PIPELINE II = 1
     WT_WORD:
       for (int b = 0; b < NF_WLOAD_BYTES; ++b) {
@@ -132,10 +134,12 @@ void linear_op(int code, const int16_t *x, int16_t *y, const int8_t *w, const in
                const int32_t *mult, const int32_t *shift, int cin, int cout, int relu, int32_t *logits) {
 LIN_COUT:
   for (int co = 0; co < cout; ++co) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
     int32_t acc = bias[co];
     const int8_t *wr = w + static_cast<int64_t>(co) * cin;
   LIN_CIN:
     for (int c0 = 0; c0 < cin; c0 += NF_LIN_LANES) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
 #pragma HLS PIPELINE II = 1
       int32_t part = 0;
     LIN_LANE:
@@ -231,9 +235,11 @@ void conv_op(const int32_t *op, int32_t *logits) {
   const int nseg = (wout + NF_TILE_PX - 1) / NF_TILE_PX;
 CONV_OC:
   for (int co0 = 0; co0 < cout; co0 += NF_TILE_OC) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32
     const int na = cout - co0 < NF_TILE_OC ? cout - co0 : NF_TILE_OC;
   CONV_SEGS:
     for (int g = 0; g < hout * nseg; ++g) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
       const int oy = g / nseg, ox0 = (g % nseg) * NF_TILE_PX;
       int32_t acc[NF_TILE_OC][NF_TILE_PX];
 #pragma HLS ARRAY_PARTITION variable = acc complete dim = 0
@@ -242,12 +248,14 @@ CONV_OC:
         for (int j = 0; j < NF_TILE_PX; ++j) acc[a][j] = a < na ? bias[co0 + a] : 0;
     CONV_CHUNKS:
       for (int t0 = 0; t0 < taps; t0 += NF_WT_TAPS) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 16
         const int nt = taps - t0 < NF_WT_TAPS ? taps - t0 : NF_WT_TAPS;
         if (nchunks > 1 || g == 0) load_wtile(w, co0, na, taps, t0, nt);
         // tap counters (ci, ky, kx) of tap t0, stepped without division in the pipeline
         int ci = t0 / (kk * kk), ky = (t0 / kk) % kk, kx = t0 % kk;
       CONV_TAPS:
         for (int t = 0; t < nt; ++t) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
 #pragma HLS PIPELINE II = 1
           const int iy = oy * st - pad + ky;
           const bool row_ok = iy >= 0 && iy < hin;
@@ -306,6 +314,7 @@ void pool_op(const int32_t *op) {
     const int hw = hin * win;
   GAP_C:
     for (int ch = 0; ch < c; ++ch) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
       int64_t acc = 0;
     GAP_E:
       for (int e0 = 0; e0 < hw; e0 += NF_LIN_LANES) {
@@ -331,6 +340,7 @@ void pool_op(const int32_t *op) {
   const int nseg = (wout + NF_TILE_PX - 1) / NF_TILE_PX;
 POOL_SEGS:
   for (int g = 0; g < c * hout * nseg; ++g) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 65536
     const int ch = g / (hout * nseg), oy = (g / nseg) % hout, ox0 = (g % nseg) * NF_TILE_PX;
     int32_t acc[NF_TILE_PX];
 #pragma HLS ARRAY_PARTITION variable = acc complete
@@ -338,6 +348,7 @@ POOL_SEGS:
     for (int j = 0; j < NF_TILE_PX; ++j) acc[j] = is_max ? -(1 << 30) : 0;
   POOL_TAPS:
     for (int t = 0; t < kk * kk; ++t) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 49
 #pragma HLS PIPELINE II = 1
       const int ky = t / kk, kx = t % kk;
       const int iy = oy * st - pad + ky;
@@ -422,6 +433,7 @@ SM_MAX:
   int64_t sum = 0;
 SM_EXP:
   for (int c = 0; c < classes; ++c) {
+#pragma HLS LOOP_TRIPCOUNT min = 2 max = 1024
 #pragma HLS PIPELINE II = 1
     e[c] = nessa::exp_q(static_cast<int64_t>(logits[c]) - mx);
     sum += e[c];
@@ -447,6 +459,7 @@ LOAD_SLOT0:
   int32_t logits[NF_MAX_CLASSES];
 OPS:
   for (int o = 0; o < n_ops; ++o) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
     const int32_t *op = pbuf + NF_HEADER + o * NF_OPW;
     switch (op[0]) {
       case OP_CONV:
@@ -505,6 +518,7 @@ int check_program(int prog_words) {
     return 4;
 CHECK_OPS:
   for (int o = 0; o < n_ops; ++o) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
     const int32_t *op = pbuf + NF_HEADER + o * NF_OPW;
     if (op[0] < OP_CONV || op[0] > OP_HEAD) return 5;
     if ((o == n_ops - 1) != (op[0] == OP_HEAD)) return 5;
