@@ -60,11 +60,16 @@ _PENDING = ("ERT_CMD_STATE_NEW", "ERT_CMD_STATE_QUEUED", "ERT_CMD_STATE_SUBMITTE
 
 
 def xclbin_kernels(xb: Any) -> frozenset[str]:
-    """Kernel names an xclbin holds, from its compute units (``get_ips()``: ``kernel:cu``)."""
+    """Kernel names an xclbin holds. pyxrt binds ``xclbin.get_ips()`` (compute units named
+    ``kernel:cu``) in XRT 2.11 to 2.15 and ``get_kernels()`` from 2.12 on, dropping ``get_ips`` in
+    2.16 (read at the tags): the SmartSSD releases have ``get_ips``, later ones ``get_kernels``."""
     get_ips = getattr(xb, "get_ips", None)
-    if get_ips is None:
-        return frozenset()
-    return frozenset(str(ip.get_name()).split(":")[0] for ip in get_ips() if ":" in str(ip.get_name()))
+    if get_ips is not None:
+        return frozenset(str(ip.get_name()).split(":")[0] for ip in get_ips() if ":" in str(ip.get_name()))
+    get_kernels = getattr(xb, "get_kernels", None)
+    if get_kernels is not None:  # XRT >= 2.16
+        return frozenset(str(k.get_name()) for k in get_kernels())
+    return frozenset()
 
 
 class DeviceError(RuntimeError):

@@ -245,3 +245,23 @@ def test_loader_falls_back_to_the_emulator_and_names_missing_runtimes(monkeypatc
         load_runtime("pynq")
     with pytest.raises(ValueError, match="unknown device runtime"):
         load_runtime("fpga")
+
+
+def test_kernel_listing_follows_the_binding_the_release_has():
+    """XRT 2.11-2.15 bind xclbin.get_ips() ("kernel:cu"), 2.16+ only get_kernels() (names)."""
+    from host.device.flow import xclbin_kernels
+
+    class _Named:
+        def __init__(self, name):
+            self._n = name
+
+        def get_name(self):
+            return self._n
+
+    class Xclbin216:  # the shape of a 2.16+ pyxrt xclbin: no get_ips
+        def get_kernels(self):
+            return [_Named("nessa_greedy"), _Named("nessa_fl_rtl")]
+
+    assert xclbin_kernels(Xclbin216()) == {"nessa_greedy", "nessa_fl_rtl"}
+    assert xclbin_kernels(emu.xclbin(emu.default_xclbin())) >= {"nessa_greedy", "nessa_features", "nessa_fl_rtl"}
+    assert xclbin_kernels(object()) == frozenset()
