@@ -11,6 +11,8 @@ Per seed, next to the data (in this process, one after the other, each timed in 
   * dm       DM in one stage at the same total IPC, with the same total matching steps
   * herding  ``stages * ipc`` real images per class chosen by herding
   * random   ``stages * ipc`` real images per class, uniformly (the service's random subset)
+  * pdd-steps  the pdd set again, trained step-matched: enough epochs that its SGD steps equal the
+             other arms' (its early unions are small, so epoch-matched pdd takes fewer steps)
 Then a storage service on a loopback port serves them and the trainer trains the small CNN on
 each through it (``trainer.loop.train``, the same metrics as every other run): the same epochs,
 schedule and seed for every arm; pdd spreads its epochs over the cumulative unions of its stages
@@ -36,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._tta_stats import mean_ci, paired  # noqa: E402
 
-ARMS = ("pdd", "dm", "herding", "random")
+ARMS = ("pdd", "pdd-steps", "dm", "herding", "random")
 
 
 def _fashion() -> Path:
@@ -59,19 +61,23 @@ def _distil(root: Path, seed: int, args) -> dict:
     store = Store(root / "fm" / "train")
     out = {}
     pdd = DistillConfig(method="dm", stages=args.stages, ipc=args.ipc, iterations=args.iterations, seed=seed)
-    st = run_distillation(store, "fm/train", root, f"pdd-s{seed}", pdd)
-    out["pdd"] = {"distill_cpu_s": st.cpu_s, "distilled": f"pdd-s{seed}"}
-    dm = DistillConfig(method="dm", stages=1, ipc=args.stages * args.ipc, iterations=args.stages * args.iterations,
-                       seed=seed)
-    st = run_distillation(store, "fm/train", root, f"dm-s{seed}", dm)
-    out["dm"] = {"distill_cpu_s": st.cpu_s, "distilled": f"dm-s{seed}"}
+    if {"pdd", "pdd-steps"} & set(args.arms):
+        st = run_distillation(store, "fm/train", root, f"pdd-s{seed}", pdd)
+        out["pdd"] = out["pdd-steps"] = {"distill_cpu_s": st.cpu_s, "distilled": f"pdd-s{seed}"}
+    out["random"] = {"distill_cpu_s": 0.0}
+    if "dm" in args.arms:
+        dm = DistillConfig(method="dm", stages=1, ipc=args.stages * args.ipc, iterations=args.stages * args.iterations,
+                           seed=seed)
+        st = run_distillation(store, "fm/train", root, f"dm-s{seed}", dm)
+        out["dm"] = {"distill_cpu_s": st.cpu_s, "distilled": f"dm-s{seed}"}
+    if "herding" not in args.arms:
+        return out
     c0 = time.process_time()
     x, y = store.take(np.arange(len(store)))
     ids = herding(Distiller(x, y, store.manifest.sample_shape, store.manifest.num_classes, pdd, name="fm/train"),
                   args.stages * args.ipc, train_samples=1000, epochs=2)
     write_store(root / f"herding-s{seed}", x[np.sort(ids)], y[np.sort(ids)], class_names=store.manifest.class_names)
     out["herding"] = {"distill_cpu_s": time.process_time() - c0, "dataset": f"herding-s{seed}"}
-    out["random"] = {"distill_cpu_s": 0.0}
     return out
 
 
@@ -81,7 +87,11 @@ def _train(port: int, arm: str, seed: int, info: dict, per_class: int, class_siz
 
     common = dict(servers=f"127.0.0.1:{port}", test_dataset="fm/test", epochs=args.epochs, batch_size=args.batch_size,
                   lr=args.lr, seed=seed, eval_every=args.epochs, progress=False, threads=args.threads, run_name=arm)
-    if arm in ("pdd", "dm"):
+    if arm == "pdd-steps":  # as many SGD steps as a 500-image arm's: more epochs on the small early unions
+        n, p, b = per_class * 10, args.stages, args.batch_size
+        per_stage = sum(math.ceil(n * (s + 1) / p / b) for s in range(p))
+        common["epochs"] = common["eval_every"] = max(p, round(args.epochs * math.ceil(n / b) * p / per_stage))
+    if arm in ("pdd", "pdd-steps", "dm"):
         cfg = TrainConfig(dataset="", strategy="pdd", distilled=info["distilled"], **common)
     elif arm == "herding":
         cfg = TrainConfig(dataset=info["dataset"], strategy="full", **common)
@@ -107,6 +117,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: OpenMP spin-waits make 2 threads on 2 busy cores ~10x slower)")
     ap.add_argument("--out", type=Path, default=Path("bench/results/distill"))
+    ap.add_argument("--arms", default=",".join(ARMS), type=lambda t: [a for a in t.split(",") if a],
+                    help=f"comma list of {', '.join(ARMS)} (default: all)")
     ap.add_argument("--report", action="store_true", help="only write table.md from every runs-*.json in --out")
     args = ap.parse_args(argv)
     if args.report:
@@ -125,13 +137,13 @@ def main(argv=None) -> int:
         try:
             for seed in args.seeds:
                 made = _distil(root, seed, args)
-                for arm in ARMS:
+                for arm in args.arms:
                     r = _train(port, arm, seed, made[arm], args.stages * args.ipc, class_size, args)
                     r["distill_cpu_s"] = made[arm]["distill_cpu_s"]
                     rows[arm][seed] = r
                     print(f"seed {seed} {arm:8s} acc {100 * r['test_acc']:.2f}%  distil {r['distill_cpu_s']:.0f} s CPU  "
                           f"{r['bytes_received'] / 1e6:.2f} MB  {r['steps']} steps", flush=True)
-                tag = "-".join(str(s) for s in args.seeds)
+                tag = "-".join(str(s) for s in args.seeds) + ("" if list(args.arms) == list(ARMS) else "-" + "+".join(args.arms))
                 (args.out / f"runs-{tag}.json").write_text(json.dumps(
                     {"args": {k: str(v) for k, v in vars(args).items()}, "runs": rows}, indent=1) + "\n")
         finally:
@@ -144,12 +156,12 @@ def _report(out: Path) -> int:
     conf = None
     for f in sorted(out.glob("runs-*.json")):
         doc = json.loads(f.read_text())
-        a = {k: v for k, v in doc["args"].items() if k not in ("seeds", "out", "report")}
+        a = {k: v for k, v in doc["args"].items() if k not in ("seeds", "out", "report", "arms")}
         if conf is not None and a != conf:
             raise SystemExit(f"{f}: made with other options than the other runs files ({a} vs {conf})")
         conf = a
-        for arm in ARMS:
-            rows[arm].update({int(s): v for s, v in doc["runs"][arm].items()})
+        for arm, runs in doc["runs"].items():
+            rows[arm].update({int(s): v for s, v in runs.items()})
     if conf is None:
         raise SystemExit(f"no runs-*.json in {out}")
     table = _table(rows, int(conf["stages"]), int(conf["ipc"]))
@@ -160,19 +172,24 @@ def _report(out: Path) -> int:
 
 def _table(rows: dict, stages: int, ipc: int) -> str:
     total = stages * ipc
-    names = {"pdd": f"PDD over DM, {stages} x IPC {ipc}", "dm": f"DM, 1 x IPC {total}",
+    names = {"pdd": f"PDD over DM, {stages} x IPC {ipc}, epoch-matched", "pdd-steps": f"PDD over DM, {stages} x IPC {ipc}, step-matched",
+             "dm": f"DM, 1 x IPC {total}",
              "herding": f"herding, {total} per class", "random": f"random, {total} per class"}
     lines = ["| arm | test acc % (95 % CI) | distillation CPU s | MB received (training) | SGD steps |",
              "| --- | --- | --- | --- | --- |"]
     for arm in ARMS:
         r = rows[arm]
+        if not r:
+            continue
         acc = mean_ci([100 * v["test_acc"] for v in r.values()])
         cpu = mean_ci([v["distill_cpu_s"] for v in r.values()])
         mb = mean_ci([v["bytes_received"] / 1e6 for v in r.values()])
         steps = mean_ci([v["steps"] for v in r.values()])
         lines.append(f"| {names[arm]} | {acc[0]:.2f} ± {acc[1]:.2f} | {cpu[0]:.0f} | {mb[0]:.2f} | {steps[0]:.0f} |")
     lines += ["", "| paired difference (points) | mean ± 95 % CI | seeds |", "| --- | --- | --- |"]
-    for a, b in (("pdd", "dm"), ("pdd", "random"), ("dm", "random"), ("pdd", "herding")):
+    for a, b in (("pdd", "dm"), ("pdd-steps", "dm"), ("pdd-steps", "random"), ("dm", "random"), ("dm", "herding")):
+        if not rows[a] or not rows[b]:
+            continue
         m, h, n = paired({s: 100 * v["test_acc"] for s, v in rows[a].items()},
                          {s: 100 * v["test_acc"] for s, v in rows[b].items()})
         lines.append(f"| {a} − {b} | {m:+.2f} ± {h:.2f} | {n} |")

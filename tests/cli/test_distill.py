@@ -91,3 +91,4 @@ def test_distill_through_a_running_service(root, capsys):
         assert _run(root, "--out", "r2", "--server", f"127.0.0.1:{port}", "--ipc", "999") == 2
         assert "--ipc: 999 images per class" in capsys.readouterr().err
     assert Store(root / "r" / "stage-02").manifest.num_samples == 40
+
