@@ -54,7 +54,8 @@ RTL_KERNEL = "nessa_fl_rtl"
 RTL_N_MAX = 8192
 #: One ``run.wait`` slice; the flow polls until its ``timeout_s`` (XRT 2.11's wait needs a timeout).
 WAIT_SLICE_MS = 1000
-#: States a run passes through before it ends (a wait slice may return them, or TIMEOUT).
+#: States a run passes through before it ends. A wait slice returns TIMEOUT in XRT 2.12 when the
+#: slice ends first; 2.11's wait(timeout) blocks until the run ends (xrt_kernel.cpp at the tags).
 _PENDING = ("ERT_CMD_STATE_NEW", "ERT_CMD_STATE_QUEUED", "ERT_CMD_STATE_SUBMITTED", "ERT_CMD_STATE_RUNNING",
             "ERT_CMD_STATE_TIMEOUT")
 
