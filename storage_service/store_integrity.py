@@ -3,11 +3,12 @@ open ``Store`` runs before it serves (``Verification``), and the record that let
 trust shards already hashed (``.nessa-verify.json``).
 
 Verify record (``STORE/.nessa-verify.json``, ``RECORD_FORMAT_VERSION`` = 1), written atomically
-by ``nessa verify`` and by the server after a shard hashed clean, only where the store folder is
-writable (the record is advice, not part of the store)::
+by ingest (which hashes every shard as it writes it), by ``nessa verify`` and by the server after
+a shard hashed clean, only where the store folder is writable (the record is advice, not part of
+the store)::
 
     {"format": "nessa-verify", "format_version": 1, "manifest_sha256": "<hex>",
-     "by": "nessa verify" | "nessa serve", "verified_at": "<UTC ISO 8601>",
+     "by": "nessa ingest" | "nessa verify" | "nessa serve", "verified_at": "<UTC ISO 8601>",
      "ok": true | false, "problems": ["..."],
      "shards": {"<file>": {"sha256": "<hex>", "dev": int, "ino": int, "size": int,
                            "mtime_ns": int, "ctime_ns": int}}}
@@ -35,7 +36,7 @@ import pyarrow as pa
 
 from storage_service.manifest import MANIFEST_NAME, SCHEMA_FIELDS, Manifest, ManifestError
 
-__all__ = ["RECORD_NAME", "RECORD_FORMAT_VERSION", "Verification", "verify_store", "read_record", "write_record"]
+__all__ = ["RECORD_NAME", "RECORD_FORMAT_VERSION", "Verification", "verify_store", "read_record", "write_record", "stat_doc"]
 
 RECORD_NAME = ".nessa-verify.json"
 RECORD_FORMAT_VERSION = 1
@@ -43,7 +44,7 @@ _CHUNK = 4 << 20
 _log = logging.getLogger("nessa.store")
 
 
-def _stat_doc(st: os.stat_result) -> dict:
+def stat_doc(st: os.stat_result) -> dict:
     return {"dev": st.st_dev, "ino": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
 
 
@@ -137,7 +138,7 @@ class Verification:
         for shard, info in zip(st._shards, st.manifest.shards):
             entry = record.get(info.file)
             try:
-                now = _stat_doc(os.fstat(shard.fd))
+                now = stat_doc(os.fstat(shard.fd))
             except OSError:
                 continue
             if isinstance(entry, dict) and entry.get("sha256") == info.sha256 and all(entry.get(k) == v for k, v in now.items()):
@@ -163,7 +164,7 @@ class Verification:
                 before = os.fstat(shard.fd)
                 if info.file in trusted:
                     self.done_bytes += before.st_size
-                    clean[info.file] = {"sha256": info.sha256, **_stat_doc(before)}
+                    clean[info.file] = {"sha256": info.sha256, **stat_doc(before)}
                     continue
                 try:
                     digest = hash_fd(shard.fd, shard.identity.size, self._count)
@@ -176,7 +177,7 @@ class Verification:
                 elif (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
                     self.problems.append(f"{file}: changed while it was being verified")
                 else:
-                    clean[info.file] = {"sha256": digest, **_stat_doc(after)}
+                    clean[info.file] = {"sha256": digest, **stat_doc(after)}
         except Exception as exc:  # noqa: BLE001 - reported as the data set's failure, never a crash of the thread
             self.problems.append(f"{st.path}: verification failed: {type(exc).__name__}: {exc}")
         if self._record and len(clean) > len(trusted):
@@ -253,7 +254,7 @@ def verify_store(path: str | os.PathLike, *, record: bool = False, by: str = "ne
             counts += np.bincount(labels, minlength=manifest.num_classes)
             after = os.fstat(fd)
             if digest == shard.sha256 and (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns):
-                clean[shard.file] = {"sha256": digest, **_stat_doc(after)}
+                clean[shard.file] = {"sha256": digest, **stat_doc(after)}
         finally:
             os.close(fd)
     if not problems and counts.tolist() != list(manifest.class_counts):

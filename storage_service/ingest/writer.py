@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from storage_service.leftovers import remove_leftovers_of
 from storage_service.manifest import MANIFEST_NAME, Manifest, ShardInfo
+from storage_service.store_integrity import stat_doc, write_record
 from storage_service.store import Store
 
 __all__ = ["IngestError", "write_store", "StoreWriter", "atomic_dir", "DEFAULT_SHARD_BYTES", "DEFAULT_BATCH_BYTES"]
@@ -207,11 +208,16 @@ class StoreWriter:
                             shards=self._shards, extra=self.extra)
         manifest.check(where=self.name)
         tmp = self.directory / f"{MANIFEST_NAME}.tmp{os.getpid()}"
+        text = manifest.to_json()
         with open(tmp, "w") as fh:
-            fh.write(manifest.to_json())
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.directory / MANIFEST_NAME)
+        # The shards were hashed as written (read back from the files): record it, so that the
+        # server's first open of this store trusts them instead of hashing them again.
+        clean = {s.file: {"sha256": s.sha256, **stat_doc(os.stat(self.directory / s.file))} for s in self._shards}
+        write_record(self.directory, hashlib.sha256(text.encode()).hexdigest(), clean, [], "nessa ingest")
         return manifest
 
     def abort(self) -> None:
