@@ -77,14 +77,15 @@ class DeviceBackend:
                 self._flow = open_flow(self.runtime)
             return self._flow
 
-    def flow_for_path(self, path: str) -> Any:
+    def flow_for_path(self, path: str, *, sysfs: str = "/sys") -> Any:
         """The flow of the FPGA on the same card as the drive holding ``path`` (host/device/pcie.py
-        pairs them by PCIe topology); the default flow where no card pairs (and in emulation)."""
+        pairs them by PCIe topology under ``sysfs``); the default flow where no card pairs (and in
+        emulation)."""
         if self.runtime != "xrt":
             return self.flow
         from host.device.pcie import paired_device
 
-        pair = paired_device(path)
+        pair = paired_device(path, sysfs)
         if pair is None:
             _log.warning("no FPGA shares a PCIe switch with the drive holding %s: device 0 reads it "
                          "(P2P then crosses the root complex)", path)
@@ -95,7 +96,7 @@ class DeviceBackend:
                 from host.device.loader import open_flow
 
                 _log.info("%s: read by XRT device %d (%s), the FPGA on the drive's card", path, index, bdf)
-                self._paired[index] = open_flow(self.runtime, index)
+                self._paired[index] = open_flow(self.runtime, index, sysfs=sysfs)
             return self._paired[index]
 
     def greedy(self, features: np.ndarray, k: int, *, optimizer: Any = "lazy", seed: int = 0,

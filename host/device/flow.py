@@ -112,6 +112,7 @@ class DeviceFlow:
                                           or p2p_bar_bytes < 2 * DIRECT_ALIGN):
             raise ValueError(f"p2p_bar_bytes must be None or an int >= {2 * DIRECT_ALIGN}, got {p2p_bar_bytes!r}")
         self.rt = rt
+        self.device_index = device_index
         self.timeout_s = float(timeout_s)
         #: whether samples from a file go into p2p bos (False: normal bos filled by pread + sync)
         self.p2p = bool(p2p)

@@ -114,11 +114,13 @@ def p2p_for_device(device_index: int, sysfs: str = "/sys") -> tuple[bool, int | 
     return True, state.bar_bytes
 
 
-def open_flow(kind: str = "auto", device_index: int = 0) -> Any:
+def open_flow(kind: str = "auto", device_index: int = 0, *, sysfs: str = "/sys") -> Any:
+    """A :class:`~host.device.flow.DeviceFlow` on ``device_index``; on a card its P2P state
+    (read under ``sysfs``) decides how files reach the device."""
     from host.device.flow import DeviceFlow
 
     rt, path = load_runtime(kind)
-    if rt.__name__ == "pyxrt":  # a card: its P2P state decides how files reach the device
-        p2p, bar = p2p_for_device(device_index)
+    if getattr(rt, "__name__", "") == "pyxrt":
+        p2p, bar = p2p_for_device(device_index, sysfs)
         return DeviceFlow(rt, path, device_index, p2p=p2p, p2p_bar_bytes=bar)
     return DeviceFlow(rt, path, device_index)

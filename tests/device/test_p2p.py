@@ -206,3 +206,38 @@ def test_open_direct_falls_back_where_the_file_system_refuses(tmp_path, caplog):
     finally:
         os.close(fd)
     assert any("refuses O_DIRECT" in r.getMessage() for r in caplog.records)
+
+
+def test_backend_opens_the_card_paired_with_the_store_and_reads_its_p2p_state(fake_sys, tmp_path, monkeypatch,
+                                                                               caplog):
+    """The XRT backend on a host with two cards (pyxrt: the 2.11-faithful stand-in; /sys: the fake
+    tree): a store on card B's drive is read by XRT device 0 (card B), whose P2P is off -> normal
+    buffers; moved to card A's drive, by device 1 with P2P on and buffers cut to its BAR."""
+    import sys as _sys
+    import types
+
+    from host.device.backend import DeviceBackend
+    from host.device.direct_io import MAX_TRANSFER
+    from tests.device import standin
+
+    sys_root, data = fake_sys
+    mod = types.ModuleType("pyxrt")
+    for name in standin.__all__:
+        setattr(mod, name, getattr(standin, name))
+    monkeypatch.setitem(_sys.modules, "pyxrt", mod)
+    monkeypatch.setattr(standin, "DEVICES", 2)
+    xclbin = tmp_path / "nessa.xclbin"
+    xclbin.write_bytes(b"xclbin2\0")
+    monkeypatch.setenv("NESSA_XCLBIN", str(xclbin))
+    backend = DeviceBackend("xrt")
+    with caplog.at_level(logging.INFO):
+        flow_b = backend.flow_for_path(str(data), sysfs=str(sys_root))
+    assert flow_b.device_index == 0 and not flow_b.p2p  # card B: P2P disabled -> pread + sync
+    assert any("P2P is disabled on " + CARD_B["fpga"] in r.getMessage() for r in caplog.records)
+    assert backend.flow_for_path(str(data), sysfs=str(sys_root)) is flow_b  # one flow per card
+    link = next((sys_root / "dev" / "block").iterdir())
+    link.unlink()
+    _link(link, sys_root / "devices" / "pci0000:00" / CARD_A["root"] / CARD_A["up"] / CARD_A["down_nvme"]
+          / CARD_A["nvme"] / "nvme" / CARD_A["ctrl"] / CARD_A["ns"])
+    flow_a = backend.flow_for_path(str(data), sysfs=str(sys_root))
+    assert flow_a.device_index == 1 and flow_a.p2p and flow_a.max_transfer == min(MAX_TRANSFER, 8 << 30)
