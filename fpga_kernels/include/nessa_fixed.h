@@ -22,12 +22,9 @@ ISQRT32_STEPS:
   for (int s = 0; s < 16; ++s) {
 #pragma HLS UNROLL
     const uint32_t trial = root + bit;
-    if (rem >= trial) {
-      rem -= trial;
-      root = (root >> 1) + bit;
-    } else {
-      root >>= 1;
-    }
+    const uint32_t take = 0u - static_cast<uint32_t>(rem >= trial);  // all ones or 0: a mux, no branch
+    rem -= trial & take;
+    root = (root >> 1) + (bit & take);
     bit >>= 2;
   }
   return root;

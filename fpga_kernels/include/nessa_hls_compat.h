@@ -10,8 +10,8 @@
 //       Outside a dataflow region a write to a full stream or a read from an empty one aborts
 //       naming the stream (in hardware the sequential code would stall forever).
 //   NESSA_DATAFLOW_BEGIN(name) / NESSA_PROCESS(call) / NESSA_DATAFLOW_END() -- a dataflow
-//       region: the processes run concurrently (cooperative threads, one OS thread, switched
-//       when a process blocks), every stream blocks like a bounded FIFO, and when every
+//       region: the processes run concurrently (cooperative threads on their own stacks, one OS
+//       thread, switched when a process blocks), every stream blocks like a bounded FIFO, and when every
 //       unfinished process is blocked the region aborts naming the processes and the streams
 //       they wait on (a real deadlock: with blocking reads and writes only -- a Kahn network --
 //       whether one occurs does not depend on the schedule). Also aborts on a stream written or
@@ -67,11 +67,42 @@ namespace nessa_compat {
 
 class StreamBase;
 
+// Switching between processes. x86-64: six callee-saved registers and the stack pointer (a
+// switch costs a few ns; glibc's swapcontext also saves the signal mask with a system call, ~1 us,
+// which made the emulator 3-6x slower). Elsewhere: ucontext.
+#if defined(__x86_64__) && !defined(NESSA_COMPAT_UCONTEXT)
+#define NESSA_COMPAT_FAST_SWITCH 1
+struct Context {
+  void *sp = nullptr;
+};
+// Saves the callee-saved registers on the current stack, stores its pointer in *save and
+// continues on load (whose top holds the same frame, or a fresh one from init_context).
+__attribute__((naked, noinline)) static void switch_context(void **save, void *load) {
+  __asm__ volatile(
+      "pushq %rbp\n\tpushq %rbx\n\tpushq %r12\n\tpushq %r13\n\tpushq %r14\n\tpushq %r15\n\t"
+      "movq %rsp, (%rdi)\n\tmovq %rsi, %rsp\n\t"
+      "popq %r15\n\tpopq %r14\n\tpopq %r13\n\tpopq %r12\n\tpopq %rbx\n\tpopq %rbp\n\tret\n\t");
+}
+// A fresh stack whose first switch "returns" into entry (which must never return).
+static inline void init_context(Context &c, void *stack, std::size_t bytes, void (*entry)()) {
+  uintptr_t top = (reinterpret_cast<uintptr_t>(stack) + bytes) & ~uintptr_t(15);
+  void **sp = reinterpret_cast<void **>(top);
+  *--sp = nullptr;                               // entry's own return address (never used)
+  *--sp = reinterpret_cast<void *>(entry);       // popped by ret
+  for (int r = 0; r < 6; ++r) *--sp = nullptr;   // rbp rbx r12 r13 r14 r15
+  c.sp = sp;
+}
+#else
+struct Context {
+  ucontext_t uc;
+};
+#endif
+
 // One process of a dataflow region: a coroutine on its own stack.
 struct Process {
   std::string name;
   std::function<void()> body;
-  ucontext_t ctx;
+  Context ctx;
   void *stack = nullptr;
   bool done = false;
   const StreamBase *waits_on = nullptr;  // the stream it is blocked on (nullptr: runnable)
@@ -156,11 +187,15 @@ class Region {
     current_region() = this;
     for (Process *p : procs_) {
       p->stack = take_stack();
-      getcontext(&p->ctx);
-      p->ctx.uc_stack.ss_sp = p->stack;
-      p->ctx.uc_stack.ss_size = kStackBytes;
-      p->ctx.uc_link = &sched_;
-      makecontext(&p->ctx, &Region::trampoline, 0);
+#ifdef NESSA_COMPAT_FAST_SWITCH
+      init_context(p->ctx, p->stack, kStackBytes, &Region::trampoline);
+#else
+      getcontext(&p->ctx.uc);
+      p->ctx.uc.uc_stack.ss_sp = p->stack;
+      p->ctx.uc.uc_stack.ss_size = kStackBytes;
+      p->ctx.uc.uc_link = &sched_.uc;
+      makecontext(&p->ctx.uc, &Region::trampoline, 0);
+#endif
     }
     for (;;) {
       bool all_done = true, progressed = false;
@@ -170,7 +205,7 @@ class Region {
         if (!runnable(p)) continue;
         p->waits_on = nullptr;
         running_ = p;
-        swapcontext(&sched_, &p->ctx);
+        to_process(p);
         running_ = nullptr;
         progressed = true;
       }
@@ -189,7 +224,7 @@ class Region {
     Process *p = running_;
     p->waits_on = s;
     p->waits_to_write = writing;
-    swapcontext(&p->ctx, &sched_);
+    to_scheduler(p);
   }
 
   // Single producer / single consumer, as HLS requires of a dataflow channel.
@@ -211,7 +246,26 @@ class Region {
     Region *r = current_region();
     Process *p = r->running_;
     p->body();
-    p->done = true;  // returns to uc_link = the scheduler
+    p->done = true;
+#ifdef NESSA_COMPAT_FAST_SWITCH
+    r->to_scheduler(p);  // never resumed: done
+    __builtin_unreachable();
+#endif  // ucontext: returning goes to uc_link, the scheduler
+  }
+
+  void to_process(Process *p) {
+#ifdef NESSA_COMPAT_FAST_SWITCH
+    switch_context(&sched_.sp, p->ctx.sp);
+#else
+    swapcontext(&sched_.uc, &p->ctx.uc);
+#endif
+  }
+  void to_scheduler(Process *p) {
+#ifdef NESSA_COMPAT_FAST_SWITCH
+    switch_context(&p->ctx.sp, sched_.sp);
+#else
+    swapcontext(&p->ctx.uc, &sched_.uc);
+#endif
   }
 
   static bool runnable(const Process *p) {
@@ -239,7 +293,7 @@ class Region {
   uint64_t serial_;
   std::vector<Process *> procs_;
   std::vector<StreamBase *> touched_;
-  ucontext_t sched_;
+  Context sched_;
   Process *running_ = nullptr;
 };
 
