@@ -122,18 +122,21 @@ int main(int argc, char **argv) {
 """
 
 
-@pytest.fixture(scope="module")
-def prog(tmp_path_factory):
+def _build(d, *flags: str):
     cxx = shutil.which("g++")
     if cxx is None:
         raise RuntimeError("g++ is needed to build the kernels' emulation")
-    d = tmp_path_factory.mktemp("hls_streams")
     (d / "t.cpp").write_text(_PROGRAM)
     exe = d / "t"
-    subprocess.run([cxx, "-O1", "-std=c++17", "-Wall", "-Wno-unknown-pragmas", "-DNESSA_FORCE_COMPAT",
+    subprocess.run([cxx, "-O1", "-std=c++17", "-Wall", "-Wno-unknown-pragmas", "-DNESSA_FORCE_COMPAT", *flags,
                     f"-I{KERNEL_DIR / 'include'}", "-o", str(exe), str(d / "t.cpp")], check=True,
                    capture_output=True, text=True)
     return exe
+
+
+@pytest.fixture(scope="module")
+def prog(tmp_path_factory):
+    return _build(tmp_path_factory.mktemp("hls_streams"))
 
 
 def _run(prog, what: str) -> subprocess.CompletedProcess:
@@ -202,3 +205,11 @@ def test_wide_word_lanes_are_the_bytes_in_memory(prog):
     assert int(lines[1], 16) == mem[63]
     assert int(lines[2], 16) == int.from_bytes(bytes(mem[60:64]), "little")
     assert lines[3:] == ["ef", "be", f"{mem[61]:x}"]
+
+
+def test_portable_ucontext_switch_behaves_the_same(tmp_path):
+    """Hosts other than x86-64 switch processes with ucontext: same results, same deadlock report."""
+    exe = _build(tmp_path, "-DNESSA_COMPAT_UCONTEXT")
+    p = _run(exe, "df_pipeline")
+    assert p.returncode == 0 and "sum=99990000" in p.stdout, p.stderr
+    _aborts(_run(exe, "df_deadlock"), "deadlock in dataflow region 'crossed'", "stream 'a_fifo'", "stream 'b_fifo'")
