@@ -200,23 +200,20 @@ class DeviceFlow:
     def _greedy_rtl(self, q: np.ndarray, k: int, *, maxd_q: int, mode: int, seed: int, sample_size: int) -> GreedyRun:
         """Similarity rows by ``nessa_greedy`` into a device-only buffer, greedy by ``nessa_fl_rtl``.
 
-        The rows need a stride that is a multiple of the engine's bus (``ROW_ALIGN`` elements), so
-        the class is padded to ``ld`` members with copies of member 0: a copy changes no distance
-        between real members and not the largest one (``maxd_q = 0``), and the engine reads only
-        the first ``n`` columns of the first ``n`` rows.
+        ``nessa_greedy`` writes the rows ``[n][ld]`` with ``ld = ceil(n / 32) * 32`` (each row on a
+        512-bit word, padding columns 0) -- the layout the engine reads with the same ``ld``.
         """
         from host.device.rtl.regmap import ROW_ALIGN, decode_status
 
         n, d = q.shape
         ld = -(-n // ROW_ALIGN) * ROW_ALIGN
-        qp = q if ld == n else np.concatenate([q, np.repeat(q[:1], ld - n, axis=0)])
         hls = self.kernel("nessa_greedy")
-        b_feat = self._input(hls, 0, qp)
-        b_sim = self._bo(hls, 1, 2 * ld * ld, self.rt.bo.device_only)
+        b_feat = self._input(hls, 0, q)
+        b_sim = self._bo(hls, 1, 2 * n * ld, self.rt.bo.device_only)
         scratch = [self._bo(hls, i, 8 * 1) for i in (2, 3, 4)]
         b_st = self._bo(hls, 5, 8 * 5)
         # one pick of a one-candidate stochastic step: phase 1 (the rows) plus two row reads
-        self._run(hls, "nessa_greedy", b_feat, b_sim, *scratch, b_st, int(ld), int(d), 1, int(maxd_q), 1, 0, 1)
+        self._run(hls, "nessa_greedy", b_feat, b_sim, *scratch, b_st, int(n), int(d), 1, int(maxd_q), 1, 0, 1)
         st = self._output(b_st, 40, np.uint64)
         if int(st[3]) != 0:
             raise DeviceError(f"nessa_greedy status {int(st[3])}: {_GREEDY_STATUS.get(int(st[3]), 'unknown')}")

@@ -201,8 +201,12 @@ def _exec_greedy(feats: bo, sim: bo, ids: bo, weights: bo, gains: bo, stats: bo,
 
     q = feats._mem[: 2 * n * d].view(np.int16).reshape(n, d)
     res, m = nessa_greedy_ref(q, k, maxd_q, mode, seed & 0xFFFFFFFF, sample_size)
-    # the kernel leaves the similarity rows [n][n] in its sim buffer (nessa_fl_rtl reads them)
-    sim._mem[: 2 * n * n] = sim_q(q, resolve_maxd_q(q, maxd_q)).astype(np.uint16).view(np.uint8).reshape(-1)
+    # the kernel leaves the similarity rows [n][ld] in its sim buffer, ld = ceil(n / 32) * 32 with
+    # zero padding columns (nessa_fl_rtl reads them with that ld)
+    ld = -(-n // 32) * 32
+    rows = np.zeros((n, ld), np.uint16)
+    rows[:, :n] = sim_q(q, resolve_maxd_q(q, maxd_q))
+    sim._mem[: 2 * n * ld] = rows.view(np.uint8).reshape(-1)
     ids._mem[: 4 * k] = res.ids.astype(np.uint32).view(np.uint8)
     weights._mem[: 4 * k] = res.weights.astype(np.uint32).view(np.uint8)
     gains._mem[: 8 * k] = res.gains.astype(np.uint64).view(np.uint8)
