@@ -177,6 +177,9 @@ class StorageCore:
         The mini-batch and drop options (0 / "": defaults) are checked and completed by
         ``selections.resolve_options``; every bad value is InvalidArgument naming its field.
         """
+        if spec(strategy).distilled:
+            raise InvalidArgument(f"strategy {strategy.value!r} selects nothing: it trains on the stages of a distillation "
+                                  "(Distill / nessa distill), streamed as data sets")
         store = self.store(dataset)
         fraction = check_fraction(strategy, fraction)
         backend = backend or self.backend
@@ -295,5 +298,35 @@ class StorageCore:
                 self._streams.wait(left)
         return busy
 
+    # -- distillation (storage_service/distill_jobs.py) ----------------------------------
+    @functools.cached_property
+    def distills(self):
+        from storage_service.distill_jobs import DistillJobs
+
+        return DistillJobs(self.root)
+
+    def distill(self, dataset: str, out: str, cfg):
+        """Start, resume or find the distillation ``out`` of ``dataset`` (a ``DistillConfig``)."""
+        from host.distill import DistillError
+
+        store = self.store(dataset)
+        try:
+            return self.distills.start(store, dataset, out, cfg)
+        except DistillError as exc:
+            raise InvalidArgument(str(exc)) from None
+
+    def distillation(self, name: str):
+        """The ``DistillStatus`` of ``name``; NOT_FOUND when neither a job nor a stage exists."""
+        from host.distill import DistillError
+
+        try:
+            return self.distills.status(name)
+        except DistillError as exc:
+            raise InvalidArgument(str(exc)) from None
+        except KeyError:
+            raise NotFound(f"no distillation {name!r} under the store root") from None
+
     def close(self) -> None:
         self.selections.shutdown(wait=False)
+        if "distills" in self.__dict__:
+            self.distills.shutdown(wait=False)
