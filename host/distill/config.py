@@ -79,7 +79,7 @@ class DistillConfig:
         if isinstance(self.ipc, int) and not isinstance(self.ipc, bool) and self.ipc < 1:
             raise DistillError(f"--ipc: images per class must be at least 1, got {self.ipc}")
         _int("ipc", self.ipc, 1)
-        _int("iterations", self.iterations, 1)
+        _int("iterations", self.iterations, 1, 1_000_000)  # bounds the CPU one request may claim
         _int("seed", self.seed, 0, 2**63 - 1)
         _int("real_batch", self.real_batch, 1)
         _int("width", self.width, 1)
