@@ -19,7 +19,7 @@ def register(sub) -> None:
                        description="Quantize MODEL (a .safetensors state of --arch) to a NeSSA quantized "
                        "model file, calibrated on samples of STORE.")
     p.add_argument("model", help="model state (.safetensors)")
-    p.add_argument("--arch", required=True, help="architecture (small_cnn, resnet20)")
+    p.add_argument("--arch", required=True, help="architecture (small_cnn, resnet20, resnet18)")
     p.add_argument("--store", required=True, help="store whose samples calibrate the activation ranges")
     p.add_argument("--out", required=True, help="output quantized model file (.nqm)")
     p.add_argument("--calib", type=int, default=512, help="calibration samples (default 512)")

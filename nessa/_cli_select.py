@@ -30,7 +30,7 @@ def register(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="model state (.safetensors) used to compute the features; needs --arch")
     src.add_argument("--features", help="precomputed features (.npy, float [N, D], rows in store id order)")
-    p.add_argument("--arch", help="architecture of --model (e.g. small_cnn, resnet20)")
+    p.add_argument("--arch", help="architecture of --model (small_cnn, resnet20, resnet18)")
     p.add_argument("--out", required=True, help="output selection file (e.g. sel.arrow)")
     p.add_argument("--optimizer", default="lazy", help="lazy (exact greedy, default), stochastic or naive")
     p.add_argument("--backend", default="cpu", help="cpu (default) or emu / xrt / pynq (FPGA kernels)")

@@ -98,6 +98,7 @@ def test_strategy_registry_and_arch_choice():
     assert default_arch((28, 28)) == "small_cnn"
     assert default_arch((8, 8)) == "small_cnn"
     assert default_arch((32, 32, 3)) == "resnet20"
+    assert default_arch((3, 64, 64)) == "resnet18"
 
 
 def test_lr_warmup_ramps_linearly_then_follows_the_schedule():
