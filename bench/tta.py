@@ -40,7 +40,8 @@ sys.path.insert(0, str(REPO))
 
 SECTION = "## Time to accuracy (Fashion-MNIST, paired seeds)"
 #: Subset arms: a strategy name, with "-nw" for the same strategy with coreset weights off.
-ARMS = ("random", "craig", "craig-nw", "nessa-pa", "nessa-pa-nw", "crest", "crest-nw", "nessa-ss")
+ARMS = ("random", "craig", "craig-nw", "nessa-pa", "nessa-pa-nw", "crest", "crest-nw", "nessa-ss", "adacore", "adacore-nw",
+        "adacore-pa", "adacore-pa-nw", "max-loss")
 
 
 def _parse(argv=None) -> argparse.Namespace:

@@ -17,6 +17,9 @@ working (``nessa`` was the name of whole-data CRAIG selection before the mini-ba
     nessa-ss  NeSSA's subset shrinking: CRAIG over the examples not yet learned
     max-loss  per class the highest-loss examples under the pushed model (the max-loss
               baseline of data-efficient augmentation, Liu & Mirzasoleiman 2022)
+    adacore   AdaCore (Pooladzandi et al. 2022): craig on gradient proxies preconditioned by the
+              trainer's curvature estimate, pushed with the model (host/curvature.py)
+    adacore-pa  AdaCore per pool: nessa-pa's mini-batch coresets on preconditioned proxies
     pdd       progressive dataset distillation (Chen et al. 2024): nothing is selected; the trainer
               streams the stages of a set `nessa distill` made next to the data, cumulatively
 """
@@ -39,6 +42,8 @@ class Strategy(str, enum.Enum):
     CREST = "crest"
     NESSA_SS = "nessa-ss"
     MAX_LOSS = "max-loss"
+    ADACORE = "adacore"
+    ADACORE_PA = "adacore-pa"
     PDD = "pdd"
 
 
@@ -58,6 +63,8 @@ class StrategySpec:
         consumed batch by batch), not a subset to shuffle.
     drops: the strategy drops learned examples (the server keeps the run's loss history).
     adaptive: the trainer decides when to reselect (CREST's loss-approximation check).
+    curvature: the trainer pushes its curvature estimate with the model and the features are
+        preconditioned by it (AdaCore).
     distilled: the trainer streams the stage data sets of a distillation (``--distilled``), not
         a selection of the training set.
     """
@@ -69,6 +76,7 @@ class StrategySpec:
     minibatch: bool = False
     drops: bool = False
     adaptive: bool = False
+    curvature: bool = False
     distilled: bool = False
 
 
@@ -82,6 +90,10 @@ _REGISTRY: dict[Strategy, StrategySpec] = {
                                  minibatch=True, drops=True, adaptive=True),
     Strategy.NESSA_SS: StrategySpec(True, True, True, "CRAIG over the examples not yet learned (NeSSA SS)", drops=True),
     Strategy.MAX_LOSS: StrategySpec(True, True, True, "per class the highest-loss examples under the pushed model"),
+    Strategy.ADACORE: StrategySpec(True, True, True, "craig on curvature-preconditioned gradient proxies (AdaCore)",
+                                   curvature=True),
+    Strategy.ADACORE_PA: StrategySpec(True, True, True, "each mini-batch an AdaCore coreset of a fresh random pool",
+                                      minibatch=True, curvature=True),
     Strategy.PDD: StrategySpec(False, False, False, "a distilled set's stages, trained on cumulatively (PDD)",
                                distilled=True),
 }

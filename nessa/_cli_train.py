@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="wait for each reselection instead of computing it next to the data while the current "
                         "subset trains (by default the new subset takes over one epoch later: only the first "
                         "selection can make the trainer wait)")
-    p.add_argument("--arch", help="small_cnn or resnet20 (default: by sample size)")
+    p.add_argument("--arch", help="small_cnn, resnet20 or resnet18 (default: by sample size: <=28 px, <=32 px, larger)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--momentum", type=float, default=0.9)
@@ -96,6 +96,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="augment only copies of a subset the storage host picks (coreset, random or max-loss), "
                         "added to the streamed batches: data-efficient augmentation (needs --augment)")
     p.add_argument("--augment-every", type=int, default=5, metavar="R", help="epochs between subset picks (default 5)")
+    p.add_argument("--curvature-beta", type=float, default=0.99,
+                   help="adacore: EMA factor of the squared Hessian diagonal pushed with the model (default 0.99)")
     p.add_argument("--distilled", metavar="NAME",
                    help="pdd: the distillation (made by `nessa distill ... --out NAME`) whose stages to train on, "
                         "cumulatively, the epochs split evenly over the stages")
@@ -107,7 +109,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "../shared/data/fashion-mnist; else scikit-learn's digits), ingest it, start a "
                                    "storage service on a free port, train full vs random vs the strategy that won bench/tta.py "
                                    "(nessa.demo.WINNER) and compare, with its time to full data's accuracy - 1 point.")
-    d.add_argument("--data", type=Path, help="Fashion-MNIST folder (IDX files, gzipped or not)")
+    d.add_argument("--data", type=Path,
+                   help="data set folder, in any layout `nessa ingest` reads with a train and a test/val split: "
+                        "Fashion-MNIST/MNIST IDX (gzipped or not), CIFAR-10/100 (binary or python), SVHN .mat, "
+                        "CINIC-10, TinyImageNet, ImageNet-100 (resized to 64x64); or the folder holding one of them. "
+                        "The model follows the image size (small CNN <= 28x28, ResNet-20 <= 32x32, else ResNet-18). "
+                        "With --quick: 1 epoch on this data instead of digits")
     d.add_argument("--out-dir", type=Path, default=Path("nessa-demo"), help="metrics, plots and table (default ./nessa-demo)")
     d.add_argument("--work-dir", type=Path, help="keep the ingested store in WORK_DIR/store, replacing one there (default: a temporary folder)")
     d.add_argument("--fraction", type=float, default=0.3, help="per-class subset budget in (0, 1] (default 0.3)")
@@ -155,7 +162,8 @@ def _train(args: argparse.Namespace) -> int:
             retry_backoff=args.retry_backoff,
             tls_ca=args.tls_ca, timeout=args.timeout, progress=not args.no_progress, threads=args.threads,
             augment=args.augment, augment_subset=args.augment_subset, augment_every=args.augment_every,
-            distilled=args.distilled)
+            distilled=args.distilled,
+            curvature_beta=args.curvature_beta)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     if cfg.out_dir is not None:  # fail before connecting, not after the first epoch

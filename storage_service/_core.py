@@ -199,11 +199,16 @@ class StorageCore:
         return self.selections.start(selection_id(params, len(store)), params, store, load_model)
 
     def _build_model(self, rec: ModelRecord, store):
+        from host.curvature import AUX_PREFIX, CURVATURE_TENSOR
         from host.models import build_model
 
         m = store.manifest
         model = build_model(rec.arch, tuple(m.sample_shape), int(m.num_classes))
-        model.load_state_dict(self.models.load_state(rec.version))
+        state = self.models.load_state(rec.version)
+        aux = {k: state.pop(k) for k in [k for k in state if k.startswith(AUX_PREFIX)]}
+        model.load_state_dict(state)
+        if CURVATURE_TENSOR in aux:  # AdaCore's preconditioner, pushed with the model
+            model.nessa_curvature = aux[CURVATURE_TENSOR].double().numpy()
         return model.eval()
 
     # -- streaming -------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from host.strategies import Strategy
+from host.strategies import Strategy, spec
 from storage_service.learned import keep_count
 from storage_service.sampling import random_subset
 
@@ -104,8 +104,24 @@ def _observe(history, params: SelectionParams, ids: np.ndarray, features: np.nda
     history.observe(ids, losses_from_features(features, labels), params.drop_threshold)
 
 
-def _whole_data(store, params: SelectionParams, model, history, *, drop: bool) -> _Result:
-    """CRAIG over the candidates (every example, or the ones not learned when ``drop``)."""
+def _preconditioned(features: np.ndarray, model) -> np.ndarray:
+    """AdaCore: the features scaled by the curvature pushed with the model (host/curvature.py)."""
+    from host.curvature import CURVATURE_TENSOR, precondition
+    from storage_service._errors import FailedPrecondition
+
+    curvature = getattr(model, "nessa_curvature", None)
+    if curvature is None:
+        raise FailedPrecondition(f"this strategy preconditions by the trainer's curvature: the pushed model has no "
+                                 f"{CURVATURE_TENSOR!r} tensor (nessa train --strategy adacore pushes it)")
+    try:
+        return precondition(features, curvature)
+    except ValueError as exc:
+        raise FailedPrecondition(f"{CURVATURE_TENSOR}: {exc}") from None
+
+
+def _whole_data(store, params: SelectionParams, model, history, *, drop: bool, curvature: bool = False) -> _Result:
+    """CRAIG over the candidates (every example, or the ones not learned when ``drop``),
+    on curvature-preconditioned features when ``curvature`` (AdaCore)."""
     import host
 
     n = len(store)
@@ -121,6 +137,8 @@ def _whole_data(store, params: SelectionParams, model, history, *, drop: bool) -
         features = _features_of(store, cands, model, params)
     labels = store.labels[cands]
     _observe(history, params, cands, features, labels)
+    if curvature:
+        features = _preconditioned(features, model)
     sel = host.select(features, labels, params.fraction, optimizer="lazy", seed=params.seed, backend=params.backend,
                       ids=cands if num_dropped else None)
     ids = np.asarray(sel.ids, dtype=np.int64)
@@ -160,8 +178,14 @@ def _max_loss(store, params: SelectionParams, model, history=None) -> _Result:
     return _Result(out, np.ones(len(out), np.float32), float(losses[out].sum()), num_forwarded=len(ids))
 
 
+def _adacore(store, params: SelectionParams, model, history=None) -> _Result:
+    """AdaCore: CRAIG on every example's preconditioned gradient proxy."""
+    return _whole_data(store, params, model, history, drop=False, curvature=True)
+
+
 def _minibatches(store, params: SelectionParams, model, history=None) -> _Result:
-    """nessa-pa / crest (they differ only in their defaults, ``resolve_options``): pools after
+    """nessa-pa / crest / adacore-pa (crest differs in its defaults, ``resolve_options``; adacore-pa
+    preconditions the features): pools after
     drops, features of the pools only, one coreset of ``batch_size`` per pool, in order."""
     from host.minibatch import draw_pools, minibatch_coresets
 
@@ -172,6 +196,8 @@ def _minibatches(store, params: SelectionParams, model, history=None) -> _Result
     labels = store.labels[union]
     features = _features_of(store, union, model, params)
     _observe(history, params, union, features, labels)
+    if spec(params.strategy).curvature:  # adacore-pa
+        features = _preconditioned(features, model)
     sel = minibatch_coresets(features, labels, union, pools, params.batch_size, backend=params.backend, seed=params.seed)
     if len(sel.ids) != sel.batch_size * sel.num_batches:
         raise RuntimeError(f"{len(sel.ids)} rows for {sel.num_batches} mini-batches of {sel.batch_size}")
@@ -190,4 +216,6 @@ STRATEGIES: dict[Strategy, Callable] = {
     Strategy.CREST: _minibatches,
     Strategy.NESSA_SS: _nessa_ss,
     Strategy.MAX_LOSS: _max_loss,
+    Strategy.ADACORE: _adacore,
+    Strategy.ADACORE_PA: _minibatches,
 }

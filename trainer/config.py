@@ -74,7 +74,7 @@ class TrainConfig:
     # Reselect next to the data while training on the current subset; the new subset takes over
     # one epoch later (one epoch staler), so only the first selection can make the trainer wait.
     overlap_selection: bool = True
-    arch: str | None = None  # None: small_cnn for <=28x28, resnet20 for 32x32
+    arch: str | None = None  # None: small_cnn for <=28x28, resnet20 for 32x32, resnet18 larger
     batch_size: int = 128
     lr: float = 0.05
     momentum: float = 0.9
@@ -125,6 +125,7 @@ class TrainConfig:
     augment: str = ""  # comma list of crop, flip, cutout, randaugment ("": none)
     augment_subset: str = ""  # KIND:FRACTION (coreset, random, max-loss): augment only that subset
     augment_every: int = 5  # epochs between picks of the subset to augment (R)
+    curvature_beta: float = 0.99  # AdaCore: EMA factor of the squared Hessian diagonal (host/curvature.py)
     distilled: str | None = None  # pdd: the distillation whose stages to train on (trainer/distilled.py)
 
     def __post_init__(self) -> None:
@@ -173,7 +174,8 @@ class TrainConfig:
                                       ("weight_decay", -1e-12, 1.0, "in [0, 1)"), ("timeout", 0.0, math.inf, "> 0"),
                                       ("stream_idle_timeout", 0.0, math.inf, "> 0"), ("retry_backoff", -1e-300, math.inf, ">= 0"),
                                       ("tau", 0.0, math.inf, "> 0"), ("drop_threshold", -1e-300, math.inf, ">= 0"),
-                                      ("lr_warmup", -1e-300, math.inf, ">= 0"), ("min_keep", -1e-300, 1.0 + 1e-12, "in [0, 1]")):
+                                      ("lr_warmup", -1e-300, math.inf, ">= 0"), ("min_keep", -1e-300, 1.0 + 1e-12, "in [0, 1]"),
+                                      ("curvature_beta", -1e-300, 1.0, "in [0, 1)")):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or not low < value < high:
                 raise ConfigError(f"--{name.replace('_', '-')}: {value!r} is out of range (must be finite and {text})")

@@ -32,6 +32,7 @@ from host.models import build_model, input_chw, to_input
 from host.budget import class_budget
 from host.strategies import Strategy, spec
 from storage_service.client import FULL_SELECTION
+from host.curvature import CurvatureEMA
 from trainer.augment import Augmenter
 from trainer.augment_subset import BatchAugment, SubsetCopies, augment_config, parse_augment, parse_augment_subset
 from trainer.checkpoint import load_checkpoint, save_checkpoint
@@ -65,9 +66,11 @@ class TrainResult:
 
 
 def default_arch(sample_shape: Sequence[int]) -> str:
-    """small_cnn for MNIST-sized (or smaller) images, resnet20 for CIFAR-sized and larger."""
+    """small_cnn for MNIST-sized (or smaller) images, resnet20 for CIFAR-sized, resnet18 above
+    (TinyImageNet, ImageNet-100; the demo picks the same, ``nessa.demo.demo_arch``)."""
     _, h, w = input_chw(sample_shape)
-    return "small_cnn" if max(h, w) <= 28 else "resnet20"
+    side = max(h, w)
+    return "small_cnn" if side <= 28 else "resnet20" if side <= 32 else "resnet18"
 
 
 def lr_at(cfg: TrainConfig, progress: float) -> float:
@@ -141,6 +144,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                 aug_kind, aug_fraction = parse_augment_subset(cfg.augment_subset)
                 copies = SubsetCopies(augmenter, seed=cfg.seed, use_weights=cfg.use_weights)
             augment = BatchAugment(augmenter, copies, seed=cfg.seed)
+        # AdaCore: the curvature estimate the trainer keeps and pushes with the model.
+        curvature = CurvatureEMA(cluster.num_classes, cfg.curvature_beta) if strategy.curvature else None
         net = model
         if dist.on:
             net = torch.nn.parallel.DistributedDataParallel(
@@ -175,8 +180,9 @@ def train(cfg: TrainConfig) -> TrainResult:
                 if dist.on:
                     raise ConfigError(f"--strategy {cfg.strategy.value}: mini-batch coresets run in one process "
                                       "(torchrun with several ranks is not supported for them yet)")
-                rounds = RoundStream(RoundFeeder(cfg, cluster, arch, dist.device, run=run_id,
-                                                 first_version=int(counters["model_version"])), cfg, model, shape)
+                feeder = RoundFeeder(cfg, cluster, arch, dist.device, run=run_id, first_version=int(counters["model_version"]))
+                feeder.curvature = curvature
+                rounds = RoundStream(feeder, cfg, model, shape)
             if minibatch and not (in_warmup or in_warm_start):
                 selections, counts = ["rounds"], [_subset_steps(cfg, cluster) * cfg.batch_size]
             elif not strategy.selects or in_warmup:
@@ -195,7 +201,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 overlap = cfg.overlap_selection and selections is not None and FULL_SELECTION not in selections
                 if not (overlap and epoch + 1 == cfg.epochs):  # its result would go unused
                     t_sel = time.perf_counter()
-                    call = _request(cfg, dist, cluster, model, arch, epoch, counters, run_id)
+                    call = _request(cfg, dist, cluster, model, arch, epoch, counters, run_id, curvature=curvature)
                     if overlap:
                         pending, overlapping = (pool.submit(call) if call is not None else None), True
                     else:
@@ -228,7 +234,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                                       batch_bytes=cfg.batch_bytes, prefetch=cfg.prefetch, device=dist.device,
                                       limit=limit, retry=_retry(cfg))
             stopped = _train_epoch(cfg, dist, net, model, optimizer, stream, shape, epoch, start_step, steps,
-                                   counters, selections, counts, ckpt_path, identity, augment, per_rank)
+                                   counters, selections, counts, ckpt_path, identity, augment, per_rank, curvature)
             if isinstance(stream, _RoundEpoch):
                 round_stats = stream.stats()
                 for key in ("selection_s", "storage_s", "forwarded", "model_bytes"):
@@ -294,7 +300,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 def _request(cfg: TrainConfig, dist: _Dist, cluster: Cluster, model: torch.nn.Module, arch: str, epoch: int,
              counters: dict, run_id: str, *, warm_start: bool = False, strategy: Strategy | None = None,
-             fraction: float | None = None) -> Callable[[], str] | None:
+             fraction: float | None = None, curvature: CurvatureEMA | None = None) -> Callable[[], str] | None:
     """Rank 0: snapshot the model now; return the call that pushes it and selects (None elsewhere).
     ``warm_start``: a fresh random subset of the same budget instead of the strategy's selection;
     ``strategy``/``fraction``: another selection than the run's (the subset to augment)."""
@@ -310,7 +316,7 @@ def _request(cfg: TrainConfig, dist: _Dist, cluster: Cluster, model: torch.nn.Mo
         extra = dict(run=run_id, drop_threshold=cfg.drop_threshold,
                      watch=cfg.watch, min_keep=cfg.min_keep)
     if strategy.needs_model:
-        blob = state_to_safetensors(model)
+        blob = state_to_safetensors(model, curvature.tensors() if curvature is not None and strategy.curvature else None)
         counters["model_version"] = version = int(counters["model_version"]) + 1
         counters["model_bytes"] += len(blob) * len(cluster.sources)
     seed = cfg.seed * 100_003 + epoch if strategy.fresh_seed else cfg.seed
@@ -369,7 +375,8 @@ class _RoundEpoch:
 def _train_epoch(cfg: TrainConfig, dist: _Dist, net: torch.nn.Module, model: torch.nn.Module,
                  optimizer: torch.optim.Optimizer, stream: SampleStream, shape: tuple[int, ...], epoch: int,
                  step: int, steps: int, counters: dict, selections: list[str], counts: list[int],
-                 ckpt_path, identity: dict, augment: BatchAugment | None = None, rows_per_epoch: int = 0) -> bool:
+                 ckpt_path, identity: dict, augment: BatchAugment | None = None, rows_per_epoch: int = 0,
+                 curvature: CurvatureEMA | None = None) -> bool:
     """One epoch (or its rest, from ``step``); True when ``max_steps`` stopped it early."""
     from tqdm import tqdm
 
@@ -389,6 +396,8 @@ def _train_epoch(cfg: TrainConfig, dist: _Dist, net: torch.nn.Module, model: tor
                 x, y, w = augment(x, batch.ids, y, w, epoch=epoch, sample_shape=shape, rows_per_epoch=rows_per_epoch)
             logits = net(to_input(x, shape if augment is None else input_chw(shape)))
             per_example = F.cross_entropy(logits, y, reduction="none")
+            if curvature is not None:  # AdaCore's estimate follows training, step by step
+                curvature.update(logits)
             # CRAIG: each selected example stands for `w` examples (weights average 1 per class).
             loss = (per_example * w).mean() if cfg.use_weights else per_example.mean()
             optimizer.zero_grad(set_to_none=True)

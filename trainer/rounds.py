@@ -68,11 +68,13 @@ class RoundFeeder:
         self._rounds = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nessa-rounds")
         self._pending: Future | None = None
+        self.curvature = None  # AdaCore: the trainer's CurvatureEMA, pushed with the model
 
     def request(self, model: torch.nn.Module) -> None:
         if self._pending is not None:
             raise RuntimeError("a round is already being fetched")
-        blob = state_to_safetensors(model)  # now: the selection sees this model, not a later one
+        extra = self.curvature.tensors() if self.curvature is not None else None
+        blob = state_to_safetensors(model, extra)  # now: the selection sees this model, not a later one
         self._version += 1
         seed = self.cfg.seed * 100_003 + 7_919 * self._rounds + 1
         self._rounds += 1

@@ -17,6 +17,8 @@ class Strategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STRATEGY_CREST: _ClassVar[Strategy]
     STRATEGY_NESSA_SS: _ClassVar[Strategy]
     STRATEGY_MAX_LOSS: _ClassVar[Strategy]
+    STRATEGY_ADACORE: _ClassVar[Strategy]
+    STRATEGY_ADACORE_PA: _ClassVar[Strategy]
     STRATEGY_PDD: _ClassVar[Strategy]
 
 class Backend(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
@@ -54,6 +56,8 @@ STRATEGY_NESSA_PA: Strategy
 STRATEGY_CREST: Strategy
 STRATEGY_NESSA_SS: Strategy
 STRATEGY_MAX_LOSS: Strategy
+STRATEGY_ADACORE: Strategy
+STRATEGY_ADACORE_PA: Strategy
 STRATEGY_PDD: Strategy
 BACKEND_UNSPECIFIED: Backend
 BACKEND_CPU: Backend

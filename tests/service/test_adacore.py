@@ -76,3 +76,25 @@ def test_malformed_curvature_refused_at_push(setup, extra, message):
     with pytest.raises(StorageError) as info:
         c.push_model("small_cnn", _blob(model, **extra), 9, dataset="a")
     assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT and message in info.value.details
+
+
+def test_adacore_on_the_emulated_kernels_matches_the_golden_path(setup):
+    """The preconditioning is a per-class scale between the feature pass and the greedy kernel,
+    so it carries to the fixed-point kernels unchanged: the service's adacore function on the
+    emu backend selects what the emulated kernels select from the same preconditioned features."""
+    from host.strategies import Strategy
+    from storage_service._strategies import STRATEGIES, SelectionParams
+
+    root, _, model = setup
+    st = Store(root / "a")
+    x, y = st.take(np.arange(len(st)))
+    model.nessa_curvature = CURV.astype(np.float64)
+    try:
+        got = STRATEGIES[Strategy.ADACORE](st, SelectionParams("a", Strategy.ADACORE, 0.1, 3, "emu", 1, "sha"), model)
+    finally:
+        del model.nessa_curvature
+    feats = host.gradient_features(model, x, y, sample_shape=(1, 8, 8), backend="emu")
+    want = host.select(precondition(feats, CURV), y, 0.1, optimizer="lazy", seed=3, backend="emu")
+    plain = host.select(feats, y, 0.1, optimizer="lazy", seed=3, backend="emu")
+    assert np.array_equal(np.sort(got.ids), np.sort(np.asarray(want.ids)))
+    assert not np.array_equal(np.sort(got.ids), np.sort(np.asarray(plain.ids)))
