@@ -35,7 +35,6 @@ sys.path.insert(0, str(REPO))
 import grpc  # noqa: E402
 
 from storage_service._grpc_options import DATA_PLANE_MAX_REQUEST_BYTES  # noqa: E402
-from storage_service._proto import nessa_pb2 as pb  # noqa: E402
 from storage_service.client import StorageClient  # noqa: E402
 from storage_service.ingest import write_store  # noqa: E402
 
