@@ -20,6 +20,8 @@ class Strategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STRATEGY_ADACORE: _ClassVar[Strategy]
     STRATEGY_ADACORE_PA: _ClassVar[Strategy]
     STRATEGY_PDD: _ClassVar[Strategy]
+    STRATEGY_SAS: _ClassVar[Strategy]
+    STRATEGY_CLIPCOV: _ClassVar[Strategy]
 
 class Backend(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -48,6 +50,14 @@ class DistillState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DISTILL_STATE_DONE: _ClassVar[DistillState]
     DISTILL_STATE_FAILED: _ClassVar[DistillState]
     DISTILL_STATE_STOPPED: _ClassVar[DistillState]
+
+class EmbedState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EMBED_STATE_UNSPECIFIED: _ClassVar[EmbedState]
+    EMBED_STATE_RUNNING: _ClassVar[EmbedState]
+    EMBED_STATE_DONE: _ClassVar[EmbedState]
+    EMBED_STATE_FAILED: _ClassVar[EmbedState]
+    EMBED_STATE_STOPPED: _ClassVar[EmbedState]
 STRATEGY_UNSPECIFIED: Strategy
 STRATEGY_FULL: Strategy
 STRATEGY_RANDOM: Strategy
@@ -59,6 +69,8 @@ STRATEGY_MAX_LOSS: Strategy
 STRATEGY_ADACORE: Strategy
 STRATEGY_ADACORE_PA: Strategy
 STRATEGY_PDD: Strategy
+STRATEGY_SAS: Strategy
+STRATEGY_CLIPCOV: Strategy
 BACKEND_UNSPECIFIED: Backend
 BACKEND_CPU: Backend
 BACKEND_EMU: Backend
@@ -75,6 +87,11 @@ DISTILL_STATE_RUNNING: DistillState
 DISTILL_STATE_DONE: DistillState
 DISTILL_STATE_FAILED: DistillState
 DISTILL_STATE_STOPPED: DistillState
+EMBED_STATE_UNSPECIFIED: EmbedState
+EMBED_STATE_RUNNING: EmbedState
+EMBED_STATE_DONE: EmbedState
+EMBED_STATE_FAILED: EmbedState
+EMBED_STATE_STOPPED: EmbedState
 
 class GetServerInfoRequest(_message.Message):
     __slots__ = ()
@@ -107,7 +124,7 @@ class GetDatasetRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class DatasetInfo(_message.Message):
-    __slots__ = ("name", "num_samples", "num_classes", "class_names", "class_counts", "sample_shape", "dtype", "format_version")
+    __slots__ = ("name", "num_samples", "num_classes", "class_names", "class_counts", "sample_shape", "dtype", "format_version", "columns")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
@@ -116,6 +133,7 @@ class DatasetInfo(_message.Message):
     SAMPLE_SHAPE_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
     name: str
     num_samples: int
     num_classes: int
@@ -124,7 +142,24 @@ class DatasetInfo(_message.Message):
     sample_shape: _containers.RepeatedScalarFieldContainer[int]
     dtype: str
     format_version: int
-    def __init__(self, name: _Optional[str] = ..., num_samples: _Optional[int] = ..., num_classes: _Optional[int] = ..., class_names: _Optional[_Iterable[str]] = ..., class_counts: _Optional[_Iterable[int]] = ..., sample_shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[str] = ..., format_version: _Optional[int] = ...) -> None: ...
+    columns: _containers.RepeatedCompositeFieldContainer[ColumnInfo]
+    def __init__(self, name: _Optional[str] = ..., num_samples: _Optional[int] = ..., num_classes: _Optional[int] = ..., class_names: _Optional[_Iterable[str]] = ..., class_counts: _Optional[_Iterable[int]] = ..., sample_shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[str] = ..., format_version: _Optional[int] = ..., columns: _Optional[_Iterable[_Union[ColumnInfo, _Mapping]]] = ...) -> None: ...
+
+class ColumnInfo(_message.Message):
+    __slots__ = ("name", "kind", "dtype", "dim", "max_bytes", "source")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    DIM_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    dtype: str
+    dim: int
+    max_bytes: int
+    source: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., dtype: _Optional[str] = ..., dim: _Optional[int] = ..., max_bytes: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
 
 class ModelHeader(_message.Message):
     __slots__ = ("arch", "version", "size", "sha256", "dataset")
@@ -163,7 +198,7 @@ class ModelInfo(_message.Message):
     def __init__(self, arch: _Optional[str] = ..., version: _Optional[int] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., datasets: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SelectRequest(_message.Message):
-    __slots__ = ("dataset", "strategy", "fraction", "seed", "model_version", "backend", "no_wait", "batch_size", "num_batches", "pool_size", "run", "drop_threshold", "watch", "min_keep")
+    __slots__ = ("dataset", "strategy", "fraction", "seed", "model_version", "backend", "no_wait", "batch_size", "num_batches", "pool_size", "run", "drop_threshold", "watch", "min_keep", "embedding_column", "text_embedding_column", "latent_classes")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     FRACTION_FIELD_NUMBER: _ClassVar[int]
@@ -178,6 +213,9 @@ class SelectRequest(_message.Message):
     DROP_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     WATCH_FIELD_NUMBER: _ClassVar[int]
     MIN_KEEP_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    TEXT_EMBEDDING_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    LATENT_CLASSES_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     strategy: Strategy
     fraction: float
@@ -192,7 +230,10 @@ class SelectRequest(_message.Message):
     drop_threshold: float
     watch: int
     min_keep: float
-    def __init__(self, dataset: _Optional[str] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., fraction: _Optional[float] = ..., seed: _Optional[int] = ..., model_version: _Optional[int] = ..., backend: _Optional[_Union[Backend, str]] = ..., no_wait: _Optional[bool] = ..., batch_size: _Optional[int] = ..., num_batches: _Optional[int] = ..., pool_size: _Optional[int] = ..., run: _Optional[str] = ..., drop_threshold: _Optional[float] = ..., watch: _Optional[int] = ..., min_keep: _Optional[float] = ...) -> None: ...
+    embedding_column: str
+    text_embedding_column: str
+    latent_classes: int
+    def __init__(self, dataset: _Optional[str] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., fraction: _Optional[float] = ..., seed: _Optional[int] = ..., model_version: _Optional[int] = ..., backend: _Optional[_Union[Backend, str]] = ..., no_wait: _Optional[bool] = ..., batch_size: _Optional[int] = ..., num_batches: _Optional[int] = ..., pool_size: _Optional[int] = ..., run: _Optional[str] = ..., drop_threshold: _Optional[float] = ..., watch: _Optional[int] = ..., min_keep: _Optional[float] = ..., embedding_column: _Optional[str] = ..., text_embedding_column: _Optional[str] = ..., latent_classes: _Optional[int] = ...) -> None: ...
 
 class GetSelectionRequest(_message.Message):
     __slots__ = ("id",)
@@ -239,7 +280,7 @@ class SelectionInfo(_message.Message):
     def __init__(self, id: _Optional[str] = ..., dataset: _Optional[str] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., fraction: _Optional[float] = ..., seed: _Optional[int] = ..., model_version: _Optional[int] = ..., backend: _Optional[_Union[Backend, str]] = ..., state: _Optional[_Union[SelectionState, str]] = ..., num_selected: _Optional[int] = ..., class_counts: _Optional[_Iterable[int]] = ..., objective: _Optional[float] = ..., seconds: _Optional[float] = ..., error: _Optional[str] = ..., batch_size: _Optional[int] = ..., num_batches: _Optional[int] = ..., num_dropped: _Optional[int] = ..., num_forwarded: _Optional[int] = ...) -> None: ...
 
 class StreamSamplesRequest(_message.Message):
-    __slots__ = ("dataset", "selection", "fraction", "epoch", "seed", "rank", "world_size", "start_offset", "batch_bytes")
+    __slots__ = ("dataset", "selection", "fraction", "epoch", "seed", "rank", "world_size", "start_offset", "batch_bytes", "columns")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     SELECTION_FIELD_NUMBER: _ClassVar[int]
     FRACTION_FIELD_NUMBER: _ClassVar[int]
@@ -249,6 +290,7 @@ class StreamSamplesRequest(_message.Message):
     WORLD_SIZE_FIELD_NUMBER: _ClassVar[int]
     START_OFFSET_FIELD_NUMBER: _ClassVar[int]
     BATCH_BYTES_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     selection: str
     fraction: float
@@ -258,7 +300,8 @@ class StreamSamplesRequest(_message.Message):
     world_size: int
     start_offset: int
     batch_bytes: int
-    def __init__(self, dataset: _Optional[str] = ..., selection: _Optional[str] = ..., fraction: _Optional[float] = ..., epoch: _Optional[int] = ..., seed: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., start_offset: _Optional[int] = ..., batch_bytes: _Optional[int] = ...) -> None: ...
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, dataset: _Optional[str] = ..., selection: _Optional[str] = ..., fraction: _Optional[float] = ..., epoch: _Optional[int] = ..., seed: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., start_offset: _Optional[int] = ..., batch_bytes: _Optional[int] = ..., columns: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class BatchHeader(_message.Message):
     __slots__ = ("selection_id", "epoch", "offset", "count", "total", "padding")
@@ -341,3 +384,55 @@ class DistillationInfo(_message.Message):
     error: str
     resumed_from: int
     def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., method: _Optional[_Union[DistillMethod, str]] = ..., stages: _Optional[int] = ..., ipc: _Optional[int] = ..., seed: _Optional[int] = ..., iterations: _Optional[int] = ..., state: _Optional[_Union[DistillState, str]] = ..., stages_done: _Optional[int] = ..., step: _Optional[int] = ..., steps_total: _Optional[int] = ..., stage_datasets: _Optional[_Iterable[str]] = ..., cpu_seconds: _Optional[float] = ..., error: _Optional[str] = ..., resumed_from: _Optional[int] = ...) -> None: ...
+
+class EmbedRequest(_message.Message):
+    __slots__ = ("dataset", "column", "model_version", "tower", "batch_size", "overwrite", "dtype")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TOWER_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    OVERWRITE_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    column: str
+    model_version: int
+    tower: str
+    batch_size: int
+    overwrite: bool
+    dtype: str
+    def __init__(self, dataset: _Optional[str] = ..., column: _Optional[str] = ..., model_version: _Optional[int] = ..., tower: _Optional[str] = ..., batch_size: _Optional[int] = ..., overwrite: _Optional[bool] = ..., dtype: _Optional[str] = ...) -> None: ...
+
+class GetEmbeddingRequest(_message.Message):
+    __slots__ = ("dataset", "column")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    column: str
+    def __init__(self, dataset: _Optional[str] = ..., column: _Optional[str] = ...) -> None: ...
+
+class EmbeddingInfo(_message.Message):
+    __slots__ = ("dataset", "column", "model_version", "tower", "state", "rows_done", "rows_total", "dim", "seconds", "error", "resumed_from")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TOWER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ROWS_DONE_FIELD_NUMBER: _ClassVar[int]
+    ROWS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    DIM_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_FROM_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    column: str
+    model_version: int
+    tower: str
+    state: EmbedState
+    rows_done: int
+    rows_total: int
+    dim: int
+    seconds: float
+    error: str
+    resumed_from: int
+    def __init__(self, dataset: _Optional[str] = ..., column: _Optional[str] = ..., model_version: _Optional[int] = ..., tower: _Optional[str] = ..., state: _Optional[_Union[EmbedState, str]] = ..., rows_done: _Optional[int] = ..., rows_total: _Optional[int] = ..., dim: _Optional[int] = ..., seconds: _Optional[float] = ..., error: _Optional[str] = ..., resumed_from: _Optional[int] = ...) -> None: ...

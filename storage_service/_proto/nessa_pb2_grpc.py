@@ -82,6 +82,16 @@ class StorageStub:
                 request_serializer=nessa__pb2.GetDistillationRequest.SerializeToString,
                 response_deserializer=nessa__pb2.DistillationInfo.FromString,
                 _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/nessa.v1.Storage/Embed',
+                request_serializer=nessa__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=nessa__pb2.EmbeddingInfo.FromString,
+                _registered_method=True)
+        self.GetEmbedding = channel.unary_unary(
+                '/nessa.v1.Storage/GetEmbedding',
+                request_serializer=nessa__pb2.GetEmbeddingRequest.SerializeToString,
+                response_deserializer=nessa__pb2.EmbeddingInfo.FromString,
+                _registered_method=True)
 
 
 class StorageServicer:
@@ -165,6 +175,25 @@ class StorageServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Embed(self, request, context):
+        """Compute an embedding column of a data set next to the data with a pushed model (its image
+        tower, or its text tower over the `text` column), batched and resumable, written atomically
+        as column `column` (see storage_service/README.md). Answers at once; poll GetEmbedding.
+        INVALID_ARGUMENT naming the field for bad options (an empty or malformed column name, a
+        model without the asked tower, a text tower on a data set without captions); ALREADY_EXISTS
+        when the column exists and `overwrite` is false.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEmbedding(self, request, context):
+        """An embedding job's progress (or the finished column's facts). NOT_FOUND if none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorageServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -212,6 +241,16 @@ def add_StorageServicer_to_server(servicer, server):
                     servicer.GetDistillation,
                     request_deserializer=nessa__pb2.GetDistillationRequest.FromString,
                     response_serializer=nessa__pb2.DistillationInfo.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=nessa__pb2.EmbedRequest.FromString,
+                    response_serializer=nessa__pb2.EmbeddingInfo.SerializeToString,
+            ),
+            'GetEmbedding': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEmbedding,
+                    request_deserializer=nessa__pb2.GetEmbeddingRequest.FromString,
+                    response_serializer=nessa__pb2.EmbeddingInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -460,6 +499,60 @@ class Storage:
             '/nessa.v1.Storage/GetDistillation',
             nessa__pb2.GetDistillationRequest.SerializeToString,
             nessa__pb2.DistillationInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nessa.v1.Storage/Embed',
+            nessa__pb2.EmbedRequest.SerializeToString,
+            nessa__pb2.EmbeddingInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEmbedding(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nessa.v1.Storage/GetEmbedding',
+            nessa__pb2.GetEmbeddingRequest.SerializeToString,
+            nessa__pb2.EmbeddingInfo.FromString,
             options,
             channel_credentials,
             insecure,
