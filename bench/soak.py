@@ -96,7 +96,7 @@ def _client_proc(port: int, threads: int, seconds: float, queue) -> None:
     queue.put((rows[0], nbytes[0], dict(errors)))
 
 
-def _pusher(port: int, stop: threading.Event, every: float, out: dict) -> None:
+def _pusher(port: int, stop: threading.Event, every: float, out: dict, lat: dict) -> None:
     from host.models import build_model
 
     model = build_model("small_cnn", (1, 28, 28), 10)
@@ -104,22 +104,26 @@ def _pusher(port: int, stop: threading.Event, every: float, out: dict) -> None:
     with StorageClient(f"127.0.0.1:{port}", timeout=60) as c:
         while not stop.wait(every):
             version += 1
+            t0 = time.perf_counter()
             try:
                 c.push_model("small_cnn", model, version, dataset=SMALL)
                 out["pushes"] += 1
+                lat["push"].append(time.perf_counter() - t0)
             except StorageError as exc:
                 out[f"push {exc.code.name}"] += 1
 
 
-def _selector(port: int, stop: threading.Event, out: dict) -> None:
+def _selector(port: int, stop: threading.Event, out: dict, lat: dict) -> None:
     with StorageClient(f"127.0.0.1:{port}", timeout=120) as c:
         last_model = time.monotonic()
         k = 0
         while not stop.wait(2.0):
             k += 1
             try:
+                t0 = time.perf_counter()
                 c.select(BIG, "random", 0.1, seed=k)
                 out["selections"] += 1
+                lat["select"].append(time.perf_counter() - t0)
                 if time.monotonic() - last_model >= 15 and out["pushes"] > 0:  # with the latest pushed model
                     c.select(SMALL, "craig", 0.1, seed=k)
                     out["selections"] += 1
@@ -153,25 +157,28 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         _write_stores(root, args.rows)
         server, port = _start_server(root, args.workers)
-        rss, sampling = [], threading.Event()
+        rss, rss_t, sampling = [], [], threading.Event()
 
         def sample() -> None:
             while not sampling.wait(0.25):
                 rss.append(_rss_mib(server.pid))
+                rss_t.append(time.perf_counter())
 
         try:
             rss.append(_rss_mib(server.pid))
+            rss_t.append(time.perf_counter())
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
-            side, stop = collections.Counter(), threading.Event()
-            pusher = threading.Thread(target=_pusher, args=(port, stop, args.push_every, side))
-            selector = threading.Thread(target=_selector, args=(port, stop, side))
+            side, stop, lat = collections.Counter(), threading.Event(), collections.defaultdict(list)
+            pusher = threading.Thread(target=_pusher, args=(port, stop, args.push_every, side, lat))
+            selector = threading.Thread(target=_selector, args=(port, stop, side, lat))
             pusher.start()
             selector.start()
             ctx = mp.get_context("spawn")
             queue = ctx.Queue()
             per = [args.clients // args.procs + (i < args.clients % args.procs) for i in range(args.procs)]
             t0 = time.perf_counter()
+            rss_t.append(t0)
             procs = [ctx.Process(target=_client_proc, args=(port, n, args.seconds, queue)) for n in per if n]
             for p in procs:
                 p.start()
@@ -195,11 +202,20 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         errors.update(r[2])
     side_errors = {k: v for k, v in side.items() if " " in k}
+    # RSS when a quarter, half, three quarters and all of the clients' time had passed: flat after
+    # warm-up is healthy, a steady climb is a leak.
+    t_start = rss_t[1] if len(rss_t) > 1 else rss_t[0]
+    quarters = [rss[min(range(len(rss)), key=lambda i: abs(rss_t[i] - (t_start + q * wall / 4)))] for q in (1, 2, 3, 4)]
+
+    def p50_max(xs: list[float]) -> str:
+        return f"{np.median(xs):.2f} / {max(xs):.2f}" if xs else "-"
+
     table = [
-        "| clients | seconds | rows streamed | GB | MB/s | stream errors | pushes | selections | push/select errors | server alive | RSS start / peak / end (MiB) | state files (MB) |",
-        "|---:|---:|---:|---:|---:|---|---:|---:|---|---|---|---|",
-        f"| {args.clients} | {wall:.0f} | {rows:,} | {nbytes / 1e9:.2f} | {nbytes / 1e6 / wall:.0f} | {dict(errors) or 0} | {side['pushes']} | "
-        f"{side['selections']} | {side_errors or 0} | {'yes' if alive else 'NO'} | {rss[0]:.0f} / {max(rss):.0f} / {rss[-1]:.0f} | {files} ({state_bytes / 1e6:.1f}) |",
+        "| clients | seconds | rows streamed | GB | MB/s | stream errors | pushes (s p50 / max) | selections (s p50 / max) | push/select errors | server alive | RSS start / peak (MiB) | RSS at 1/4, 1/2, 3/4, end | state files (MB) |",
+        "|---:|---:|---:|---:|---:|---|---|---|---|---|---|---|---|",
+        f"| {args.clients} | {wall:.0f} | {rows:,} | {nbytes / 1e9:.2f} | {nbytes / 1e6 / wall:.0f} | {dict(errors) or 0} | {side['pushes']} ({p50_max(lat['push'])}) | "
+        f"{side['selections']} ({p50_max(lat['select'])}) | {side_errors or 0} | {'yes' if alive else 'NO'} | {rss[0]:.0f} / {max(rss):.0f} | "
+        f"{', '.join(f'{r:.0f}' for r in quarters)} | {files} ({state_bytes / 1e6:.1f}) |",
     ]
     text = "\n".join(table)
     print(text)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import logging
 import os
 import threading
@@ -57,6 +58,18 @@ _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 #: that are not StreamSamples (health Watch, reflection streams).
 _QUICK_THREADS = 4
 _LONG_THREADS = 4
+
+
+#: Modules that calls import on first use (torch above all), imported before the server serves.
+#: Why: an import takes and drops the GIL thousands of times, and every batch a stream sends takes
+#: the GIL; under 64 streams the first PushModel spent 19-60 s importing torch (bench/soak.py).
+_PRELOAD = ("torch", "safetensors.torch", "host.models", "host.curvature", "host.features", "host.minibatch",
+            "host.budget", "host.selection", "host.distill")
+
+
+def _preload() -> None:
+    for name in _PRELOAD:
+        importlib.import_module(name)
 
 
 class _CountingPool(ThreadPoolExecutor):
@@ -223,6 +236,7 @@ def create_server(
         raise ValueError(f"data_port {data_port}: {_data_plane.unavailable_reason()}")
     pems = read_key_pair(tls_cert, tls_key) if tls_cert is not None else None
     creds = credentials_from_pems(*pems) if pems is not None else None
+    _preload()
     keep_freed_memory()  # streaming allocates and frees message-sized buffers per batch (see _malloc)
     core = StorageCore(store_root, backend=backend, max_model_bytes=max_model_bytes, select_workers=select_workers)
     core.selections.set_limits(keep=keep_selections, max_queued=max_queued_selections)
