@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import os
 import resource
 import statistics
 import sys

@@ -276,7 +276,7 @@ def create_server(
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     try:
         port = server.add_secure_port(addr, creds) if creds is not None else server.add_insecure_port(addr)
-    except RuntimeError as exc:
+    except RuntimeError:
         _stop(plane)
         core.close()
         # gRPC's own text only says "Failed to bind ... set GRPC_VERBOSITY": name the likely causes.

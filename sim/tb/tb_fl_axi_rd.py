@@ -135,7 +135,7 @@ async def test_jobs(dut):
     if latency and mode == "none":
         # the issue rule schedule.py models: first AR of a job the cycle after it is accepted, the
         # next one cycle later, each only once the burst OUTSTANDING back has delivered its last beat
-        nxt, k = [], 0
+        k = 0
         for j, (addr, nb) in enumerate(jobs):
             covered = 0
             while covered < nb:

@@ -92,7 +92,7 @@ def test_bad_features(tmp_path, store, capsys):
     n = len(store)
     np.save(tmp_path / "short.npy", np.zeros((n - 1, 2), np.float32))
     err = _error(capsys, store.path, "--fraction", 0.1, "--features", tmp_path / "short.npy", "--out", tmp_path / "o.arrow")
-    assert f"length mismatch" in err and f"{n - 1} rows" in err
+    assert "length mismatch" in err and f"{n - 1} rows" in err
     bad = np.zeros((n, 2), np.float32)
     bad[5, 0] = np.inf
     np.save(tmp_path / "inf.npy", bad)
