@@ -125,7 +125,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--eval-every", type=int, default=1, help="test-set passes every N epochs (and after the last; default 1)")
     d.add_argument("--lr", type=float, default=0.05, help="initial learning rate (default 0.05)")
     d.add_argument("--digits", action="store_true", help="use scikit-learn's digits even if Fashion-MNIST is there")
-    d.add_argument("--quick", action="store_true", help="digits, 1 epoch each: a fast check of the whole path")
+    d.add_argument("--quick", action="store_true", help="1 epoch each, on digits unless --data names a folder: a fast check of the whole path")
     d.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads (default: 1 on machines with <= 2 cores, which the service shares)")
     d.add_argument("--no-progress", action="store_true")
