@@ -8,8 +8,9 @@ from pathlib import Path
 __all__ = ["replace_section"]
 
 
-def replace_section(path: Path, heading: str, text: str) -> None:
+def replace_section(path: Path | str, heading: str, text: str) -> None:
     """Put ``text`` (which starts with ``heading``) in place of the file's ``heading`` section."""
+    path = Path(path)
     old = path.read_text() if path.exists() else "# Benchmarks\n"
     start = old.find(heading)
     if start < 0:
