@@ -119,7 +119,7 @@ def _fpga_greedy_seconds(sc: Scenario) -> tuple[float, float]:
     fp, sel, d, drives = sc.fpga, sc.selection, sc.dataset.dim, sc.storage.drives
 
     def run(p: float, k: int) -> float:
-        return fp.part_seconds(p, k, evaluations(p, k, sel.optimizer, sel.epsilon), d)
+        return fp.part_seconds(p, k, evaluations(p, k, sel.optimizer, sel.epsilon), d, sel.optimizer)
 
     total_parts = total_merge = longest_part = longest_merge = 0.0
     for n, count in _class_sizes(sc):

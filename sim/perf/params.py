@@ -186,14 +186,38 @@ class Fpga:
         skips = k * (k - 1)  # a scan spends 2 cycles on each already-selected candidate
         return 2 + n + evals * max(beats, 3) + skips + steps + weights
 
-    def part_seconds(self, p: float, k: int, evals: float, d: int) -> float:
+    def hls_lazy_cycles(self, p: float, k: int, evals: float) -> float:
+        """``nessa_greedy``'s lazy mode (0) over one part, which is where DeviceFlow runs lazy
+        greedy (the RTL engine has no lazy mode, host/device/flow.py). Per its loops in
+        fpga_kernels/hls/nessa_greedy.cpp: the ``p`` first gains come exact from the similarity
+        pass (its row sums, counted in ``evals`` as the kernel counts them); then every pass of
+        ``LAZY`` scans the ``p`` upper bounds at II 1 (``LAZY_SCAN``) and either re-evaluates the
+        top one (``GAIN_ROW``: one row's ``ceil(p / lanes)`` beats plus a burst's read gap) or
+        finds it fresh and picks it, so a step costs one scan per re-evaluation plus one; each
+        pick updates the cover from its row (``COVER_UPDATE``) and reads it once more to assign
+        weights (``ASSIGN_ROWS``), beside two passes over the members (``ASSIGN_INIT``,
+        ``COUNT``)."""
+        n = max(1.0, math.ceil(p))
+        k = max(1, min(int(k), int(n)))
+        scans = max(0.0, evals - n) + k
+        return scans * n + self.hls_lazy_rows(n, evals, k) * self.row_cycles(n) + 2 * n
+
+    @staticmethod
+    def hls_lazy_rows(p: float, evals: float, k: int) -> float:
+        """Similarity rows ``nessa_greedy``'s lazy mode reads (its ``rows_read`` stat): one per
+        re-evaluation (``evals`` less the ``p`` exact first gains), two per pick."""
+        return max(0.0, evals - math.ceil(p)) + 2 * k
+
+    def part_seconds(self, p: float, k: int, evals: float, d: int, optimizer: "Optimizer | None" = None) -> float:
         """One greedy run over a part: the HLS similarity pass (its operation count,
-        ``host.device.opcounts``) then the RTL engine's greedy over the rows."""
+        ``host.device.opcounts``) then greedy over the rows where the xclbin runs it: lazy on
+        ``nessa_greedy`` (:meth:`hls_lazy_cycles`), stochastic and exact on the RTL engine."""
         from host.device.opcounts import greedy_op_counts
 
         n = max(1, math.ceil(p))
         c = greedy_op_counts(n, d, max(1, min(int(k), n)))
-        return c["distance_macs"] / self.distance_macs_per_s + self.greedy_cycles(n, k, evals) / self.clock_hz
+        cycles = self.hls_lazy_cycles(n, k, evals) if optimizer is Optimizer.LAZY else self.greedy_cycles(n, k, evals)
+        return c["distance_macs"] / self.distance_macs_per_s + cycles / self.clock_hz
 
 
 @dataclass(frozen=True)
@@ -229,7 +253,7 @@ class Cpu:
 class Selection:
     fraction: float = param(0.1, "fraction", "assumption: 10% per-class budget (nessa demo's default)")
     reselect_every: int = param(20, "epochs", "assumption: reselect every 20 epochs (a user choice; the demo uses 3)")
-    optimizer: Optimizer = param(Optimizer.STOCHASTIC, "-", "assumption: stochastic greedy on the drive (the HLS kernel's mode; the RTL engine runs exact greedy)")
+    optimizer: Optimizer = param(Optimizer.STOCHASTIC, "-", "assumption: stochastic greedy on the drive (nessa_fl_rtl mode 1, where DeviceFlow runs it; lazy runs on nessa_greedy)")
     epsilon: float = param(0.01, "-", "assumption: stochastic greedy epsilon")
 
 

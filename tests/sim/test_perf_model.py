@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
+
 import pytest
 
 from sim.perf import Engine, Optimizer, System, get_scenario, simulate, sources
@@ -220,3 +222,24 @@ def test_similarity_pass_uses_the_hls_operation_count():
     n, d, k = 2000, 10, 200
     t = fp.part_seconds(n, k, 0.0, d) - fp.greedy_cycles(n, k, 0.0) / fp.clock_hz
     assert t == pytest.approx(greedy_op_counts(n, d, k)["distance_macs"] / (DISTANCE_MACS_PER_CYCLE * fp.clock_hz))
+
+
+def test_lazy_greedy_is_costed_on_the_hls_kernel_that_runs_it():
+    """DeviceFlow runs lazy greedy on nessa_greedy (the RTL engine has no lazy mode): the model
+    charges the rows that kernel reads (its own rows_read stat on the emulator) plus its
+    upper-bound scans, and so costs lazy above the RTL engine's schedule for the same evaluations."""
+    from host.device import emu
+    from host.device.flow import DeviceFlow
+    from sim.perf.params import Fpga, Optimizer
+
+    rng = np.random.default_rng(5)
+    q = rng.integers(0, 16384, (300, 10)).astype(np.int16)
+    run = DeviceFlow(emu, emu.default_xclbin(), use_rtl=False).greedy(q, 30, maxd_q=0, mode=0)
+    assert run.kernel == "nessa_greedy"
+    assert Fpga.hls_lazy_rows(300, run.evaluations, 30) == run.rows_read
+    fp = Fpga()
+    lazy = fp.part_seconds(300, 30, run.evaluations, 10, Optimizer.LAZY)
+    rtl = fp.part_seconds(300, 30, run.evaluations, 10, Optimizer.NAIVE)
+    # every re-evaluation and pick scans the 300 upper bounds first
+    assert lazy > rtl
+    assert (lazy - rtl) * fp.clock_hz >= (run.evaluations - 300 + 30) * 300 - fp.greedy_cycles(300, 30, run.evaluations)
