@@ -24,6 +24,8 @@ class Arch(str, enum.Enum):
     SMALL_CNN = "small_cnn"
     RESNET20 = "resnet20"
     RESNET18 = "resnet18"
+    SIMCLR_CNN = "simclr_cnn"  # host.contrastive_models.SimCLRCNN
+    CLIP_CNN = "clip_cnn"  # host.contrastive_models.ClipCNN
 
 
 class NessaModel(nn.Module):
@@ -136,6 +138,18 @@ _REGISTRY: dict[Arch, Callable[[Sequence[int], int], NessaModel]] = {
     Arch.RESNET20: ResNet20,
     Arch.RESNET18: ResNet18,
 }
+
+
+def _contrastive(name: str) -> Callable[[Sequence[int], int], NessaModel]:
+    # imported lazily: contrastive training pulls in the tokenizer, supervised runs need neither
+    def build(in_chw: Sequence[int], num_classes: int) -> NessaModel:
+        from . import contrastive_models
+        return getattr(contrastive_models, name)(in_chw, num_classes)
+    return build
+
+
+_REGISTRY[Arch.SIMCLR_CNN] = _contrastive("SimCLRCNN")
+_REGISTRY[Arch.CLIP_CNN] = _contrastive("ClipCNN")
 
 
 def build_model(arch: str | Arch, sample_shape: Sequence[int], num_classes: int) -> NessaModel:
