@@ -58,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "selection can make the trainer wait)")
     p.add_argument("--arch", help="small_cnn, resnet20 or resnet18 (default: by sample size: <=28 px, <=32 px, larger)")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default: 0.05 supervised SGD; Adam 1e-3 simclr, 2e-3 clip)")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--schedule", default="cosine", help="cosine, step or constant")
@@ -101,6 +102,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--distilled", metavar="NAME",
                    help="pdd: the distillation (made by `nessa distill ... --out NAME`) whose stages to train on, "
                         "cumulatively, the epochs split evenly over the stages")
+    c = p.add_argument_group("contrastive objectives (simclr, clip): --strategy full, random, sas or clipcov; "
+                                 "step-matched; --test-dataset is evaluated by linear probe (simclr) or zero-shot (clip)")
+    c.add_argument("--objective", default="supervised", metavar="NAME",
+                   help="supervised (default), simclr (two augmented views, NT-Xent) or clip (image-caption pairs "
+                        "streamed with the text column, InfoNCE)")
+    c.add_argument("--embedding-column", default="", metavar="COLUMN",
+                   help="sas / clipcov: the (image) embedding column to select on, e.g. emb/proxy")
+    c.add_argument("--text-embedding-column", default="", metavar="COLUMN", help="clipcov: the caption embedding column")
+    c.add_argument("--latent-classes", type=int, default=0, metavar="K",
+                   help="sas / clipcov: k-means clusters standing in for labels (default 0: the server's)")
+    c.add_argument("--probe-samples", type=int, default=10000, help="simclr: labelled examples the linear probe fits on")
+    c.add_argument("--temperature", type=float, default=0.5, help="simclr: NT-Xent temperature (default 0.5)")
+    c.add_argument("--templates", default="", metavar="T1|T2...",
+                   help="clip: zero-shot prompts separated by '|', '{}' = class name (default: 'a photo of a {}.' and 3 more)")
+    c.add_argument("--push-version", type=int, default=0, metavar="V",
+                   help="push the trained model to the service as version V (for `nessa embed`; default 0: no)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_train)
 
@@ -153,7 +170,7 @@ def _train(args: argparse.Namespace) -> int:
             eval_every=args.eval_every, warmup_epochs=args.warmup_epochs, warm_start=args.warm_start,
             lr_warmup=args.lr_warmup, minibatches=args.minibatches, pool_size=args.pool_size, tau=args.tau,
             max_hold=args.max_hold, drop_threshold=args.drop_threshold, watch=args.watch, min_keep=args.min_keep,
-            overlap_selection=args.overlap_selection, arch=args.arch, batch_size=args.batch_size, lr=args.lr,
+            overlap_selection=args.overlap_selection, arch=args.arch, batch_size=args.batch_size, lr=_default_lr(args),
             momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
             use_weights=not args.no_weights, seed=args.seed, backend=args.backend, batch_bytes=args.batch_bytes,
             prefetch=args.prefetch, device=args.device, out_dir=args.out_dir, run_name=args.run_name,
@@ -163,7 +180,10 @@ def _train(args: argparse.Namespace) -> int:
             tls_ca=args.tls_ca, timeout=args.timeout, progress=not args.no_progress, threads=args.threads,
             augment=args.augment, augment_subset=args.augment_subset, augment_every=args.augment_every,
             distilled=args.distilled,
-            curvature_beta=args.curvature_beta)
+            curvature_beta=args.curvature_beta, objective=args.objective, embedding_column=args.embedding_column,
+            text_embedding_column=args.text_embedding_column, latent_classes=args.latent_classes,
+            probe_samples=args.probe_samples, temperature=args.temperature,
+            templates=tuple(t for t in args.templates.split("|") if t), push=args.push_version)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     if cfg.out_dir is not None:  # fail before connecting, not after the first epoch
@@ -179,7 +199,32 @@ def _train(args: argparse.Namespace) -> int:
     return _run_train(cfg)
 
 
+def _default_lr(args: argparse.Namespace) -> float:
+    if args.lr is not None:
+        return args.lr
+    return {"simclr": 1e-3, "clip": 2e-3}.get(str(args.objective).strip().lower(), 0.05)
+
+
+def _run_contrastive(cfg) -> int:
+    from nessa._errors import CliError
+    from storage_service.client import StorageError
+    from trainer.config import ConfigError
+    from trainer.contrastive_run import run_contrastive
+
+    try:
+        rec = run_contrastive(cfg)
+    except StorageError as exc:
+        raise CliError(f"storage service: {exc}") from None
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    acc = "n/a (no --test-dataset)" if rec["test_acc"] is None else f"{rec['test_acc']:.4f}"
+    print(f"{rec['run']} ({rec['objective']}): {rec['steps']} steps in {rec['wall_s']:.1f} s; {rec['eval']} accuracy {acc}")
+    return 0
+
+
 def _run_train(cfg) -> int:
+    if cfg.objective.value != "supervised":
+        return _run_contrastive(cfg)
     from nessa._errors import CliError
     from storage_service.client import StorageError
     from trainer.checkpoint import CheckpointMismatch

@@ -16,7 +16,7 @@ from host.backends import backend_names
 from host.budget import check_fraction
 from host.strategies import Strategy, parse_strategy, spec
 
-__all__ = ["TrainConfig", "ConfigError", "Schedule", "parse_servers"]
+__all__ = ["TrainConfig", "ConfigError", "Schedule", "Objective", "parse_servers"]
 
 
 class ConfigError(ValueError):
@@ -29,6 +29,18 @@ class Schedule(str, enum.Enum):
     COSINE = "cosine"
     STEP = "step"  # x0.1 at 50% and 75% of the epochs
     CONSTANT = "constant"
+
+
+class Objective(str, enum.Enum):
+    """What a run learns: labels (supervised) or representations (trainer/contrastive_run.py)."""
+
+    SUPERVISED = "supervised"
+    SIMCLR = "simclr"  # two augmented views, NT-Xent; linear-probe evaluation
+    CLIP = "clip"  # image-caption pairs, InfoNCE; zero-shot evaluation
+
+
+#: Strategies a contrastive objective can stream (labels play no part in sas / clipcov).
+CONTRASTIVE_STRATEGIES = ("full", "random", "sas", "clipcov")
 
 
 def parse_servers(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -127,6 +139,15 @@ class TrainConfig:
     augment_every: int = 5  # epochs between picks of the subset to augment (R)
     curvature_beta: float = 0.99  # AdaCore: EMA factor of the squared Hessian diagonal (host/curvature.py)
     distilled: str | None = None  # pdd: the distillation whose stages to train on (trainer/distilled.py)
+    # Contrastive objectives (trainer/contrastive_run.py); ignored by supervised runs.
+    objective: Objective = Objective.SUPERVISED
+    embedding_column: str = ""  # sas / clipcov: the (image) embedding column the selection reads
+    text_embedding_column: str = ""  # clipcov: the caption embedding column
+    latent_classes: int = 0  # sas / clipcov: k-means clusters standing in for labels (0: the server's default)
+    probe_samples: int = 10000  # simclr: labelled training examples the linear probe fits on
+    temperature: float = 0.5  # simclr: NT-Xent temperature
+    templates: tuple[str, ...] = ()  # clip: zero-shot prompts, "{}" = class name (empty: trainer defaults)
+    push: int = 0  # > 0: push the trained model to the service under this version (for `nessa embed`)
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -212,6 +233,30 @@ class TrainConfig:
             set_("tls_ca", Path(self.tls_ca))
             if not self.tls_ca.is_file():
                 raise ConfigError(f"--tls-ca: no such file {str(self.tls_ca)!r}")
+        self._check_objective(set_)
+
+    def _check_objective(self, set_) -> None:
+        set_("objective", _enum(Objective, self.objective, "--objective"))
+        if self.objective is Objective.SUPERVISED:
+            return
+        if self.strategy.value not in CONTRASTIVE_STRATEGIES:
+            raise ConfigError(f"--strategy: {self.strategy.value} does not apply to --objective {self.objective.value}; "
+                              f"choose one of {', '.join(CONTRASTIVE_STRATEGIES)}")
+        if self.strategy.value in ("sas", "clipcov") and not self.embedding_column:
+            raise ConfigError(f"--embedding-column: --strategy {self.strategy.value} selects on an embedding column; name it")
+        if self.strategy.value == "clipcov" and not self.text_embedding_column:
+            raise ConfigError("--text-embedding-column: --strategy clipcov needs the caption embedding column")
+        if self.batch_size < 2:
+            raise ConfigError(f"--batch-size: contrastive losses need >= 2 examples a batch, got {self.batch_size}")
+        for name, low in (("latent_classes", 0), ("probe_samples", 1), ("push", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"--{name.replace('_', '-')}: must be an integer >= {low}, got {value!r}")
+        if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature) and self.temperature > 0):
+            raise ConfigError(f"--temperature: must be a finite number > 0, got {self.temperature!r}")
+        set_("templates", tuple(self.templates))
+        if any(not isinstance(t, str) or "{}" not in t for t in self.templates):
+            raise ConfigError("--templates: every template needs a '{}' where the class name goes")
 
     def _check_distilled(self, set_) -> None:
         """pdd needs --distilled (its stages are the training data: --dataset defaults to stage 1,
