@@ -16,11 +16,15 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST_NAME", "ShardInfo", "Manifest", "ManifestError", "manifest_identity",
-           "SCHEMA_FIELDS"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "READ_VERSIONS", "MANIFEST_NAME", "ShardInfo", "ColumnFile", "Manifest",
+           "ManifestError", "manifest_identity", "SCHEMA_FIELDS"]
 
 FORMAT = "nessa-store"
-FORMAT_VERSION = 1
+#: The newest manifest version. Version 2 adds ``columns`` (optional text / embedding columns in
+#: files beside the shards); a store without columns is still written as version 1, so readers
+#: that predate columns keep reading it.
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 #: Column names and types every shard carries, in order.
 SCHEMA_FIELDS = (("id", pa.int64()), ("label", pa.int32()), ("sample", "fixed_size_binary"))
@@ -39,6 +43,21 @@ class ShardInfo:
 
 
 @dataclass(frozen=True)
+class ColumnFile:
+    """One optional column (manifest v2 ``columns`` entry): its own Arrow IPC file beside the
+    shards, one row per sample in id order (see storage_service/columns.py)."""
+
+    name: str  # "text" or "emb/<name>"
+    kind: str  # "text" | "embedding"
+    dtype: str  # "float16" | "float32" for embeddings; "" for text
+    dim: int  # embedding width; 0 for text
+    max_bytes: int  # text: longest value in UTF-8 bytes; 0 for embeddings
+    source: str  # "ingest", "embed:<arch>@<sha prefix>", ...
+    file: str  # file name inside the store directory
+    sha256: str  # of the whole file
+
+
+@dataclass(frozen=True)
 class Manifest:
     name: str
     num_samples: int
@@ -51,6 +70,7 @@ class Manifest:
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)
+    columns: list[ColumnFile] = field(default_factory=list)
 
     @property
     def sample_nbytes(self) -> int:
@@ -60,6 +80,11 @@ class Manifest:
         doc = asdict(self)
         doc["sample_shape"] = list(self.sample_shape)
         doc["sample_nbytes"] = self.sample_nbytes
+        if self.columns:
+            doc["format_version"] = 2
+        else:  # no columns: a version-1 manifest, byte-compatible with readers that predate columns
+            doc["format_version"] = 1
+            del doc["columns"]
         return json.dumps(doc, indent=2) + "\n"
 
     @classmethod
@@ -69,9 +94,14 @@ class Manifest:
         if doc.get("format") != FORMAT:
             raise ManifestError(f"{where}: not a NeSSA store (format={doc.get('format')!r})")
         version = doc.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ManifestError(f"{where}: unsupported format_version {version!r} (this NeSSA reads {FORMAT_VERSION})")
+        if version not in READ_VERSIONS:
+            raise ManifestError(f"{where}: unsupported format_version {version!r} (this NeSSA reads {list(READ_VERSIONS)})")
+        if version == 1 and "columns" in doc:
+            raise ManifestError(f"{where}: format_version 1 has no columns (columns need version 2)")
         try:
+            columns = [ColumnFile(str(c["name"]), str(c["kind"]), str(c.get("dtype", "")), int(c.get("dim", 0)),
+                                  int(c.get("max_bytes", 0)), str(c.get("source", "")), str(c["file"]), str(c["sha256"]))
+                       for c in doc.get("columns", [])]
             shards = [ShardInfo(str(s["file"]), int(s["rows"]), int(s["first_id"]), str(s["sha256"])) for s in doc["shards"]]
             m = cls(
                 name=str(doc["name"]),
@@ -83,6 +113,8 @@ class Manifest:
                 dtype=str(np.dtype(doc["dtype"])),
                 shards=shards,
                 extra=dict(doc.get("extra", {})),
+                format_version=int(version),
+                columns=columns,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ManifestError(f"{where}: malformed field: {exc}") from None
@@ -104,6 +136,19 @@ class Manifest:
             next_id += s.rows
         if next_id != self.num_samples:
             raise ManifestError(f"{where}: shards hold {next_id} rows, num_samples is {self.num_samples}")
+        seen: set[str] = set()
+        for c in self.columns:
+            if c.name in seen:
+                raise ManifestError(f"{where}: column {c.name!r} listed twice")
+            seen.add(c.name)
+            if "/" in c.file or c.file.startswith(".") or c.file in {s.file for s in self.shards}:
+                raise ManifestError(f"{where}: column {c.name!r} file name {c.file!r} must be a plain file name of its own")
+            if c.kind not in ("text", "embedding"):
+                raise ManifestError(f"{where}: column {c.name!r} has unknown kind {c.kind!r}")
+            if c.kind == "embedding" and (c.dtype not in ("float16", "float32") or c.dim < 1):
+                raise ManifestError(f"{where}: column {c.name!r}: embedding needs dtype float16/float32 and dim >= 1")
+            if c.kind == "text" and c.max_bytes < 1:
+                raise ManifestError(f"{where}: column {c.name!r}: text needs max_bytes >= 1")
 
     @classmethod
     def load(cls, store_dir: str | Path) -> "Manifest":

@@ -32,6 +32,7 @@ import pyarrow as pa
 from storage_service import _gather
 from storage_service._errors import DataLoss, Unavailable
 from storage_service._shard_file import ShardFile, ShardLayoutError
+from storage_service.columns import ColumnError, ColumnInfo, ColumnKind, ColumnReader
 from storage_service.manifest import MANIFEST_NAME, SCHEMA_FIELDS, Manifest, ManifestError
 from storage_service.store_integrity import Verification, verify_store
 
@@ -358,6 +359,36 @@ class Store:
         bytes themselves (the P2P path)."""
         return [(Path(sf.path), [(b.sample_offset, b.rows) for b in sf.batches], info.first_id)
                 for sf, info in zip(self._shards, self.manifest.shards)]
+
+    # -- optional columns (storage_service/columns.py) ---------------------------------------
+    @property
+    def columns(self) -> dict[str, ColumnInfo]:
+        """The store's optional columns by name (``text``, ``emb/<name>``), as its manifest lists them."""
+        return {c.name: ColumnInfo.from_file(c) for c in self.manifest.columns}
+
+    def _column(self, name: str, kind: ColumnKind) -> ColumnReader:
+        self._ready()
+        entry = next((c for c in self.manifest.columns if c.name == name), None)
+        if entry is None:
+            have = ", ".join(c.name for c in self.manifest.columns) or "none"
+            raise ColumnError(f"column {name!r}: no such column in data set {self.manifest.name!r} (columns: {have})")
+        if entry.kind != kind.value:
+            raise ColumnError(f"column {name!r} is a {entry.kind} column, not {kind.value}")
+        readers = self.__dict__.setdefault("_column_readers", {})
+        if name not in readers:  # opened (and its sha256 checked) on first use, then kept
+            readers[name] = ColumnReader(self.path, entry, self.manifest.num_samples)
+        return readers[name]
+
+    def embeddings(self, name: str, ids=None) -> np.ndarray:
+        """Embedding column ``name`` as float32 ``(n, dim)``: rows of ``ids`` in that order, or all
+        rows in id order; reads only that column's file (memory-mapped)."""
+        reader = self._column(name, ColumnKind.EMBEDDING)
+        return reader.embeddings(None if ids is None else self._check_ids(ids))
+
+    def texts(self, ids=None) -> list[str]:
+        """The caption column ``text``: values of ``ids`` in that order, or all in id order."""
+        reader = self._column("text", ColumnKind.TEXT)
+        return reader.texts(None if ids is None else self._check_ids(ids))
 
     # -- integrity -----------------------------------------------------------------------
     def verify(self) -> list[str]:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from storage_service.manifest import MANIFEST_NAME, SCHEMA_FIELDS, Manifest, ManifestError
 
@@ -259,6 +260,44 @@ def verify_store(path: str | os.PathLike, *, record: bool = False, by: str = "ne
             os.close(fd)
     if not problems and counts.tolist() != list(manifest.class_counts):
         problems.append(f"{path}: class counts {counts.tolist()} differ from manifest {manifest.class_counts}")
+    for col in manifest.columns:
+        problems.extend(_verify_column(path, col, manifest.num_samples))
     if record:
         write_record(path, manifest_sha, clean, problems, by)
     return problems
+
+
+def _verify_column(path: Path, col, num_samples: int) -> list[str]:
+    """An optional column's file (manifest v2): sha256, Arrow readability, type, rows, values."""
+    file = path / col.file
+    try:
+        with open(file, "rb") as fh:
+            digest = hash_fd(fh.fileno(), os.fstat(fh.fileno()).st_size)
+    except OSError as exc:
+        return [f"{file} (column {col.name!r}): cannot read: {exc.strerror or exc}"]
+    if digest != col.sha256:
+        return [f"{file} (column {col.name!r}): sha256 mismatch (file {digest[:16]}…, manifest {col.sha256[:16]}…)"]
+    try:
+        with pa.memory_map(str(file), "r") as src:
+            table = pa.ipc.open_file(src).read_all()
+    except (OSError, pa.ArrowInvalid) as exc:
+        return [f"{file} (column {col.name!r}): not a readable Arrow IPC file: {exc}"]
+    if table.num_columns != 1 or table.num_rows != num_samples:
+        return [f"{file} (column {col.name!r}): {table.num_columns} fields x {table.num_rows} rows, expected 1 x {num_samples}"]
+    values = table.column(0)
+    if col.kind == "embedding":
+        want = pa.list_(pa.from_numpy_dtype(np.dtype(col.dtype)), col.dim)
+        if values.type != want:
+            return [f"{file} (column {col.name!r}): type {values.type}, manifest says {want}"]
+        if values.null_count:
+            return [f"{file} (column {col.name!r}): {values.null_count} missing rows"]
+        for chunk in values.chunks:
+            if not np.isfinite(chunk.flatten().to_numpy(zero_copy_only=False)).all():
+                return [f"{file} (column {col.name!r}): holds NaN or inf"]
+    else:
+        if values.type != pa.string() or values.null_count:
+            return [f"{file} (column {col.name!r}): type {values.type} with {values.null_count} nulls, expected string without nulls"]
+        longest = max((int(pa.compute.max(pa.compute.binary_length(c)).as_py() or 0) for c in values.chunks), default=0)
+        if longest > col.max_bytes:
+            return [f"{file} (column {col.name!r}): a caption of {longest} bytes, over max_bytes={col.max_bytes}"]
+    return []
