@@ -6,7 +6,10 @@ half-way leaves its temporary behind. These names are NeSSA's (nothing else is t
 * folders ``.<name>.tmp-<pid>-<hex>`` (an ingest in progress; before this version
   ``.<name>.tmp-<hex>``) and ``.<name>.old-<hex>`` (a replaced store being deleted);
 * files ``.<name>.tmp<pid>`` (selection files), ``<name>.tmp<pid>`` and ``<name>.tmp<pid>.<tid>``
-  (verify records, models), ``manifest.json.tmp`` / ``manifest.json.tmp<pid>``.
+  (verify records, models, column files ``column-*.arrow.tmp<pid>``), ``manifest.json.tmp`` /
+  ``manifest.json.tmp<pid>``;
+* column files ``column-<slug>-<sha prefix>.arrow`` in a store folder that its manifest does not
+  list (a column write killed between its rename and the manifest's), once ``min_age_s`` old.
 
 An entry is left alone while its writer may still run: when it is locked (``flock``: an ingest
 holds a lock on its folder for its whole life, across containers sharing the kernel), when the
@@ -23,6 +26,9 @@ import re
 import shutil
 import time
 from pathlib import Path
+
+from storage_service.columns import COLUMN_FILE_RE
+from storage_service.manifest import Manifest, ManifestError
 
 __all__ = ["find_leftovers", "remove_leftovers", "remove_leftovers_of", "MIN_AGE_S"]
 
@@ -74,6 +80,15 @@ def _why_dead(path: Path, pid: str | None, min_age_s: float, now: float) -> str 
     return f"unchanged for {age:.0f} s" if age >= min_age_s else None
 
 
+def _listed_columns(store: Path) -> set[str] | None:
+    """Column files the store's manifest lists; None when the manifest cannot be read (then
+    nothing there is treated as an orphan)."""
+    try:
+        return {c.file for c in Manifest.load(store).columns}
+    except ManifestError:
+        return None
+
+
 def find_leftovers(root: str | os.PathLike, *, skip: tuple[str, ...] = (), min_age_s: float = MIN_AGE_S) -> list[tuple[Path, str]]:
     """``(path, why)`` of every dead temporary below ``root`` (see the module docstring)."""
     root = Path(root)
@@ -93,7 +108,13 @@ def find_leftovers(root: str | os.PathLike, *, skip: tuple[str, ...] = (), min_a
             if why is not None:
                 out.append((here / d, why))
         dirnames[:] = keep  # never descend into a temporary: it goes (or stays) whole
+        listed = _listed_columns(here) if "manifest.json" in filenames else None
         for f in sorted(filenames):
+            if listed is not None and COLUMN_FILE_RE.match(f) and f not in listed:
+                why = _why_dead(here / f, None, min_age_s, now)
+                if why is not None:
+                    out.append((here / f, f"a column file the manifest does not list, {why}"))
+                continue
             m = _FILE.match(f)
             if m is None:
                 continue

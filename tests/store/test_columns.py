@@ -143,3 +143,17 @@ def test_open_store_follows_new_manifest(store_dir):
     assert manifest_identity(store_dir) != s.manifest_identity
     assert s.columns == {} and set(Store(store_dir).columns) == {"text"}
     np.testing.assert_array_equal(Store(store_dir).take([3])[0], s.take([3])[0])  # samples untouched
+
+
+def test_leftovers_remove_orphan_column_files_only(store_dir):
+    from storage_service.leftovers import find_leftovers, remove_leftovers
+    write_embedding_column(store_dir, "emb/p", np.ones((300, 4)))
+    listed = Manifest.load(store_dir).columns[0].file
+    orphan = store_dir / "column-emb-q-0123456789ab.arrow"
+    orphan.write_bytes(b"killed before the manifest")
+    tmp = store_dir / f"column-emb-q.arrow.tmp{2**22 + 12345}"  # a pid that does not run
+    tmp.write_bytes(b"x")
+    assert find_leftovers(store_dir, min_age_s=3600) == [(tmp, f"its writer, process {2**22 + 12345}, is gone")]
+    removed = {p for p, _ in remove_leftovers(store_dir, min_age_s=0)}
+    assert removed == {orphan, tmp} and (store_dir / listed).exists()
+    np.testing.assert_array_equal(Store(store_dir).embeddings("emb/p"), np.ones((300, 4)))
