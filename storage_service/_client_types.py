@@ -18,7 +18,8 @@ from storage_service._names import BACKEND_TO_PB, PB_TO_BACKEND, PB_TO_STRATEGY,
 from storage_service._proto import nessa_pb2 as pb
 from storage_service._wire import decode_sample_batch
 
-__all__ = ["StorageError", "SelectionFailed", "DatasetInfo", "ModelInfo", "SelectionInfo", "SampleBatch"]
+__all__ = ["StorageError", "SelectionFailed", "DatasetInfo", "ColumnInfo", "EmbeddingInfo", "EmbedFailed", "ModelInfo",
+           "SelectionInfo", "SampleBatch"]
 
 _STATES = {pb.SELECTION_STATE_RUNNING: "running", pb.SELECTION_STATE_DONE: "done", pb.SELECTION_STATE_FAILED: "failed"}
 
@@ -40,6 +41,14 @@ class SelectionFailed(StorageError):
         self.info = info
 
 
+class EmbedFailed(StorageError):
+    """An embedding job ended FAILED (``.info``: its EmbeddingInfo)."""
+
+    def __init__(self, info: "EmbeddingInfo"):
+        super().__init__(grpc.StatusCode.ABORTED, f"embedding {info.dataset}:{info.column} failed: {info.error}")
+        self.info = info
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     name: str
@@ -50,6 +59,36 @@ class DatasetInfo:
     sample_shape: tuple[int, ...]
     dtype: str
     format_version: int = 0
+    columns: list["ColumnInfo"] = field(default_factory=list)  # optional columns (text, emb/...), by name
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """An optional store column: ``kind`` "text" or "embedding"."""
+
+    name: str
+    kind: str
+    dtype: str = ""
+    dim: int = 0
+    max_bytes: int = 0
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class EmbeddingInfo:
+    """An embedding job's options, state and progress (``state``: running, done, failed, stopped)."""
+
+    dataset: str
+    column: str
+    model_version: int
+    tower: str
+    state: str
+    rows_done: int
+    rows_total: int
+    dim: int = 0
+    seconds: float = 0.0
+    error: str = ""
+    resumed_from: int = 0
 
 
 @dataclass(frozen=True)
@@ -96,6 +135,9 @@ class SampleBatch:
     weights: np.ndarray
     samples: np.ndarray
     nbytes: int
+    #: Extra store columns asked for (``stream_samples(columns=...)``): list[str] for text,
+    #: read-only float32 ``[count, dim]`` for embeddings.
+    columns: dict = field(default_factory=dict)
 
 
 def _dataset(m: pb.DatasetInfo) -> DatasetInfo:
@@ -108,7 +150,19 @@ def _dataset(m: pb.DatasetInfo) -> DatasetInfo:
         sample_shape=tuple(int(d) for d in m.sample_shape),
         dtype=m.dtype,
         format_version=m.format_version,
+        columns=[ColumnInfo(c.name, c.kind, c.dtype, int(c.dim), int(c.max_bytes), c.source) for c in m.columns],
     )
+
+
+_EMBED_STATES = {pb.EMBED_STATE_RUNNING: "running", pb.EMBED_STATE_DONE: "done", pb.EMBED_STATE_FAILED: "failed",
+                 pb.EMBED_STATE_STOPPED: "stopped"}
+
+
+def _embedding(m: pb.EmbeddingInfo) -> EmbeddingInfo:
+    return EmbeddingInfo(dataset=m.dataset, column=m.column, model_version=int(m.model_version), tower=m.tower,
+                         state=_EMBED_STATES.get(m.state, "unknown"), rows_done=int(m.rows_done),
+                         rows_total=int(m.rows_total), dim=int(m.dim), seconds=float(m.seconds), error=m.error,
+                         resumed_from=int(m.resumed_from))
 
 
 def _selection(m: pb.SelectionInfo) -> SelectionInfo:
@@ -162,6 +216,7 @@ def _decode_batch(data: bytes) -> SampleBatch:
         weights=values(2, np.float32),
         samples=samples,
         nbytes=d.nbytes,
+        columns=d.columns,
     )
 
 

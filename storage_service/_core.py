@@ -20,7 +20,7 @@ import numpy as np
 
 from storage_service._errors import DataLoss, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from storage_service._proto import nessa_pb2 as pb
-from storage_service._wire import BatchEncoder
+from storage_service._wire import BatchEncoder, ExtraColumn
 from storage_service.models_registry import DEFAULT_MAX_MODEL_BYTES, ModelRecord, ModelRegistry
 from storage_service.sampling import batch_share, check_share, random_subset, rows_per_batch, share
 from host.strategies import Strategy, spec
@@ -63,6 +63,7 @@ class StreamParams:
     world_size: int = 1
     start_offset: int = 0
     batch_bytes: int = 0
+    columns: tuple[str, ...] = ()  # extra store columns to stream (batch version 2)
 
 
 class StorageCore:
@@ -265,9 +266,34 @@ class StorageCore:
             raise InvalidArgument(f"start_offset {p.start_offset} is past the end of this rank's share ({total} rows)")
         m = store.manifest
         row_bytes = int(np.prod(m.sample_shape)) * np.dtype(m.dtype).itemsize
-        encoder = BatchEncoder(row_bytes, m.sample_shape, m.dtype)
+        extra = self._extra_columns(store, p)
+        encoder = BatchEncoder(row_bytes, m.sample_shape, m.dtype, extra)
         step = rows_per_batch(row_bytes, p.batch_bytes)
         return self._batches(store, encoder, ids, weights, p, total, step)
+
+    @staticmethod
+    def _extra_columns(store, p: StreamParams) -> tuple[ExtraColumn, ...]:
+        """The request's extra columns, checked against the store's (INVALID_ARGUMENT naming one)."""
+        if not p.columns:
+            return ()
+        have = getattr(store, "columns", None) or {}
+        out = []
+        for name in p.columns:
+            if name in (c.name for c in out):
+                raise InvalidArgument(f"columns: {name!r} asked twice")
+            info = have.get(name)
+            if info is None:
+                known = ", ".join(sorted(have)) or "none"
+                raise InvalidArgument(f"columns: data set {p.dataset!r} has no column {name[:80]!r} (it has: {known})")
+            kind = str(getattr(info.kind, "value", info.kind))
+            out.append(ExtraColumn(name, kind, int(info.dim or 0)))
+        return tuple(out)
+
+    @staticmethod
+    def _column_values(store, extra: tuple[ExtraColumn, ...], chunk: np.ndarray) -> dict | None:
+        if not extra:
+            return None
+        return {c.name: store.texts(chunk) if c.kind == "text" else store.embeddings(c.name, chunk) for c in extra}
 
     def _batches(self, store, encoder: BatchEncoder, ids, weights, p: StreamParams, total: int, step: int) -> Iterator[bytes]:
         labels = store.labels
@@ -277,7 +303,8 @@ class StorageCore:
             for pos in range(int(p.start_offset), total, step):
                 chunk = ids[pos : pos + step]
                 header = pb.BatchHeader(selection_id=p.selection, epoch=p.epoch, offset=pos, count=len(chunk), total=total)
-                yield encoder.encode(header, chunk, labels[chunk], weights[pos : pos + step], functools.partial(store.take_bytes, chunk))
+                yield encoder.encode(header, chunk, labels[chunk], weights[pos : pos + step], functools.partial(store.take_bytes, chunk),
+                                     self._column_values(store, encoder.extra, chunk))
         finally:
             with self._streams:
                 self._active_streams -= 1
@@ -331,7 +358,64 @@ class StorageCore:
         except KeyError:
             raise NotFound(f"no distillation {name!r} under the store root") from None
 
+    # -- embedding columns (storage_service/embed_jobs.py) --------------------------------
+    @functools.cached_property
+    def embeds(self):
+        from storage_service.embed_jobs import EmbedJobs
+
+        return EmbedJobs(self.root)
+
+    def embed(self, dataset: str, column: str, *, model_version: int = 0, tower: str = "", batch_size: int = 0,
+              overwrite: bool = False, dtype: str = ""):
+        """Start (or find running) the job computing embedding column ``column`` of ``dataset``
+        with pushed model ``model_version`` (0: the newest that fits the data set)."""
+        from host.embedding import has_tower
+        from storage_service._errors import AlreadyExists, ResourceExhausted
+        from storage_service.embed_jobs import EmbedBusy, EmbedError, EmbedExists, check_options, source_tag
+
+        try:
+            opts = check_options(column, tower, batch_size, dtype, overwrite)
+        except EmbedError as exc:
+            raise InvalidArgument(str(exc)) from None
+        store = self.store(dataset)
+        if model_version:
+            rec = self.models.get(int(model_version))  # NOT_FOUND when never pushed or retired
+            if dataset not in rec.datasets:
+                raise FailedPrecondition(f"model_version: model v{rec.version} does not fit data set {dataset!r} "
+                                         f"(fits {rec.datasets})")
+        else:
+            fitting = [self.models.get(v) for v in self.models.versions()]
+            fitting = [r for r in fitting if dataset in r.datasets]
+            if not fitting:
+                raise NotFound(f"model_version: no pushed model fits data set {dataset!r}; push one first")
+            rec = max(fitting, key=lambda r: r.version)
+        self.models.verify(rec.version)
+        model = self._build_model(rec, store)
+        if not has_tower(model, opts.tower.value):
+            raise InvalidArgument(f"tower: model v{rec.version} ({rec.arch}) has no {opts.tower.value} tower"
+                                  + (" (encode_text); only CLIP-style models embed text" if opts.tower.value == "text" else ""))
+        try:
+            return self.embeds.start(store, dataset, opts, rec.version, rec.sha256, source_tag(rec.arch, rec.sha256),
+                                     lambda: model)
+        except EmbedExists as exc:
+            raise AlreadyExists(str(exc)) from None
+        except EmbedError as exc:
+            raise InvalidArgument(str(exc)) from None
+        except EmbedBusy as exc:
+            raise ResourceExhausted(str(exc)) from None
+
+    def embedding(self, dataset: str, column: str):
+        """The ``EmbedStatus`` of (``dataset``, ``column``); NOT_FOUND when there is no job, job
+        folder or column of that name."""
+        store = self.store(dataset)
+        try:
+            return self.embeds.status(store, dataset, column)
+        except KeyError:
+            raise NotFound(f"no embedding column or job {column!r} in data set {dataset!r}") from None
+
     def close(self) -> None:
         self.selections.shutdown(wait=False)
         if "distills" in self.__dict__:
             self.distills.shutdown(wait=False)
+        if "embeds" in self.__dict__:
+            self.embeds.shutdown(wait=False)

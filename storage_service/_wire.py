@@ -15,9 +15,17 @@ buffer inside ``B`` is 8-byte aligned wherever the message lands (gRPC hands Pyt
 
 ``B`` = Arrow IPC stream: schema message, one record batch message, end-of-stream marker.
 Columns: ``id`` int64, ``label`` int32, ``weight`` float32, ``sample`` fixed_size_binary(row
-bytes). Schema metadata: ``nessa.batch_version`` (``BATCH_VERSION``), ``nessa.sample_shape``
-(JSON list), ``nessa.dtype`` (numpy dtype name). Built by ``pyarrow`` itself from the
-serialized schema and record batch messages (never hand-rolled flatbuffers).
+bytes). Schema metadata: ``nessa.batch_version``, ``nessa.sample_shape`` (JSON list),
+``nessa.dtype`` (numpy dtype name). Built by ``pyarrow`` itself from the serialized schema and
+record batch messages (never hand-rolled flatbuffers).
+
+Batch versions: 1 = the four columns above (every stream that asks for no extra column, so
+readers of version 1 keep working); 2 (``BATCH_VERSION_COLUMNS``) = those four, then one column
+per extra store column the request named (``StreamSamplesRequest.columns``), in request order,
+named after the store column: ``text`` as ``utf8``, an embedding column (``emb/...``) as
+``fixed_size_list<float32>[dim]`` (float16 columns are widened on the server). Batches with
+extra columns are built by pyarrow from arrays (one more copy of the samples than version 1's
+in-place fill; extra columns are for selection and contrastive training, not the bulk path).
 
 Copies of the sample bytes on the server: the gather from the memory-mapped store straight
 into the message (``rows`` may be a function that fills the message's sample region), and
@@ -30,7 +38,7 @@ import ctypes
 import functools
 import json
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -39,6 +47,8 @@ from storage_service._proto import nessa_pb2 as pb
 
 __all__ = [
     "BATCH_VERSION",
+    "BATCH_VERSION_COLUMNS",
+    "ExtraColumn",
     "batch_schema",
     "BatchEncoder",
     "DecodedBatch",
@@ -46,8 +56,11 @@ __all__ = [
     "WireError",
 ]
 
-#: Version of the Arrow body layout (columns and metadata keys above).
+#: Version of the Arrow body layout (columns and metadata keys above) without extra columns.
 BATCH_VERSION = 1
+#: Version of a body that carries extra store columns after ``sample`` (see module docs).
+BATCH_VERSION_COLUMNS = 2
+_READS = (str(BATCH_VERSION).encode(), str(BATCH_VERSION_COLUMNS).encode())
 _EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 _HEADER_TAG = 0x0A  # field 1, wire type 2 (length-delimited)
 _BODY_TAG = 0x12  # field 2, wire type 2
@@ -61,10 +74,26 @@ class WireError(ValueError):
     """A SampleBatch that cannot be parsed (names what is wrong)."""
 
 
-def batch_schema(row_bytes: int, sample_shape, dtype) -> pa.Schema:
-    """The Arrow schema of every body in a stream of rows of ``row_bytes`` bytes."""
+@dataclass(frozen=True)
+class ExtraColumn:
+    """An extra store column streamed after ``sample``: ``kind`` "text" or "embedding" (``dim`` wide)."""
+
+    name: str
+    kind: str
+    dim: int = 0
+
+    def arrow_type(self) -> pa.DataType:
+        if self.kind == "text":
+            return pa.utf8()
+        if self.kind == "embedding" and self.dim > 0:
+            return pa.list_(pa.float32(), int(self.dim))
+        raise ValueError(f"column {self.name!r}: cannot stream kind {self.kind!r} (dim {self.dim})")
+
+
+def batch_schema(row_bytes: int, sample_shape, dtype, extra: tuple[ExtraColumn, ...] = ()) -> pa.Schema:
+    """The Arrow schema of every body in a stream of rows of ``row_bytes`` bytes (and ``extra`` columns)."""
     meta = {
-        b"nessa.batch_version": str(BATCH_VERSION).encode(),
+        b"nessa.batch_version": str(BATCH_VERSION_COLUMNS if extra else BATCH_VERSION).encode(),
         b"nessa.sample_shape": json.dumps([int(d) for d in sample_shape]).encode(),
         b"nessa.dtype": np.dtype(dtype).name.encode(),
     }
@@ -74,6 +103,7 @@ def batch_schema(row_bytes: int, sample_shape, dtype) -> pa.Schema:
             ("label", pa.int32()),
             ("weight", pa.float32()),
             ("sample", pa.binary(int(row_bytes))),
+            *[(c.name, c.arrow_type()) for c in extra],
         ],
         metadata=meta,
     )
@@ -144,11 +174,15 @@ class _Layout:
 class BatchEncoder:
     """Builds SampleBatch wire bytes for one stream (fixed row size, shape and dtype)."""
 
-    def __init__(self, row_bytes: int, sample_shape, dtype):
+    def __init__(self, row_bytes: int, sample_shape, dtype, extra: tuple[ExtraColumn, ...] = ()):
         if row_bytes <= 0:
             raise ValueError(f"row_bytes must be positive, got {row_bytes}")
         self.row_bytes = int(row_bytes)
-        self.schema = batch_schema(row_bytes, sample_shape, dtype)
+        self.extra = tuple(extra)
+        names = [c.name for c in self.extra]
+        if len(set(names)) != len(names) or set(names) & {"id", "label", "weight", "sample"}:
+            raise ValueError(f"extra columns must be distinct and not id/label/weight/sample, got {names}")
+        self.schema = batch_schema(row_bytes, sample_shape, dtype, self.extra)
         self._schema_msg = self.schema.serialize().to_pybytes()
         self._layouts: dict[int, _Layout] = {}
 
@@ -186,16 +220,56 @@ class BatchEncoder:
         self._layouts[n] = layout
         return layout
 
-    def encode(self, header: pb.BatchHeader, ids, labels, weights, rows) -> bytes:
+    @staticmethod
+    def _frame(header: pb.BatchHeader, body: bytes) -> bytes:
+        """``SampleBatch{header, body}`` around a finished body, the body 8-byte aligned."""
+        head = header.SerializeToString()
+        for pad in _PADS:
+            h = head + pad
+            if (1 + len(_varint(len(h))) + len(h) + 1 + len(_varint(len(body)))) % _ALIGN == 0:
+                break
+        return bytes([_HEADER_TAG]) + _varint(len(h)) + h + bytes([_BODY_TAG]) + _varint(len(body)) + body
+
+    def _body_with_columns(self, ids, labels, weights, rows, columns: dict) -> bytes:
+        """A version-2 body built by pyarrow from arrays (see module docs)."""
+        n = len(ids)
+        if callable(rows):
+            buf = np.empty((n, self.row_bytes), np.uint8)
+            rows(buf)
+            rows = buf
+        arrays = [pa.array(np.ascontiguousarray(ids, dtype=np.int64)), pa.array(np.ascontiguousarray(labels, dtype=np.int32)),
+                  pa.array(np.ascontiguousarray(weights, dtype=np.float32)),
+                  pa.FixedSizeBinaryArray.from_buffers(pa.binary(self.row_bytes), n,
+                                                       [None, pa.py_buffer(np.ascontiguousarray(rows).reshape(-1))])]
+        for c in self.extra:
+            if c.name not in columns:
+                raise ValueError(f"column {c.name!r} missing from the batch")
+            v = columns[c.name]
+            if c.kind == "text":
+                if len(v) != n:
+                    raise ValueError(f"column {c.name!r}: {len(v)} values for {n} rows")
+                arrays.append(pa.array(list(v), type=pa.utf8()))
+            else:
+                v = np.ascontiguousarray(v, dtype=np.float32)
+                if v.shape != (n, c.dim):
+                    raise ValueError(f"column {c.name!r} must be [{n}, {c.dim}], got {list(v.shape)}")
+                arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), int(c.dim)))
+        batch = pa.record_batch(arrays, schema=self.schema)
+        return self._schema_msg + batch.serialize().to_pybytes() + _EOS
+
+    def encode(self, header: pb.BatchHeader, ids, labels, weights, rows, columns: dict | None = None) -> bytes:
         """Wire bytes of ``SampleBatch{header, body}``.
 
         ``rows``: the samples as a ``[n, row_bytes]`` uint8 array, or a function that writes
         them into the ``[n, row_bytes]`` array it is given (the message's own bytes: gathering
-        straight from the store saves a copy of every sample).
+        straight from the store saves a copy of every sample). ``columns``: the values of the
+        encoder's extra columns, by name (list of str for text, ``[n, dim]`` floats for embeddings).
         """
         n = len(ids)
         if not callable(rows) and rows.shape != (n, self.row_bytes):
             raise ValueError(f"rows must be [{n}, {self.row_bytes}], got {list(rows.shape)}")
+        if self.extra:
+            return self._frame(header, self._body_with_columns(ids, labels, weights, rows, columns or {}))
         layout = self._layout(n)
         body_len = len(layout.template)
         head = header.SerializeToString()
@@ -241,6 +315,9 @@ class DecodedBatch:
     sample_shape: tuple[int, ...]
     dtype: np.dtype
     nbytes: int
+    #: Extra store columns (batch version 2), by name: text as list[str], embeddings as
+    #: read-only float32 ``[n, dim]`` views of the message.
+    columns: dict = field(default_factory=dict)
 
 
 def decode_sample_batch(data) -> DecodedBatch:
@@ -275,7 +352,23 @@ def decode_sample_batch(data) -> DecodedBatch:
         batch = pa.ipc.read_record_batch(pa.py_buffer(body)[schema_len:], schema)
     except (pa.ArrowInvalid, OSError, EOFError) as exc:
         raise WireError(f"SampleBatch body is not an Arrow IPC stream with a batch: {exc}") from None
-    return DecodedBatch(header, batch, shape, dtype, len(mv))
+    return DecodedBatch(header, batch, shape, dtype, len(mv), _extra_columns(batch))
+
+
+def _extra_columns(batch: pa.RecordBatch) -> dict:
+    out = {}
+    for i in range(4, batch.num_columns):
+        name, col = batch.schema.field(i).name, batch.column(i)
+        if pa.types.is_string(col.type):
+            out[name] = col.to_pylist()
+        elif pa.types.is_fixed_size_list(col.type) and pa.types.is_float32(col.type.value_type):
+            dim = col.type.list_size
+            flat = col.flatten()  # honours the list array's offset
+            vals = np.frombuffer(flat.buffers()[1], dtype=np.float32, count=flat.offset + len(flat))[flat.offset :]
+            out[name] = vals.reshape(len(col), dim)
+        else:
+            raise WireError(f"SampleBatch column {name!r} has type {col.type}, not utf8 or fixed_size_list<float32>")
+    return out
 
 
 def _schema_message_length(body) -> int:
@@ -301,8 +394,11 @@ def _stream_schema(message: bytes) -> tuple[pa.Schema, tuple[int, ...], np.dtype
         raise WireError(f"SampleBatch body is not an Arrow IPC stream with a batch: {exc}") from None
     meta = schema.metadata or {}
     version = meta.get(b"nessa.batch_version")
-    if version != str(BATCH_VERSION).encode():
-        raise WireError(f"SampleBatch body has batch version {version!r}, this client reads {BATCH_VERSION}")
+    if version not in _READS:
+        raise WireError(f"SampleBatch body has batch version {version!r}, this client reads {BATCH_VERSION} and "
+                        f"{BATCH_VERSION_COLUMNS}")
+    if version == _READS[0] and len(schema) != 4:
+        raise WireError(f"SampleBatch body of batch version 1 has {len(schema)} columns, not 4")
     try:
         shape = tuple(int(d) for d in json.loads(meta[b"nessa.sample_shape"]))
         dtype = np.dtype(meta[b"nessa.dtype"].decode())

@@ -65,7 +65,10 @@ import grpc
 
 from storage_service import _idle, _native_channel
 from storage_service._client_types import (
+    ColumnInfo,
     DatasetInfo,
+    EmbedFailed,
+    EmbeddingInfo,
     ModelInfo,
     SampleBatch,
     SelectionFailed,
@@ -73,6 +76,7 @@ from storage_service._client_types import (
     StorageError,
     _dataset,
     _decode_batch,
+    _embedding,
     _model,
     _select_request,
     _selection,
@@ -87,6 +91,9 @@ __all__ = [
     "StorageError",
     "SelectionFailed",
     "DatasetInfo",
+    "ColumnInfo",
+    "EmbeddingInfo",
+    "EmbedFailed",
     "ModelInfo",
     "SelectionInfo",
     "SampleBatch",
@@ -349,6 +356,41 @@ class StorageClient:
         """A distillation's state and progress (NOT_FOUND if there is none)."""
         return self._call(self._unary("GetDistillation", pb.DistillationInfo), pb.GetDistillationRequest(name=name))
 
+    def embed(self, dataset: str, column: str, *, model_version: int = 0, tower: str = "image", batch_size: int = 0,
+              overwrite: bool = False, dtype: str = "float16", wait: bool = True, progress: bool = False,
+              timeout: float | None = None) -> EmbeddingInfo:
+        """Compute the embedding column ``column`` (``emb/...``) of ``dataset`` on the storage
+        host with pushed model ``model_version`` (0: the newest that fits), ``tower`` "image" or
+        "text" (the data set's captions). Starts, resumes or finds running the job; with
+        ``wait`` polls until it is done (``progress``: a tqdm bar of rows), raising EmbedFailed
+        if it failed and DEADLINE_EXCEEDED after ``timeout`` seconds (None: no limit)."""
+        req = pb.EmbedRequest(dataset=dataset, column=column, model_version=int(model_version), tower=tower,
+                              batch_size=int(batch_size), overwrite=bool(overwrite), dtype=dtype)
+        info = _embedding(self._call(self._unary("Embed", pb.EmbeddingInfo), req))
+        if not wait:
+            return info
+        from tqdm.auto import tqdm
+
+        limit = None if timeout is None else time.monotonic() + timeout
+        delay = 0.05
+        with tqdm(total=info.rows_total, initial=info.rows_done, disable=not progress, desc=column, unit="row") as bar:
+            while info.state == "running":
+                if limit is not None and time.monotonic() + delay > limit:
+                    raise StorageError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                       f"embedding {dataset}:{column} still running after {timeout}s")
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                info = self.get_embedding(dataset, column)
+                bar.update(max(0, info.rows_done - bar.n))
+        if info.state == "failed":
+            raise EmbedFailed(info)
+        return info
+
+    def get_embedding(self, dataset: str, column: str) -> EmbeddingInfo:
+        """An embedding job's (or column's) state and progress (NOT_FOUND if neither exists)."""
+        return _embedding(self._call(self._unary("GetEmbedding", pb.EmbeddingInfo),
+                                     pb.GetEmbeddingRequest(dataset=dataset, column=column)))
+
     def _unary(self, name: str, resp):
         return self._channel.unary_unary(_SERVICE + name, request_serializer=lambda m: m.SerializeToString(),
                                          response_deserializer=resp.FromString)
@@ -365,8 +407,11 @@ class StorageClient:
         start_offset: int = 0,
         batch_bytes: int = 1 << 20,
         fraction: float | None = None,
+        columns: tuple[str, ...] | list[str] = (),
     ) -> Iterator[SampleBatch]:
-        """Yield this rank's share of the epoch's order from ``start_offset`` (see module docs)."""
+        """Yield this rank's share of the epoch's order from ``start_offset`` (see module docs).
+        ``columns``: extra store columns ("text", "emb/proxy") in each batch's ``columns``
+        (batch version 2; an unknown column is INVALID_ARGUMENT naming it)."""
         if selection == RANDOM_SELECTION and fraction is None:
             raise ValueError("selection='random' needs a fraction")
         request = pb.StreamSamplesRequest(
@@ -379,6 +424,7 @@ class StorageClient:
             world_size=int(world_size),
             start_offset=int(start_offset),
             batch_bytes=int(batch_bytes),
+            columns=list(columns),
         )
         failures = 0
         complete = False
@@ -386,6 +432,10 @@ class StorageClient:
             batches = self._open_stream(request)
             try:
                 for batch in batches:
+                    if columns and any(c not in batch.columns for c in columns):
+                        missing = [c for c in columns if c not in batch.columns]
+                        raise StorageError(grpc.StatusCode.UNIMPLEMENTED,
+                                           f"the server sent no column {missing}: it predates streamed columns")
                     failures = 0
                     request.start_offset = batch.offset + batch.count
                     complete = request.start_offset >= batch.total

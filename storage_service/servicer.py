@@ -102,8 +102,33 @@ def _distillation_pb(st) -> pb.DistillationInfo:
         error=clip(st.error), resumed_from=st.resumed_from)
 
 
-def _dataset_pb(name: str, m) -> pb.DatasetInfo:
+def _columns_pb(store) -> list:
+    """The store's optional columns (``Store.columns``), sorted by name."""
+    cols = getattr(store, "columns", None) or {}
+    out = []
+    for name in sorted(cols):
+        c = cols[name]
+        kind = getattr(c.kind, "value", c.kind)
+        out.append(pb.ColumnInfo(name=name, kind=str(kind), dtype=str(c.dtype or ""), dim=int(c.dim or 0),
+                                 max_bytes=int(c.max_bytes or 0), source=str(c.source or "")))
+    return out
+
+
+_EMBED_STATE_PB = {"running": pb.EMBED_STATE_RUNNING, "done": pb.EMBED_STATE_DONE, "failed": pb.EMBED_STATE_FAILED,
+                   "stopped": pb.EMBED_STATE_STOPPED}
+
+
+def _embedding_pb(st) -> pb.EmbeddingInfo:
+    """An ``embed_jobs.EmbedStatus`` on the wire."""
+    return pb.EmbeddingInfo(dataset=st.dataset, column=st.column, model_version=int(st.model_version), tower=st.tower,
+                            state=_EMBED_STATE_PB[st.state], rows_done=int(st.rows_done), rows_total=int(st.rows_total),
+                            dim=int(st.dim), seconds=float(st.seconds), error=clip(st.error),
+                            resumed_from=int(st.resumed_from))
+
+
+def _dataset_pb(name: str, m, store=None) -> pb.DatasetInfo:
     return pb.DatasetInfo(
+        columns=_columns_pb(store),
         name=name,
         num_samples=m.num_samples,
         num_classes=m.num_classes,
@@ -149,6 +174,7 @@ def stream_params(request: pb.StreamSamplesRequest) -> StreamParams:
         world_size=request.world_size or 1,
         start_offset=request.start_offset,
         batch_bytes=request.batch_bytes,
+        columns=tuple(request.columns),
     )
 
 
@@ -174,14 +200,16 @@ class StorageServicer:
         out = pb.ListDatasetsResponse()
         for name in self.core.dataset_names():
             try:
-                out.datasets.append(_dataset_pb(name, self.core.store(name).manifest))
+                st = self.core.store(name)
+                out.datasets.append(_dataset_pb(name, st.manifest, st))
             except ServiceError:
                 continue  # a broken store is left out of the list (GetDataset names the problem)
         return out
 
     @_unary(pb.GetDatasetRequest)
     def GetDataset(self, request, context):
-        return _dataset_pb(request.name, self.core.store(request.name).manifest)
+        st = self.core.store(request.name)
+        return _dataset_pb(request.name, st.manifest, st)
 
     def PushModel(self, request_iterator, context):
         """Chunks go to the registry one by one (a temp file on disk), never joined in memory."""
@@ -271,6 +299,16 @@ class StorageServicer:
     def GetDistillation(self, request, context):
         return _distillation_pb(self.core.distillation(request.name))
 
+    @_unary(pb.EmbedRequest)
+    def Embed(self, request, context):
+        return _embedding_pb(self.core.embed(request.dataset, request.column, model_version=int(request.model_version),
+                                             tower=request.tower, batch_size=int(request.batch_size),
+                                             overwrite=bool(request.overwrite), dtype=request.dtype))
+
+    @_unary(pb.GetEmbeddingRequest)
+    def GetEmbedding(self, request, context):
+        return _embedding_pb(self.core.embedding(request.dataset, request.column))
+
     def StreamSamples(self, data, context):
         try:
             request = _parse(pb.StreamSamplesRequest, data, "StreamSamples", self.max_request_bytes)
@@ -299,5 +337,7 @@ class StorageServicer:
                 "GetServerInfo": grpc.unary_unary_rpc_method_handler(self.GetServerInfo, None, ser),
                 "Distill": grpc.unary_unary_rpc_method_handler(self.Distill, None, ser),
                 "GetDistillation": grpc.unary_unary_rpc_method_handler(self.GetDistillation, None, ser),
+                "Embed": grpc.unary_unary_rpc_method_handler(self.Embed, None, ser),
+                "GetEmbedding": grpc.unary_unary_rpc_method_handler(self.GetEmbedding, None, ser),
             },
         )
