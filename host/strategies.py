@@ -20,6 +20,10 @@ working (``nessa`` was the name of whole-data CRAIG selection before the mini-ba
     adacore   AdaCore (Pooladzandi et al. 2022): craig on gradient proxies preconditioned by the
               trainer's curvature estimate, pushed with the model (host/curvature.py)
     adacore-pa  AdaCore per pool: nessa-pa's mini-batch coresets on preconditioned proxies
+    sas       SAS (Joshi & Mirzasoleiman 2023): per latent class (labels or k-means on a proxy
+              embedding column) per-pool facility location on the proxy embeddings (host/sas.py)
+    clipcov   ClipCov: per latent class (k-means on image embeddings) greedy over image-caption
+              pairs, easiness + cross-modal coverage - redundancy (host/clipcov.py)
     pdd       progressive dataset distillation (Chen et al. 2024): nothing is selected; the trainer
               streams the stages of a set `nessa distill` made next to the data, cumulatively
 """
@@ -45,6 +49,8 @@ class Strategy(str, enum.Enum):
     ADACORE = "adacore"
     ADACORE_PA = "adacore-pa"
     PDD = "pdd"
+    SAS = "sas"
+    CLIPCOV = "clipcov"
 
 
 #: Old or informal names accepted wherever a strategy name is read.
@@ -67,6 +73,8 @@ class StrategySpec:
         preconditioned by it (AdaCore).
     distilled: the trainer streams the stage data sets of a distillation (``--distilled``), not
         a selection of the training set.
+    embeddings: the selection reads embedding columns of the store (SelectRequest's
+        embedding_column, and text_embedding_column for ClipCov), not a pushed model.
     """
 
     selects: bool
@@ -78,6 +86,7 @@ class StrategySpec:
     adaptive: bool = False
     curvature: bool = False
     distilled: bool = False
+    embeddings: bool = False
 
 
 _REGISTRY: dict[Strategy, StrategySpec] = {
@@ -96,6 +105,10 @@ _REGISTRY: dict[Strategy, StrategySpec] = {
                                       minibatch=True, curvature=True),
     Strategy.PDD: StrategySpec(False, False, False, "a distilled set's stages, trained on cumulatively (PDD)",
                                distilled=True),
+    Strategy.SAS: StrategySpec(True, False, False, "per latent class, per-pool facility location on proxy embeddings (SAS)",
+                               embeddings=True),
+    Strategy.CLIPCOV: StrategySpec(True, False, False, "per latent class, easy pairs covering the class (ClipCov)",
+                                   embeddings=True),
 }
 
 
