@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "nessa._cli_train",  # train, demo
     "nessa._cli_simulate",  # simulate
     "nessa._cli_distill",  # distill
+    "nessa._cli_embed",  # embed
 )
 
 
