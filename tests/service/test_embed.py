@@ -182,3 +182,19 @@ def test_a_failing_job_reports_failed_and_writes_nothing(root, tmp_path):
         run_embedding(st, "fm", NaNModel(), check_options("emb/nan", chunk_rows=64), folder, model_sha="x")
     assert "emb/nan" not in Store(root / "fm").columns
     assert sorted(p.name for p in folder.iterdir()) == ["job.json"]  # no chunk of bad rows kept
+
+
+def test_contrastive_models_push_and_embed_both_towers(root):
+    from host.embedding import embed_texts
+
+    torch.manual_seed(2)
+    clip = build_model("clip_cnn", (28, 28), 10)
+    with running(root) as (server, port), _client(port) as c:
+        c.push_model("clip_cnn", clip.state_dict(), 10, dataset="fm")
+        img = c.embed("fm", "emb/image", model_version=10, dtype="float32")
+        txt = c.embed("fm", "emb/text", model_version=10, tower="text", dtype="float32")
+        assert img.state == txt.state == "done" and img.dim == txt.dim > 0
+    st = Store(root / "fm")
+    np.testing.assert_allclose(st.embeddings("emb/text"), embed_texts(clip, st.texts(), batch_size=64), atol=1e-4)
+    x, _ = st.take(np.arange(len(st)))
+    np.testing.assert_allclose(st.embeddings("emb/image"), embed_images(clip, np.array(x), (28, 28)), atol=1e-4)
