@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from host.models import input_chw
+
 from .clip_train import ClipConfig, stream_batches, train_clip
 from .config import ConfigError, Objective, TrainConfig
 from .contrastive import SimCLRConfig, steps_for, train_simclr
@@ -100,12 +102,17 @@ def _run(cfg: TrainConfig, client: Any) -> dict:
     batches = stream_batches(client, cfg.dataset, selection=selection, seed=cfg.seed, batch_size=cfg.batch_size,
                              fraction=fraction, captions=clip)
     lr = cfg.lr  # the CLI's default follows the objective (nessa/_cli_train.py)
+    # Augmentation strength follows the image side (28 px: crop padding 4, cutout 8, as for
+    # Fashion-MNIST; 8 px digits: 1 and 2): a fixed 4 px shift would wipe out an 8 px image.
+    side = min(input_chw(shape)[1:])
     if clip:
         model, out = train_clip(batches, shape, ClipConfig(steps=steps, batch_size=cfg.batch_size, lr=lr, seed=cfg.seed,
-                                                           device=device), num_classes=max(2, info.num_classes))
+                                                           crop_padding=side // 14, device=device),
+                                num_classes=max(2, info.num_classes))
     else:
         model, out = train_simclr(batches, shape, SimCLRConfig(steps=steps, batch_size=cfg.batch_size, lr=lr, seed=cfg.seed,
-                                                               temperature=cfg.temperature, device=device),
+                                                               temperature=cfg.temperature, crop_padding=side // 7,
+                                                               cutout=2 * side // 7, device=device),
                                   num_classes=max(2, info.num_classes))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     acc, e0 = None, time.perf_counter()
