@@ -25,8 +25,8 @@ from storage_service.models_registry import DEFAULT_MAX_MODEL_BYTES, ModelRecord
 from storage_service.sampling import batch_share, check_share, random_subset, rows_per_batch, share
 from host.strategies import Strategy, spec
 from storage_service._names import FULL_SELECTION, RANDOM_SELECTION, backend_names
-from storage_service.selections import (SelectionManager, SelectionParams, SelectionRecord, check_fraction, resolve_options,
-                                        selection_id)
+from storage_service.selections import (SelectionManager, SelectionParams, SelectionRecord, check_fraction,
+                                        resolve_embedding_options, resolve_options, selection_id)
 
 __all__ = ["StorageCore", "StreamParams", "BACKENDS", "STATE_DIR"]
 
@@ -172,7 +172,8 @@ class StorageCore:
     # -- selections ------------------------------------------------------------------------
     def select(self, dataset: str, strategy: Strategy, fraction: float, *, seed: int = 0, model_version: int = 0, backend: str = "",
                batch_size: int = 0, num_batches: int = 0, pool_size: int = 0, run: str = "", drop_threshold: float = 0.0,
-               watch: int = 0, min_keep: float = 0.0) -> SelectionRecord:
+               watch: int = 0, min_keep: float = 0.0, embedding_column: str = "", text_embedding_column: str = "",
+               latent_classes: int = 0) -> SelectionRecord:
         """Start (or find) a selection; returns its record at once (maybe still running).
 
         The mini-batch and drop options (0 / "": defaults) are checked and completed by
@@ -188,6 +189,8 @@ class StorageCore:
             raise InvalidArgument(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         options = resolve_options(strategy, fraction, len(store), batch_size=batch_size, num_batches=num_batches,
                                   pool_size=pool_size, run=run, drop_threshold=drop_threshold, watch=watch, min_keep=min_keep)
+        options.update(resolve_embedding_options(strategy, store, embedding_column=embedding_column,
+                                                 text_embedding_column=text_embedding_column, latent_classes=latent_classes))
         load_model = None
         model_sha = ""
         if spec(strategy).needs_model:

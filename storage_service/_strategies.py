@@ -41,6 +41,11 @@ class SelectionParams:
     drop_threshold: float = 0.0
     watch: int = 0
     min_keep: float = 0.0
+    # Embedding strategies (sas, clipcov; "" / 0 for the others): the store's embedding columns
+    # and the latent-class count (0: the data set's labels when more than one class, else 10).
+    embedding_column: str = ""
+    text_embedding_column: str = ""
+    latent_classes: int = 0
 
 
 @dataclass(frozen=True)
@@ -206,6 +211,24 @@ def _minibatches(store, params: SelectionParams, model, history=None) -> _Result
                    num_forwarded=int(len(union)))
 
 
+def _sas(store, params: SelectionParams, model) -> _Result:
+    from host.sas import sas_select
+
+    r = sas_select(store.embeddings(params.embedding_column), params.fraction, labels=store.labels,
+                   latent=params.latent_classes, seed=params.seed, backend=params.backend, option=params.embedding_column)
+    return _Result(r.ids, np.ones(len(r.ids), np.float32), r.objective)
+
+
+def _clipcov(store, params: SelectionParams, model) -> _Result:
+    from host.clipcov import clipcov_select
+
+    # ClipCov's greedy is not facility location: it runs on the CPU whatever params.backend says.
+    r = clipcov_select(store.embeddings(params.embedding_column), store.embeddings(params.text_embedding_column),
+                       params.fraction, labels=store.labels, latent=params.latent_classes, seed=params.seed,
+                       image_option=params.embedding_column, text_option=params.text_embedding_column)
+    return _Result(r.ids, np.ones(len(r.ids), np.float32), r.objective)
+
+
 #: Strategy -> fn(store, params, model or None) -> _Result; a strategy whose registry entry
 #: ``needs_model`` is called as fn(store, params, model, history) (the run's LossHistory or None).
 STRATEGIES: dict[Strategy, Callable] = {
@@ -218,4 +241,6 @@ STRATEGIES: dict[Strategy, Callable] = {
     Strategy.MAX_LOSS: _max_loss,
     Strategy.ADACORE: _adacore,
     Strategy.ADACORE_PA: _minibatches,
+    Strategy.SAS: _sas,
+    Strategy.CLIPCOV: _clipcov,
 }

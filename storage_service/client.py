@@ -302,8 +302,15 @@ class StorageClient:
         drop_threshold: float = 0.0,
         watch: int = 0,
         min_keep: float = 0.0,
+        embedding_column: str = "",
+        text_embedding_column: str = "",
+        latent_classes: int = 0,
     ) -> SelectionInfo:
         """Select a subset (see module docs).
+
+        Embedding strategies (``sas``, ``clipcov``): ``embedding_column`` (e.g. ``emb/proxy``;
+        clipcov: the image column) and, for clipcov, ``text_embedding_column``; ``latent_classes``
+        k-means classes (0: the data set's labels when it has more than one class, else 10).
 
         Mini-batch strategies (``nessa-pa``, ``crest``): ``batch_size`` rows per mini-batch
         (0: 128), ``num_batches`` mini-batches (0: 5), ``pool_size`` candidates per pool
@@ -322,6 +329,10 @@ class StorageClient:
         request = _select_request(dataset, strategy, fraction, seed=seed, model_version=model_version, backend=backend,
                                   wait=wait, batch_size=batch_size, num_batches=num_batches, pool_size=pool_size,
                                   run=run, drop_threshold=drop_threshold, watch=watch, min_keep=min_keep)
+        if isinstance(latent_classes, bool) or not isinstance(latent_classes, int) or not 0 <= latent_classes < 2**32:
+            raise ValueError(f"latent_classes must be an integer >= 0 (0: the server's default), got {latent_classes!r}")
+        request.embedding_column, request.text_embedding_column = str(embedding_column), str(text_embedding_column)
+        request.latent_classes = latent_classes
         limit = time.monotonic() + (timeout if timeout is not None else self.timeout)
         info = _selection(self._call(self._select, request))
         if not wait:

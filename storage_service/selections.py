@@ -68,6 +68,7 @@ __all__ = [
     "SELECTION_FORMAT_VERSION",
     "check_fraction",
     "resolve_options",
+    "resolve_embedding_options",
     "selection_id",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_NUM_BATCHES",
@@ -98,7 +99,8 @@ MAX_RUN_CHARS = 256
 #: SelectionParams' fields that arrived with the mini-batch strategies: left out of the id's
 #: hash while at their default, so earlier selections keep their ids.
 _NEW_PARAM_DEFAULTS = {f.name: f.default for f in fields(SelectionParams)
-                       if f.name in ("batch_size", "num_batches", "pool_size", "run", "drop_threshold", "watch", "min_keep")}
+                       if f.name in ("batch_size", "num_batches", "pool_size", "run", "drop_threshold", "watch", "min_keep",
+                                     "embedding_column", "text_embedding_column", "latent_classes")}
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,43 @@ def resolve_options(strategy: Strategy, fraction: float, num_samples: int, *, ba
         pool_size = min(pool_size, n)
     return dict(batch_size=batch_size, num_batches=num_batches, pool_size=pool_size, run=run, drop_threshold=drop_threshold,
                 watch=watch, min_keep=min_keep)
+
+
+def resolve_embedding_options(strategy: Strategy, store, *, embedding_column: str = "", text_embedding_column: str = "",
+                              latent_classes: int = 0) -> dict:
+    """SelectionParams' embedding fields for ``strategy``, checked against ``store`` (InvalidArgument
+    naming the field): sas needs ``embedding_column``; clipcov also ``text_embedding_column`` of the
+    same width; ``latent_classes`` at most the data set's size. Other strategies: all unset."""
+    if not spec(strategy).embeddings:
+        for name, v in (("embedding_column", embedding_column), ("text_embedding_column", text_embedding_column),
+                        ("latent_classes", latent_classes)):
+            if v:
+                raise InvalidArgument(f"{name} is only for the embedding strategies (sas, clipcov), not {strategy.value!r}")
+        return {}
+    cols = store.columns
+    n = len(store)
+
+    def column(field_name: str, name: str):
+        if not name:
+            raise InvalidArgument(f"{field_name} is required by strategy {strategy.value!r} (an embedding column such as 'emb/proxy')")
+        info = cols.get(name)
+        if info is None or info.kind.value != "embedding":
+            have = ", ".join(c for c, i in cols.items() if i.kind.value == "embedding") or "none"
+            raise InvalidArgument(f"{field_name}: {name!r} is not an embedding column of this data set (embedding columns: {have})")
+        return info
+
+    image = column("embedding_column", embedding_column)
+    if strategy is Strategy.CLIPCOV:
+        text = column("text_embedding_column", text_embedding_column)
+        if text.dim != image.dim:
+            raise InvalidArgument(f"text_embedding_column {text.name!r} has width {text.dim} but embedding_column "
+                                  f"{image.name!r} has width {image.dim}; they must share one space")
+    elif text_embedding_column:
+        raise InvalidArgument(f"text_embedding_column is only for clipcov, not {strategy.value!r}")
+    k = _count("latent_classes", latent_classes)
+    if k > n:
+        raise InvalidArgument(f"latent_classes ({k}) must be at most the data set's {n} examples")
+    return dict(embedding_column=embedding_column, text_embedding_column=text_embedding_column, latent_classes=k)
 
 
 def selection_id(params: SelectionParams, num_samples: int) -> str:

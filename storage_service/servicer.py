@@ -265,6 +265,9 @@ class StorageServicer:
             drop_threshold=request.drop_threshold,
             watch=request.watch,
             min_keep=request.min_keep,
+            embedding_column=request.embedding_column,
+            text_embedding_column=request.text_embedding_column,
+            latent_classes=request.latent_classes,
         )
         if rec.state == "running" and not request.no_wait:
             remaining = context.time_remaining()

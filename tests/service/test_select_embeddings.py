@@ -1,0 +1,69 @@
+"""Select with sas / clipcov over real gRPC on a small store with embedding columns."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+
+from host.budget import class_budget
+from host.sas import sas_select
+from storage_service.client import StorageClient, StorageError
+from storage_service.columns import write_embedding_column
+from storage_service.ingest import write_store
+from tests.service.helpers import running
+
+
+def _root(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 240
+    y = np.arange(n) % 3
+    write_store(tmp_path / "d", rng.integers(0, 256, (n, 1, 4, 4), dtype=np.uint8), y, name="d")
+    centres = rng.normal(size=(3, 16))
+    img = centres[y] + 0.2 * rng.normal(size=(n, 16))
+    write_embedding_column(tmp_path / "d", "emb/proxy", img, dtype="float32")
+    write_embedding_column(tmp_path / "d", "emb/text", img + 0.2 * rng.normal(size=(n, 16)), dtype="float32")
+    write_embedding_column(tmp_path / "d", "emb/narrow", rng.normal(size=(n, 8)), dtype="float16")
+    return tmp_path, img.astype(np.float32), y
+
+
+def _client(port):
+    c = StorageClient(f"127.0.0.1:{port}", timeout=30)
+    c.wait_ready()
+    return c
+
+
+def test_sas_and_clipcov_select_per_class(tmp_path):
+    root, img, y = _root(tmp_path)
+    with running(root) as (server, port), _client(port) as c:
+        sas = c.select("d", "sas", 0.1, embedding_column="emb/proxy", seed=2)
+        ids, w = server.core.selections.arrays(sas.id)
+        assert sas.state == "done" and len(ids) == 3 * class_budget(80, 0.1) and (w == 1).all()
+        # the service runs host.sas on the stored column with the data set's labels as latent classes
+        ref = sas_select(img, 0.1, labels=y, seed=2)
+        assert np.array_equal(np.sort(ids), ref.ids)
+        km = c.select("d", "sas", 0.1, embedding_column="emb/proxy", latent_classes=4, seed=2)
+        assert km.id != sas.id  # latent_classes is part of the content-addressed id
+        again = c.select("d", "sas", 0.1, embedding_column="emb/proxy", seed=2)
+        assert again.id == sas.id
+        cc = c.select("d", "clipcov", 0.1, embedding_column="emb/proxy", text_embedding_column="emb/text")
+        ids, _ = server.core.selections.arrays(cc.id)
+        assert cc.state == "done" and len(np.unique(ids)) == len(ids) == 3 * class_budget(80, 0.1)
+        assert list(cc.class_counts) == [class_budget(80, 0.1)] * 3
+
+
+@pytest.mark.parametrize("kw, field", [
+    (dict(strategy="sas"), "embedding_column is required"),
+    (dict(strategy="sas", embedding_column="emb/nope"), "embedding_column: 'emb/nope' is not an embedding column"),
+    (dict(strategy="sas", embedding_column="emb/proxy", latent_classes=241), "latent_classes"),
+    (dict(strategy="clipcov", embedding_column="emb/proxy"), "text_embedding_column is required"),
+    (dict(strategy="clipcov", embedding_column="emb/proxy", text_embedding_column="emb/narrow"),
+     "text_embedding_column 'emb/narrow' has width 8 but embedding_column 'emb/proxy' has width 16"),
+    (dict(strategy="random", embedding_column="emb/proxy"), "embedding_column is only for"),
+])
+def test_bad_embedding_options_are_invalid_argument(tmp_path, kw, field):
+    root, _, _ = _root(tmp_path)
+    with running(root) as (server, port), _client(port) as c:
+        with pytest.raises(StorageError) as err:
+            c.select("d", fraction=0.1, **kw)
+        assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and field in str(err.value)
