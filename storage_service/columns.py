@@ -188,7 +188,7 @@ def _write_manifest(store: Path, manifest: Manifest) -> None:
 
 
 def _add_column(store_dir, name: str, kind: ColumnKind, build, *, dtype: str, max_bytes: int, source: str,
-                overwrite: bool) -> ColumnInfo:
+                overwrite: bool, lock: bool = True) -> ColumnInfo:
     store = Path(store_dir)
     if not isinstance(source, str):
         raise ColumnError(f"column {name!r}: source must be a string")
@@ -197,7 +197,8 @@ def _add_column(store_dir, name: str, kind: ColumnKind, build, *, dtype: str, ma
     except OSError as exc:
         raise ColumnError(f"column {name!r}: cannot open store {str(store)!r}: {exc.strerror}") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # one column writer per store at a time (manifest read-modify-write)
+        if lock:  # one column writer per store at a time (manifest read-modify-write)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             manifest = Manifest.load(store)
         except ManifestError as exc:
@@ -223,20 +224,22 @@ def _add_column(store_dir, name: str, kind: ColumnKind, build, *, dtype: str, ma
 
 
 def write_embedding_column(store_dir, name: str, values, *, dtype: str = "float16", source: str = "",
-                           overwrite: bool = False) -> ColumnInfo:
+                           overwrite: bool = False, lock: bool = True) -> ColumnInfo:
     """Add (or with ``overwrite`` replace) embedding column ``name`` (``emb/<name>``): ``values``
-    is (num_samples, dim), row i for sample id i. Atomic; ColumnError on bad input, nothing written."""
+    is (num_samples, dim), row i for sample id i. Atomic; ColumnError on bad input, nothing written.
+    ``lock=False`` only where the caller already holds the store folder's ``flock`` (an ingest
+    writing into its locked temporary: a second flock of this process would wait for itself)."""
     if check_column_name(name) is not ColumnKind.EMBEDDING:
         raise ColumnError(f"column {name!r}: an embedding column's name must be 'emb/<name>'")
     return _add_column(store_dir, name, ColumnKind.EMBEDDING, lambda n: _embedding_table(name, values, dtype, n),
-                       dtype=dtype, max_bytes=0, source=source, overwrite=overwrite)
+                       dtype=dtype, max_bytes=0, source=source, overwrite=overwrite, lock=lock)
 
 
 def write_text_column(store_dir, texts: Sequence, *, max_bytes: int = DEFAULT_MAX_BYTES, source: str = "ingest",
-                      overwrite: bool = False) -> ColumnInfo:
+                      overwrite: bool = False, lock: bool = True) -> ColumnInfo:
     """Add (or replace) the caption column ``text``: one str (or UTF-8 bytes) per sample, id order."""
     return _add_column(store_dir, TEXT_COLUMN, ColumnKind.TEXT, lambda n: (_text_table(texts, max_bytes, n), 0),
-                       dtype="", max_bytes=max_bytes, source=source, overwrite=overwrite)
+                       dtype="", max_bytes=max_bytes, source=source, overwrite=overwrite, lock=lock)
 
 
 # -- reading --------------------------------------------------------------------------------

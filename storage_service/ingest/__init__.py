@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from storage_service.ingest.arrays import load_arrays
+from storage_service.ingest.captions import ingest_captions
 from storage_service.ingest.cifar import is_cifar, load_cifar
 from storage_service.ingest.folders import FOLDER_KINDS, detect_folder_kind, ingest_folders
 from storage_service.ingest.idx import FASHION_MNIST_CLASSES, find_idx_pairs, load_idx_pair
@@ -37,6 +38,7 @@ from storage_service.ingest.svhn import is_svhn, load_svhn
 from storage_service.ingest.table import TABLE_SUFFIXES, load_table
 from storage_service.ingest.writer import (DEFAULT_SHARD_BYTES, IngestError, StoreWriter, atomic_dir, write_chunks,
                                            write_store)
+from storage_service.columns import DEFAULT_MAX_BYTES
 from storage_service.manifest import Manifest
 
 __all__ = ["SourceKind", "ingest", "detect_kind", "write_store", "IngestError", "StoreWriter", "DEFAULT_SHARD_BYTES"]
@@ -52,6 +54,7 @@ class SourceKind(str, enum.Enum):
     CINIC10 = "cinic10"
     TINYIMAGENET = "tinyimagenet"
     IMAGENET100 = "imagenet100"
+    CAPTIONS = "captions"  # image–caption Parquet/Arrow shards (ingest/captions.py); never auto-detected
 
 
 def detect_kind(source: Path) -> SourceKind:
@@ -97,12 +100,30 @@ def _check_samples(x: np.ndarray, where) -> np.ndarray:
 def ingest(source: str | Path, dest: str | Path, *, kind: SourceKind | str | None = None, name: str | None = None,
            overwrite: bool = False, shard_bytes: int = DEFAULT_SHARD_BYTES, sample_column: str | None = None,
            label_column: str | None = None, shape: Sequence[int] | None = None, progress: bool = True,
-           image_size: int | None = None) -> dict[str, Manifest]:
+           image_size: int | None = None, caption_column: str | None = None, image_column: str | None = None,
+           embedding_columns: Sequence[str] | None = None, max_caption_bytes: int | None = None,
+           embedding_dtype: str = "float16") -> dict[str, Manifest]:
     """Ingest ``source`` into ``dest``; returns ``{relative store path: manifest}``.
 
-    ``image_size`` (folder layouts only): resize every image to that square size."""
+    ``image_size`` (folder layouts and encoded caption images): resize every image to that square
+    size. ``caption_column`` / ``image_column`` / ``embedding_columns`` (or ``kind="captions"``):
+    image–caption shards with a ``text`` column and embedding columns (ingest/captions.py)."""
     source, dest = Path(source), Path(dest)
+    if kind is None and (caption_column is not None or embedding_columns):
+        kind = SourceKind.CAPTIONS
     kind = SourceKind(kind) if kind is not None else detect_kind(source)
+    if kind is not SourceKind.CAPTIONS and (caption_column or image_column or embedding_columns or max_caption_bytes):
+        raise IngestError(f"--caption-column/--image-column/--embedding-column/--max-caption-bytes apply to image–caption "
+                          f"shards (--kind captions), not to {kind.value}")
+    if kind is SourceKind.CAPTIONS:
+        if not source.exists():
+            raise IngestError(f"{source}: no such file or folder")
+        with tqdm(total=None, unit="samples", desc=name or dest.name, disable=not progress, leave=False) as pb:
+            return ingest_captions(source, dest, image_column=image_column or sample_column, caption_column=caption_column,
+                                   label_column=label_column, embedding_columns=embedding_columns, shape=shape,
+                                   image_size=image_size, name=name, overwrite=overwrite, shard_bytes=shard_bytes,
+                                   max_caption_bytes=max_caption_bytes or DEFAULT_MAX_BYTES,
+                                   embedding_dtype=embedding_dtype, progress=pb)
     if not source.exists():
         raise IngestError(f"{source}: no such file or folder")
     if dest.exists() and not overwrite:

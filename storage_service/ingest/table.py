@@ -14,11 +14,16 @@ import pyarrow as pa
 
 from storage_service.ingest.writer import IngestError
 
-__all__ = ["load_table", "TABLE_SUFFIXES", "DEFAULT_SAMPLE_COLUMNS", "DEFAULT_LABEL_COLUMNS"]
+__all__ = ["load_table", "read_table", "column_samples", "TABLE_SUFFIXES", "DEFAULT_SAMPLE_COLUMNS", "DEFAULT_LABEL_COLUMNS"]
 
 TABLE_SUFFIXES = {".arrow", ".feather", ".ipc", ".arrows", ".parquet", ".pq"}
 DEFAULT_SAMPLE_COLUMNS = ("sample", "image", "x", "pixels")
 DEFAULT_LABEL_COLUMNS = ("label", "y", "target", "class")
+
+
+def read_table(path: Path) -> pa.Table:
+    """An Arrow IPC (file or stream) or Parquet file as a table (IngestError if unreadable)."""
+    return _read(path)
 
 
 def _read(path: Path) -> pa.Table:
@@ -56,10 +61,41 @@ def load_table(path: Path, *, sample_column: str | None = None, label_column: st
         raise IngestError(f"{path}: empty input (zero rows)")
     scol = _pick(table, path, sample_column, DEFAULT_SAMPLE_COLUMNS, "sample")
     lcol = _pick(table, path, label_column, DEFAULT_LABEL_COLUMNS, "label")
-    col = table.column(scol).combine_chunks()
+    x = column_samples(table.column(scol), path, scol, shape)
+    lab = table.column(lcol)
+    if lab.null_count:
+        raise IngestError(f"{path}: column {lcol!r} has {lab.null_count} null labels")
+    return x, lab.to_numpy()
+
+
+def column_samples(column, path: Path, scol: str, shape: Sequence[int] | None) -> np.ndarray:
+    """A sample column as ``[rows, ...]``: binary of one length (uint8), or (nested, fixed or
+    variable) lists of numbers of one length per row; ``shape`` reshapes each row."""
+    col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if col.null_count:
         raise IngestError(f"{path}: column {scol!r} has {col.null_count} null samples")
     t = col.type
+    dims: list[int] = []  # the outer sizes of nested lists, kept as the sample shape
+    while (pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t)) and (
+            pa.types.is_fixed_size_list(t.value_type) or pa.types.is_list(t.value_type) or pa.types.is_large_list(t.value_type)):
+        inner = col.flatten()  # nested lists (an H x W array per row): one level at a time
+        if pa.types.is_fixed_size_list(t):
+            per = t.list_size
+        else:
+            lengths = np.asarray(col.value_lengths())
+            if lengths.size and lengths.min() != lengths.max():
+                raise IngestError(f"{path}: samples in {scol!r} have different lengths ({lengths.min()}..{lengths.max()})")
+            per = int(lengths[0]) if lengths.size else 0
+        inner_flat = inner.flatten()
+        inner_len = np.asarray(inner.value_lengths())
+        if inner_len.size and inner_len.min() != inner_len.max():
+            raise IngestError(f"{path}: samples in {scol!r} are ragged nested lists")
+        dims.append(per)
+        width = per * (int(inner_len[0]) if inner_len.size else 0)
+        col = pa.FixedSizeListArray.from_arrays(inner_flat, width) if width else col
+        t = col.type
+        if not width:
+            break
     if pa.types.is_fixed_size_binary(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
         rows = col.to_pylist()
         width = len(rows[0])
@@ -80,7 +116,6 @@ def load_table(path: Path, *, sample_column: str | None = None, label_column: st
         if int(np.prod(shape)) * (x.dtype.itemsize if x.dtype != np.uint8 else 1) != x.shape[1] * x.dtype.itemsize:
             raise IngestError(f"{path}: --shape {list(shape)} does not hold {x.shape[1]} values per sample")
         x = x.reshape(len(x), *shape)
-    lab = table.column(lcol)
-    if lab.null_count:
-        raise IngestError(f"{path}: column {lcol!r} has {lab.null_count} null labels")
-    return x, lab.to_numpy()
+    elif dims and x.shape[1] % int(np.prod(dims)) == 0:
+        x = x.reshape(len(x), *dims, x.shape[1] // int(np.prod(dims)))
+    return x
