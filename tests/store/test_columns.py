@@ -157,3 +157,22 @@ def test_leftovers_remove_orphan_column_files_only(store_dir):
     removed = {p for p, _ in remove_leftovers(store_dir, min_age_s=0)}
     assert removed == {orphan, tmp} and (store_dir / listed).exists()
     np.testing.assert_array_equal(Store(store_dir).embeddings("emb/p"), np.ones((300, 4)))
+
+
+def test_served_data_set_shows_a_new_column(tmp_path):
+    """A column written under a running server shows in GetDataset (the service reopens the store
+    when the manifest's identity changes), over real gRPC on loopback."""
+    from storage_service.client import StorageClient
+    from storage_service.server import create_server
+    rng = np.random.default_rng(2)
+    write_store(tmp_path / "root" / "d", rng.integers(0, 255, (50, 2, 2), dtype=np.uint8), np.arange(50) % 2, name="d")
+    server, port = create_server("127.0.0.1:0", tmp_path / "root")
+    try:
+        client = StorageClient(f"127.0.0.1:{port}")
+        assert client.get_dataset("d").columns == []
+        write_embedding_column(tmp_path / "root" / "d", "emb/proxy", rng.standard_normal((50, 3)), source="t")
+        cols = client.get_dataset("d").columns
+        assert [(c.name, c.kind, c.dtype, c.dim, c.source) for c in cols] == [("emb/proxy", "embedding", "float16", 3, "t")]
+        client.close()
+    finally:
+        server.stop(grace=0.5)
