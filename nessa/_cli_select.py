@@ -4,7 +4,9 @@ The output is a selection file (:mod:`storage_service.selection_file`, the forma
 service persists its selections in): Arrow IPC, columns ``id`` (ascending) and ``weight``, and
 a JSON summary with the strategy (``craig``), fraction, seed, backend, objective, per-class
 counts, plus ``optimizer``, ``source`` (where the features came from), ``raw_weights`` and
-``per_class`` (``[{cls, n, k, objective, seconds}]``). Read it with
+``per_class`` (``[{cls, n, k, objective, seconds}]``). ``--strategy sas`` / ``clipcov`` select on
+the store's embedding columns instead (``--embedding-column``, ``--text-embedding-column``,
+``--latent-classes``; host/sas.py, host/clipcov.py), weight 1, summary with those options. Read it with
 ``storage_service.selection_file.read_selection(path) -> (ids, weights, summary)``.
 """
 
@@ -27,7 +29,13 @@ def register(sub) -> None:
     )
     p.add_argument("store", help="store directory (manifest.json + shards)")
     p.add_argument("--fraction", type=float, required=True, help="fraction to keep, in (0, 1]")
-    src = p.add_mutually_exclusive_group(required=True)
+    p.add_argument("--strategy", default="craig", choices=["craig", "sas", "clipcov"],
+                   help="craig (default: facility location on gradient proxies), sas or clipcov (embedding columns)")
+    p.add_argument("--embedding-column", help="sas / clipcov: embedding column (e.g. emb/proxy; clipcov: the image column)")
+    p.add_argument("--text-embedding-column", help="clipcov: caption embedding column (e.g. emb/text)")
+    p.add_argument("--latent-classes", type=int, default=0,
+                   help="sas / clipcov: k-means classes (0: the labels when more than one class, else 10)")
+    src = p.add_mutually_exclusive_group(required=False)
     src.add_argument("--model", help="model state (.safetensors) used to compute the features; needs --arch")
     src.add_argument("--features", help="precomputed features (.npy, float [N, D], rows in store id order)")
     p.add_argument("--arch", help="architecture of --model (small_cnn, resnet20, resnet18)")
@@ -120,6 +128,60 @@ def _features(args, store):
     return feats, str(args.model)
 
 
+def _select_embeddings(args, store, out: Path) -> int:
+    """``--strategy sas / clipcov``: select on the store's embedding columns (host.sas / host.clipcov)."""
+    import time
+
+    import numpy as np
+
+    from host.clipcov import clipcov_select
+    from host.sas import sas_select
+    from nessa._errors import CliError
+    from storage_service.columns import ColumnError
+    from storage_service.selection_file import write_selection
+
+    if args.model is not None or args.features is not None:
+        raise CliError(f"--strategy {args.strategy} reads --embedding-column, not --model / --features")
+    if not args.embedding_column:
+        raise CliError(f"--strategy {args.strategy} needs --embedding-column (e.g. emb/proxy)")
+    if args.strategy == "clipcov" and not args.text_embedding_column:
+        raise CliError("--strategy clipcov needs --text-embedding-column (e.g. emb/text)")
+    if args.strategy == "sas" and args.text_embedding_column:
+        raise CliError("--text-embedding-column is only for --strategy clipcov")
+    if args.latent_classes < 0:
+        raise CliError(f"--latent-classes must be >= 0, got {args.latent_classes}")
+    t0 = time.perf_counter()
+    try:
+        img = store.embeddings(args.embedding_column)
+        if args.strategy == "sas":
+            r = sas_select(img, args.fraction, labels=store.labels, latent=args.latent_classes, seed=args.seed,
+                           backend=args.backend, option="--embedding-column")
+        else:
+            r = clipcov_select(img, store.embeddings(args.text_embedding_column), args.fraction, labels=store.labels,
+                               latent=args.latent_classes, seed=args.seed, image_option="--embedding-column",
+                               text_option="--text-embedding-column")
+    except (ValueError, RuntimeError, ColumnError) as exc:
+        raise CliError(str(exc).replace("latent_classes", "--latent-classes")) from None
+    seconds = time.perf_counter() - t0
+    counts = np.bincount(store.labels[r.ids], minlength=store.manifest.num_classes)
+    summary = {
+        "dataset": store.manifest.name, "strategy": args.strategy, "fraction": float(args.fraction),
+        "seed": int(args.seed), "backend": args.backend if args.strategy == "sas" else "cpu", "num_selected": int(len(r.ids)),
+        "class_counts": [int(c) for c in counts], "objective": float(r.objective), "seconds": seconds,
+        "embedding_column": args.embedding_column, "text_embedding_column": args.text_embedding_column or "",
+        "latent_classes": int(args.latent_classes), "num_latent_classes": int(np.unique(r.classes).size),
+    }
+    try:
+        write_selection(out, r.ids, np.ones(len(r.ids), np.float32), summary)
+    except OSError as exc:
+        raise CliError(f"cannot write --out {args.out}: {exc.strerror}") from None
+    if not args.quiet:
+        print(f"{out}: {len(r.ids)} of {len(store)} examples ({summary['num_latent_classes']} latent classes), "
+              f"{args.strategy}, {seconds:.2f}s", file=sys.stderr)
+    print(str(out))
+    return 0
+
+
 def _select(args) -> int:
     import numpy as np
 
@@ -149,6 +211,12 @@ def _select(args) -> int:
         store = Store(args.store)
     except (StoreError, OSError) as exc:
         raise CliError(f"cannot open store {args.store}: {exc}") from None
+    if args.strategy != "craig":
+        return _select_embeddings(args, store, out)
+    if args.embedding_column or args.text_embedding_column or args.latent_classes:
+        raise CliError("--embedding-column, --text-embedding-column and --latent-classes go with --strategy sas / clipcov")
+    if args.model is None and args.features is None:
+        raise CliError("one of --model or --features is required (or --strategy sas / clipcov with --embedding-column)")
     feats, source = _features(args, store)
     budget = DEFAULT_MEMORY_BUDGET if args.memory_budget_mb is None else int(args.memory_budget_mb * (1 << 20))
     try:

@@ -67,3 +67,29 @@ def test_bad_embedding_options_are_invalid_argument(tmp_path, kw, field):
         with pytest.raises(StorageError) as err:
             c.select("d", fraction=0.1, **kw)
         assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and field in str(err.value)
+
+
+# -- nessa select --strategy sas / clipcov (the CLI on the same store, no server) -------------
+def test_cli_select_sas_and_clipcov(tmp_path, capsys):
+    from nessa.cli import main
+    from storage_service.selection_file import read_selection
+
+    root, img, y = _root(tmp_path)
+    out = tmp_path / "sas.arrow"
+    assert main(["select", str(root / "d"), "--strategy", "sas", "--embedding-column", "emb/proxy",
+                 "--latent-classes", "4", "--fraction", "0.1", "--out", str(out), "--quiet"]) == 0
+    ids, w, summary = read_selection(out)
+    assert summary["strategy"] == "sas" and summary["num_latent_classes"] == 4 and (w == 1).all()
+    assert np.array_equal(ids, sas_select(img, 0.1, labels=y, latent=4).ids)
+    out2 = tmp_path / "cc.arrow"
+    assert main(["select", str(root / "d"), "--strategy", "clipcov", "--embedding-column", "emb/proxy",
+                 "--text-embedding-column", "emb/text", "--fraction", "0.1", "--out", str(out2), "--quiet"]) == 0
+    assert len(read_selection(out2)[0]) == 3 * class_budget(80, 0.1)
+    capsys.readouterr()
+    for argv, msg in ((["--strategy", "sas"], "needs --embedding-column"),
+                      (["--strategy", "clipcov", "--embedding-column", "emb/proxy", "--text-embedding-column", "emb/narrow"],
+                       "--text-embedding-column has width 8 but --embedding-column has width 16"),
+                      (["--strategy", "sas", "--embedding-column", "emb/proxy", "--latent-classes", "999"], "--latent-classes"),
+                      (["--strategy", "sas", "--embedding-column", "emb/none"], "emb/none")):
+        rc = main(["select", str(root / "d"), "--fraction", "0.1", "--out", str(tmp_path / "x.arrow"), "--quiet", *argv])
+        assert rc != 0 and msg in capsys.readouterr().err, argv
