@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from host.budget import check_fraction, class_budget
-from host.kmeans import check_embeddings, unit_rows
+from host.kmeans import check_embeddings, owned_unit_rows
 from host.sas import DEFAULT_POOL_SIZE, latent_classes, pool_budgets
 
 __all__ = ["ClipCovResult", "clipcov_select"]
@@ -73,9 +73,11 @@ def clipcov_select(
     pool_size: int = DEFAULT_POOL_SIZE,
     image_option: str = "embedding_column",
     text_option: str = "text_embedding_column",
+    consume: bool = False,
 ) -> ClipCovResult:
     """ClipCov selection of ``ceil(fraction * n_c)`` pairs per latent class. Errors name the
-    column options (bad values, width or row mismatch), ``fraction`` and ``latent_classes``."""
+    column options (bad values, width or row mismatch), ``fraction`` and ``latent_classes``.
+    ``consume``: the caller hands both arrays over; float32 ones are normalised in place."""
     I = check_embeddings(image_embeddings, option=image_option)
     T = check_embeddings(text_embeddings, option=text_option)
     if I.shape[1] != T.shape[1]:
@@ -86,7 +88,7 @@ def clipcov_select(
     f = check_fraction(fraction)
     if isinstance(pool_size, bool) or int(pool_size) < 2:
         raise ValueError(f"pool_size must be an integer >= 2, got {pool_size!r}")
-    I, T = unit_rows(I), unit_rows(T)
+    I, T = owned_unit_rows(image_embeddings, I, consume=consume), owned_unit_rows(text_embeddings, T, consume=consume)
     cls = latent_classes(I, labels=labels, k=latent, seed=seed)
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0xC11C])
     chosen: list[np.ndarray] = []

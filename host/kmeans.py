@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["kmeans_labels", "check_embeddings", "unit_rows"]
+__all__ = ["kmeans_labels", "check_embeddings", "unit_rows", "owned_unit_rows"]
 
 
 def check_embeddings(x: np.ndarray, *, option: str = "embeddings") -> np.ndarray:
@@ -31,10 +31,23 @@ def check_embeddings(x: np.ndarray, *, option: str = "embeddings") -> np.ndarray
     return a
 
 
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (an all-zero row stays zero)."""
+def unit_rows(x: np.ndarray, *, inplace: bool = False) -> np.ndarray:
+    """Rows scaled to unit L2 norm (an all-zero row stays zero); ``inplace`` scales ``x`` itself
+    (a float32 array the caller owns: saves a copy of the whole column at scale)."""
     n = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.where(n > 0, n, 1.0)).astype(np.float32, copy=False)
+    n[n == 0] = 1.0
+    if inplace:
+        x /= n
+        return x
+    return (x / n).astype(np.float32, copy=False)
+
+
+def owned_unit_rows(given, checked: np.ndarray, *, consume: bool = False) -> np.ndarray:
+    """:func:`unit_rows` of ``checked`` (``check_embeddings(given)``), in place when that check
+    already made a private copy (float16 column, non-contiguous input) or when the caller hands
+    ``given`` over (``consume``); otherwise ``given`` is left untouched."""
+    own = checked is not given and not (isinstance(given, np.ndarray) and np.shares_memory(checked, given))
+    return unit_rows(checked, inplace=own or consume)
 
 
 def kmeans_labels(

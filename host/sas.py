@@ -36,7 +36,7 @@ import numpy as np
 
 from host.backends import load as load_backend
 from host.budget import check_fraction, class_budget
-from host.kmeans import check_embeddings, kmeans_labels, unit_rows
+from host.kmeans import check_embeddings, kmeans_labels, owned_unit_rows
 
 __all__ = ["SasResult", "latent_classes", "pool_budgets", "sas_select", "DEFAULT_POOL_SIZE", "DEFAULT_LATENT_CLASSES"]
 
@@ -110,17 +110,20 @@ def sas_select(
     optimizer: str = "lazy",
     epsilon: float = 0.01,
     option: str = "embedding_column",
+    consume: bool = False,
 ) -> SasResult:
     """SAS selection of ``ceil(fraction * n_c)`` rows per latent class of ``embeddings``.
 
     ``latent``: number of k-means classes (0: ``labels`` when they have more than one class,
     else 10). Errors name ``option`` (bad embeddings), ``fraction``, ``latent_classes``.
+    ``consume``: the caller hands ``embeddings`` over; a float32 array is normalised in place
+    (one copy of the column less at scale).
     """
     x = check_embeddings(embeddings, option=option)
     f = check_fraction(fraction)
     if isinstance(pool_size, bool) or int(pool_size) < 2:
         raise ValueError(f"pool_size must be an integer >= 2, got {pool_size!r}")
-    x = unit_rows(x)
+    x = owned_unit_rows(embeddings, x, consume=consume)
     cls = latent_classes(x, labels=labels, k=latent, seed=seed)
     be = load_backend(backend)
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x5A5])

@@ -155,11 +155,11 @@ def _select_embeddings(args, store, out: Path) -> int:
         img = store.embeddings(args.embedding_column)
         if args.strategy == "sas":
             r = sas_select(img, args.fraction, labels=store.labels, latent=args.latent_classes, seed=args.seed,
-                           backend=args.backend, option="--embedding-column")
+                           backend=args.backend, option="--embedding-column", consume=True)
         else:
             r = clipcov_select(img, store.embeddings(args.text_embedding_column), args.fraction, labels=store.labels,
                                latent=args.latent_classes, seed=args.seed, image_option="--embedding-column",
-                               text_option="--text-embedding-column")
+                               text_option="--text-embedding-column", consume=True)
     except (ValueError, RuntimeError, ColumnError) as exc:
         raise CliError(str(exc).replace("latent_classes", "--latent-classes")) from None
     seconds = time.perf_counter() - t0

@@ -215,7 +215,8 @@ def _sas(store, params: SelectionParams, model) -> _Result:
     from host.sas import sas_select
 
     r = sas_select(store.embeddings(params.embedding_column), params.fraction, labels=store.labels,
-                   latent=params.latent_classes, seed=params.seed, backend=params.backend, option=params.embedding_column)
+                   latent=params.latent_classes, seed=params.seed, backend=params.backend, option=params.embedding_column,
+                   consume=True)  # the column was read for this call only
     return _Result(r.ids, np.ones(len(r.ids), np.float32), r.objective)
 
 
@@ -225,7 +226,8 @@ def _clipcov(store, params: SelectionParams, model) -> _Result:
     # ClipCov's greedy is not facility location: it runs on the CPU whatever params.backend says.
     r = clipcov_select(store.embeddings(params.embedding_column), store.embeddings(params.text_embedding_column),
                        params.fraction, labels=store.labels, latent=params.latent_classes, seed=params.seed,
-                       image_option=params.embedding_column, text_option=params.text_embedding_column)
+                       image_option=params.embedding_column, text_option=params.text_embedding_column,
+                       consume=True)
     return _Result(r.ids, np.ones(len(r.ids), np.float32), r.objective)
 
 

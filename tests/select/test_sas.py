@@ -73,3 +73,13 @@ def test_errors_name_the_option():
         sas_select(bad, 0.1, option="emb/proxy")
     with pytest.raises(ValueError, match="fraction"):
         sas_select(x, 0.0)
+
+
+def test_input_left_untouched_unless_consumed():
+    x, y = _clustered(n=200)
+    keep = x.copy()
+    a = sas_select(x, 0.1, labels=y)
+    assert np.array_equal(x, keep)  # normalised on a copy
+    b = sas_select(x, 0.1, labels=y, consume=True)
+    assert np.array_equal(a.ids, b.ids)
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-5)  # handed over: scaled in place
