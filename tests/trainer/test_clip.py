@@ -69,3 +69,47 @@ def test_clip_needs_captions():
 def test_clip_config_names_the_option(option, value):
     with pytest.raises(ValueError, match=option):
         ClipConfig(**{option: value})
+
+
+def _caption_store(root):
+    from sklearn.datasets import load_digits
+
+    from storage_service.columns import write_text_column
+    from storage_service.ingest import write_store
+
+    x, y, texts = _captioned()
+    write_store(root / "dc" / "train", x[:1300], y[:1300], name="dc/train", class_names=NAMES)
+    write_text_column(root / "dc" / "train", texts[:1300])
+    write_store(root / "dc" / "test", x[1300:], y[1300:], name="dc/test", class_names=NAMES)
+    assert len(load_digits().target) == len(x)
+    return x, y, texts
+
+
+def test_clip_from_a_local_store_text_column(tmp_path):
+    from storage_service.store import Store
+
+    x, y, texts = _caption_store(tmp_path)
+    store = Store(tmp_path / "dc" / "train")
+    assert store.texts() == texts[:1300]
+    sx, _ = store.take(np.arange(len(store)))
+    model, _ = train_clip(ArrayBatches(sx, np.arange(len(store)), 64, 2, texts=store.texts()), (8, 8),
+                          ClipConfig(steps=60, batch_size=64, lr=3e-3, crop_padding=0, seed=2))
+    assert zero_shot(model, x[1300:], y[1300:], (8, 8), NAMES, TEMPLATES) > 0.4
+
+
+def test_clip_streams_captions_over_loopback_grpc(tmp_path, capsys):
+    """``nessa train --objective clip``: captions streamed with the text column, zero-shot on dc/test."""
+    import json
+
+    from nessa.cli import main
+    from storage_service.server import serve_local
+
+    _caption_store(tmp_path)
+    with serve_local(tmp_path) as target:
+        rc = main(["train", "--server", target, "--dataset", "dc/train", "--test-dataset", "dc/test", "--objective", "clip",
+                   "--epochs", "4", "--batch-size", "64", "--lr", "0.003", "--threads", "1", "--no-progress",
+                   "--out-dir", str(tmp_path / "run"), "--templates", "|".join(TEMPLATES), "--push-version", "3"])
+    assert rc == 0, capsys.readouterr().err
+    (rec,) = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rec["eval"] == "zero_shot" and rec["steps"] == 4 * (1300 // 64) and rec["pushed_version"] == 3
+    assert rec["test_acc"] > 0.4  # chance is 0.1

@@ -36,9 +36,29 @@ def test_simclr_random_subset_streams_step_matched_and_probes(service, tmp_path,
 @pytest.mark.parametrize("extra, message", [
     (["--objective", "byol"], "--objective"),
     (["--strategy", "craig"], "--strategy"),
+    (["--strategy", "sas", "--fraction", "0.5"], "--embedding-column"),
+    (["--strategy", "clipcov", "--fraction", "0.5", "--embedding-column", "emb/image"], "--text-embedding-column"),
     (["--batch-size", "1"], "--batch-size"),
     (["--temperature", "0"], "--temperature"),
 ])
 def test_bad_contrastive_options_name_the_option(tmp_path, capsys, extra, message):
     assert main(_args("127.0.0.1:1", tmp_path, *extra)) == 2
     assert message in capsys.readouterr().err
+
+
+def test_simclr_on_a_sas_subset_selected_next_to_the_data(service, tmp_path, capsys):
+    """--strategy sas: the service selects on an embedding column (no labels), the run streams it."""
+    import numpy as np
+
+    from storage_service.columns import write_embedding_column
+
+    target, store = service
+    x, _ = store.take(np.arange(len(store)))
+    proj = np.random.default_rng(0).standard_normal((x[0].size, 16)).astype(np.float32)
+    write_embedding_column(store.path, "emb/proxy", x.reshape(len(x), -1).astype(np.float32) @ proj, overwrite=True)
+    assert main(_args(target, tmp_path, "--strategy", "sas", "--fraction", "0.5", "--epochs", "1",
+                      "--embedding-column", "emb/proxy", "--latent-classes", "5")) == 0
+    assert "sas@0.5 (simclr)" in capsys.readouterr().out
+    (rec,) = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rec["selection"] not in ("full", "random") and rec["steps"] == len(store) // 64
+    assert rec["epoch"] == 2  # a half subset: two passes for full data's steps
