@@ -76,7 +76,7 @@ def test_unknown_model_version_is_failed_precondition(root):
 
 
 #: Every RPC of the service, read from the wire contract (a new RPC is covered without editing this).
-_METHODS = pb.DESCRIPTOR.services_by_name["Storage"].methods
+_METHODS = list(pb.DESCRIPTOR.services_by_name["Storage"].methods)
 
 
 @pytest.mark.parametrize("method", _METHODS, ids=lambda m: m.name)
