@@ -16,8 +16,13 @@ For image-caption pairs with embeddings ``I`` (image) and ``T`` (text), both L2-
   Coverage is the mean cross-modal similarity of the pair to the class's pairs, computed from
   the class means (no ``n x n`` matrix); the redundancy term is kept incrementally (one
   ``pool x d`` product per pick). The three terms have weight 1 and the same [-1, 1] scale.
-  This follows the brief's reading of the reference (easiness + cross-modal coverage - similarity
-  to what is chosen); the reference notebook's exact weights were not re-derived here.
+  This follows the issue's reading of the reference (easiness + cross-modal coverage - similarity
+  to what is chosen). The reference notebook (read since) differs in its weights and bookkeeping:
+  easiness counts twice, a label-similarity term is added and the pair's similarity to the class
+  centres subtracted; its redundancy is the *sum* of cross-modal similarities to the chosen pairs
+  of the class over the class size (not the closest pair), deducted every 200 picks of a class;
+  and the greedy is global, so classes do not get a fixed ``ceil(f * n_c)`` each. Not yet
+  matched here; the benchmark in BENCHMARKS.md measures this version.
 * At scale each class is cut into random pools of at most ``pool_size`` pairs with budgets in
   proportion (:func:`host.sas.pool_budgets`); coverage still uses the whole class's means.
 
