@@ -9,10 +9,14 @@ What the reference does, and what this follows:
   most similar to those of the rest of the class: a submodular maximisation of the class's
   proxy-embedding similarity, run per random partition of the class (the reference's
   ``num_partitions``), with a per-class budget proportional to the class size. Here the
-  objective is facility location (the reference's per-partition greedy on the class
-  similarity matrix); the budget is the project's single rule, ``ceil(f * n_c)`` per class
+  objective is facility location; the budget is the project's single rule, ``ceil(f * n_c)`` per class
   (:func:`host.budget.class_budget`), split over the class's pools in proportion to their
   sizes (largest remainder, so the pools add up to the class budget exactly).
+  The reference's objective (read since, ``SubsetSelectionObjective``) is not facility location
+  but a coverage-minus-redundancy sum: ``F(S) = sum_{i in S} sum_j s(i, j) - sum_{i, j in S}
+  s(i, j)`` over cosine similarities clipped at 0, maximised by lazy greedy over the whole
+  latent class, whose order is then cut at ``f * n_c``. Facility location is kept here because
+  it maps onto the FPGA greedy kernels; the reference objective is not implemented yet.
 * At scale a class is cut into random pools of at most ``pool_size`` examples (a few
   thousand); each pool's greedy sees a ``pool x pool`` matrix only, never ``n x n``.
 
