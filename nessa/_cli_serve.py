@@ -52,6 +52,7 @@ def register(sub) -> None:
     g.add_argument("--max-pushes", type=int, default=2, help="model pushes received at once (default 2)")
     g.add_argument("--max-queued-selections", type=int, default=16,
                    help="selections queued or running at once; 0: no bound (default 16)")
+    g.add_argument("--max-embed-jobs", type=int, default=4, help="embedding jobs (nessa embed) running at once (default 4)")
     g.add_argument("--keep-models", type=int, default=4, help="model versions kept on disk; 0: all (default 4)")
     g.add_argument("--keep-selections", type=int, default=16,
                    help="finished selections kept per data set, most recently used; 0: all (default 16)")
@@ -85,7 +86,8 @@ def _serve(args) -> int:
     if not args.max_push_chunk_mib >= 1 / 1024:
         raise CliError(f"--max-push-chunk-mib must be >= 1/1024 (1 KiB), got {args.max_push_chunk_mib}")
     for flag, value, least in (("--max-pushes", args.max_pushes, 1), ("--max-queued-selections", args.max_queued_selections, 0),
-                               ("--keep-models", args.keep_models, 0), ("--keep-selections", args.keep_selections, 0)):
+                               ("--keep-models", args.keep_models, 0), ("--keep-selections", args.keep_selections, 0),
+                               ("--max-embed-jobs", args.max_embed_jobs, 1)):
         if value < least:
             raise CliError(f"{flag} must be >= {least}, got {value}")
     if args.backend == "xrt":  # fail now, not at the first selection a client asks for
@@ -120,6 +122,7 @@ def _serve(args) -> int:
             max_queued_selections=args.max_queued_selections,
             keep_models=args.keep_models,
             keep_selections=args.keep_selections,
+            max_embed_jobs=args.max_embed_jobs,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None

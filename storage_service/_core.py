@@ -79,6 +79,7 @@ class StorageCore:
         self._lock = threading.Lock()
         self._open_lock = threading.Lock()
         self._stores: dict[str, tuple[object, float]] = {}  # name -> (Store, when opened)
+        self.max_embed_jobs: int | None = None  # None: embed_jobs' default; create_server sets it
         _remove_leftovers(self.root)
         # Streams in flight, so that a graceful stop can let them finish before it closes the
         # sockets (see drain_streams).
@@ -364,9 +365,9 @@ class StorageCore:
     # -- embedding columns (storage_service/embed_jobs.py) --------------------------------
     @functools.cached_property
     def embeds(self):
-        from storage_service.embed_jobs import EmbedJobs
+        from storage_service.embed_jobs import DEFAULT_MAX_JOBS, EmbedJobs
 
-        return EmbedJobs(self.root)
+        return EmbedJobs(self.root, max_jobs=self.max_embed_jobs or DEFAULT_MAX_JOBS)
 
     def embed(self, dataset: str, column: str, *, model_version: int = 0, tower: str = "", batch_size: int = 0,
               overwrite: bool = False, dtype: str = ""):

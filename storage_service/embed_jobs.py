@@ -43,7 +43,7 @@ from typing import Callable
 import numpy as np
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Tower", "EmbedError", "EmbedBusy", "EmbedExists", "EmbedOptions", "EmbedStatus",
-           "EmbedJobs", "check_options", "job_dir", "run_embedding", "DEFAULT_BATCH", "DEFAULT_CHUNK_ROWS", "source_tag"]
+           "EmbedJobs", "DEFAULT_MAX_JOBS", "check_options", "job_dir", "run_embedding", "DEFAULT_BATCH", "DEFAULT_CHUNK_ROWS", "source_tag"]
 
 FORMAT = "nessa-embed-job"
 FORMAT_VERSION = 1
@@ -221,10 +221,14 @@ def run_embedding(store, dataset: str, model, opts: EmbedOptions, folder: Path, 
     return info
 
 
+#: Embedding jobs running at once per server (`nessa serve --max-embed-jobs`).
+DEFAULT_MAX_JOBS = 4
+
+
 class EmbedJobs:
     """Embedding jobs of one store root on a worker pool: one per (data set, column)."""
 
-    def __init__(self, root: str | os.PathLike, *, workers: int = 1, max_jobs: int = 4,
+    def __init__(self, root: str | os.PathLike, *, workers: int = 1, max_jobs: int = DEFAULT_MAX_JOBS,
                  chunk_rows: int = DEFAULT_CHUNK_ROWS):
         self.root = Path(root)
         self.max_jobs = int(max_jobs)

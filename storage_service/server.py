@@ -41,6 +41,7 @@ from storage_service.auth import BearerTokenInterceptor, is_quick, refusing_hand
 from storage_service._grpc_options import KEEPALIVE_SERVER_OPTIONS, server_options
 from storage_service._malloc import keep_freed_memory
 from storage_service.models_registry import DEFAULT_KEEP_MODELS, DEFAULT_MAX_MODEL_BYTES, DEFAULT_MAX_PUSHES
+from storage_service.embed_jobs import DEFAULT_MAX_JOBS as DEFAULT_MAX_EMBED_JOBS
 from storage_service.selections import DEFAULT_KEEP_SELECTIONS, DEFAULT_MAX_QUEUED
 from storage_service.servicer import DEFAULT_MAX_CHUNK_BYTES, DEFAULT_MAX_REQUEST_BYTES, SERVICE_NAME, StorageServicer
 from storage_service.tls import credentials_from_pems, read_key_pair
@@ -200,6 +201,7 @@ def create_server(
     max_queued_selections: int = DEFAULT_MAX_QUEUED,
     keep_models: int = DEFAULT_KEEP_MODELS,
     keep_selections: int = DEFAULT_KEEP_SELECTIONS,
+    max_embed_jobs: int = DEFAULT_MAX_EMBED_JOBS,
 ) -> tuple[StorageServer, int]:
     """Create, bind and start a server on ``addr`` (port 0 picks a free port).
 
@@ -212,14 +214,15 @@ def create_server(
     once per port (None: 4 x max_workers; beyond: RESOURCE_EXHAUSTED); ``max_request_bytes`` per
     unary request and ``max_push_chunk_bytes`` per PushModel chunk (>= 1024; beyond:
     RESOURCE_EXHAUSTED); ``max_pushes`` pushes at once; ``max_queued_selections`` selections
-    queued or running (0: no bound); ``keep_models`` model versions and ``keep_selections``
+    queued or running (0: no bound); ``max_embed_jobs`` embedding jobs running at once;
+    ``keep_models`` model versions and ``keep_selections``
     finished selections per data set kept (0: all).
     """
     max_streams = 4 * max_workers if max_streams is None else max_streams
     for name, value, least in (("max_streams", max_streams, 1), ("max_request_bytes", max_request_bytes, 1024),
                                ("max_push_chunk_bytes", max_push_chunk_bytes, 1024), ("max_pushes", max_pushes, 1),
                                ("max_queued_selections", max_queued_selections, 0), ("keep_models", keep_models, 0),
-                               ("keep_selections", keep_selections, 0)):
+                               ("keep_selections", keep_selections, 0), ("max_embed_jobs", max_embed_jobs, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
     if (tls_cert is None) != (tls_key is None):
@@ -240,6 +243,7 @@ def create_server(
     keep_freed_memory()  # streaming allocates and frees message-sized buffers per batch (see _malloc)
     core = StorageCore(store_root, backend=backend, max_model_bytes=max_model_bytes, select_workers=select_workers)
     core.selections.set_limits(keep=keep_selections, max_queued=max_queued_selections)
+    core.max_embed_jobs = max_embed_jobs  # read when the first Embed creates the job pool
     core.models.set_limits(keep=keep_models, in_use=core.selections.model_versions_in_use, max_pushes=max_pushes)
     for folder, names in (("models", core.models.removed_temp_files), ("selections", core.selections.removed_temp_files)):
         if names:

@@ -219,7 +219,8 @@ def test_temp_files_of_killed_writes_removed_at_start(tmp_path):
 
 
 @pytest.mark.parametrize("flag,value,words", [("--keep-models", "-1", "--keep-models must be >= 0"),
-                                              ("--max-request-kib", "nan", "--max-request-kib")])
+                                              ("--max-request-kib", "nan", "--max-request-kib"),
+                                              ("--max-embed-jobs", "0", "--max-embed-jobs must be >= 1")])
 def test_bad_limit_flags_named(root, flag, value, words):
     import subprocess
     import sys
@@ -230,7 +231,7 @@ def test_bad_limit_flags_named(root, flag, value, words):
 
 
 @pytest.mark.parametrize("option,value", [("max_pushes", 0), ("keep_selections", -1), ("max_request_bytes", 10),
-                                          ("max_streams", True), ("max_queued_selections", 1.5)])
+                                          ("max_streams", True), ("max_queued_selections", 1.5), ("max_embed_jobs", 0)])
 def test_bad_limit_options_named(root, option, value):
     from storage_service.server import create_server
 
@@ -249,3 +250,12 @@ def test_retention_applies_at_start_to_what_an_earlier_server_left(tmp_path):
         assert sorted(p.stem for p in (root / ".nessa" / "selections").glob("sel-*.arrow")) == sorted(made[-2:])
         assert srv.core.models.versions() == [3, 4]
         assert len(list((root / ".nessa" / "models").iterdir())) == 4
+
+
+def test_embed_job_cap_is_a_server_option(root):
+    from storage_service.embed_jobs import DEFAULT_MAX_JOBS
+
+    with running(root, data_port=None, max_embed_jobs=1) as (srv, _):
+        assert srv.core.embeds.max_jobs == 1
+    with running(root, data_port=None) as (srv, _):
+        assert srv.core.embeds.max_jobs == DEFAULT_MAX_JOBS
