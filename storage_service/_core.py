@@ -42,6 +42,12 @@ VERIFY_SYNC_BYTES = 256 << 20
 #: Seconds a failed data set answers DATA_LOSS before the next call tries to open it again
 #: (at once when its files change: restored, or damaged further).
 _RETRY_FAILED_S = 60.0
+#: Streams that build a batch at once, both ports together (``stream_in_turn``). Why: building a
+#: batch takes the GIL, and with every stream of a busy server contending for it (64 in
+#: bench/soak.py) any other call's Python (a PushModel, a selection) waited behind all of them;
+#: threads parked on this semaphore do not contend. Two cores' worth of gathers, with room for
+#: the copy of one to overlap the Python of another.
+BATCH_BUILDERS = 4
 _log = logging.getLogger("nessa.service")
 
 
@@ -79,6 +85,7 @@ class StorageCore:
         self._lock = threading.Lock()
         self._open_lock = threading.Lock()
         self._stores: dict[str, tuple[object, float]] = {}  # name -> (Store, when opened)
+        self._builders = threading.BoundedSemaphore(BATCH_BUILDERS)
         self.max_embed_jobs: int | None = None  # None: embed_jobs' default; create_server sets it
         _remove_leftovers(self.root)
         # Streams in flight, so that a graceful stop can let them finish before it closes the
@@ -249,6 +256,20 @@ class StorageCore:
             raise FailedPrecondition(f"selection {p.selection} holds id {bad}, outside data set {p.dataset!r} "
                                      f"(0 .. {n - 1}; re-ingested since the selection?): select again")
         return ids, weights, (rec.batch_size if rec.ordered else 0)
+
+    def stream_in_turn(self, p: StreamParams) -> Iterator[bytes]:
+        """``stream(p)``, each batch built while holding one of ``BATCH_BUILDERS`` turns (the
+        sending, by gRPC, happens outside it). What both ports serve."""
+        batches = self.stream(p)
+        try:
+            while True:
+                with self._builders:
+                    wire = next(batches, None)
+                if wire is None:
+                    return
+                yield wire
+        finally:
+            batches.close()  # a cancelled stream ends its generator now (drain_streams counts it)
 
     def stream(self, p: StreamParams) -> Iterator[bytes]:
         """SampleBatch wire bytes for the request; checks everything before the first batch."""

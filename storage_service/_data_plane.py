@@ -19,7 +19,6 @@ the server half; the client half is ``_native_channel`` (the client imports no s
 from __future__ import annotations
 
 import atexit
-import threading
 import weakref
 
 import grpc
@@ -44,16 +43,8 @@ def _stop_all() -> None:
         server.stop(0)
 
 
-#: Streams that build a batch at once. Why: building a batch takes the GIL, and with every
-#: stream of a busy server contending for it (64 in bench/soak.py), any other call's Python (a
-#: PushModel, a selection) waited behind all of them; threads parked on this lock do not contend.
-#: Two cores' worth of gathers, with room for the copy of one to overlap the Python of another.
-_PRODUCERS = 4
-
-
 def _stream_handler(core: StorageCore):
     """The callable the C++ server runs per call: request bytes in, wire bytes (then a status) out."""
-    producers = threading.BoundedSemaphore(_PRODUCERS)
 
     def handle(request: bytes):
         try:
@@ -62,13 +53,7 @@ def _stream_handler(core: StorageCore):
             yield (grpc.StatusCode.INVALID_ARGUMENT.value[0], "malformed StreamSamplesRequest")
             return
         try:
-            batches = core.stream(params)
-            while True:
-                with producers:  # the next batch is built under the GIL; gRPC C++ sends it without
-                    batch = next(batches, None)
-                if batch is None:
-                    return
-                yield batch
+            yield from core.stream_in_turn(params)  # batches built a few at a time (BATCH_BUILDERS)
         except Exception as exc:  # noqa: BLE001 - mapped to a status, never UNKNOWN
             code, message = status_of(exc, "StreamSamples")
             yield (code.value[0], message)

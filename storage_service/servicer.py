@@ -315,7 +315,7 @@ class StorageServicer:
     def StreamSamples(self, data, context):
         try:
             request = _parse(pb.StreamSamplesRequest, data, "StreamSamples", self.max_request_bytes)
-            for wire in self.core.stream(stream_params(request)):
+            for wire in self.core.stream_in_turn(stream_params(request)):
                 if not context.is_active():
                     return  # the client cancelled or went away
                 yield wire

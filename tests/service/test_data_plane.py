@@ -307,12 +307,15 @@ def test_token_is_checked_before_the_request_is_read(secure):
         assert sum(len(m) for m in call(request, metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=30)) > 0
 
 
-def test_more_streams_than_batch_builders_all_complete(server):
-    """Streams take turns building batches (``_PRODUCERS`` at once, so other calls' Python is not
+@pytest.mark.parametrize("data_plane", [True, False])
+def test_more_streams_than_batch_builders_all_complete(server, data_plane):
+    """Streams take turns building batches (``BATCH_BUILDERS`` at once, so other calls' Python is not
     starved of the GIL): with three times as many streams read in lockstep, each still gets every
     row exactly once."""
-    n = 3 * _data_plane._PRODUCERS
-    with StorageClient(f"127.0.0.1:{server[1]}") as c:
+    from storage_service._core import BATCH_BUILDERS
+
+    n = 3 * BATCH_BUILDERS
+    with StorageClient(f"127.0.0.1:{server[1]}", data_plane=data_plane) as c:
         streams = [c.stream_samples("a", selection="full", seed=k, batch_bytes=300) for k in range(n)]
         got = [[] for _ in range(n)]
         live = set(range(n))
