@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._model_base import NessaModel, conv_trunk
 from .text_tokens import DEFAULT_MAX_TOKENS, DEFAULT_TABLE_SIZE, tokenize
 
 __all__ = ["SimCLRCNN", "ClipCNN", "MAX_LOGIT_SCALE"]
@@ -30,42 +31,13 @@ __all__ = ["SimCLRCNN", "ClipCNN", "MAX_LOGIT_SCALE"]
 MAX_LOGIT_SCALE = math.log(100.0)
 
 
-class _TwoHeaded(nn.Module):
-    """``forward(x) = head(embed(x))``, as ``host.models.NessaModel``."""
-
-    head: nn.Linear
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(x))
-
-
-def _conv_encoder(in_chw: Sequence[int], width: int, embed_dim: int) -> tuple[nn.Sequential, nn.Linear]:
-    """SmallCNN's trunk (two conv blocks) and its embedding layer."""
-    c, h, w = in_chw
-    features = nn.Sequential(
-        nn.Conv2d(c, width, 3, padding=1, bias=False),
-        nn.BatchNorm2d(width),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(width, 2 * width, 3, padding=1, bias=False),
-        nn.BatchNorm2d(2 * width),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-    )
-    return features, nn.Linear(2 * width * (h // 4) * (w // 4), embed_dim)
-
-
-class SimCLRCNN(_TwoHeaded):
+class SimCLRCNN(NessaModel):
     """SmallCNN encoder (``embed``) + 2-layer projection head (``project``)."""
 
     def __init__(self, in_chw: Sequence[int], num_classes: int, width: int = 16, embed_dim: int = 64,
                  proj_dim: int = 32):
         super().__init__()
-        self.features, self.fc = _conv_encoder(in_chw, width, embed_dim)
+        self.features, self.fc = conv_trunk(in_chw, width, embed_dim)
         self.relu = nn.ReLU()
         self.proj1 = nn.Linear(embed_dim, embed_dim)
         self.proj2 = nn.Linear(embed_dim, proj_dim)
@@ -81,14 +53,14 @@ class SimCLRCNN(_TwoHeaded):
         return self.proj2(self.relu(self.proj1(h)))
 
 
-class ClipCNN(_TwoHeaded):
+class ClipCNN(NessaModel):
     """Image tower (SmallCNN trunk + linear projection) and text tower (mean of hashed
     unigram/bigram embeddings + MLP), both into a ``joint_dim`` unit sphere."""
 
     def __init__(self, in_chw: Sequence[int], num_classes: int, width: int = 16, embed_dim: int = 64,
                  joint_dim: int = 32, table_size: int = DEFAULT_TABLE_SIZE, max_tokens: int = DEFAULT_MAX_TOKENS):
         super().__init__()
-        self.features, self.fc = _conv_encoder(in_chw, width, embed_dim)
+        self.features, self.fc = conv_trunk(in_chw, width, embed_dim)
         self.relu = nn.ReLU()
         self.image_proj = nn.Linear(embed_dim, joint_dim)
         self.table_size = table_size

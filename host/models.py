@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._model_base import NessaModel, conv_trunk
+
 __all__ = ["Arch", "NessaModel", "SmallCNN", "ResNet20", "ResNet18", "build_model", "to_input", "input_chw"]
 
 
@@ -28,37 +30,12 @@ class Arch(str, enum.Enum):
     CLIP_CNN = "clip_cnn"  # host.contrastive_models.ClipCNN
 
 
-class NessaModel(nn.Module):
-    """Base: ``forward(x) = head(embed(x))``."""
-
-    head: nn.Linear
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(x))
-
-
 class SmallCNN(NessaModel):
     """Two conv blocks and an MLP; ~0.1 M parameters, for 28x28 (or 8x8) grey images."""
 
     def __init__(self, in_chw: Sequence[int], num_classes: int, width: int = 16, embed_dim: int = 64):
         super().__init__()
-        c, h, w = in_chw
-        self.features = nn.Sequential(
-            nn.Conv2d(c, width, 3, padding=1, bias=False),
-            nn.BatchNorm2d(width),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1, bias=False),
-            nn.BatchNorm2d(2 * width),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-        )
-        flat = 2 * width * (h // 4) * (w // 4)
-        self.fc = nn.Linear(flat, embed_dim)
+        self.features, self.fc = conv_trunk(in_chw, width, embed_dim)
         self.relu = nn.ReLU()
         self.head = nn.Linear(embed_dim, num_classes)
 
