@@ -13,6 +13,8 @@ import argparse
 import time
 from pathlib import Path
 
+from nessa._cli_jobs import add_where_args, service_client
+
 __all__ = ["register"]
 
 
@@ -29,13 +31,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="name of the distillation: stages go to OUT/stage-01, ...")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--iterations", type=int, default=200, help="matching steps per stage (default 200)")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--store", type=Path, metavar="ROOT", help="store root to distil in, in this process (default: .)")
-    where.add_argument("--server", metavar="HOST:PORT", help="ask this storage service to distil, and follow its progress")
-    p.add_argument("--token-file", type=Path, help="--server: file holding the service's bearer token")
-    p.add_argument("--tls-ca", type=Path, help="--server: CA certificate of a TLS service")
-    p.add_argument("--threads", type=int, default=1, help="--store: torch CPU threads (default 1)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_where_args(p, "distil")
     p.set_defaults(func=_distill)
 
 
@@ -106,17 +102,11 @@ def _local(args, cfg):
 
 def _remote(args, cfg):
     from nessa._errors import CliError
-    from storage_service.auth import load_token
-    from storage_service.client import StorageClient, StorageError
+    from storage_service.client import StorageError
     from storage_service.distill_jobs import DistillStatus
 
     try:
-        token = load_token(args.token_file)
-    except ValueError as exc:
-        raise CliError(f"--token-file: {exc}") from None
-    cert = args.tls_ca.read_bytes() if args.tls_ca is not None else None
-    try:
-        with StorageClient(args.server, token=token, root_cert=cert) as client:
+        with service_client(args) as client:
             info = client.distill(args.dataset, args.out, method=cfg.method.value, stages=cfg.stages, ipc=cfg.ipc,
                                   seed=cfg.seed, iterations=cfg.iterations)
             bar = _bar(args, int(info.steps_total), int(info.step))

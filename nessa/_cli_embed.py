@@ -16,6 +16,8 @@ import hashlib
 import time
 from pathlib import Path
 
+from nessa._cli_jobs import add_where_args, service_client
+
 __all__ = ["register"]
 
 
@@ -34,13 +36,7 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=256, help="rows per forward pass (default 256)")
     p.add_argument("--dtype", default="float16", help="element dtype of the column: float16 (default) or float32")
     p.add_argument("--overwrite", action="store_true", help="replace the column if it exists")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--store", type=Path, metavar="ROOT", help="store root, embedded in this process (default: .)")
-    where.add_argument("--server", metavar="HOST:PORT", help="ask this storage service to embed, and follow its progress")
-    p.add_argument("--token-file", type=Path, help="--server: file holding the service's bearer token")
-    p.add_argument("--tls-ca", type=Path, help="--server: CA certificate of a TLS service")
-    p.add_argument("--threads", type=int, default=1, help="--store: torch CPU threads (default 1)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_where_args(p, "embed")
     p.set_defaults(func=_embed)
 
 
@@ -199,16 +195,10 @@ def _local(args):
 
 def _remote(args):
     from nessa._errors import CliError
-    from storage_service.auth import load_token
-    from storage_service.client import StorageClient, StorageError
+    from storage_service.client import StorageError
 
     try:
-        token = load_token(args.token_file)
-    except ValueError as exc:
-        raise CliError(f"--token-file: {exc}") from None
-    cert = args.tls_ca.read_bytes() if args.tls_ca is not None else None
-    try:
-        with StorageClient(args.server, token=token, root_cert=cert) as client:
+        with service_client(args) as client:
             info = client.embed(args.dataset, args.column, model_version=args.model or 0, tower=args.tower,
                                 batch_size=args.batch_size, overwrite=args.overwrite, dtype=args.dtype, wait=False)
             info = _follow(args, lambda: client.get_embedding(args.dataset, args.column), info)
