@@ -21,9 +21,13 @@ working (``nessa`` was the name of whole-data CRAIG selection before the mini-ba
               trainer's curvature estimate, pushed with the model (host/curvature.py)
     adacore-pa  AdaCore per pool: nessa-pa's mini-batch coresets on preconditioned proxies
     sas       SAS (Joshi & Mirzasoleiman 2023): per latent class (labels or k-means on a proxy
-              embedding column) per-pool facility location on the proxy embeddings (host/sas.py)
-    clipcov   ClipCov: per latent class (k-means on image embeddings) greedy over image-caption
-              pairs, easiness + cross-modal coverage - redundancy (host/clipcov.py)
+              embedding column) the examples most similar to their class, as the reference code
+              ranks them (host/sas.py; CPU)
+    sas-fl    SAS's latent classes with per-pool facility location on the proxy embeddings: the
+              variant that runs on the FPGA greedy kernels (host/sas.py)
+    clipcov   ClipCov: the reference notebook's score (2 x own-pair match + cross-modal coverage
+              of the latent class + caption-class match - similarity to the class centres) and
+              global greedy with coverage deducted every 200 picks of a class (host/clipcov.py)
     pdd       progressive dataset distillation (Chen et al. 2024): nothing is selected; the trainer
               streams the stages of a set `nessa distill` made next to the data, cumulatively
 """
@@ -50,6 +54,7 @@ class Strategy(str, enum.Enum):
     ADACORE_PA = "adacore-pa"
     PDD = "pdd"
     SAS = "sas"
+    SAS_FL = "sas-fl"
     CLIPCOV = "clipcov"
 
 
@@ -105,9 +110,11 @@ _REGISTRY: dict[Strategy, StrategySpec] = {
                                       minibatch=True, curvature=True),
     Strategy.PDD: StrategySpec(False, False, False, "a distilled set's stages, trained on cumulatively (PDD)",
                                distilled=True),
-    Strategy.SAS: StrategySpec(True, False, False, "per latent class, per-pool facility location on proxy embeddings (SAS)",
+    Strategy.SAS: StrategySpec(True, False, False, "per latent class, the examples most similar to their class (SAS)",
                                embeddings=True),
-    Strategy.CLIPCOV: StrategySpec(True, False, False, "per latent class, easy pairs covering the class (ClipCov)",
+    Strategy.SAS_FL: StrategySpec(True, False, False, "SAS latent classes, per-pool facility location (FPGA kernels)",
+                                  embeddings=True),
+    Strategy.CLIPCOV: StrategySpec(True, False, False, "easy pairs covering their latent class, global greedy (ClipCov)",
                                    embeddings=True),
 }
 

@@ -29,12 +29,12 @@ def register(sub) -> None:
     )
     p.add_argument("store", help="store directory (manifest.json + shards)")
     p.add_argument("--fraction", type=float, required=True, help="fraction to keep, in (0, 1]")
-    p.add_argument("--strategy", default="craig", choices=["craig", "sas", "clipcov"],
-                   help="craig (default: facility location on gradient proxies), sas or clipcov (embedding columns)")
-    p.add_argument("--embedding-column", help="sas / clipcov: embedding column (e.g. emb/proxy; clipcov: the image column)")
+    p.add_argument("--strategy", default="craig", choices=["craig", "sas", "sas-fl", "clipcov"],
+                   help="craig (default: facility location on gradient proxies), sas, sas-fl or clipcov (embedding columns)")
+    p.add_argument("--embedding-column", help="sas / sas-fl / clipcov: embedding column (e.g. emb/proxy; clipcov: the image column)")
     p.add_argument("--text-embedding-column", help="clipcov: caption embedding column (e.g. emb/text)")
     p.add_argument("--latent-classes", type=int, default=0,
-                   help="sas / clipcov: k-means classes (0: the labels when more than one class, else 10)")
+                   help="sas / sas-fl / clipcov: k-means classes (0: the labels when more than one class, else 10)")
     src = p.add_mutually_exclusive_group(required=False)
     src.add_argument("--model", help="model state (.safetensors) used to compute the features; needs --arch")
     src.add_argument("--features", help="precomputed features (.npy, float [N, D], rows in store id order)")
@@ -146,16 +146,17 @@ def _select_embeddings(args, store, out: Path) -> int:
         raise CliError(f"--strategy {args.strategy} needs --embedding-column (e.g. emb/proxy)")
     if args.strategy == "clipcov" and not args.text_embedding_column:
         raise CliError("--strategy clipcov needs --text-embedding-column (e.g. emb/text)")
-    if args.strategy == "sas" and args.text_embedding_column:
+    if args.strategy != "clipcov" and args.text_embedding_column:
         raise CliError("--text-embedding-column is only for --strategy clipcov")
     if args.latent_classes < 0:
         raise CliError(f"--latent-classes must be >= 0, got {args.latent_classes}")
     t0 = time.perf_counter()
     try:
         img = store.embeddings(args.embedding_column)
-        if args.strategy == "sas":
+        if args.strategy in ("sas", "sas-fl"):
             r = sas_select(img, args.fraction, labels=store.labels, latent=args.latent_classes, seed=args.seed,
-                           backend=args.backend, option="--embedding-column", consume=True)
+                           backend=args.backend, option="--embedding-column", consume=True,
+                           objective="facility-location" if args.strategy == "sas-fl" else "reference")
         else:
             r = clipcov_select(img, store.embeddings(args.text_embedding_column), args.fraction, labels=store.labels,
                                latent=args.latent_classes, seed=args.seed, image_option="--embedding-column",
@@ -166,7 +167,7 @@ def _select_embeddings(args, store, out: Path) -> int:
     counts = np.bincount(store.labels[r.ids], minlength=store.manifest.num_classes)
     summary = {
         "dataset": store.manifest.name, "strategy": args.strategy, "fraction": float(args.fraction),
-        "seed": int(args.seed), "backend": args.backend if args.strategy == "sas" else "cpu", "num_selected": int(len(r.ids)),
+        "seed": int(args.seed), "backend": args.backend if args.strategy == "sas-fl" else "cpu", "num_selected": int(len(r.ids)),
         "class_counts": [int(c) for c in counts], "objective": float(r.objective), "seconds": seconds,
         "embedding_column": args.embedding_column, "text_embedding_column": args.text_embedding_column or "",
         "latent_classes": int(args.latent_classes), "num_latent_classes": int(np.unique(r.classes).size),
@@ -214,9 +215,9 @@ def _select(args) -> int:
     if args.strategy != "craig":
         return _select_embeddings(args, store, out)
     if args.embedding_column or args.text_embedding_column or args.latent_classes:
-        raise CliError("--embedding-column, --text-embedding-column and --latent-classes go with --strategy sas / clipcov")
+        raise CliError("--embedding-column, --text-embedding-column and --latent-classes go with --strategy sas / sas-fl / clipcov")
     if args.model is None and args.features is None:
-        raise CliError("one of --model or --features is required (or --strategy sas / clipcov with --embedding-column)")
+        raise CliError("one of --model or --features is required (or --strategy sas / sas-fl / clipcov with --embedding-column)")
     feats, source = _features(args, store)
     budget = DEFAULT_MEMORY_BUDGET if args.memory_budget_mb is None else int(args.memory_budget_mb * (1 << 20))
     try:

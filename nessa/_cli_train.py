@@ -102,16 +102,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--distilled", metavar="NAME",
                    help="pdd: the distillation (made by `nessa distill ... --out NAME`) whose stages to train on, "
                         "cumulatively, the epochs split evenly over the stages")
-    c = p.add_argument_group("contrastive objectives (simclr, clip): --strategy full, random, sas or clipcov; "
+    c = p.add_argument_group("contrastive objectives (simclr, clip): --strategy full, random, sas, sas-fl or clipcov; "
                                  "step-matched; --test-dataset is evaluated by linear probe (simclr) or zero-shot (clip)")
     c.add_argument("--objective", default="supervised", metavar="NAME",
                    help="supervised (default), simclr (two augmented views, NT-Xent) or clip (image-caption pairs "
                         "streamed with the text column, InfoNCE)")
     c.add_argument("--embedding-column", default="", metavar="COLUMN",
-                   help="sas / clipcov: the (image) embedding column to select on, e.g. emb/proxy")
+                   help="sas / sas-fl / clipcov: the (image) embedding column to select on, e.g. emb/proxy")
     c.add_argument("--text-embedding-column", default="", metavar="COLUMN", help="clipcov: the caption embedding column")
     c.add_argument("--latent-classes", type=int, default=0, metavar="K",
-                   help="sas / clipcov: k-means clusters standing in for labels (default 0: the server's)")
+                   help="sas / sas-fl / clipcov: k-means clusters standing in for labels (default 0: the server's)")
     c.add_argument("--probe-samples", type=int, default=10000, help="simclr: labelled examples the linear probe fits on")
     c.add_argument("--temperature", type=float, default=0.5, help="simclr: NT-Xent temperature (default 0.5)")
     c.add_argument("--templates", default="", metavar="T1|T2...",

@@ -211,13 +211,19 @@ def _minibatches(store, params: SelectionParams, model, history=None) -> _Result
                    num_forwarded=int(len(union)))
 
 
-def _sas(store, params: SelectionParams, model) -> _Result:
+def _sas(store, params: SelectionParams, model, objective: str = "reference") -> _Result:
     from host.sas import sas_select
 
+    # The reference objective is a ranking (CPU whatever params.backend says); sas-fl's facility
+    # location runs on the backend's greedy.
     r = sas_select(store.embeddings(params.embedding_column), params.fraction, labels=store.labels,
                    latent=params.latent_classes, seed=params.seed, backend=params.backend, option=params.embedding_column,
-                   consume=True)  # the column was read for this call only
+                   consume=True, objective=objective)  # the column was read for this call only
     return _Result(r.ids, np.ones(len(r.ids), np.float32), r.objective)
+
+
+def _sas_fl(store, params: SelectionParams, model) -> _Result:
+    return _sas(store, params, model, objective="facility-location")
 
 
 def _clipcov(store, params: SelectionParams, model) -> _Result:
@@ -244,5 +250,6 @@ STRATEGIES: dict[Strategy, Callable] = {
     Strategy.ADACORE: _adacore,
     Strategy.ADACORE_PA: _minibatches,
     Strategy.SAS: _sas,
+    Strategy.SAS_FL: _sas_fl,
     Strategy.CLIPCOV: _clipcov,
 }

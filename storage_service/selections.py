@@ -230,13 +230,13 @@ def resolve_options(strategy: Strategy, fraction: float, num_samples: int, *, ba
 def resolve_embedding_options(strategy: Strategy, store, *, embedding_column: str = "", text_embedding_column: str = "",
                               latent_classes: int = 0) -> dict:
     """SelectionParams' embedding fields for ``strategy``, checked against ``store`` (InvalidArgument
-    naming the field): sas needs ``embedding_column``; clipcov also ``text_embedding_column`` of the
+    naming the field): sas / sas-fl need ``embedding_column``; clipcov also ``text_embedding_column`` of the
     same width; ``latent_classes`` at most the data set's size. Other strategies: all unset."""
     if not spec(strategy).embeddings:
         for name, v in (("embedding_column", embedding_column), ("text_embedding_column", text_embedding_column),
                         ("latent_classes", latent_classes)):
             if v:
-                raise InvalidArgument(f"{name} is only for the embedding strategies (sas, clipcov), not {strategy.value!r}")
+                raise InvalidArgument(f"{name} is only for the embedding strategies (sas, sas-fl, clipcov), not {strategy.value!r}")
         return {}
     cols = store.columns
     n = len(store)

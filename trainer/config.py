@@ -40,7 +40,7 @@ class Objective(str, enum.Enum):
 
 
 #: Strategies a contrastive objective can stream (labels play no part in sas / clipcov).
-CONTRASTIVE_STRATEGIES = ("full", "random", "sas", "clipcov")
+CONTRASTIVE_STRATEGIES = ("full", "random", "sas", "sas-fl", "clipcov")
 
 
 def parse_servers(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -242,7 +242,7 @@ class TrainConfig:
         if self.strategy.value not in CONTRASTIVE_STRATEGIES:
             raise ConfigError(f"--strategy: {self.strategy.value} does not apply to --objective {self.objective.value}; "
                               f"choose one of {', '.join(CONTRASTIVE_STRATEGIES)}")
-        if self.strategy.value in ("sas", "clipcov") and not self.embedding_column:
+        if self.strategy.value in ("sas", "sas-fl", "clipcov") and not self.embedding_column:
             raise ConfigError(f"--embedding-column: --strategy {self.strategy.value} selects on an embedding column; name it")
         if self.strategy.value == "clipcov" and not self.text_embedding_column:
             raise ConfigError("--text-embedding-column: --strategy clipcov needs the caption embedding column")

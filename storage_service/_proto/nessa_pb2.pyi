@@ -22,6 +22,7 @@ class Strategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STRATEGY_PDD: _ClassVar[Strategy]
     STRATEGY_SAS: _ClassVar[Strategy]
     STRATEGY_CLIPCOV: _ClassVar[Strategy]
+    STRATEGY_SAS_FL: _ClassVar[Strategy]
 
 class Backend(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -71,6 +72,7 @@ STRATEGY_ADACORE_PA: Strategy
 STRATEGY_PDD: Strategy
 STRATEGY_SAS: Strategy
 STRATEGY_CLIPCOV: Strategy
+STRATEGY_SAS_FL: Strategy
 BACKEND_UNSPECIFIED: Backend
 BACKEND_CPU: Backend
 BACKEND_EMU: Backend
