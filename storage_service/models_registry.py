@@ -1,11 +1,9 @@
 """Models pushed by trainers: checked, kept on disk, and loaded for model-based selection.
 
-Accepted only as safetensors (never pickle): the blob must parse, name a known architecture
-(``host.models.Arch``), carry exactly the model's tensor names with matching shapes for every
-data set it is used with (plus, optionally, NeSSA's own ``nessa.`` tensors: the curvature
-estimate ``nessa.curvature.v1``, one float per class, that AdaCore selections use), use plain
-dtypes (floats F16, BF16, F32, F64 where the model has floats; integers where it has integers:
-float8 and other exotic types are refused), hold only finite values, and stay under a size cap.
+What makes a model file acceptable (safetensors only, never pickle; a known architecture; the
+model's exact tensor names, shapes and plain dtypes for the data sets it fits; finite values)
+is ``storage_service/_model_checks.py``; this module receives pushes, enforces the size cap,
+keeps the files and their records, retires old versions and finds the model to select with.
 
 A push is streamed to a temp file in the models folder while its sha256 is computed, then
 checked from that file (header by safetensors, values tensor by tensor in bounded slices), so
@@ -33,17 +31,17 @@ import fnmatch
 import hashlib
 import json
 import os
-import struct
 import threading
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-import numpy as np
-
 from storage_service._errors import (DataLoss, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, is_disk_full,
                                      shown)
+# check_state is re-exported: it was public here before the checks had their own module.
+from storage_service._model_checks import (SLICE_BYTES, check_header, check_state, check_values, known_arch, parse_blob,
+                                           read_header)
 
 __all__ = [
     "ModelRecord",
@@ -65,18 +63,6 @@ DEFAULT_KEEP_MODELS = 4
 #: Temp names of interrupted writes: ours (``.push-*.tmp``, ``*.tmp<pid>.<tid>``) and
 #: selection_file's (``.<name>.tmp<pid>``).
 _TEMP_PATTERNS = ("*.tmp", "*.tmp[0-9]*", ".push-*")
-#: Bytes read per slice when hashing or checking values (bounds the memory of a check).
-_SLICE_BYTES = 1 << 20
-#: Safetensors dtypes accepted where the model has floating-point tensors, with the unsigned
-#: view and the exponent mask that flags inf / nan (all exponent bits set).
-_FLOATS = {
-    "F16": (np.uint16, 0x7C00),
-    "BF16": (np.uint16, 0x7F80),
-    "F32": (np.uint32, 0x7F800000),
-    "F64": (np.uint64, 0x7FF0000000000000),
-}
-_INTS = ("I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "BOOL")
-_TORCH_FLOATS = ("float16", "bfloat16", "float32", "float64")
 
 
 @dataclass(frozen=True)
@@ -103,135 +89,6 @@ def remove_temp_files(directory: str | os.PathLike) -> list[str]:
             except FileNotFoundError:
                 pass
     return removed
-
-
-def _known_arch(arch: str) -> str:
-    from host.models import Arch
-
-    names = [a.value for a in Arch]
-    if arch not in names:
-        raise InvalidArgument(f"unknown model arch {shown(arch)}; known: {', '.join(names)}")
-    return arch
-
-
-def _parse(blob: bytes) -> dict:
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
-    try:
-        return load(blob)
-    except (SafetensorError, ValueError, RuntimeError, OverflowError) as exc:
-        raise InvalidArgument(f"model is not a valid safetensors blob: {exc}") from None
-
-
-def _expected_state(arch: str, sample_shape, num_classes: int) -> dict:
-    """Names, shapes and dtypes of the model's state, on torch's meta device (no memory: the
-    expected model of a 200 MiB push would otherwise cost 200 MiB)."""
-    import torch
-
-    from host.models import build_model
-
-    try:
-        with torch.device("meta"):
-            return build_model(arch, tuple(sample_shape), int(num_classes)).state_dict()
-    except ValueError as exc:
-        raise InvalidArgument(f"arch {arch!r} cannot model samples of shape {list(sample_shape)}: {exc}") from None
-
-
-def _aux_expected(num_classes: int) -> dict:
-    """NeSSA's own tensors a model file may carry beside the model's (name -> (shape, float?)):
-    the trainer's curvature estimate for AdaCore (host/curvature.py)."""
-    from host.curvature import CURVATURE_TENSOR
-
-    return {CURVATURE_TENSOR: ((int(num_classes),), True)}
-
-
-def _check_names(arch: str, expected: dict, got, num_classes: int) -> None:
-    from host.curvature import AUX_PREFIX
-
-    aux = _aux_expected(num_classes)
-    missing = sorted(set(expected) - set(got))
-    extra = sorted(n for n in set(got) - set(expected) if not (n.startswith(AUX_PREFIX) and n in aux))
-    if missing or extra:
-        raise InvalidArgument(f"{arch} state does not match: missing {missing[:5]}, unexpected {[shown(n) for n in extra[:5]]}")
-    for name in set(got) & set(aux):
-        shape = got[name]["shape"] if isinstance(got[name], dict) else list(got[name].shape)
-        if tuple(shape) != aux[name][0]:
-            raise InvalidArgument(f"tensor {name!r} has shape {list(shape)}, expected {list(aux[name][0])} (one value per class)")
-        dtype = got[name]["dtype"] if isinstance(got[name], dict) else str(got[name].dtype).removeprefix("torch.")
-        if dtype not in _FLOATS and dtype not in _TORCH_FLOATS:
-            raise InvalidArgument(f"tensor {name!r} has dtype {shown(dtype)}, expected a float")
-
-
-def check_state(arch: str, state: dict, sample_shape, num_classes: int) -> None:
-    """Raise InvalidArgument unless ``state`` (name -> tensor) loads into ``build_model(arch, ...)`` exactly."""
-    import torch
-
-    expected = _expected_state(arch, sample_shape, num_classes)
-    _check_names(arch, expected, state, num_classes)
-    for name, want in expected.items():
-        got = state[name]
-        if tuple(got.shape) != tuple(want.shape):
-            raise InvalidArgument(f"{arch} tensor {name!r} has shape {list(got.shape)}, expected {list(want.shape)}")
-        if got.dtype.is_floating_point != want.dtype.is_floating_point or (
-                got.dtype.is_floating_point and str(got.dtype).removeprefix("torch.") not in _TORCH_FLOATS):
-            raise InvalidArgument(f"{arch} tensor {name!r} has dtype {got.dtype}, expected {want.dtype} "
-                                  f"(floats: {', '.join(_TORCH_FLOATS)})")
-        if got.dtype.is_floating_point and not bool(torch.isfinite(got).all()):
-            raise InvalidArgument(f"{arch} tensor {name!r} holds non-finite values")
-
-
-def _check_header(arch: str, header: dict, sample_shape, num_classes: int) -> None:
-    """``check_state`` on a safetensors header (names, shapes, dtypes; values are checked apart)."""
-    expected = _expected_state(arch, sample_shape, num_classes)
-    _check_names(arch, expected, header, num_classes)
-    for name, want in expected.items():
-        dtype, shape = header[name]["dtype"], header[name]["shape"]
-        if tuple(shape) != tuple(want.shape):
-            raise InvalidArgument(f"{arch} tensor {name!r} has shape {list(shape)}, expected {list(want.shape)}")
-        allowed = tuple(_FLOATS) if want.dtype.is_floating_point else _INTS
-        if dtype not in allowed:
-            raise InvalidArgument(f"{arch} tensor {name!r} has dtype {shown(dtype)}, expected one of {', '.join(allowed)}")
-
-
-def _read_header(path: Path) -> tuple[dict, int]:
-    """The tensors of a safetensors file (name -> {dtype, shape, data_offsets}) and where its data starts.
-
-    safetensors itself validates the file first (header, offsets within the file, sizes).
-    """
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), "pt"):
-            pass
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(n))
-    except (SafetensorError, ValueError, RuntimeError, OverflowError, struct.error) as exc:
-        raise InvalidArgument(f"model is not a valid safetensors blob: {exc}") from None
-    header.pop("__metadata__", None)
-    return header, 8 + n
-
-
-def _check_values(path: Path, header: dict, data_start: int) -> None:
-    """InvalidArgument unless every floating-point tensor holds only finite values (read in slices)."""
-    with open(path, "rb") as f:
-        for name, t in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
-            if t["dtype"] not in _FLOATS:
-                continue
-            view, mask = _FLOATS[t["dtype"]]
-            item = np.dtype(view).itemsize
-            begin, end = t["data_offsets"]
-            f.seek(data_start + begin)
-            left = end - begin
-            while left > 0:
-                raw = f.read(min(left, _SLICE_BYTES - _SLICE_BYTES % item))
-                if not raw:
-                    raise InvalidArgument(f"model tensor {shown(name)} is truncated")
-                left -= len(raw)
-                bits = np.frombuffer(raw, dtype=view)
-                if np.any((bits & view(mask)) == view(mask)):
-                    raise InvalidArgument(f"tensor {shown(name)} holds non-finite values")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -322,7 +179,7 @@ class ModelRegistry:
         """
         if isinstance(version, bool) or not isinstance(version, int) or version <= 0:
             raise InvalidArgument(f"model version must be an integer > 0, got {version!r}")
-        _known_arch(arch)
+        known_arch(arch)
         self.check_size(size)
         if not self._pushes.acquire(blocking=False):
             raise ResourceExhausted(f"{self.max_pushes} model push(es) already in progress (the server's cap, "
@@ -352,9 +209,9 @@ class ModelRegistry:
                     return old
                 except DataLoss:
                     pass  # the stored copy went bad: these bytes replace it
-            header, data_start = _read_header(tmp)
+            header, data_start = read_header(tmp)
             fits = self._fits(arch, header, dataset)
-            _check_values(tmp, header, data_start)
+            check_values(tmp, header, data_start)
             rec = ModelRecord(arch, int(version), received, digest, fits)
             doc = json.dumps({"format_version": MODEL_FORMAT_VERSION, **asdict(rec)}).encode()
             with self._lock:
@@ -401,12 +258,12 @@ class ModelRegistry:
             if dataset not in known:
                 raise NotFound(f"data set {shown(dataset)} not found")
             shape, classes = known[dataset]
-            _check_header(arch, header, shape, classes)
+            check_header(arch, header, shape, classes)
             return [dataset]
         fits, reasons = [], []
         for name, (shape, classes) in sorted(known.items()):
             try:
-                _check_header(arch, header, shape, classes)
+                check_header(arch, header, shape, classes)
                 fits.append(name)
             except InvalidArgument as exc:
                 reasons.append(f"{name}: {exc}")
@@ -480,7 +337,7 @@ class ModelRegistry:
                 return
         h = hashlib.sha256()
         with open(path, "rb") as f:
-            while data := f.read(_SLICE_BYTES):
+            while data := f.read(SLICE_BYTES):
                 h.update(data)
         self._check_digest(rec, h.hexdigest())
         with self._lock:
@@ -500,7 +357,7 @@ class ModelRegistry:
         except FileNotFoundError:
             raise DataLoss(f"model v{rec.version}: its file is missing; push the model again") from None
         self._check_digest(rec, hashlib.sha256(blob).hexdigest())
-        return _parse(blob)
+        return parse_blob(blob)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
