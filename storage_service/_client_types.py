@@ -119,6 +119,9 @@ class SelectionInfo:
     num_batches: int = 0
     num_dropped: int = 0  # examples left out as learned
     num_forwarded: int = 0  # examples the server forwarded through the model for it
+    embedding_column: str = ""  # sas / sas-fl / clipcov: the (image) embedding column read
+    text_embedding_column: str = ""  # clipcov: the caption embedding column read
+    latent_classes: int = 0  # embedding strategies: k-means classes asked for (0: the labels)
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,9 @@ def _selection(m: pb.SelectionInfo) -> SelectionInfo:
         num_batches=m.num_batches,
         num_dropped=m.num_dropped,
         num_forwarded=m.num_forwarded,
+        embedding_column=m.embedding_column,
+        text_embedding_column=m.text_embedding_column,
+        latent_classes=m.latent_classes,
     )
 
 

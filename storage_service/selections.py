@@ -130,6 +130,10 @@ class SelectionRecord:
     min_keep: float = 0.0
     num_dropped: int = 0  # examples left out as learned
     num_forwarded: int = 0  # examples forwarded through the model (features computed)
+    # Embedding strategies (sas, sas-fl, clipcov): the columns read and the latent classes asked for.
+    embedding_column: str = ""
+    text_embedding_column: str = ""
+    latent_classes: int = 0
 
 
 #: The record's fields a selection file's summary stores (state and error are not persisted).
@@ -373,7 +377,9 @@ class SelectionManager:
                                   params.backend, "running", ordered=spec(params.strategy).minibatch,
                                   batch_size=params.batch_size, num_batches=params.num_batches, pool_size=params.pool_size,
                                   run=params.run, drop_threshold=params.drop_threshold, watch=params.watch,
-                                  min_keep=params.min_keep)
+                                  min_keep=params.min_keep, embedding_column=params.embedding_column,
+                                  text_embedding_column=params.text_embedding_column,
+                                  latent_classes=params.latent_classes)
             self._records[sel_id] = rec
             self._touch(sel_id)
             self._futures[sel_id] = self._pool.submit(self._run, rec, params, store, load_model)

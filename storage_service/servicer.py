@@ -159,6 +159,9 @@ def _selection_pb(r: SelectionRecord) -> pb.SelectionInfo:
         num_batches=r.num_batches if r.ordered else 0,
         num_dropped=r.num_dropped,
         num_forwarded=r.num_forwarded,
+        embedding_column=r.embedding_column,
+        text_embedding_column=r.text_embedding_column,
+        latent_classes=r.latent_classes,
     )
 
 

@@ -244,7 +244,7 @@ class GetSelectionRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class SelectionInfo(_message.Message):
-    __slots__ = ("id", "dataset", "strategy", "fraction", "seed", "model_version", "backend", "state", "num_selected", "class_counts", "objective", "seconds", "error", "batch_size", "num_batches", "num_dropped", "num_forwarded")
+    __slots__ = ("id", "dataset", "strategy", "fraction", "seed", "model_version", "backend", "state", "num_selected", "class_counts", "objective", "seconds", "error", "batch_size", "num_batches", "num_dropped", "num_forwarded", "embedding_column", "text_embedding_column", "latent_classes")
     ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
@@ -262,6 +262,9 @@ class SelectionInfo(_message.Message):
     NUM_BATCHES_FIELD_NUMBER: _ClassVar[int]
     NUM_DROPPED_FIELD_NUMBER: _ClassVar[int]
     NUM_FORWARDED_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    TEXT_EMBEDDING_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    LATENT_CLASSES_FIELD_NUMBER: _ClassVar[int]
     id: str
     dataset: str
     strategy: Strategy
@@ -279,7 +282,10 @@ class SelectionInfo(_message.Message):
     num_batches: int
     num_dropped: int
     num_forwarded: int
-    def __init__(self, id: _Optional[str] = ..., dataset: _Optional[str] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., fraction: _Optional[float] = ..., seed: _Optional[int] = ..., model_version: _Optional[int] = ..., backend: _Optional[_Union[Backend, str]] = ..., state: _Optional[_Union[SelectionState, str]] = ..., num_selected: _Optional[int] = ..., class_counts: _Optional[_Iterable[int]] = ..., objective: _Optional[float] = ..., seconds: _Optional[float] = ..., error: _Optional[str] = ..., batch_size: _Optional[int] = ..., num_batches: _Optional[int] = ..., num_dropped: _Optional[int] = ..., num_forwarded: _Optional[int] = ...) -> None: ...
+    embedding_column: str
+    text_embedding_column: str
+    latent_classes: int
+    def __init__(self, id: _Optional[str] = ..., dataset: _Optional[str] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., fraction: _Optional[float] = ..., seed: _Optional[int] = ..., model_version: _Optional[int] = ..., backend: _Optional[_Union[Backend, str]] = ..., state: _Optional[_Union[SelectionState, str]] = ..., num_selected: _Optional[int] = ..., class_counts: _Optional[_Iterable[int]] = ..., objective: _Optional[float] = ..., seconds: _Optional[float] = ..., error: _Optional[str] = ..., batch_size: _Optional[int] = ..., num_batches: _Optional[int] = ..., num_dropped: _Optional[int] = ..., num_forwarded: _Optional[int] = ..., embedding_column: _Optional[str] = ..., text_embedding_column: _Optional[str] = ..., latent_classes: _Optional[int] = ...) -> None: ...
 
 class StreamSamplesRequest(_message.Message):
     __slots__ = ("dataset", "selection", "fraction", "epoch", "seed", "rank", "world_size", "start_offset", "batch_bytes", "columns")

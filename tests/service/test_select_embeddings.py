@@ -44,6 +44,9 @@ def test_sas_and_clipcov_select_per_class(tmp_path):
         assert np.array_equal(np.sort(ids), ref.ids)
         km = c.select("d", "sas", 0.1, embedding_column="emb/proxy", latent_classes=4, seed=2)
         assert km.id != sas.id  # latent_classes is part of the content-addressed id
+        # GetSelection says what the selection read
+        got = c.get_selection(km.id)
+        assert (got.embedding_column, got.text_embedding_column, got.latent_classes) == ("emb/proxy", "", 4)
         again = c.select("d", "sas", 0.1, embedding_column="emb/proxy", seed=2)
         assert again.id == sas.id
         # sas-fl: facility location per pool on the backend's greedy (the emulated kernels here)
@@ -56,6 +59,11 @@ def test_sas_and_clipcov_select_per_class(tmp_path):
         assert cc.state == "done" and len(np.unique(ids)) == len(ids) == 3 * class_budget(80, 0.1)
         # the global greedy splits the class-balanced total over classes by score; the counts say how
         assert list(cc.class_counts) == np.bincount(y[ids], minlength=3).tolist()
+        assert (cc.embedding_column, cc.text_embedding_column) == ("emb/proxy", "emb/text")
+    # ... and still after a restart (read back from the selection files' summaries)
+    with running(root) as (server, port), _client(port) as c:
+        again = c.get_selection(km.id)
+        assert (again.state, again.embedding_column, again.latent_classes) == ("done", "emb/proxy", 4)
 
 
 @pytest.mark.parametrize("kw, field", [
