@@ -2,10 +2,11 @@
 
     python bench/contrastive_study.py [--part simclr,clip] [--seeds 2] [--epochs 4] [--train-size 10000]
                                       [--sas-fractions 0.6,0.8] [--clip-fractions 0.05,0.1,0.3]
-                                      [--write BENCHMARKS.md]
+                                      [--simclr-arms random,sas,sas-fl] [--clip-arms random,clip-score,clipcov]
+                                      [--eval test|val] [--mismatch 0.1] [--write BENCHMARKS.md]
 
-(a) SimCLR (``simclr_cnn``, NT-Xent, two augmented views): ``full``, ``random@F`` and ``sas@F``
-    for F in ``--sas-fractions``; linear-probe accuracy (logistic regression on frozen features of
+(a) SimCLR (``simclr_cnn``, NT-Xent, two augmented views): ``full``, ``random@F``, ``sas@F`` (the
+    reference's ranking) and ``sas-fl@F`` (facility location per pool) for F in ``--sas-fractions``; linear-probe accuracy (logistic regression on frozen features of
     the whole training sample, accuracy on the 10,000-image test split). SAS selects on
     ``emb/proxy``: the embeddings of a short SimCLR run on the full training sample (the proxy;
     its training, embedding and the selections are timed and reported).
@@ -14,7 +15,14 @@
     mismatched captions): ``full``, ``random@F``, ``clip-score@F`` (the pairs with the highest
     own image–text similarity under the proxy CLIP model) and ``clipcov@F`` (selected by the
     service on ``emb/image`` + ``emb/text`` of the proxy); zero-shot accuracy on the test split
-    from the caption templates.
+    from the caption templates. ``oracle-clean@F`` (ask for it in ``--clip-arms``) is a uniform
+    subset of the pairs whose captions are *not* mismatched (ground truth no selector has): the
+    most that filtering noise alone can give at this noise share (``--mismatch``).
+
+``--eval val`` scores every run on a validation split instead of the test split: 5,000
+Fashion-MNIST training images outside the training sample (seeded), for choosing settings
+without looking at the test split (the selection protocol's rule); records carry their split
+and the tables keep them apart.
 
 Every arm of a seed trains the same number of optimizer steps (full data's ``--epochs``:
 step-matched), from the same initialisation and augmentation draws (paired seeds); ``random``
@@ -59,6 +67,12 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--sas-fractions", default="0.6,0.8")
     p.add_argument("--clip-fractions", default="0.05,0.1,0.3")
+    p.add_argument("--simclr-arms", default="random,sas,sas-fl", help="(a)'s subset arms, comma-separated")
+    p.add_argument("--clip-arms", default="random,clip-score,clipcov",
+                   help="(b)'s subset arms, comma-separated (also: oracle-clean)")
+    p.add_argument("--eval", choices=["test", "val"], default="test",
+                   help="score on the test split, or on 5,000 held-out training images (validation)")
+    p.add_argument("--mismatch", type=float, default=0.10, help="share of mismatched synthetic captions")
     p.add_argument("--latent-classes", type=int, default=10)
     p.add_argument("--simclr-lr", type=float, default=3e-3)
     p.add_argument("--temperature", type=float, default=0.2, help="NT-Xent temperature")
@@ -82,7 +96,13 @@ def _prepare(args) -> dict:
     root = args.work / "store"
     train_dir, test_dir = root / "fm" / "train", root / "fm" / "test"
     names = list(FASHION_MNIST_CLASSES)
-    if not (test_dir / "manifest.json").exists():
+    prepared = root / "prepared.json"  # what the stores were built with (older work dirs: none)
+    if prepared.exists() and json.loads(prepared.read_text())["mismatch"] != args.mismatch:
+        raise SystemExit(f"{args.work} was prepared with --mismatch {json.loads(prepared.read_text())['mismatch']}; "
+                         "use another --work for another share")
+    if not prepared.exists():
+        for old in args.work.glob("proxy_*.json"):  # their embedding columns go with the old store
+            old.unlink()
         data, looked = find_fashion_mnist(None)
         if data is None:
             raise SystemExit(f"Fashion-MNIST not found (looked in {', '.join(looked)})")
@@ -92,13 +112,17 @@ def _prepare(args) -> dict:
         per = args.train_size // len(names)
         keep = np.sort(np.concatenate([rng.choice(np.flatnonzero(y == c), per, replace=False) for c in range(len(names))]))
         write_store(train_dir, x[keep], y[keep], name="fm/train", class_names=names, overwrite=True)
-        texts, wrong = captions_for(y[keep], seed=12345, images=x[keep], return_mismatched=True)
+        rest = np.setdiff1d(np.arange(len(y)), keep)
+        val = np.sort(np.random.default_rng(54321).choice(rest, 5000, replace=False))
+        write_store(root / "fm" / "val", x[val], y[val], name="fm/val", class_names=names, overwrite=True)
+        texts, wrong = captions_for(y[keep], seed=12345, images=x[keep], return_mismatched=True, mismatch=args.mismatch)
         write_text_column(train_dir, texts)
         np.save(root / "mismatched.npy", wrong)
         write_store(test_dir, tx, ty, name="fm/test", class_names=names, overwrite=True)
-    train, test = Store(train_dir), Store(test_dir)
+        prepared.write_text(json.dumps({"mismatch": args.mismatch, "train_size": args.train_size}))
+    train, test = Store(train_dir), Store(root / "fm" / args.eval)
     x, y = train.take(np.arange(len(train)))
-    tx, ty = test.take(np.arange(len(test)))
+    tx, ty = test.take(np.arange(len(test)))  # the split runs are scored on (--eval)
     return {"root": root, "train_dir": train_dir, "x": x, "y": y, "tx": tx, "ty": ty, "names": names,
             "texts": train.texts(), "shape": tuple(x.shape[1:]), "wrong": np.load(root / "mismatched.npy")}
 
@@ -145,7 +169,7 @@ def _ids_of(client, dataset: str, selection: str) -> np.ndarray:
     return np.sort(np.concatenate(ids)).astype(np.int64)
 
 
-def _select(client, args, arm: str, fraction: float, seed: int, n: int, score) -> tuple[np.ndarray, float]:
+def _select(client, args, arm: str, fraction: float, seed: int, n: int, score, wrong) -> tuple[np.ndarray, float]:
     """-> (sorted ids of the arm's subset, storage-side seconds)."""
     if arm == "full":
         return np.arange(n), 0.0
@@ -154,7 +178,10 @@ def _select(client, args, arm: str, fraction: float, seed: int, n: int, score) -
         return np.sort(np.random.default_rng([seed, 77]).choice(n, k, replace=False)), 0.0
     if arm == "clip-score":
         return np.sort(np.argsort(-np.asarray(score), kind="stable")[:k]), 0.0
-    options = {"embedding_column": "emb/proxy" if arm == "sas" else "emb/image",
+    if arm == "oracle-clean":
+        clean = np.flatnonzero(~wrong)
+        return np.sort(np.random.default_rng([seed, 77]).choice(clean, k, replace=False)), 0.0
+    options = {"embedding_column": "emb/proxy" if arm in ("sas", "sas-fl") else "emb/image",
                "latent_classes": args.latent_classes}
     if arm == "clipcov":
         options["text_embedding_column"] = "emb/text"
@@ -195,11 +222,11 @@ def _plan(args) -> list[tuple[str, str, float]]:
     if "simclr" in parts:
         plan.append(("simclr", "full", 1.0))
         for f in (float(v) for v in args.sas_fractions.split(",")):
-            plan += [("simclr", "random", f), ("simclr", "sas", f)]
+            plan += [("simclr", arm, f) for arm in args.simclr_arms.split(",") if arm]
     if "clip" in parts:
         plan.append(("clip", "full", 1.0))
         for f in (float(v) for v in args.clip_fractions.split(",")):
-            plan += [("clip", "random", f), ("clip", "clip-score", f), ("clip", "clipcov", f)]
+            plan += [("clip", arm, f) for arm in args.clip_arms.split(",") if arm]
     return plan
 
 
@@ -221,14 +248,15 @@ def main(argv=None) -> int:
         d = _prepare(args)
         plan = _plan(args)
         proxies = {k: _proxy(args, d, k) for k in {kind for kind, _, _ in plan}}
-        have = {(r["kind"], r["arm"], r["fraction"], r["seed"]) for r in done}
+        have = {(r["kind"], r["arm"], r["fraction"], r["seed"], r.get("eval", "test")) for r in done}
         with serve_local(d["root"]) as target, StorageClient(target) as client:
             for seed in range(args.seeds):
                 for kind, arm, f in plan:
-                    if (kind, arm, f, seed) in have:
+                    if (kind, arm, f, seed, args.eval) in have:
                         continue
-                    ids, storage_s = _select(client, args, arm, f, seed, len(d["y"]), proxies[kind].get("score"))
+                    ids, storage_s = _select(client, args, arm, f, seed, len(d["y"]), proxies[kind].get("score"), d["wrong"])
                     rec = {"kind": kind, "arm": arm, "fraction": f, "seed": seed, "num_selected": int(len(ids)),
+                           "eval": args.eval, "mismatch": args.mismatch,
                            "mismatched": float(d["wrong"][ids].mean()),
                            "storage_s": storage_s, **_train_eval(args, d, kind, ids, seed)}
                     print(json.dumps(rec), flush=True)
@@ -245,7 +273,8 @@ def main(argv=None) -> int:
 def _report(args, runs: list[dict]) -> str:
     by = defaultdict(dict)
     for r in runs:
-        by[(r["kind"], r["arm"], r["fraction"])][r["seed"]] = r
+        if r.get("eval", "test") == args.eval:  # one split per table
+            by[(r["kind"], r["arm"], r["fraction"])][r["seed"]] = r
     cmds = args.work / "commands.txt"
     shown = cmds.read_text().splitlines() if cmds.exists() else []
     lines = [SECTION, "", "Commands (each run appended to WORK/results.jsonl; the table is over all of them):", ""]
@@ -254,7 +283,8 @@ def _report(args, runs: list[dict]) -> str:
         arms = sorted((k for k in by if k[0] == kind), key=lambda k: (-k[2], k[1]))
         if not arms:
             continue
-        lines += [f"**{kind}** ({metric}, %, mean ± 95 % CI over paired seeds; Δ = paired difference)", "",
+        split = "test split" if args.eval == "test" else "validation split"
+        lines += [f"**{kind}** ({metric} on the {split}, %, mean ± 95 % CI over paired seeds; Δ = paired difference)", "",
                   "| arm | fraction | seeds | accuracy | Δ vs random | Δ vs full | trainer CPU s | storage s | mismatched captions kept |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         full = {s: r["acc"] for s, r in by.get((kind, "full", 1.0), {}).items()}

@@ -101,6 +101,7 @@ p.add_argument('--noweights',action='store_true')
 p.add_argument('--thr',type=float,default=0.0)       # ss drop: loss threshold (0 = off)
 p.add_argument('--win',type=int,default=2)           # ss drop: consecutive low-loss observations
 p.add_argument('--out',default='bench/out/selection_study.jsonl'); p.add_argument('--tag',default='')
+p.add_argument('--evals',type=int,default=0)          # also score K times during the run (a curve for time to accuracy)
 a=p.parse_args()
 B=128
 X,y,Xt,yt=load()
@@ -187,8 +188,17 @@ G={'random':lambda:gen_stream(ep_random),'craig':lambda:gen_stream(ep_craig),'pa
    'maxloss':gen_maxloss,'lossprop':gen_lossprop,'trim':gen_trim,'strat':gen_strat,'full':gen_full}[a.arm]()
 warm=gen_stream(ep_random) if a.ws>0 else None
 nws=int(round(a.ws*S))
-t0=time.perf_counter(); model.train()
+def score():
+    model.eval()
+    with torch.inference_mode():
+        acc=float(np.mean(np.concatenate([model(Xe[b:b+2000]).argmax(1).numpy() for b in range(0,len(Xe),2000)])==ye))
+    model.train(); return acc
+marks={int(round(S*(k+1)/a.evals)) for k in range(a.evals)} if a.evals>0 else set()
+curve=[]; eval_s=0.0
+t0=time.perf_counter(); c0=time.process_time(); model.train()
 for s in range(S):
+    if s in marks:  # the curve's points: (steps done, trainer CPU s so far without evaluation, accuracy)
+        e0=time.process_time(); curve.append((s,round(time.process_time()-c0-eval_s,2),score())); eval_s+=time.process_time()-e0
     for gr in opt.param_groups: gr['lr']=lr_at(s)
     idx,w=next(warm) if s<nws else next(G)
     if a.noweights: w=np.ones_like(w)
@@ -196,10 +206,10 @@ for s in range(S):
     if a.thr>0 and a.arm=='random': observe(idx,l.detach().numpy())
     loss=(torch.as_tensor(w)*l).mean(); opt.zero_grad(); loss.backward(); opt.step()
 train_s=time.perf_counter()-t0
-model.eval()
-with torch.inference_mode():
-    acc=float(np.mean(np.concatenate([model(Xe[b:b+2000]).argmax(1).numpy() for b in range(0,len(Xe),2000)])==ye))
-r=dict(vars(a),steps=S,acc=acc,fwd_per_step=fwd_count/S,train_s=round(train_s,1),dropped=int((~alive[tr]).sum()))
+train_cpu=time.process_time()-c0-eval_s
+acc=score(); curve.append((S,round(train_cpu,2),acc))
+r=dict(vars(a),steps=S,acc=acc,fwd_per_step=fwd_count/S,train_s=round(train_s,1),train_cpu_s=round(train_cpu,2),
+       dropped=int((~alive[tr]).sum()),curve=curve if a.evals>0 else [])
 print(json.dumps(r))
 Path(a.out).parent.mkdir(parents=True, exist_ok=True)
 open(a.out,'a').write(json.dumps(r)+'\n')
