@@ -20,7 +20,7 @@ import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -30,7 +30,7 @@ from storage_service._errors import DataLoss
 from storage_service.manifest import MANIFEST_NAME, ColumnFile, Manifest, ManifestError
 
 __all__ = ["ColumnKind", "ColumnInfo", "ColumnError", "ColumnDataLoss", "TEXT_COLUMN", "DEFAULT_MAX_BYTES", "EMBEDDING_DTYPES",
-           "check_column_name", "write_embedding_column", "write_text_column", "ColumnReader", "COLUMN_FILE_RE"]
+           "check_column_name", "write_embedding_column", "write_embedding_chunks", "write_text_column", "ColumnReader", "COLUMN_FILE_RE"]
 
 TEXT_COLUMN = "text"
 DEFAULT_MAX_BYTES = 1024
@@ -79,35 +79,73 @@ def check_column_name(name: str) -> ColumnKind:
 
 
 # -- writing --------------------------------------------------------------------------------
-def _embedding_table(name: str, values, dtype: str, n: int) -> tuple[pa.Table, int]:
-    if dtype not in EMBEDDING_DTYPES:
-        raise ColumnError(f"column {name!r}: dtype {dtype!r} not supported (one of {list(EMBEDDING_DTYPES)})")
+def _embedding_chunk(name: str, chunk, dtype: str, lo: int) -> np.ndarray:
+    """Rows ``[lo, lo + len(chunk))`` checked and cast to ``dtype`` (ColumnError naming the row)."""
     try:
-        arr = np.asarray(values)
+        arr = np.asarray(chunk)
     except (TypeError, ValueError) as exc:
         raise ColumnError(f"column {name!r}: values are not a numeric array: {exc}") from None
     if arr.ndim != 2 or arr.shape[1] < 1:
         raise ColumnError(f"column {name!r}: values must be 2-D (rows, dim) with dim >= 1, got shape {list(arr.shape)}")
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise ColumnError(f"column {name!r}: values must be numeric, got {arr.dtype}")
+    bad = ~np.isfinite(arr) if np.issubdtype(arr.dtype, np.floating) else None
+    if bad is not None and bad.any():
+        r = lo + int(np.flatnonzero(bad.any(axis=1))[0])
+        raise ColumnError(f"column {name!r}: row {r} holds NaN or inf ({int(bad.any(axis=1).sum())}+ such rows)")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = arr.astype(np.dtype(dtype))
+    if not np.isfinite(out).all():
+        r = lo + int(np.flatnonzero(~np.isfinite(out).any(axis=1))[0])
+        raise ColumnError(f"column {name!r}: row {r} overflows {dtype} (values beyond its range)")
+    return out
+
+
+def _embedding_batches(name: str, chunks: Iterable, dtype: str, n: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """(schema, record batches) for embedding rows given as ``chunks`` (2-D arrays, in row order):
+    at most ``_BATCH_ROWS`` rows are converted at a time, whatever the column's size. Each slice is
+    checked as it is written (width, NaN/inf, overflow, too many rows); the row count at the end. A
+    failure raises from the batch iterator, and the caller's temporary file is removed."""
+    if dtype not in EMBEDDING_DTYPES:
+        raise ColumnError(f"column {name!r}: dtype {dtype!r} not supported (one of {list(EMBEDDING_DTYPES)})")
+    slices = (c[lo:lo + _BATCH_ROWS] for c in chunks for lo in range(0, len(c), _BATCH_ROWS))
+    first = next(slices, None)
+    if first is None:
+        raise ColumnError(f"column {name!r}: 0 rows, the data set has {n} (missing or extra rows)")
+    first = _embedding_chunk(name, first, dtype, 0)
+    dim = int(first.shape[1])
+    item = pa.from_numpy_dtype(np.dtype(dtype))
+    schema = pa.schema([pa.field("value", pa.list_(item, dim))])
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        done, arr = 0, first
+        while arr is not None:
+            if arr.shape[1] != dim:
+                raise ColumnError(f"column {name!r}: rows from {done} have width {arr.shape[1]}, the rows before {dim}")
+            if done + len(arr) > n:
+                raise ColumnError(f"column {name!r}: more than {n} rows, the data set has {n} (missing or extra rows)")
+            flat = pa.array(np.ascontiguousarray(arr).reshape(-1), type=item)
+            yield pa.RecordBatch.from_arrays([pa.FixedSizeListArray.from_arrays(flat, dim)], schema=schema)
+            done += len(arr)
+            nxt = next(slices, None)
+            arr = None if nxt is None else _embedding_chunk(name, nxt, dtype, done)
+        if done != n:
+            raise ColumnError(f"column {name!r}: {done} rows, the data set has {n} (missing or extra rows)")
+
+    return schema, batches()
+
+
+def _embedding_array(name: str, values, n: int) -> np.ndarray:
+    """An in-memory column's values, its shape checked before anything is written."""
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise ColumnError(f"column {name!r}: values are not a numeric array: {exc}") from None
+    if arr.ndim != 2 or arr.shape[1] < 1:
+        raise ColumnError(f"column {name!r}: values must be 2-D (rows, dim) with dim >= 1, got shape {list(arr.shape)}")
     if arr.shape[0] != n:
         raise ColumnError(f"column {name!r}: {arr.shape[0]} rows, the data set has {n} (missing or extra rows)")
-    dim = int(arr.shape[1])
-    out = np.empty(arr.shape, dtype=np.dtype(dtype))
-    for lo in range(0, n, _BATCH_ROWS):  # chunked: no full float64 temporary
-        chunk = arr[lo : lo + _BATCH_ROWS]
-        bad = ~np.isfinite(chunk) if np.issubdtype(chunk.dtype, np.floating) else None
-        if bad is not None and bad.any():
-            r = lo + int(np.flatnonzero(bad.any(axis=1))[0])
-            raise ColumnError(f"column {name!r}: row {r} holds NaN or inf ({int(bad.any(axis=1).sum())}+ such rows)")
-        with np.errstate(over="ignore", invalid="ignore"):
-            out[lo : lo + _BATCH_ROWS] = chunk
-        if not np.isfinite(out[lo : lo + _BATCH_ROWS]).all():
-            r = lo + int(np.flatnonzero(~np.isfinite(out[lo : lo + _BATCH_ROWS]).any(axis=1))[0])
-            raise ColumnError(f"column {name!r}: row {r} overflows {dtype} (values beyond its range)")
-    flat = pa.array(out.reshape(-1), type=pa.from_numpy_dtype(out.dtype))
-    col = pa.FixedSizeListArray.from_arrays(flat, dim)
-    return pa.table({"value": col}), dim
+    return arr
 
 
 def _text_table(texts: Sequence, max_bytes: int, n: int) -> pa.Table:
@@ -151,13 +189,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_file(store: Path, name: str, table: pa.Table) -> tuple[str, str]:
-    """Write ``table`` under a temporary name, fsync, hash, rename to its final name; (file, sha256)."""
+def _write_file(store: Path, name: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> tuple[str, str]:
+    """Write ``batches`` under a temporary name, fsync, hash, rename to its final name; (file, sha256).
+    An error from ``batches`` (a bad row found while streaming) removes the temporary file."""
     slug = name.replace("/", "-")
     tmp = store / f"column-{slug}.arrow.tmp{os.getpid()}"
     try:
-        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as w:
-            for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
+        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, schema) as w:
+            for batch in batches:
                 w.write_batch(batch)
         digest = hashlib.sha256()
         with open(tmp, "rb+") as fh:
@@ -206,8 +245,8 @@ def _add_column(store_dir, name: str, kind: ColumnKind, build, *, dtype: str, ma
         old = next((c for c in manifest.columns if c.name == name), None)
         if old is not None and not overwrite:
             raise ColumnError(f"column {name!r} exists in {str(store)!r} (pass overwrite=True / --overwrite to replace it)")
-        table, dim = build(manifest.num_samples)
-        file, sha = _write_file(store, name, table)
+        schema, batches, dim = build(manifest.num_samples)
+        file, sha = _write_file(store, name, schema, batches)
         entry = ColumnFile(name, kind.value, dtype, dim, max_bytes, source, file, sha)
         cols = [c for c in manifest.columns if c.name != name] + [entry]
         try:
@@ -229,17 +268,36 @@ def write_embedding_column(store_dir, name: str, values, *, dtype: str = "float1
     is (num_samples, dim), row i for sample id i. Atomic; ColumnError on bad input, nothing written.
     ``lock=False`` only where the caller already holds the store folder's ``flock`` (an ingest
     writing into its locked temporary: a second flock of this process would wait for itself)."""
+    return write_embedding_chunks(store_dir, name, lambda n: [_embedding_array(name, values, n)], dtype=dtype,
+                                  source=source, overwrite=overwrite, lock=lock)
+
+
+def write_embedding_chunks(store_dir, name: str, chunks: Callable[[int], Iterable], *, dtype: str = "float16",
+                           source: str = "", overwrite: bool = False, lock: bool = True) -> ColumnInfo:
+    """``write_embedding_column`` for a column too large to hold in memory: ``chunks(n)`` returns
+    the rows as 2-D arrays in row order (e.g. memory-mapped chunk files), n rows in all; they are
+    streamed into the column file a slice at a time. Same checks and atomicity: a bad chunk,
+    a width change or a wrong row count raises ColumnError and leaves the store as it was."""
     if check_column_name(name) is not ColumnKind.EMBEDDING:
         raise ColumnError(f"column {name!r}: an embedding column's name must be 'emb/<name>'")
-    return _add_column(store_dir, name, ColumnKind.EMBEDDING, lambda n: _embedding_table(name, values, dtype, n),
-                       dtype=dtype, max_bytes=0, source=source, overwrite=overwrite, lock=lock)
+
+    def build(n: int):
+        schema, batches = _embedding_batches(name, chunks(n), dtype, n)
+        return schema, batches, schema.field("value").type.list_size
+
+    return _add_column(store_dir, name, ColumnKind.EMBEDDING, build, dtype=dtype, max_bytes=0, source=source,
+                       overwrite=overwrite, lock=lock)
 
 
 def write_text_column(store_dir, texts: Sequence, *, max_bytes: int = DEFAULT_MAX_BYTES, source: str = "ingest",
                       overwrite: bool = False, lock: bool = True) -> ColumnInfo:
     """Add (or replace) the caption column ``text``: one str (or UTF-8 bytes) per sample, id order."""
-    return _add_column(store_dir, TEXT_COLUMN, ColumnKind.TEXT, lambda n: (_text_table(texts, max_bytes, n), 0),
-                       dtype="", max_bytes=max_bytes, source=source, overwrite=overwrite, lock=lock)
+    def build(n: int):
+        table = _text_table(texts, max_bytes, n)
+        return table.schema, table.to_batches(max_chunksize=_BATCH_ROWS), 0
+
+    return _add_column(store_dir, TEXT_COLUMN, ColumnKind.TEXT, build, dtype="", max_bytes=max_bytes, source=source,
+                       overwrite=overwrite, lock=lock)
 
 
 # -- reading --------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 ``run_embedding(store, dataset, column, model, opts, job_dir)`` embeds every row of ``store``
 with ``model`` (``host.embedding``: the image tower over the samples, or the text tower over
 the data set's ``text`` column) in chunks of ``opts.chunk_rows`` rows and writes the column at
-the end with ``storage_service.columns.write_embedding_column`` (atomic: a reader sees the old
+the end with ``storage_service.columns.write_embedding_chunks`` (atomic: a reader sees the old
 column or the new one, never a half-written one).
 
 Finished chunks are kept in a hidden job folder under the store root's state folder,
@@ -182,7 +182,7 @@ def run_embedding(store, dataset: str, model, opts: EmbedOptions, folder: Path, 
     """Embed every row of ``store`` into column ``opts.column`` (resuming from ``folder``);
     returns the written ``ColumnInfo``. ``status`` (if given) is updated as chunks finish."""
     from host.embedding import embed_images, embed_texts
-    from storage_service.columns import write_embedding_column
+    from storage_service.columns import write_embedding_chunks
 
     lock = lock or threading.Lock()
     status = status or EmbedStatus(dataset, opts.column, tower=opts.tower.value)
@@ -211,13 +211,14 @@ def run_embedding(store, dataset: str, model, opts: EmbedOptions, folder: Path, 
             status.rows_done, status.dim = hi, int(out.shape[1])
             status.seconds += time.monotonic() - t0
         t0 = time.monotonic()
-    values = np.concatenate([np.load(folder / f"chunk-{k:06d}.npy") for k in range(nchunks)]) if nchunks else \
-        np.zeros((0, 0), np.float32)
-    info = write_embedding_column(store.path, opts.column, values, dtype=opts.dtype, source=source,
-                                  overwrite=opts.overwrite)
+    # The chunk files stream into the column one slice at a time (memory-mapped): a column of
+    # any size is written in the memory of one chunk, not of the whole column.
+    info = write_embedding_chunks(store.path, opts.column,
+                                  lambda _n: (np.load(folder / f"chunk-{k:06d}.npy", mmap_mode="r") for k in range(nchunks)),
+                                  dtype=opts.dtype, source=source, overwrite=opts.overwrite)
     shutil.rmtree(folder, ignore_errors=True)  # the column is written; the chunks are spent
     with lock:
-        status.dim, status.state = int(values.shape[1]) if values.ndim == 2 else 0, "done"
+        status.dim, status.state = int(info.dim), "done"
     return info
 
 

@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from storage_service.columns import ColumnError, ColumnInfo, ColumnKind, write_embedding_column, write_text_column
+from storage_service.columns import (ColumnError, ColumnInfo, ColumnKind, write_embedding_chunks, write_embedding_column,
+                                     write_text_column)
 from storage_service.ingest import write_store
 from storage_service.manifest import Manifest
 from storage_service.store import Store, verify_store
@@ -83,6 +84,41 @@ def test_embedding_validation(store_dir, values, match):
         write_embedding_column(store_dir, "emb/x", values)
     assert "emb/x" in str(exc.value) and isinstance(exc.value, ValueError)
     assert sorted(os.listdir(store_dir)) == before  # nothing half-written
+
+
+def test_chunked_write_streams_the_same_column(store_dir, monkeypatch):
+    import storage_service.columns as columns
+
+    monkeypatch.setattr(columns, "_BATCH_ROWS", 64)  # several slices per chunk and across chunks
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(300, 5)).astype(np.float32)
+    seen = []
+
+    def chunks(n):
+        assert n == 300
+        for lo in range(0, n, 70):  # chunks that do not line up with the slices
+            seen.append(lo)
+            yield values[lo:lo + 70]
+
+    info = write_embedding_chunks(store_dir, "emb/c", chunks, dtype="float32")
+    assert info.dim == 5 and seen == [0, 70, 140, 210, 280]
+    np.testing.assert_array_equal(Store(store_dir).embeddings("emb/c"), values)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda v: [v[:100], np.r_[v[100:199], [[0, np.nan, 0, 0, 0]]], v[200:]], "row 199 holds NaN"),
+    (lambda v: [v[:100], v[100:, :4]], "rows from 100 have width 4"),
+    (lambda v: [v[:100], v[100:299]], "299 rows, the data set has 300"),
+    (lambda v: [v, v[:1]], "more than 300 rows"),
+    (lambda v: [], "0 rows"),
+])
+def test_chunked_write_fails_whole_on_a_bad_chunk(store_dir, make, match):
+    values = np.zeros((300, 5), np.float32)
+    before = sorted(os.listdir(store_dir))
+    with pytest.raises(ColumnError, match=match):
+        write_embedding_chunks(store_dir, "emb/c", lambda n: make(values), dtype="float32")
+    assert sorted(os.listdir(store_dir)) == before  # the temporary file is gone, the manifest untouched
+    assert "emb/c" not in Store(store_dir).columns
 
 
 @pytest.mark.parametrize("name", ["emb/", "emb/A", "image", "emb/a/b", "", "text"])
