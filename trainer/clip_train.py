@@ -11,7 +11,6 @@ model's learnable ``logit_scale`` (clamped at ln 100).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -23,7 +22,7 @@ from host.contrastive_models import ClipCNN
 from host.models import build_model, to_input
 
 from .augment import AugmentConfig, Augmenter
-from .contrastive import BatchFn
+from ._step_loop import BatchFn, run_steps
 
 __all__ = ["ClipConfig", "info_nce", "train_clip", "stream_batches"]
 
@@ -68,35 +67,19 @@ def train_clip(batches: BatchFn, sample_shape, config: ClipConfig, *, num_classe
     model = build_model("clip_cnn", sample_shape, num_classes).to(config.device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     aug = Augmenter(AugmentConfig(crop_padding=config.crop_padding))
-    losses: list[float] = []
-    t0, step, epoch = time.perf_counter(), 0, 0
+
+    def loss_of(ids, samples, texts, epoch):
+        if texts is None:
+            raise ValueError("CLIP training needs captions: the batch source gave none (stream with columns=('text',))")
+        x = to_input(samples, sample_shape)
+        u8 = aug((x * 255).round().to(torch.uint8), ids, epoch=epoch, seed=config.seed)
+        img = model.encode_image(u8.float().div_(255.0).to(config.device))
+        return info_nce(img, model.encode_text(texts), model.scale())
+
     model.train()
-    while step < config.steps:
-        seen = 0
-        for ids, samples, texts in batches(epoch):
-            if step >= config.steps:
-                break
-            if texts is None:
-                raise ValueError("CLIP training needs captions: the batch source gave none (stream with columns=('text',))")
-            if len(ids) < 2:
-                continue
-            x = to_input(samples, sample_shape)
-            u8 = aug((x * 255).round().to(torch.uint8), ids, epoch=epoch, seed=config.seed)
-            img = model.encode_image(u8.float().div_(255.0).to(config.device))
-            txt = model.encode_text(texts)
-            loss = info_nce(img, txt, model.scale())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            if on_step is not None:
-                on_step(step, losses[-1])
-            step, seen = step + 1, seen + 1
-        if seen == 0:
-            raise ValueError("the batch source yielded no usable batch")
-        epoch += 1
+    out = run_steps(batches, config.steps, loss_of, opt, on_step=on_step)
     model.eval()
-    return model, {"losses": losses, "seconds": time.perf_counter() - t0, "epochs": epoch}
+    return model, out
 
 
 def stream_batches(client: Any, dataset: str, *, selection: str, seed: int, batch_size: int,

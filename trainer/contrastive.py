@@ -15,9 +15,8 @@ positive is its twin and the other 2B-2 views are negatives, at temperature ``ta
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -26,12 +25,12 @@ import torch.nn.functional as F
 from host.contrastive_models import SimCLRCNN
 from host.models import build_model, to_input
 
+from ._step_loop import BatchFn, run_steps
 from .augment import AugmentConfig, Augmenter
 
 __all__ = ["SimCLRConfig", "nt_xent", "steps_for", "train_simclr", "ArrayBatches", "BatchFn"]
 
 # batches(epoch) -> iterable of (ids int64 (B,), samples uint8 (B, *sample_shape), texts list[str] | None)
-BatchFn = Callable[[int], Iterable[tuple[np.ndarray, np.ndarray, "list[str] | None"]]]
 
 
 @dataclass(frozen=True)
@@ -115,31 +114,15 @@ def train_simclr(batches: BatchFn, sample_shape, config: SimCLRConfig, *, num_cl
     model = build_model("simclr_cnn", sample_shape, num_classes).to(config.device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     aug = Augmenter(config.augment())
-    losses: list[float] = []
-    t0, step, epoch = time.perf_counter(), 0, 0
+
+    def loss_of(ids, samples, _texts, epoch):
+        x = to_input(samples, sample_shape)
+        u8 = (x * 255).round().to(torch.uint8).to(config.device)
+        v1, v2 = _views(aug, u8, ids, epoch, config.seed)
+        z = model.project(model.encode_image(torch.cat([v1, v2]).float().div_(255.0)))
+        return nt_xent(z[: len(ids)], z[len(ids):], config.temperature)
+
     model.train()
-    while step < config.steps:
-        seen = 0
-        for ids, samples, _ in batches(epoch):
-            if step >= config.steps:
-                break
-            if len(ids) < 2:
-                continue
-            x = to_input(samples, sample_shape)
-            u8 = (x * 255).round().to(torch.uint8).to(config.device)
-            v1, v2 = _views(aug, u8, ids, epoch, config.seed)
-            h = model.encode_image(torch.cat([v1, v2]).float().div_(255.0))
-            z = model.project(h)
-            loss = nt_xent(z[: len(ids)], z[len(ids):], config.temperature)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            if on_step is not None:
-                on_step(step, losses[-1])
-            step, seen = step + 1, seen + 1
-        if seen == 0:
-            raise ValueError("the batch source yielded no usable batch (subset smaller than two examples?)")
-        epoch += 1
+    out = run_steps(batches, config.steps, loss_of, opt, on_step=on_step)
     model.eval()
-    return model, {"losses": losses, "seconds": time.perf_counter() - t0, "epochs": epoch}
+    return model, out
