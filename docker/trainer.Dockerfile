@@ -17,7 +17,7 @@ COPY trainer /src/trainer
 # The storage service's client side only (storage_service.CLIENT_MODULES; a test keeps the two
 # lists equal): the trainer image carries no server code. The build skips the server's optional
 # C extensions, whose sources are not here.
-COPY storage_service/__init__.py storage_service/client.py storage_service/_client_types.py \
+COPY storage_service/__init__.py storage_service/client.py storage_service/_client_jobs.py storage_service/_client_types.py \
      storage_service/_native_channel.py storage_service/_wire.py storage_service/_names.py \
      storage_service/_grpc_options.py storage_service/_malloc.py storage_service/_idle.py /src/storage_service/
 COPY storage_service/_proto/__init__.py storage_service/_proto/nessa_pb2.py storage_service/_proto/nessa_pb2_grpc.py \

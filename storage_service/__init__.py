@@ -13,6 +13,7 @@ __all__ = ["CLIENT_MODULES"]
 CLIENT_MODULES = (
     "storage_service",
     "storage_service.client",
+    "storage_service._client_jobs",
     "storage_service._client_types",
     "storage_service._native_channel",
     "storage_service._idle",
