@@ -79,14 +79,19 @@ def check_column_name(name: str) -> ColumnKind:
 
 
 # -- writing --------------------------------------------------------------------------------
-def _embedding_chunk(name: str, chunk, dtype: str, lo: int) -> np.ndarray:
-    """Rows ``[lo, lo + len(chunk))`` checked and cast to ``dtype`` (ColumnError naming the row)."""
+def _two_d(name: str, values) -> np.ndarray:
     try:
-        arr = np.asarray(chunk)
+        arr = np.asarray(values)
     except (TypeError, ValueError) as exc:
         raise ColumnError(f"column {name!r}: values are not a numeric array: {exc}") from None
     if arr.ndim != 2 or arr.shape[1] < 1:
         raise ColumnError(f"column {name!r}: values must be 2-D (rows, dim) with dim >= 1, got shape {list(arr.shape)}")
+    return arr
+
+
+def _embedding_chunk(name: str, chunk, dtype: str, lo: int) -> np.ndarray:
+    """Rows ``[lo, lo + len(chunk))`` checked and cast to ``dtype`` (ColumnError naming the row)."""
+    arr = _two_d(name, chunk)
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise ColumnError(f"column {name!r}: values must be numeric, got {arr.dtype}")
     bad = ~np.isfinite(arr) if np.issubdtype(arr.dtype, np.floating) else None
@@ -137,12 +142,7 @@ def _embedding_batches(name: str, chunks: Iterable, dtype: str, n: int) -> tuple
 
 def _embedding_array(name: str, values, n: int) -> np.ndarray:
     """An in-memory column's values, its shape checked before anything is written."""
-    try:
-        arr = np.asarray(values)
-    except (TypeError, ValueError) as exc:
-        raise ColumnError(f"column {name!r}: values are not a numeric array: {exc}") from None
-    if arr.ndim != 2 or arr.shape[1] < 1:
-        raise ColumnError(f"column {name!r}: values must be 2-D (rows, dim) with dim >= 1, got shape {list(arr.shape)}")
+    arr = _two_d(name, values)
     if arr.shape[0] != n:
         raise ColumnError(f"column {name!r}: {arr.shape[0]} rows, the data set has {n} (missing or extra rows)")
     return arr
