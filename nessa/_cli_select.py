@@ -138,7 +138,6 @@ def _select_embeddings(args, store, out: Path) -> int:
     from host.sas import sas_select
     from nessa._errors import CliError
     from storage_service.columns import ColumnError
-    from storage_service.selection_file import write_selection
 
     if args.model is not None or args.features is not None:
         raise CliError(f"--strategy {args.strategy} reads --embedding-column, not --model / --features")
@@ -172,15 +171,9 @@ def _select_embeddings(args, store, out: Path) -> int:
         "embedding_column": args.embedding_column, "text_embedding_column": args.text_embedding_column or "",
         "latent_classes": int(args.latent_classes), "num_latent_classes": int(np.unique(r.classes).size),
     }
-    try:
-        write_selection(out, r.ids, np.ones(len(r.ids), np.float32), summary)
-    except OSError as exc:
-        raise CliError(f"cannot write --out {args.out}: {exc.strerror}") from None
-    if not args.quiet:
-        print(f"{out}: {len(r.ids)} of {len(store)} examples ({summary['num_latent_classes']} latent classes), "
-              f"{args.strategy}, {seconds:.2f}s", file=sys.stderr)
-    print(str(out))
-    return 0
+    return _write_out(args, out, r.ids, np.ones(len(r.ids), np.float32), summary,
+                      f"{out}: {len(r.ids)} of {len(store)} examples ({summary['num_latent_classes']} latent classes), "
+                      f"{args.strategy}, {seconds:.2f}s")
 
 
 def _select(args) -> int:
@@ -191,7 +184,6 @@ def _select(args) -> int:
     from host.strategies import Strategy
     from host.selection import DEFAULT_MEMORY_BUDGET, select
     from nessa._errors import CliError
-    from storage_service.selection_file import write_selection
     from storage_service.store import Store, StoreError
 
     try:
@@ -238,12 +230,21 @@ def _select(args) -> int:
         "per_class": [{"cls": int(r.cls), "n": int(r.n), "k": int(r.k), "objective": float(r.objective),
                        "seconds": float(r.seconds)} for r in pc],
     }
+    return _write_out(args, out, sel.ids, sel.weights, summary,
+                      f"{out}: {len(sel)} of {len(store)} examples ({len(pc)} classes), objective {sel.objective:.6g}, "
+                      f"{sel.seconds:.2f}s ({sel.optimizer}, {sel.backend})")
+
+
+def _write_out(args, out, ids, weights, summary: dict, line: str) -> int:
+    """Write the selection file (a CliError naming --out if it cannot be), report, print its path."""
+    from nessa._errors import CliError
+    from storage_service.selection_file import write_selection
+
     try:
-        write_selection(out, sel.ids, sel.weights, summary)
+        write_selection(out, ids, weights, summary)
     except OSError as exc:
         raise CliError(f"cannot write --out {args.out}: {exc.strerror}") from None
     if not args.quiet:
-        print(f"{out}: {len(sel)} of {len(store)} examples ({len(pc)} classes), objective {sel.objective:.6g}, "
-              f"{sel.seconds:.2f}s ({sel.optimizer}, {sel.backend})", file=sys.stderr)
+        print(line, file=sys.stderr)
     print(str(out))
     return 0
