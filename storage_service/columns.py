@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from storage_service._durable import fsync_dir
 from storage_service._errors import DataLoss
 from storage_service.manifest import MANIFEST_NAME, ColumnFile, Manifest, ManifestError
 
@@ -176,19 +177,6 @@ def _text_table(texts: Sequence, max_bytes: int, n: int) -> pa.Table:
     return pa.table({"value": pa.array(values, pa.string())})
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_file(store: Path, name: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> tuple[str, str]:
     """Write ``batches`` under a temporary name, fsync, hash, rename to its final name; (file, sha256).
     An error from ``batches`` (a bad row found while streaming) removes the temporary file."""
@@ -223,7 +211,7 @@ def _write_manifest(store: Path, manifest: Manifest) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(store)
+    fsync_dir(store)
 
 
 def _add_column(store_dir, name: str, kind: ColumnKind, build, *, dtype: str, max_bytes: int, source: str,

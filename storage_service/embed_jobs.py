@@ -42,6 +42,8 @@ from typing import Callable
 
 import numpy as np
 
+from storage_service._durable import fsync_dir
+
 __all__ = ["FORMAT", "FORMAT_VERSION", "Tower", "EmbedError", "EmbedBusy", "EmbedExists", "EmbedOptions", "EmbedStatus",
            "EmbedJobs", "DEFAULT_MAX_JOBS", "check_options", "job_dir", "run_embedding", "DEFAULT_BATCH", "DEFAULT_CHUNK_ROWS", "source_tag"]
 
@@ -126,14 +128,6 @@ class EmbedStatus:
     resumed_from: int = 0
 
 
-def _fsync_dir(d: Path) -> None:
-    fd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _atomic_save(path: Path, write: Callable[[object], None]) -> None:
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     with open(tmp, "wb") as f:
@@ -141,7 +135,7 @@ def _atomic_save(path: Path, write: Callable[[object], None]) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _identity(store, dataset: str, opts: EmbedOptions, model_sha: str) -> dict:

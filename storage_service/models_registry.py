@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from storage_service._durable import fsync_dir
 from storage_service._errors import (DataLoss, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, is_disk_full,
                                      shown)
 # check_state is re-exported: it was public here before the checks had their own module.
@@ -89,14 +90,6 @@ def remove_temp_files(directory: str | os.PathLike) -> list[str]:
             except FileNotFoundError:
                 pass
     return removed
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ModelRegistry:
@@ -218,7 +211,7 @@ class ModelRegistry:
                 try:
                     os.replace(tmp, self._path(version))
                     _atomic_write(self.directory / f"v{version}.json", doc)
-                    _fsync_dir(self.directory)
+                    fsync_dir(self.directory)
                 except OSError as exc:
                     raise self._disk_error(exc, version) from None
                 self._records[rec.version] = rec

@@ -18,6 +18,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
+from storage_service._durable import fsync_dir
 from storage_service.leftovers import remove_leftovers_of
 from storage_service.manifest import MANIFEST_NAME, Manifest, ShardInfo
 from storage_service.store_integrity import stat_doc, write_record
@@ -62,22 +63,12 @@ def atomic_dir(dest: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.rename(tmp, dest)
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
         os.close(lock)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:  # some file systems cannot fsync a folder; the rename is still atomic
-        pass
-    finally:
-        os.close(fd)
 
 
 def _fsync_tree(root: Path) -> None:
@@ -89,7 +80,7 @@ def _fsync_tree(root: Path) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        _fsync_dir(Path(dirpath))
+        fsync_dir(Path(dirpath))
 
 
 class StoreWriter:
