@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from storage_service.columns import DEFAULT_MAX_BYTES, ColumnError, check_column_name, write_embedding_column, write_text_column
 from storage_service.ingest.labels import as_int_labels
-from storage_service.ingest.table import TABLE_SUFFIXES, column_samples, read_table
+from storage_service.ingest.table import TABLE_SUFFIXES, column_samples, pick_column, read_table
 from storage_service.ingest.writer import DEFAULT_SHARD_BYTES, IngestError, atomic_dir, write_chunks
 from storage_service.manifest import Manifest
 
@@ -88,17 +88,6 @@ def _files(source: Path) -> list[Path]:
     if not files:
         raise IngestError(f"{source}: no Parquet/Arrow shards ({', '.join(sorted(TABLE_SUFFIXES))})")
     return files
-
-
-def _pick(names: list[str], wanted: str | None, defaults: Sequence[str], option: str, where: Path) -> str:
-    if wanted is not None:
-        if wanted not in names:
-            raise IngestError(f"{where}: no column {wanted!r} ({option}); columns are {names}")
-        return wanted
-    for n in defaults:
-        if n in names:
-            return n
-    raise IngestError(f"{where}: none of {list(defaults)} found; columns are {names}; name it with {option}")
 
 
 def _decode(values: list, col: str, where: Path, image_size: int | None) -> np.ndarray:
@@ -174,8 +163,8 @@ def load_captions(source: str | Path, *, image_column: str | None = None, captio
                 meta_names = [str(c) for c in json.loads(raw)]
             except (ValueError, TypeError):
                 raise IngestError(f"{f}: schema metadata {CLASS_NAMES_KEY.decode()} is not a JSON list of names") from None
-        icol = _pick(names, image_column, DEFAULT_IMAGE_COLUMNS, "--image-column", f)
-        ccol = _pick(names, caption_column, DEFAULT_CAPTION_COLUMNS, "--caption-column", f)
+        icol = pick_column(names, f, image_column, DEFAULT_IMAGE_COLUMNS, "image")
+        ccol = pick_column(names, f, caption_column, DEFAULT_CAPTION_COLUMNS, "caption")
         lcol = label_column if label_column is not None else ("label" if "label" in names else None)
         if lcol is not None and lcol not in names:
             raise IngestError(f"{f}: no column {lcol!r} (--label-column); columns are {names}")

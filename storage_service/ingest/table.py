@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from storage_service.ingest.writer import IngestError
 
-__all__ = ["load_table", "read_table", "column_samples", "TABLE_SUFFIXES", "DEFAULT_SAMPLE_COLUMNS", "DEFAULT_LABEL_COLUMNS"]
+__all__ = ["load_table", "read_table", "column_samples", "pick_column", "TABLE_SUFFIXES", "DEFAULT_SAMPLE_COLUMNS", "DEFAULT_LABEL_COLUMNS"]
 
 TABLE_SUFFIXES = {".arrow", ".feather", ".ipc", ".arrows", ".parquet", ".pq"}
 DEFAULT_SAMPLE_COLUMNS = ("sample", "image", "x", "pixels")
@@ -42,8 +42,10 @@ def _read(path: Path) -> pa.Table:
         raise IngestError(f"{path}: not a readable Arrow/Parquet table ({exc})") from None
 
 
-def _pick(table: pa.Table, path: Path, wanted: str | None, defaults: Sequence[str], what: str) -> str:
-    names = table.column_names
+def pick_column(names: Sequence[str], path: Path, wanted: str | None, defaults: Sequence[str], what: str) -> str:
+    """The column named ``wanted`` (``--<what>-column``), else the first of ``defaults`` present;
+    IngestError naming ``path`` and the columns there."""
+    names = list(names)
     if wanted is not None:
         if wanted not in names:
             raise IngestError(f"{path}: no {what} column {wanted!r}; columns are {names}")
@@ -59,8 +61,8 @@ def load_table(path: Path, *, sample_column: str | None = None, label_column: st
     table = _read(path)
     if table.num_rows == 0:
         raise IngestError(f"{path}: empty input (zero rows)")
-    scol = _pick(table, path, sample_column, DEFAULT_SAMPLE_COLUMNS, "sample")
-    lcol = _pick(table, path, label_column, DEFAULT_LABEL_COLUMNS, "label")
+    scol = pick_column(table.column_names, path, sample_column, DEFAULT_SAMPLE_COLUMNS, "sample")
+    lcol = pick_column(table.column_names, path, label_column, DEFAULT_LABEL_COLUMNS, "label")
     x = column_samples(table.column(scol), path, scol, shape)
     lab = table.column(lcol)
     if lab.null_count:
