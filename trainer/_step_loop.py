@@ -3,18 +3,20 @@
 A run trains exactly ``steps`` optimizer steps whatever its subset's size (the selection
 protocol's step matching): epochs of the batch source are repeated until the count is reached.
 A batch of fewer than two examples is skipped (a contrastive loss needs negatives); an epoch
-that yields no usable batch is an error, not an endless loop.
+that yields no usable batch is an error, not an endless loop. The option checks the two configs
+share (steps, batch size, positive rates) live here too, with messages naming the objective.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
-__all__ = ["BatchFn", "StepFn", "run_steps"]
+__all__ = ["BatchFn", "StepFn", "run_steps", "check_loop_options", "check_positive"]
 
 #: epoch -> batches of (ids, samples, captions or None)
 BatchFn = Callable[[int], Iterator[tuple[np.ndarray, np.ndarray, "list[str] | None"]]]
@@ -46,3 +48,19 @@ def run_steps(batches: BatchFn, steps: int, loss_of: StepFn, opt: torch.optim.Op
             raise ValueError("the batch source yielded no usable batch (subset smaller than two examples?)")
         epoch += 1
     return {"losses": losses, "seconds": time.perf_counter() - t0, "epochs": epoch}
+
+
+def check_loop_options(kind: str, steps, batch_size, loss: str) -> None:
+    """ValueError naming the ``kind`` option: ``steps`` and ``batch_size`` integers >= 1, and a
+    batch of at least two (``loss`` needs negatives)."""
+    for name, v in (("steps", steps), ("batch_size", batch_size)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{kind} option {name} must be an integer >= 1, got {v!r}")
+    if batch_size < 2:
+        raise ValueError(f"{kind} option batch_size must be >= 2 ({loss} needs negatives), got {batch_size}")
+
+
+def check_positive(kind: str, name: str, v) -> None:
+    """ValueError naming the ``kind`` option unless ``v`` is a finite number > 0."""
+    if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+        raise ValueError(f"{kind} option {name} must be a finite number > 0, got {v!r}")

@@ -22,7 +22,7 @@ from host.contrastive_models import ClipCNN
 from host.models import build_model, to_input
 
 from .augment import AugmentConfig, Augmenter
-from ._step_loop import BatchFn, run_steps
+from ._step_loop import BatchFn, check_loop_options, check_positive, run_steps
 
 __all__ = ["ClipConfig", "info_nce", "train_clip", "stream_batches"]
 
@@ -38,14 +38,8 @@ class ClipConfig:
     device: str = "cpu"
 
     def __post_init__(self):
-        for name in ("steps", "batch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"clip option {name} must be an integer >= 1, got {v!r}")
-        if self.batch_size < 2:
-            raise ValueError(f"clip option batch_size must be >= 2 (InfoNCE needs negatives), got {self.batch_size}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"clip option lr must be a finite number > 0, got {self.lr!r}")
+        check_loop_options("clip", self.steps, self.batch_size, "InfoNCE")
+        check_positive("clip", "lr", self.lr)
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"clip option weight_decay must be >= 0, got {self.weight_decay!r}")
         AugmentConfig(crop_padding=self.crop_padding)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from host.contrastive_models import SimCLRCNN
 from host.models import build_model, to_input
 
-from ._step_loop import BatchFn, run_steps
+from ._step_loop import BatchFn, check_loop_options, check_positive, run_steps
 from .augment import AugmentConfig, Augmenter
 
 __all__ = ["SimCLRConfig", "nt_xent", "steps_for", "train_simclr", "ArrayBatches", "BatchFn"]
@@ -48,16 +48,9 @@ class SimCLRConfig:
     device: str = "cpu"
 
     def __post_init__(self):
-        for name in ("steps", "batch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"simclr option {name} must be an integer >= 1, got {v!r}")
-        if self.batch_size < 2:
-            raise ValueError(f"simclr option batch_size must be >= 2 (NT-Xent needs negatives), got {self.batch_size}")
+        check_loop_options("simclr", self.steps, self.batch_size, "NT-Xent")
         for name in ("lr", "temperature"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"simclr option {name} must be a finite number > 0, got {v!r}")
+            check_positive("simclr", name, getattr(self, name))
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"simclr option weight_decay must be >= 0, got {self.weight_decay!r}")
         self.augment()  # checks the augmentation options, naming them
