@@ -52,9 +52,12 @@ def _batch_features(model, xb: torch.Tensor, yb: torch.Tensor, embedding: bool) 
 def _inference_copy(model: torch.nn.Module, *, cpu: bool) -> torch.nn.Module:
     """An eval-mode copy of ``model`` that computes the same outputs faster (the caller's model is
     left as it is): every Conv2d followed by a BatchNorm2d inside an ``nn.Sequential`` is fused
-    into one convolution, and on the CPU convolutions run channels-last (oneDNN's fast path).
-    Measured on the small CNN, 3,200 images of 28x28, one thread: 0.76 s as it was, 0.48 s
-    channels-last, 0.38 s fused too; outputs equal to float rounding (6e-8; a test checks 1e-5)."""
+    into one convolution, every ReLU followed by a MaxPool2d swaps with it (max commutes with a
+    non-decreasing function, so the output is the same bit for bit, and the ReLU touches a quarter
+    of the values), and on the CPU convolutions run channels-last (oneDNN's fast path).
+    Measured on the small CNN, 3,200 images of 28x28, one thread, 512-row batches: 0.76 s as it
+    was, 0.48 s channels-last, 0.38 s fused too; with the pool first and 128-row batches
+    (``_CPU_ROWS``) 0.11 s. Outputs equal to float rounding (6e-8; a test checks 1e-5)."""
     import copy
 
     from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -65,9 +68,24 @@ def _inference_copy(model: torch.nn.Module, *, cpu: bool) -> torch.nn.Module:
             if isinstance(seq[i], torch.nn.Conv2d) and isinstance(seq[i + 1], torch.nn.BatchNorm2d):
                 seq[i] = fuse_conv_bn_eval(seq[i], seq[i + 1])
                 seq[i + 1] = torch.nn.Identity()
+        _pool_before_relu(seq)
     if cpu and any(isinstance(m, torch.nn.Conv2d) for m in net.modules()):
         net = net.to(memory_format=torch.channels_last)
     return net
+
+
+def _pool_before_relu(seq: torch.nn.Sequential) -> None:
+    """Swap every ``ReLU, MaxPool2d`` pair of ``seq`` (Identity layers between them skipped) in
+    place: ``relu(maxpool(x)) == maxpool(relu(x))`` exactly, padding included (-inf pads)."""
+    layers = [i for i, m in enumerate(seq) if not isinstance(m, torch.nn.Identity)]
+    for a, b in zip(layers, layers[1:]):
+        if type(seq[a]) is torch.nn.ReLU and type(seq[b]) is torch.nn.MaxPool2d:
+            seq[a], seq[b] = seq[b], torch.nn.ReLU(inplace=True)
+
+
+# Rows per forward on the CPU: a small CNN's first activations of 128 images (~6 MB) stay near
+# the core's caches; 512-row batches ran 2.2x slower per image (measured, one thread, 28x28).
+_CPU_ROWS = 128
 
 
 def _run(model, batches: Iterable[tuple[Any, np.ndarray]], n: int, sample_shape, embedding: bool, progress: bool):
@@ -84,8 +102,11 @@ def _run(model, batches: Iterable[tuple[Any, np.ndarray]], n: int, sample_shape,
             if isinstance(samples, np.ndarray) and not samples.flags.writeable:
                 samples = np.array(samples)  # store batches are read-only mmaps; torch wants writable
             x = to_input(samples, sample_shape).to(device)
-            g = _batch_features(net, x, torch.as_tensor(y, device=device), embedding)
-            out[pos : pos + len(y)] = g.cpu().numpy()
+            yt = torch.as_tensor(y, device=device)
+            rows = _CPU_ROWS if device.type == "cpu" else len(y)
+            for r0 in range(0, len(y), max(rows, 1)):
+                g = _batch_features(net, x[r0 : r0 + rows], yt[r0 : r0 + rows], embedding)
+                out[pos + r0 : pos + r0 + len(g)] = g.cpu().numpy()
             pos += len(y)
             bar.update(len(y))
     if pos != n:

@@ -126,3 +126,24 @@ def test_fused_channels_last_copy_gives_the_models_own_features_and_leaves_it_al
         want = torch.softmax(model(to_input(x, shape)), 1).numpy()
     want[np.arange(48), y] -= 1.0
     np.testing.assert_allclose(feats, want, atol=1e-5)
+
+
+def test_inference_copy_pools_before_relu_and_cpu_rows_give_the_same_features():
+    """The CPU copy runs max-pool before ReLU (they commute) and splits a read batch into
+    cache-sized forwards: the features equal one row at a time, for a batch over ``_CPU_ROWS``."""
+    import torch
+
+    from host.features import _CPU_ROWS, _inference_copy, gradient_features
+    from host.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn", (28, 28), 10)
+    kinds = [type(m).__name__ for m in _inference_copy(model, cpu=True).features if type(m).__name__ != "Identity"]
+    assert kinds[:3] == ["Conv2d", "MaxPool2d", "ReLU"] and kinds[3:6] == ["Conv2d", "MaxPool2d", "ReLU"]
+    n = _CPU_ROWS * 2 + 37
+    x = np.random.default_rng(0).integers(0, 255, (n, 28, 28), dtype=np.uint8)
+    y = np.random.default_rng(1).integers(0, 10, n)
+    big = gradient_features(model, x, y, batch_size=n)
+    one = np.concatenate([gradient_features(model, x[i : i + 1], y[i : i + 1]) for i in range(0, n, 41)])
+    np.testing.assert_allclose(big[::41], one, atol=1e-6)
+    assert np.isfinite(big).all() and big.shape == (n, 10)
