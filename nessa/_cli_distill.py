@@ -25,12 +25,17 @@ def register(sub) -> None:
                                    "(the union of stages 1..NN). Resumes after the last finished stage. Train on it "
                                    "with `nessa train --strategy pdd --distilled OUT`.")
     p.add_argument("dataset", help="source data set, e.g. fm/train (its samples must be images)")
-    p.add_argument("--method", default="dm", help="base method: dm (distribution matching) or dc (gradient matching)")
+    p.add_argument("--method", default="dm", help="base method: dm (distribution matching), dc (gradient matching) "
+                                                  "or random (real images drawn at random: the control)")
     p.add_argument("--stages", type=int, default=1, help="PDD stages (1: the base method alone; default 1)")
     p.add_argument("--ipc", type=int, default=10, help="synthetic images per class per stage (default 10)")
     p.add_argument("--out", required=True, help="name of the distillation: stages go to OUT/stage-01, ...")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--iterations", type=int, default=200, help="matching steps per stage (default 200)")
+    p.add_argument("--labels", default="hard", help="hard (each image's class) or soft (also a teacher's tempered "
+                                                    "probabilities, column emb/soft-labels; default hard)")
+    p.add_argument("--teacher-epochs", type=int, default=3, help="soft labels: teacher training epochs (default 3)")
+    p.add_argument("--label-temperature", type=float, default=2.0, help="soft labels: softmax temperature (default 2)")
     add_where_args(p, "distil")
     p.set_defaults(func=_distill)
 
@@ -41,7 +46,8 @@ def _config(args):
 
     try:
         return DistillConfig(method=args.method, stages=args.stages, ipc=args.ipc, seed=args.seed,
-                             iterations=args.iterations)
+                             iterations=args.iterations, labels=args.labels, teacher_epochs=args.teacher_epochs,
+                             label_temperature=args.label_temperature)
     except DistillError as exc:
         raise CliError(str(exc)) from None
 
@@ -54,7 +60,7 @@ def _distill(args: argparse.Namespace) -> int:
         raise CliError(f"--threads: must be >= 1, got {args.threads}")
     status = _remote(args, cfg) if args.server else _local(args, cfg)
     print(f"{status.name}: {status.stages_done} stage(s) of {status.ipc} images per class "
-          f"({status.method}, seed {status.seed}), {status.cpu_s:.1f} s CPU"
+          f"({status.method}, {status.labels} labels, seed {status.seed}), {status.cpu_s:.1f} s CPU"
           + (f"; resumed after stage {status.resumed_from}" if status.resumed_from else ""))
     for name in status.stage_datasets:
         print(f"  {name}")
@@ -108,7 +114,8 @@ def _remote(args, cfg):
     try:
         with service_client(args) as client:
             info = client.distill(args.dataset, args.out, method=cfg.method.value, stages=cfg.stages, ipc=cfg.ipc,
-                                  seed=cfg.seed, iterations=cfg.iterations)
+                                  seed=cfg.seed, iterations=cfg.iterations, labels=cfg.labels.value,
+                                  teacher_epochs=cfg.teacher_epochs, label_temperature=cfg.label_temperature)
             bar = _bar(args, int(info.steps_total), int(info.step))
             try:
                 while info.state == 1:  # DISTILL_STATE_RUNNING
@@ -126,4 +133,4 @@ def _remote(args, cfg):
         raise CliError(f"{args.out}: distillation failed on {args.server}: {info.error or 'unknown error'}")
     return DistillStatus(info.name, info.source, args.method, info.stages, info.ipc, info.seed, info.iterations, "done",
                          info.stages_done, info.step, info.steps_total, list(info.stage_datasets), info.cpu_seconds,
-                         resumed_from=info.resumed_from)
+                         resumed_from=info.resumed_from, labels="soft" if info.soft_labels else "hard")

@@ -101,7 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="adacore: EMA factor of the squared Hessian diagonal pushed with the model (default 0.99)")
     p.add_argument("--distilled", metavar="NAME",
                    help="pdd: the distillation (made by `nessa distill ... --out NAME`) whose stages to train on, "
-                        "cumulatively, the epochs split evenly over the stages")
+                        "cumulatively, the epochs split evenly over the stages (on its soft labels if it has them)")
+    p.add_argument("--hard-labels", action="store_true",
+                   help="pdd: train on the class labels even where the distillation carries soft labels")
     c = p.add_argument_group("contrastive objectives (simclr, clip): --strategy full, random, sas, sas-fl or clipcov; "
                                  "step-matched; --test-dataset is evaluated by linear probe (simclr) or zero-shot (clip)")
     c.add_argument("--objective", default="supervised", metavar="NAME",
@@ -179,7 +181,7 @@ def _train(args: argparse.Namespace) -> int:
             retry_backoff=args.retry_backoff,
             tls_ca=args.tls_ca, timeout=args.timeout, progress=not args.no_progress, threads=args.threads,
             augment=args.augment, augment_subset=args.augment_subset, augment_every=args.augment_every,
-            distilled=args.distilled,
+            distilled=args.distilled, hard_labels=args.hard_labels,
             curvature_beta=args.curvature_beta, objective=args.objective, embedding_column=args.embedding_column,
             text_embedding_column=args.text_embedding_column, latent_classes=args.latent_classes,
             probe_samples=args.probe_samples, temperature=args.temperature,

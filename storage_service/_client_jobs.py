@@ -128,15 +128,21 @@ class JobCalls:
         return _selection(self._call(self._get_sel, pb.GetSelectionRequest(id=id)))
 
     def distill(self, dataset: str, out: str, *, method: str = "dm", stages: int = 1, ipc: int = 10, seed: int = 0,
-                iterations: int = 0) -> "pb.DistillationInfo":
+                iterations: int = 0, labels: str = "hard", teacher_epochs: int = 0,
+                label_temperature: float = 0.0) -> "pb.DistillationInfo":
         """Start (or resume, or find running) the distillation ``out`` of ``dataset`` on the
         storage host; answers at once with its ``DistillationInfo`` (poll ``get_distillation``).
-        ``iterations`` 0: the server's default matching steps per stage."""
-        methods = {"dm": pb.DISTILL_METHOD_DM, "dc": pb.DISTILL_METHOD_DC}
+        ``iterations`` 0: the server's default matching steps per stage. ``labels`` "soft": the
+        stages also carry a teacher's probabilities (``teacher_epochs`` / ``label_temperature``
+        0: the server's defaults)."""
+        methods = {"dm": pb.DISTILL_METHOD_DM, "dc": pb.DISTILL_METHOD_DC, "random": pb.DISTILL_METHOD_RANDOM}
         if method not in methods:
-            raise ValueError(f"method: unknown distillation method {method!r}; choose dm or dc")
+            raise ValueError(f"method: unknown distillation method {method!r}; choose dm, dc or random")
+        if labels not in ("hard", "soft"):
+            raise ValueError(f"labels: unknown labels {labels!r}; choose hard or soft")
         req = pb.DistillRequest(dataset=dataset, out=out, method=methods[method], stages=stages, ipc=ipc, seed=seed,
-                                iterations=iterations)
+                                iterations=iterations, soft_labels=labels == "soft", teacher_epochs=int(teacher_epochs),
+                                label_temperature=float(label_temperature))
         return self._call(self._unary("Distill", pb.DistillationInfo), req)
 
     def get_distillation(self, name: str) -> "pb.DistillationInfo":

@@ -21,9 +21,14 @@ Stage manifest (``manifest.json`` ``extra["distill"]``, format ``nessa-distill``
     stage, stages            this stage (1-based) and the number of stages asked for
     config                   every DistillConfig field but ``stages`` (what must match to resume)
     stage_rows               [[start, end], ...]: rows of each stage in this union
-    labels                   "hard": one class per image (soft labels are not stored)
+    labels                   "hard" (the label column is each image's class) or "soft" (also a
+                             teacher's probabilities, in the embedding column below)
+    soft_label_column        with soft labels: "emb/soft-labels", float32 [rows, classes], rows
+                             summing to 1 (``label_temperature``: the softmax temperature)
     value_space              "model-input": float32 pixels as the models see uint8 / 255
-    cpu_s                    process CPU seconds this stage took to distil; cpu_s_total: stages 1..s
+    cpu_s                    process CPU seconds this stage took to distil (with its share of the
+                             teacher: all of it for the first stage a run writes); cpu_s_total:
+                             stages 1..s
 
 ``DistillJobs`` runs distillations on a worker thread for the service (``Distill`` /
 ``GetDistillation`` RPCs) and reports their progress.
@@ -43,15 +48,18 @@ from typing import Callable
 
 import numpy as np
 
-from host.distill import DistillConfig, DistillError, Distiller, check_images
+from host.distill import SOFT_LABEL_COLUMN, DistillConfig, DistillError, Distiller, Labels, check_images
+from storage_service.columns import write_embedding_column
 from storage_service.ingest.writer import atomic_dir, write_chunks
 from storage_service.manifest import MANIFEST_NAME, Manifest, ManifestError
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "DistillStatus", "DistillJobs", "run_distillation", "stage_dataset",
+__all__ = ["FORMAT", "FORMAT_VERSION", "SOFT_LABEL_COLUMN", "DistillStatus", "DistillJobs", "run_distillation", "stage_dataset",
            "check_out_name", "finished_stages", "DistillError"]
 
 FORMAT = "nessa-distill"
 FORMAT_VERSION = 1
+#: Options added after the first distillations were written: what a manifest without them meant.
+_LEGACY_CONFIG = {"labels": "hard", "teacher_epochs": 3, "teacher_width": 32, "label_temperature": 2.0}
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 
 
@@ -91,6 +99,7 @@ class DistillStatus:
     cpu_s: float = 0.0
     error: str = ""
     resumed_from: int = 0  # stages found finished when this run started
+    labels: str = "hard"  # or "soft": the stages also carry SOFT_LABEL_COLUMN
 
 
 def _source_sha(manifest: Manifest) -> str:
@@ -123,6 +132,8 @@ def finished_stages(root: str | os.PathLike, out: str, source: str, manifest: Ma
             raise DistillError(f"--out: {stage_dataset(out, len(found) + 1)} is unreadable ({exc}); remove it") from None
         doc = m.extra.get("distill") or {}
         have = {k: doc.get(k) for k in want}
+        if isinstance(have.get("config"), dict):
+            have["config"] = {**_LEGACY_CONFIG, **have["config"]}
         if doc.get("format") != FORMAT or have != want:
             diff = sorted(k for k in ("source", "source_sha256") if have.get(k) != want[k])
             diff += sorted(k for k, v in want["config"].items() if (have.get("config") or {}).get(k) != v)
@@ -142,11 +153,14 @@ def _fsync_tree(folder: Path) -> None:
         os.close(fd)
 
 
-def _write_stage(dest: Path, samples: np.ndarray, labels: np.ndarray, manifest: Manifest, extra: dict) -> None:
+def _write_stage(dest: Path, samples: np.ndarray, labels: np.ndarray, manifest: Manifest, extra: dict,
+                 soft: np.ndarray | None = None) -> None:
     with atomic_dir(dest) as tmp:
         write_chunks(tmp, [(samples, labels)], name=dest.parent.name + "/" + dest.name, sample_shape=samples.shape[1:],
                      dtype=np.float32, num_classes=manifest.num_classes, class_names=manifest.class_names,
                      extra={"distill": extra})
+        if soft is not None:  # inside the temporary: the stage appears with its labels or not at all
+            write_embedding_column(tmp, SOFT_LABEL_COLUMN, soft, dtype="float32", source="distill-teacher", lock=False)
         _fsync_tree(tmp)
     fd = os.open(dest.parent, os.O_RDONLY)  # the rename itself
     try:
@@ -173,7 +187,8 @@ def run_distillation(store, source: str, root: str | os.PathLike, out: str, cfg:
     status = DistillStatus(out, source, cfg.method.value, cfg.stages, cfg.ipc, cfg.seed, cfg.iterations, "running",
                            len(done), len(done) * cfg.iterations, cfg.stages * cfg.iterations,
                            [stage_dataset(out, s + 1) for s in range(len(done))],
-                           float(done[-1].extra["distill"]["cpu_s_total"]) if done else 0.0, resumed_from=len(done))
+                           float(done[-1].extra["distill"]["cpu_s_total"]) if done else 0.0, resumed_from=len(done),
+                           labels=cfg.labels.value)
     if len(done) >= cfg.stages:
         status.state, status.step = "done", status.steps_total
         return status
@@ -181,16 +196,22 @@ def run_distillation(store, source: str, root: str | os.PathLike, out: str, cfg:
     dist = Distiller(samples, labels, m.sample_shape, m.num_classes, cfg, name=source)
     del samples
     previous: list[tuple[np.ndarray, np.ndarray]] = []
+    soft: list[np.ndarray] = []  # soft labels of the stages in previous (Labels.SOFT)
     if done:  # the earlier stages, read back from the last finished one (it holds their union)
         from storage_service.store import Store
 
         last = Store(Path(root) / stage_dataset(out, len(done)))
         x, y = last.take(np.arange(len(last)))
         previous = [(np.array(x[a:b]), np.array(y[a:b])) for a, b in last.manifest.extra["distill"]["stage_rows"]]
+        if cfg.labels is Labels.SOFT:  # read back, not recomputed: a new process's teacher could differ in the last bit
+            q = last.embeddings(SOFT_LABEL_COLUMN)
+            soft = [np.array(q[a:b], dtype=np.float32) for a, b in last.manifest.extra["distill"]["stage_rows"]]
     ident = _identity(source, m, cfg)
     for s in range(len(done) + 1, cfg.stages + 1):
         c0 = time.process_time()
         imgs, labs = dist.run_stage(s, previous, progress=(lambda k, s=s: progress(s, k)) if progress else None)
+        if cfg.labels is Labels.SOFT:
+            soft.append(dist.soft_labels(imgs))
         cpu = time.process_time() - c0
         previous.append((imgs, labs))
         rows, start = [], 0
@@ -200,10 +221,14 @@ def run_distillation(store, source: str, root: str | os.PathLike, out: str, cfg:
         status.cpu_s += cpu
         extra = {"format": FORMAT, "format_version": FORMAT_VERSION, **ident, "method": cfg.method.value,
                  "ipc": cfg.ipc, "seed": cfg.seed, "stage": s, "stages": cfg.stages, "stage_rows": rows,
-                 "labels": "hard", "value_space": "model-input", "cpu_s": round(cpu, 3),
+                 "labels": cfg.labels.value, "value_space": "model-input", "cpu_s": round(cpu, 3),
                  "cpu_s_total": round(status.cpu_s, 3)}
+        if cfg.labels is Labels.SOFT:
+            extra.update(soft_label_column=SOFT_LABEL_COLUMN, label_temperature=cfg.label_temperature,
+                         teacher_cpu_s=round(dist.teacher_cpu_s, 3))
         _write_stage(Path(root) / out / f"stage-{s:02d}", np.concatenate([x for x, _ in previous]),
-                     np.concatenate([y for _, y in previous]), m, extra)
+                     np.concatenate([y for _, y in previous]), m, extra,
+                     np.concatenate(soft) if cfg.labels is Labels.SOFT else None)
         status.stages_done = s
         status.stage_datasets.append(stage_dataset(out, s))
         if on_stage is not None:
@@ -230,14 +255,15 @@ class DistillJobs:
         with self._lock:
             job = self._jobs.get(out)
             if job is not None and job.state == "running":
-                if (job.source, job.method, job.ipc, job.seed, job.stages) != (source, cfg.method.value, cfg.ipc, cfg.seed,
-                                                                               cfg.stages):
+                if (job.source, job.method, job.ipc, job.seed, job.stages, job.labels) != (
+                        source, cfg.method.value, cfg.ipc, cfg.seed, cfg.stages, cfg.labels.value):
                     raise DistillError(f"--out: {out!r} is being distilled with other options right now")
                 return replace(job, stage_datasets=list(job.stage_datasets))
             done = finished_stages(self.root, out, source, m, cfg)
             job = DistillStatus(out, source, cfg.method.value, cfg.stages, cfg.ipc, cfg.seed, cfg.iterations, "running",
                                 len(done), len(done) * cfg.iterations, cfg.stages * cfg.iterations,
-                                [stage_dataset(out, s + 1) for s in range(len(done))], resumed_from=len(done))
+                                [stage_dataset(out, s + 1) for s in range(len(done))], resumed_from=len(done),
+                                labels=cfg.labels.value)
             self._jobs[out] = job
         self._pool.submit(self._run, job, store, source, out, cfg)
         return replace(job, stage_datasets=list(job.stage_datasets))
@@ -284,7 +310,7 @@ class DistillJobs:
         return DistillStatus(out, last.get("source", ""), last.get("method", ""), asked, int(last.get("ipc", 0)),
                              int(last.get("seed", 0)), iters, "done" if len(stages) >= asked else "stopped", len(stages),
                              len(stages) * iters, asked * iters, [stage_dataset(out, s + 1) for s in range(len(stages))],
-                             float(last.get("cpu_s_total", 0.0)))
+                             float(last.get("cpu_s_total", 0.0)), labels=str(last.get("labels", "hard")))
 
     def shutdown(self, wait: bool = False) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=True)

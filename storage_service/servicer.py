@@ -87,7 +87,7 @@ def _unary(cls):
     return decorate
 
 
-_PB_TO_METHOD = {pb.DISTILL_METHOD_DM: "dm", pb.DISTILL_METHOD_DC: "dc"}
+_PB_TO_METHOD = {pb.DISTILL_METHOD_DM: "dm", pb.DISTILL_METHOD_DC: "dc", pb.DISTILL_METHOD_RANDOM: "random"}
 _METHOD_PB = {v: k for k, v in _PB_TO_METHOD.items()}
 _DISTILL_STATE_PB = {"running": pb.DISTILL_STATE_RUNNING, "done": pb.DISTILL_STATE_DONE,
                      "failed": pb.DISTILL_STATE_FAILED, "stopped": pb.DISTILL_STATE_STOPPED}
@@ -99,7 +99,7 @@ def _distillation_pb(st) -> pb.DistillationInfo:
         name=st.name, source=st.source, method=_METHOD_PB.get(st.method, pb.DISTILL_METHOD_UNSPECIFIED), stages=st.stages,
         ipc=st.ipc, seed=st.seed, iterations=st.iterations, state=_DISTILL_STATE_PB[st.state], stages_done=st.stages_done,
         step=st.step, steps_total=st.steps_total, stage_datasets=list(st.stage_datasets), cpu_seconds=float(st.cpu_s),
-        error=clip(st.error), resumed_from=st.resumed_from)
+        error=clip(st.error), resumed_from=st.resumed_from, soft_labels=st.labels == "soft")
 
 
 def _columns_pb(store) -> list:
@@ -293,10 +293,14 @@ class StorageServicer:
 
         method = _PB_TO_METHOD.get(request.method)
         if method is None:
-            raise InvalidArgument(f"method: unknown or unset distillation method {request.method}; use dm or dc")
+            raise InvalidArgument(f"method: unknown or unset distillation method {request.method}; use dm, dc or random")
+        soft = {}
+        if request.soft_labels:  # 0 (unset) takes the config's default
+            soft = dict(labels="soft", **{k: v for k, v in (("teacher_epochs", int(request.teacher_epochs)),
+                                                             ("label_temperature", float(request.label_temperature))) if v})
         try:
             cfg = DistillConfig(method=method, stages=int(request.stages), ipc=int(request.ipc), seed=int(request.seed),
-                                iterations=int(request.iterations) or 200)
+                                iterations=int(request.iterations) or 200, **soft)
         except DistillError as exc:
             raise InvalidArgument(str(exc).replace("--", "", 1)) from None
         return _distillation_pb(self.core.distill(request.dataset, request.out, cfg))

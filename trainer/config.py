@@ -139,6 +139,7 @@ class TrainConfig:
     augment_every: int = 5  # epochs between picks of the subset to augment (R)
     curvature_beta: float = 0.99  # AdaCore: EMA factor of the squared Hessian diagonal (host/curvature.py)
     distilled: str | None = None  # pdd: the distillation whose stages to train on (trainer/distilled.py)
+    hard_labels: bool = False  # pdd: class labels even where the stages carry soft labels (the ablation)
     # Contrastive objectives (trainer/contrastive_run.py); ignored by supervised runs.
     objective: Objective = Objective.SUPERVISED
     embedding_column: str = ""  # sas / clipcov: the (image) embedding column the selection reads
@@ -266,6 +267,8 @@ class TrainConfig:
         is_pdd = str(getattr(self.strategy, "value", self.strategy)).strip().lower() == _S.PDD.value
         if self.distilled is not None and not is_pdd:
             raise ConfigError("--distilled: only --strategy pdd trains on a distilled data set")
+        if self.hard_labels and not is_pdd:
+            raise ConfigError("--hard-labels: only --strategy pdd trains on a distillation's labels")
         if not is_pdd:
             return
         if not isinstance(self.distilled, str) or not self.distilled.strip().strip("/"):

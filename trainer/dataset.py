@@ -21,6 +21,10 @@ With a ``retry`` policy (``trainer.retry``), a stream that fails transiently (th
 hung past the client's idle deadline, busy) is opened again from the row after the last one
 received, after a back-off, so no row is lost or repeated; past the bound the consumer gets
 ``StorageGaveUp``.
+
+With ``soft_column`` (a distillation's soft labels, ``trainer.distilled``) every stream also
+asks for that embedding column and each ``Batch`` carries its rows as ``soft`` (float32
+[b, classes]), cut in step with the samples.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class Batch:
     ids: torch.Tensor  # int64 [b], global sample ids (CPU)
     offsets: tuple[int, ...]  # per stream: where to resume after this batch
     nbytes: int  # streamed bytes first used by this batch
+    soft: torch.Tensor | None = None  # float32 [b, classes]: soft labels (SampleStream(soft_column=...))
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -91,7 +96,8 @@ class SampleStream(IterableDataset):
 
     def __init__(self, parts: Sequence[StreamPart], *, epoch: int, seed: int, batch_size: int,
                  rank: int = 0, world_size: int = 1, batch_bytes: int = 1 << 20, prefetch: int = 4,
-                 device: torch.device | str = "cpu", limit: int | None = None, retry: RetryPolicy | None = None):
+                 device: torch.device | str = "cpu", limit: int | None = None, retry: RetryPolicy | None = None,
+                 soft_column: str | None = None):
         if not parts:
             raise ValueError("SampleStream needs at least one stream")
         if batch_size < 1 or prefetch < 1:
@@ -107,6 +113,7 @@ class SampleStream(IterableDataset):
         self.limit = limit
         self.retry = retry if retry is not None else RetryPolicy(retries=0)
         self.bytes_received = 0  # all streamed bytes taken off the queues so far
+        self.soft_column = soft_column
 
     # -- background receive ---------------------------------------------------------------
     def _pump(self, part: StreamPart, q: queue.Queue, stop: threading.Event) -> None:
@@ -118,7 +125,8 @@ class SampleStream(IterableDataset):
                 try:
                     it = part.source.stream_samples(
                         part.dataset, selection=part.selection, epoch=self.epoch, seed=self.seed, rank=self.rank,
-                        world_size=self.world_size, start_offset=offset, batch_bytes=self.batch_bytes)
+                        world_size=self.world_size, start_offset=offset, batch_bytes=self.batch_bytes,
+                        **({"columns": (self.soft_column,)} if self.soft_column else {}))
                     for item in it:
                         failures = 0
                         offset = int(item.offset) + int(item.count)  # a reopened stream starts after it
@@ -183,7 +191,7 @@ class SampleStream(IterableDataset):
 
     def __iter__(self) -> Iterator[Batch]:
         offsets = [p.start_offset for p in self.parts]
-        pending: deque = deque()  # [stream, first offset, x, y, w, ids, start row]
+        pending: deque = deque()  # [stream, first offset, x, y, w, ids, start row, soft or None]
         have = 0
         taken = 0
         new_bytes = 0
@@ -196,8 +204,9 @@ class SampleStream(IterableDataset):
                     continue
                 self.bytes_received += int(sb.nbytes)
                 new_bytes += int(sb.nbytes)
+                soft = _as_tensor(sb.columns[self.soft_column]) if self.soft_column else None
                 pending.append([i, int(sb.offset), _as_tensor(sb.samples), _as_tensor(sb.labels),
-                                _as_tensor(sb.weights), _as_tensor(sb.ids), 0])
+                                _as_tensor(sb.weights), _as_tensor(sb.ids), 0, soft])
                 have += count
                 while have >= self.batch_size and taken < limit:
                     n = int(min(self.batch_size, limit - taken))
@@ -221,16 +230,17 @@ class SampleStream(IterableDataset):
         need = n
         while need:
             seg = pending[0]
-            i, first, x, y, w, ids, start = seg
+            i, first, x, y, w, ids, start, soft = seg
             k = min(need, x.shape[0] - start)
-            pieces.append((x[start:start + k], y[start:start + k], w[start:start + k], ids[start:start + k]))
+            pieces.append((x[start:start + k], y[start:start + k], w[start:start + k], ids[start:start + k],
+                           None if soft is None else soft[start:start + k]))
             seg[6] = start + k
             offsets[i] = first + start + k
             need -= k
             if seg[6] == x.shape[0]:
                 pending.popleft()
         cuda = self.device.type == "cuda"
-        xs, ys, ws, idss = zip(*pieces)
+        xs, ys, ws, idss, softs = zip(*pieces)
         if len(pieces) == 1:
             x = xs[0]  # a view into the received Arrow buffer
             if cuda:
@@ -242,9 +252,12 @@ class SampleStream(IterableDataset):
         y = torch.cat(ys).to(torch.int64)  # labels and weights are small: 12 B a sample
         w = torch.cat(ws).to(torch.float32)
         ids = torch.cat(idss).to(torch.int64)
+        soft = None if softs[0] is None else torch.cat(softs).to(torch.float32)
         if cuda:
             # Asynchronous host-to-device copies overlap with the previous step's compute.
             x = x.to(self.device, non_blocking=True)
             y = y.pin_memory().to(self.device, non_blocking=True)
             w = w.pin_memory().to(self.device, non_blocking=True)
-        return Batch(x=x, y=y, w=w, ids=ids, offsets=tuple(offsets), nbytes=nbytes)
+            if soft is not None:
+                soft = soft.pin_memory().to(self.device, non_blocking=True)
+        return Batch(x=x, y=y, w=w, ids=ids, offsets=tuple(offsets), nbytes=nbytes, soft=soft)

@@ -100,7 +100,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         if cfg.test_dataset:
             cluster.describe(cfg.test_dataset)
         try:  # pdd: the distillation's stage data sets, cumulative, over the epochs
-            plan = open_plan(cluster, cfg.distilled, cfg.epochs) if strategy.distilled else None
+            plan = open_plan(cluster, cfg.distilled, cfg.epochs, soft=not cfg.hard_labels) if strategy.distilled else None
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         shape = cluster.sample_shape
@@ -232,7 +232,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                                       epoch=epoch, seed=cfg.seed,
                                       batch_size=cfg.batch_size, rank=dist.rank, world_size=dist.world,
                                       batch_bytes=cfg.batch_bytes, prefetch=cfg.prefetch, device=dist.device,
-                                      limit=limit, retry=_retry(cfg))
+                                      limit=limit, retry=_retry(cfg), soft_column=plan.soft_column if plan else None)
             stopped = _train_epoch(cfg, dist, net, model, optimizer, stream, shape, epoch, start_step, steps,
                                    counters, selections, counts, ckpt_path, identity, augment, per_rank, curvature)
             if isinstance(stream, _RoundEpoch):
@@ -395,7 +395,10 @@ def _train_epoch(cfg: TrainConfig, dist: _Dist, net: torch.nn.Module, model: tor
             if augment is not None:
                 x, y, w = augment(x, batch.ids, y, w, epoch=epoch, sample_shape=shape, rows_per_epoch=rows_per_epoch)
             logits = net(to_input(x, shape if augment is None else input_chw(shape)))
-            per_example = F.cross_entropy(logits, y, reduction="none")
+            if batch.soft is not None:  # a distillation's soft labels: cross-entropy against the teacher's q
+                per_example = -(batch.soft * F.log_softmax(logits, dim=1)).sum(dim=1)
+            else:
+                per_example = F.cross_entropy(logits, y, reduction="none")
             if curvature is not None:  # AdaCore's estimate follows training, step by step
                 curvature.update(logits)
             # CRAIG: each selected example stands for `w` examples (weights average 1 per class).

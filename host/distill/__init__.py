@@ -4,9 +4,10 @@ The storage host distils a small synthetic set once (``storage_service.distill_j
 stage as a data set) and serves it to every trainer like any other subset.
 """
 
-from host.distill.config import DistillConfig, DistillError, Method, check_images, image_chw
+from host.distill.config import DistillConfig, DistillError, Labels, Method, check_images, image_chw
 from host.distill.herding import herding
 from host.distill.pdd import Distiller, stage_seed, to_model_space
+from host.distill.teacher import SOFT_LABEL_COLUMN
 
-__all__ = ["DistillConfig", "DistillError", "Method", "Distiller", "check_images", "image_chw", "herding", "stage_seed",
+__all__ = ["SOFT_LABEL_COLUMN", "DistillConfig", "DistillError", "Labels", "Method", "Distiller", "check_images", "image_chw", "herding", "stage_seed",
            "to_model_space"]

@@ -1,8 +1,10 @@
 """What a distillation run is asked to do, checked once, with errors that name the option.
 
 ``DistillConfig`` holds the method (``dm``: distribution matching, Zhao & Bilen 2023; ``dc``:
-gradient matching, Zhao et al. 2021), the number of PDD stages (1 = the base method alone),
-images per class per stage, and the matching budget. ``check_images`` refuses a data set whose
+gradient matching, Zhao et al. 2021; ``random``: real images drawn at random, the control), the
+number of PDD stages (1 = the base method alone), images per class per stage, the matching
+budget, and the labels the images carry (hard: their class; soft: a teacher's tempered
+probabilities, as label-learning distillation methods store them). ``check_images`` refuses a data set whose
 samples are not images or whose smallest class is smaller than the IPC.
 """
 
@@ -13,7 +15,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-__all__ = ["Method", "DistillConfig", "DistillError", "check_images", "image_chw"]
+__all__ = ["Method", "Labels", "DistillConfig", "DistillError", "check_images", "image_chw"]
 
 
 class DistillError(ValueError):
@@ -25,6 +27,14 @@ class Method(str, enum.Enum):
 
     DM = "dm"  # distribution matching: mean embeddings of randomly initialised (or PDD-trained) nets
     DC = "dc"  # gradient matching: per-class gradients of a network trained along the way
+    RANDOM = "random"  # no matching: IPC real images per class at random (what matching is measured against)
+
+
+class Labels(str, enum.Enum):
+    """What a distilled image is labelled with (the value is the CLI / wire / manifest name)."""
+
+    HARD = "hard"  # its class
+    SOFT = "soft"  # softmax(teacher logits / T): a ConvNet trained on the source data set
 
 
 def _int(name: str, value, low: int, high: int | None = None) -> int:
@@ -49,6 +59,9 @@ class DistillConfig:
         trained on the union of stages < s (``pretrain_nets`` nets, ``pretrain_epochs`` epochs
         each; DM uses snapshots along their training, DC starts its outer loop from them).
     outer_loop, inner_loop: DC's schedule (0: the reference's 10/50 for IPC 1..10, 50/10 above).
+    labels: hard or soft. Soft labels come from a teacher ConvNet (``teacher_width`` wide, the
+        matching depth) trained ``teacher_epochs`` epochs on the whole source data set, once per
+        distillation; each image's label is softmax(logits / ``label_temperature``).
     """
 
     method: Method = Method.DM
@@ -65,6 +78,10 @@ class DistillConfig:
     pretrain_nets: int = 2
     outer_loop: int = 0
     inner_loop: int = 0
+    labels: Labels = Labels.HARD
+    teacher_epochs: int = 3
+    teacher_width: int = 32
+    label_temperature: float = 2.0
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen)
@@ -73,6 +90,11 @@ class DistillConfig:
         except ValueError:
             raise DistillError(f"--method: unknown method {self.method!r}; choose one of "
                                f"{', '.join(m.value for m in Method)}") from None
+        try:
+            set_("labels", Labels(str(getattr(self.labels, "value", self.labels)).strip().lower()))
+        except ValueError:
+            raise DistillError(f"--labels: unknown labels {self.labels!r}; choose one of "
+                               f"{', '.join(m.value for m in Labels)}") from None
         if isinstance(self.stages, int) and not isinstance(self.stages, bool) and self.stages < 1:
             raise DistillError(f"--stages: must be at least 1 (one stage is the base method alone), got {self.stages}")
         _int("stages", self.stages, 1, 100)
@@ -88,6 +110,12 @@ class DistillConfig:
         _int("pretrain_nets", self.pretrain_nets, 1)
         _int("outer_loop", self.outer_loop, 0)
         _int("inner_loop", self.inner_loop, 0)
+        _int("teacher_epochs", self.teacher_epochs, 1, 1000)
+        _int("teacher_width", self.teacher_width, 1, 1024)
+        t = self.label_temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and 0 < t <= 100):
+            raise DistillError(f"--label-temperature: must be a number in (0, 100], got {t!r}")
+        set_("label_temperature", float(t))
         if self.lr_img is None:
             set_("lr_img", 1.0 if self.method is Method.DM else 0.1)
         if isinstance(self.lr_img, bool) or not isinstance(self.lr_img, (int, float)) or not (
@@ -105,6 +133,7 @@ class DistillConfig:
     def summary(self) -> dict:
         doc = asdict(self)
         doc["method"] = self.method.value
+        doc["labels"] = self.labels.value
         return doc
 
 

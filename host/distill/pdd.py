@@ -10,7 +10,10 @@ stages has not yet learned. A model is then trained on the cumulative unions, st
 distils stage ``s`` (1-based) given the earlier stages' images, deterministically from
 ``(seed, s)``, so a distillation resumed after stage s-1 produces the same stage s as one that
 never stopped. Images go in and come out in the models' input space (uint8 / 255, the store's
-sample shape); labels are hard (the class of each image, class-major).
+sample shape); labels are hard (the class of each image, class-major), and with
+``labels="soft"`` ``soft_labels(images)`` gives a teacher's probabilities for them
+(``host.distill.teacher``; the teacher is trained on first use). ``Method.RANDOM`` matches
+nothing: a stage is the real images it would have started from.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import time
 from typing import Callable, Sequence
 
 import numpy as np
@@ -26,6 +30,7 @@ import torch
 from host.distill._nets import ConvNet
 from host.distill.config import DistillConfig, Method, check_images
 from host.distill.matching import RealSampler, match_stage, train_net
+from host.distill.teacher import soft_labels, train_teacher
 
 __all__ = ["Distiller", "stage_seed", "to_model_space"]
 
@@ -59,6 +64,9 @@ class Distiller:
         self.mean = x.mean(dim=(0, 2, 3), keepdim=True)
         self.std = x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)
         self.real = RealSampler((x - self.mean) / self.std, torch.from_numpy(labels), self.num_classes)
+        self._labels = torch.from_numpy(labels)
+        self._teacher = None
+        self.teacher_cpu_s = 0.0  # process CPU seconds the teacher took to train (0 until it is)
 
     # -- layout --------------------------------------------------------------------------
     def _chw(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,6 +109,10 @@ class Distiller:
             torch.manual_seed(seed)
             init = torch.cat([self.real.batch(c, cfg.ipc, gen) for c in range(self.num_classes)])
             labels = torch.arange(self.num_classes).repeat_interleave(cfg.ipc)
+            if cfg.method is Method.RANDOM:  # the control: the real images matching starts from
+                if progress is not None:
+                    progress(cfg.iterations)
+                return self._stored(init), labels.numpy().astype(np.int32)
             nets = self._conditioned_nets(previous, gen) if previous else None
             if nets is None:
                 make = lambda step: self._net()  # noqa: E731 - the base method: a fresh init per step
@@ -110,6 +122,17 @@ class Distiller:
                 make = lambda step: copy.deepcopy(nets[int(torch.randint(len(nets), (1,), generator=gen))])  # noqa: E731
             out = match_stage(init, labels, self.real, make, cfg, gen, progress=progress)
         return self._stored(out), labels.numpy().astype(np.int32)
+
+    def soft_labels(self, images: np.ndarray) -> np.ndarray:
+        """The teacher's tempered probabilities for ``images`` (model space, [N, *sample_shape]):
+        float32 [N, classes]. Trains the teacher on the first call (deterministic in the seed)."""
+        if self._teacher is None:
+            c0 = time.process_time()
+            self._teacher = train_teacher(self.real.images, self._labels, self.num_classes, self.cfg,
+                                          stage_seed(self.cfg.seed, 0, "teacher"))
+            self.teacher_cpu_s = time.process_time() - c0
+        x = (self._chw(torch.from_numpy(to_model_space(images))) - self.mean) / self.std
+        return soft_labels(self._teacher, x, self.cfg.label_temperature)
 
     def _conditioned_nets(self, previous, gen: torch.Generator) -> list[ConvNet]:
         """Networks trained on the union of the earlier stages (PDD's conditioning): for DM,

@@ -43,6 +43,7 @@ class DistillMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DISTILL_METHOD_UNSPECIFIED: _ClassVar[DistillMethod]
     DISTILL_METHOD_DM: _ClassVar[DistillMethod]
     DISTILL_METHOD_DC: _ClassVar[DistillMethod]
+    DISTILL_METHOD_RANDOM: _ClassVar[DistillMethod]
 
 class DistillState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -84,6 +85,7 @@ SELECTION_STATE_FAILED: SelectionState
 DISTILL_METHOD_UNSPECIFIED: DistillMethod
 DISTILL_METHOD_DM: DistillMethod
 DISTILL_METHOD_DC: DistillMethod
+DISTILL_METHOD_RANDOM: DistillMethod
 DISTILL_STATE_UNSPECIFIED: DistillState
 DISTILL_STATE_RUNNING: DistillState
 DISTILL_STATE_DONE: DistillState
@@ -336,7 +338,7 @@ class SampleBatch(_message.Message):
     def __init__(self, header: _Optional[_Union[BatchHeader, _Mapping]] = ..., body: _Optional[bytes] = ...) -> None: ...
 
 class DistillRequest(_message.Message):
-    __slots__ = ("dataset", "out", "method", "stages", "ipc", "seed", "iterations")
+    __slots__ = ("dataset", "out", "method", "stages", "ipc", "seed", "iterations", "soft_labels", "teacher_epochs", "label_temperature")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     OUT_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -344,6 +346,9 @@ class DistillRequest(_message.Message):
     IPC_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    SOFT_LABELS_FIELD_NUMBER: _ClassVar[int]
+    TEACHER_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    LABEL_TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     out: str
     method: DistillMethod
@@ -351,7 +356,10 @@ class DistillRequest(_message.Message):
     ipc: int
     seed: int
     iterations: int
-    def __init__(self, dataset: _Optional[str] = ..., out: _Optional[str] = ..., method: _Optional[_Union[DistillMethod, str]] = ..., stages: _Optional[int] = ..., ipc: _Optional[int] = ..., seed: _Optional[int] = ..., iterations: _Optional[int] = ...) -> None: ...
+    soft_labels: bool
+    teacher_epochs: int
+    label_temperature: float
+    def __init__(self, dataset: _Optional[str] = ..., out: _Optional[str] = ..., method: _Optional[_Union[DistillMethod, str]] = ..., stages: _Optional[int] = ..., ipc: _Optional[int] = ..., seed: _Optional[int] = ..., iterations: _Optional[int] = ..., soft_labels: _Optional[bool] = ..., teacher_epochs: _Optional[int] = ..., label_temperature: _Optional[float] = ...) -> None: ...
 
 class GetDistillationRequest(_message.Message):
     __slots__ = ("name",)
@@ -360,7 +368,7 @@ class GetDistillationRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class DistillationInfo(_message.Message):
-    __slots__ = ("name", "source", "method", "stages", "ipc", "seed", "iterations", "state", "stages_done", "step", "steps_total", "stage_datasets", "cpu_seconds", "error", "resumed_from")
+    __slots__ = ("name", "source", "method", "stages", "ipc", "seed", "iterations", "state", "stages_done", "step", "steps_total", "stage_datasets", "cpu_seconds", "error", "resumed_from", "soft_labels")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -376,6 +384,7 @@ class DistillationInfo(_message.Message):
     CPU_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RESUMED_FROM_FIELD_NUMBER: _ClassVar[int]
+    SOFT_LABELS_FIELD_NUMBER: _ClassVar[int]
     name: str
     source: str
     method: DistillMethod
@@ -391,7 +400,8 @@ class DistillationInfo(_message.Message):
     cpu_seconds: float
     error: str
     resumed_from: int
-    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., method: _Optional[_Union[DistillMethod, str]] = ..., stages: _Optional[int] = ..., ipc: _Optional[int] = ..., seed: _Optional[int] = ..., iterations: _Optional[int] = ..., state: _Optional[_Union[DistillState, str]] = ..., stages_done: _Optional[int] = ..., step: _Optional[int] = ..., steps_total: _Optional[int] = ..., stage_datasets: _Optional[_Iterable[str]] = ..., cpu_seconds: _Optional[float] = ..., error: _Optional[str] = ..., resumed_from: _Optional[int] = ...) -> None: ...
+    soft_labels: bool
+    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., method: _Optional[_Union[DistillMethod, str]] = ..., stages: _Optional[int] = ..., ipc: _Optional[int] = ..., seed: _Optional[int] = ..., iterations: _Optional[int] = ..., state: _Optional[_Union[DistillState, str]] = ..., stages_done: _Optional[int] = ..., step: _Optional[int] = ..., steps_total: _Optional[int] = ..., stage_datasets: _Optional[_Iterable[str]] = ..., cpu_seconds: _Optional[float] = ..., error: _Optional[str] = ..., resumed_from: _Optional[int] = ..., soft_labels: _Optional[bool] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
     __slots__ = ("dataset", "column", "model_version", "tower", "batch_size", "overwrite", "dtype")

@@ -41,6 +41,9 @@ def _run(root, *extra) -> int:
     (["--out", "x", "--stages", "0"], "--stages: must be at least 1"),
     (["--out", "x", "--ipc", "1000"], "--ipc: 1000 images per class is larger than class"),
     (["--out", "x", "--method", "mtt"], "--method: unknown method 'mtt'"),
+    (["--out", "x", "--labels", "fuzzy"], "--labels: unknown labels 'fuzzy'"),
+    (["--out", "x", "--labels", "soft", "--label-temperature", "0"], "--label-temperature: must be a number in (0, 100]"),
+    (["--out", "x", "--labels", "soft", "--teacher-epochs", "0"], "--teacher-epochs: must be an integer"),
     (["--out", ".hidden"], "--out: '.hidden' is not a data set name"),
     (["--out", "digits"], "--out: 'digits' is or lies inside an existing data set"),
 ])
@@ -92,3 +95,21 @@ def test_distill_through_a_running_service(root, capsys):
         assert "--ipc: 999 images per class" in capsys.readouterr().err
     assert Store(root / "r" / "stage-02").manifest.num_samples == 40
 
+
+
+def test_a_distillation_written_before_the_label_options_resumes(root, capsys):
+    """Stages written before ``labels`` / ``teacher_*`` / ``label_temperature`` existed lack them
+    in their recorded options; they meant hard labels, and resuming must accept them as such."""
+    import json
+
+    assert _run(root, "--out", "old", "--seed", "2") == 0
+    path = root / "old" / "stage-01" / "manifest.json"
+    doc = json.loads(path.read_text())
+    for key in ("labels", "teacher_epochs", "teacher_width", "label_temperature"):
+        del doc["extra"]["distill"]["config"][key]
+    path.write_text(json.dumps(doc))
+    assert _run(root, "--out", "old", "--stages", "2", "--seed", "2") == 0
+    assert "resumed after stage 1" in capsys.readouterr().out
+    # Soft labels are another option: the old hard-label stages are not silently reused for them.
+    assert _run(root, "--out", "old", "--stages", "3", "--seed", "2", "--labels", "soft") == 2
+    assert "labels" in capsys.readouterr().err

@@ -48,6 +48,10 @@ def _small(**kw) -> DistillConfig:
     (dict(iterations=0), "--iterations"),
     (dict(lr_img=float("nan")), "--lr-img"),
     (dict(stages=True), "--stages"),
+    (dict(labels="fuzzy"), "--labels: unknown labels 'fuzzy'"),
+    (dict(labels="soft", label_temperature=0.0), "--label-temperature"),
+    (dict(labels="soft", teacher_epochs=0), "--teacher-epochs"),
+    (dict(teacher_width=0), "--teacher-width"),
 ])
 def test_bad_options_name_the_option(kw, option):
     with pytest.raises(DistillError, match=option):

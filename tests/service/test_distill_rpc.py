@@ -84,6 +84,51 @@ def test_distill_writes_stages_the_trainer_streams_cumulatively(root):
         assert res.records[-1]["test_acc"] > 0.1
 
 
+def test_soft_labels_are_written_resumed_streamed_and_trained_on(root):
+    """A soft-labelled distillation (the random control, so the test is about the labels): every
+    stage carries the teacher's probabilities in emb/soft-labels, a resumed stage keeps the
+    earlier ones byte for byte, the stream cuts them in step with the samples, and pdd trains on
+    them (its loss is then a cross-entropy against q, never below q's entropy)."""
+    from host.distill import SOFT_LABEL_COLUMN
+    from storage_service._proto import nessa_pb2 as pb
+    from trainer.config import TrainConfig
+    from trainer.dataset import SampleStream, StreamPart
+    from trainer.loop import train
+
+    with running(root) as (_, port), StorageClient(f"127.0.0.1:{port}") as client:
+        kw = dict(method="random", ipc=3, seed=2, labels="soft", teacher_epochs=20)
+        one = _wait(client, client.distill("digits/train", "sl", stages=1, **kw).name)
+        assert one.state == pb.DISTILL_STATE_DONE and one.soft_labels, one
+        q1 = Store(root / "sl" / "stage-01").embeddings(SOFT_LABEL_COLUMN)
+        two = _wait(client, client.distill("digits/train", "sl", stages=2, **kw).name)
+        assert two.state == pb.DISTILL_STATE_DONE and two.resumed_from == 1, two
+        stage2 = Store(root / "sl" / "stage-02")
+        doc = stage2.manifest.extra["distill"]
+        assert (doc["labels"], doc["soft_label_column"], doc["label_temperature"]) == ("soft", SOFT_LABEL_COLUMN, 2.0)
+        assert doc["teacher_cpu_s"] > 0
+        q = stage2.embeddings(SOFT_LABEL_COLUMN)
+        assert q.shape == (60, 10) and stage2.columns[SOFT_LABEL_COLUMN].dtype == "float32"
+        np.testing.assert_array_equal(q[:30], q1)  # stage 1's labels, read back, not recomputed
+        np.testing.assert_allclose(q.sum(axis=1), 1.0, atol=1e-5)
+        assert (q.argmax(axis=1) == stage2.take(np.arange(60))[1]).mean() >= 0.7
+
+        stream = SampleStream([StreamPart(client, "sl/stage-02", "full")], epoch=0, seed=1, batch_size=16,
+                              soft_column=SOFT_LABEL_COLUMN)
+        batches = list(stream)
+        assert sum(len(b) for b in batches) == 60
+        for b in batches:  # each row's soft label is its own sample's, across straddled stream batches
+            np.testing.assert_array_equal(b.soft.numpy(), q[b.ids.numpy()])
+
+        common = dict(servers=f"127.0.0.1:{port}", dataset="", test_dataset="digits/test", strategy="pdd",
+                      distilled="sl", epochs=2, batch_size=16, progress=False, threads=1, seed=3)
+        soft = train(TrainConfig(**common)).records
+        hard = train(TrainConfig(**common, hard_labels=True)).records
+        entropy = float(-(q * np.log(q)).sum(axis=1).mean())
+        assert soft[-1]["train_loss"] >= entropy - 1e-4  # Gibbs: CE(q, p) >= H(q)
+        assert soft[-1]["train_loss"] != pytest.approx(hard[-1]["train_loss"], abs=1e-3)
+        assert soft[-1]["test_acc"] > 0.1 and hard[-1]["test_acc"] > 0.1
+
+
 @pytest.mark.parametrize("kw, code, text", [
     (dict(dataset="digits/train", stages=0), grpc.StatusCode.INVALID_ARGUMENT, "stages: must be at least 1"),
     (dict(dataset="digits/train", ipc=500), grpc.StatusCode.INVALID_ARGUMENT, "--ipc: 500 images per class is larger"),

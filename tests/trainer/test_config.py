@@ -54,6 +54,8 @@ def test_defaults_and_parsing():
         (dict(arch="vgg"), "--arch"),
         (dict(device="tpu"), "--device"),
         (dict(threads=0), "--threads"),
+        (dict(hard_labels=True), "--hard-labels: only --strategy pdd"),
+        (dict(distilled="dd"), "--distilled: only --strategy pdd"),
         (dict(resume=True), "--resume"),
         (dict(checkpoint_every=10), "--checkpoint-every"),
         (dict(tls_ca="/nonexistent/ca.pem"), "--tls-ca"),
