@@ -13,6 +13,11 @@ Per seed, next to the data (in this process, one after the other, each timed in 
   * random   ``stages * ipc`` real images per class, uniformly (the service's random subset)
   * pdd-steps  the pdd set again, trained step-matched: enough epochs that its SGD steps equal the
              other arms' (its early unions are small, so epoch-matched pdd takes fewer steps)
+  * dm-soft, pdd-soft  the dm and pdd distillations made with ``labels="soft"``: each image also
+             carries a teacher's softmax(logits / 2) (a 32-wide ConvNet, 3 epochs on fm/train;
+             ``host.distill.teacher``), and the trainer trains on those
+  * random-soft  the control for them: ``method="random"`` (real images, no matching) with the
+             same teacher's soft labels -- what the labels alone are worth
 Then a storage service on a loopback port serves them and the trainer trains the small CNN on
 each through it (``trainer.loop.train``, the same metrics as every other run): the same epochs,
 schedule and seed for every arm; pdd spreads its epochs over the cumulative unions of its stages
@@ -38,7 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._tta_stats import mean_ci, paired  # noqa: E402
 
-ARMS = ("pdd", "pdd-steps", "dm", "herding", "random")
+ARMS = ("pdd", "pdd-steps", "dm", "herding", "random", "pdd-soft", "dm-soft", "random-soft")
+#: Arms trained on a distillation's stages (``--strategy pdd``), soft labels where it has them.
+_DISTILLED = ("pdd", "pdd-steps", "dm", "pdd-soft", "dm-soft", "random-soft")
 
 
 def _fashion() -> Path:
@@ -70,6 +77,14 @@ def _distil(root: Path, seed: int, args) -> dict:
                            seed=seed)
         st = run_distillation(store, "fm/train", root, f"dm-s{seed}", dm)
         out["dm"] = {"distill_cpu_s": st.cpu_s, "distilled": f"dm-s{seed}"}
+    soft = {"pdd-soft": dict(method="dm", stages=args.stages, ipc=args.ipc, iterations=args.iterations),
+            "dm-soft": dict(method="dm", stages=1, ipc=args.stages * args.ipc, iterations=args.stages * args.iterations),
+            "random-soft": dict(method="random", stages=1, ipc=args.stages * args.ipc)}
+    for arm, kw in soft.items():
+        if arm in args.arms:
+            st = run_distillation(store, "fm/train", root, f"{arm}-s{seed}",
+                                  DistillConfig(seed=seed, labels="soft", **kw))
+            out[arm] = {"distill_cpu_s": st.cpu_s, "distilled": f"{arm}-s{seed}"}
     if "herding" not in args.arms:
         return out
     c0 = time.process_time()
@@ -91,7 +106,7 @@ def _train(port: int, arm: str, seed: int, info: dict, per_class: int, class_siz
         n, p, b = per_class * 10, args.stages, args.batch_size
         per_stage = sum(math.ceil(n * (s + 1) / p / b) for s in range(p))
         common["epochs"] = common["eval_every"] = max(p, round(args.epochs * math.ceil(n / b) * p / per_stage))
-    if arm in ("pdd", "pdd-steps", "dm"):
+    if arm in _DISTILLED:
         cfg = TrainConfig(dataset="", strategy="pdd", distilled=info["distilled"], **common)
     elif arm == "herding":
         cfg = TrainConfig(dataset=info["dataset"], strategy="full", **common)
@@ -174,7 +189,10 @@ def _table(rows: dict, stages: int, ipc: int) -> str:
     total = stages * ipc
     names = {"pdd": f"PDD over DM, {stages} x IPC {ipc}, epoch-matched", "pdd-steps": f"PDD over DM, {stages} x IPC {ipc}, step-matched",
              "dm": f"DM, 1 x IPC {total}",
-             "herding": f"herding, {total} per class", "random": f"random, {total} per class"}
+             "herding": f"herding, {total} per class", "random": f"random, {total} per class",
+             "pdd-soft": f"PDD over DM, {stages} x IPC {ipc}, soft labels, epoch-matched",
+             "dm-soft": f"DM, 1 x IPC {total}, soft labels",
+             "random-soft": f"random, {total} per class, soft labels (control)"}
     lines = ["| arm | test acc % (95 % CI) | distillation CPU s | MB received (training) | SGD steps |",
              "| --- | --- | --- | --- | --- |"]
     for arm in ARMS:
@@ -187,7 +205,9 @@ def _table(rows: dict, stages: int, ipc: int) -> str:
         steps = mean_ci([v["steps"] for v in r.values()])
         lines.append(f"| {names[arm]} | {acc[0]:.2f} ± {acc[1]:.2f} | {cpu[0]:.0f} | {mb[0]:.2f} | {steps[0]:.0f} |")
     lines += ["", "| paired difference (points) | mean ± 95 % CI | seeds |", "| --- | --- | --- |"]
-    for a, b in (("pdd", "dm"), ("pdd-steps", "dm"), ("pdd-steps", "random"), ("dm", "random"), ("dm", "herding")):
+    for a, b in (("pdd", "dm"), ("pdd-steps", "dm"), ("pdd-steps", "random"), ("dm", "random"), ("dm", "herding"),
+                 ("pdd-soft", "dm-soft"), ("dm-soft", "random"), ("dm-soft", "random-soft"), ("dm-soft", "dm"),
+                 ("random-soft", "random")):
         if not rows[a] or not rows[b]:
             continue
         m, h, n = paired({s: 100 * v["test_acc"] for s, v in rows[a].items()},
