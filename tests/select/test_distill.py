@@ -16,22 +16,7 @@ from host.distill._nets import ConvNet
 from host.distill.matching import _dist_ours, match_stage
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on 2 shared cores OpenMP's spin-waits make two threads ~10x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = (d.images * 255 / 16).round().astype(np.uint8)  # [N, 8, 8]
-    return x, d.target.astype(np.int64)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/select/conftest.py
 
 
 def _small(**kw) -> DistillConfig:

@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from host.distill import DistillConfig, Distiller
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    return (d.images * 255 / 16).round().astype(np.uint8), d.target.astype(np.int64)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/select/conftest.py
 
 
 def _cfg(**kw) -> DistillConfig:
