@@ -59,7 +59,8 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "SOFT_LABEL_COLUMN", "DistillStatus", "Di
 FORMAT = "nessa-distill"
 FORMAT_VERSION = 1
 #: Options added after the first distillations were written: what a manifest without them meant.
-_LEGACY_CONFIG = {"labels": "hard", "teacher_epochs": 3, "teacher_width": 32, "label_temperature": 2.0}
+_LEGACY_CONFIG = {k: v for k, v in DistillConfig().summary().items()
+                  if k in ("labels", "teacher_epochs", "teacher_width", "label_temperature")}
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 
 
@@ -142,17 +143,6 @@ def finished_stages(root: str | os.PathLike, out: str, source: str, manifest: Ma
         found.append(m)
 
 
-def _fsync_tree(folder: Path) -> None:
-    for f in sorted(folder.iterdir()):
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_stage(dest: Path, samples: np.ndarray, labels: np.ndarray, manifest: Manifest, extra: dict,
                  soft: np.ndarray | None = None) -> None:
     with atomic_dir(dest) as tmp:
@@ -161,12 +151,7 @@ def _write_stage(dest: Path, samples: np.ndarray, labels: np.ndarray, manifest: 
                      extra={"distill": extra})
         if soft is not None:  # inside the temporary: the stage appears with its labels or not at all
             write_embedding_column(tmp, SOFT_LABEL_COLUMN, soft, dtype="float32", source="distill-teacher", lock=False)
-        _fsync_tree(tmp)
-    fd = os.open(dest.parent, os.O_RDONLY)  # the rename itself
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    # atomic_dir fsyncs every file of tmp before the rename and the parent folder after it.
 
 
 def _load_all(store) -> tuple[np.ndarray, np.ndarray]:

@@ -295,9 +295,12 @@ class StorageServicer:
         if method is None:
             raise InvalidArgument(f"method: unknown or unset distillation method {request.method}; use dm, dc or random")
         soft = {}
-        if request.soft_labels:  # 0 (unset) takes the config's default
-            soft = dict(labels="soft", **{k: v for k, v in (("teacher_epochs", int(request.teacher_epochs)),
-                                                             ("label_temperature", float(request.label_temperature))) if v})
+        if request.soft_labels:  # teacher_epochs / label_temperature 0 (unset): the config's defaults
+            soft["labels"] = "soft"
+            if request.teacher_epochs:
+                soft["teacher_epochs"] = int(request.teacher_epochs)
+            if request.label_temperature:
+                soft["label_temperature"] = float(request.label_temperature)
         try:
             cfg = DistillConfig(method=method, stages=int(request.stages), ipc=int(request.ipc), seed=int(request.seed),
                                 iterations=int(request.iterations) or 200, **soft)
