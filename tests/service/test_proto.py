@@ -34,10 +34,9 @@ def test_committed_stubs_are_current(tmp_path):
     committed_text = (generate.STUB_DIR / "nessa_pb2.py").read_text()
     version = lambda t: re.search(r"Protobuf Python Version: (\S+)", t).group(1)  # noqa: E731
     if version(text) == version(committed_text):
-        # Same protoc: byte-identical files.
-        # The grpc stub stamps the grpcio-tools version that wrote it (a patch release of the tools
-        # changes nothing else); the stamp is the runtime floor, so it is compared against
-        # pyproject below, not against whichever tools this venv has.
+        # Same protoc: identical files, but for the grpcio-tools version the grpc stub stamps (a
+        # tools patch release changes nothing else); that stamp is the runtime floor, checked
+        # against pyproject by test_grpc_stub_floor_matches_pyproject.
         for name in generate.STUB_FILES:
             fresh_text = _unstamped((tmp_path / name).read_text())
             assert fresh_text == _unstamped((generate.STUB_DIR / name).read_text()), f"{name} is stale: run python -m storage_service._proto.generate"
