@@ -1,4 +1,4 @@
-"""Per-image cost of the trainer's tensor augmentations (trainer/augment.py) on this machine's CPU.
+"""Per-image cost of the trainer's tensor augmentations (host/augment.py) on this machine's CPU.
 
     python bench/augment.py [--batch 256] [--repeats 20] [--md BENCHMARKS.md]
 
@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trainer.augment import AugmentConfig, Augmenter  # noqa: E402
+from host.augment import AugmentConfig, Augmenter  # noqa: E402
 
 CONFIGS = {
     "crop 4 + flip": AugmentConfig(crop_padding=4, flip=True),

@@ -6,7 +6,7 @@ per image (validation split carved from Fashion-MNIST train; the test split is n
 Static soft labels (what ``nessa distill --labels soft`` stores) give a random 500 ~+3.7 points;
 this measures what labelling every view the trainer makes adds (FKD / "patient and consistent"
 distillation). The trainer's augmentation is reproducible per (seed, epoch, sample id)
-(``trainer.augment``), so the storage host could precompute these labels for exactly the views a
+(``host.augment``), so the storage host could precompute these labels for exactly the views a
 run will draw -- that is the design this pilot is for; here the teacher runs in process.
 
 Arms: ``hard`` / ``soft`` (static T=2 teacher labels), no augmentation; ``hard-cf`` hard labels with
@@ -35,7 +35,7 @@ from host.distill import DistillConfig  # noqa: E402
 from host.distill.teacher import train_teacher  # noqa: E402
 from host.models import build_model  # noqa: E402
 from storage_service.ingest.idx import load_idx_pair  # noqa: E402
-from trainer.augment import AugmentConfig, Augmenter  # noqa: E402
+from host.augment import AugmentConfig, Augmenter  # noqa: E402
 
 _CF = AugmentConfig(crop_padding=2, flip=True)
 #: arm -> (label mode, augmentation, temperature, epochs)

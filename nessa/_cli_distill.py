@@ -32,10 +32,18 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="name of the distillation: stages go to OUT/stage-01, ...")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--iterations", type=int, default=200, help="matching steps per stage (default 200)")
-    p.add_argument("--labels", default="hard", help="hard (each image's class) or soft (also a teacher's tempered "
-                                                    "probabilities, column emb/soft-labels; default hard)")
+    p.add_argument("--labels", default="hard", help="hard (each image's class), soft (also a teacher's tempered "
+                                                    "probabilities, column emb/soft-labels) or views (soft, and the "
+                                                    "teacher's label of every augmented view a training run draws; "
+                                                    "default hard)")
     p.add_argument("--teacher-epochs", type=int, default=3, help="soft labels: teacher training epochs (default 3)")
     p.add_argument("--label-temperature", type=float, default=2.0, help="soft labels: softmax temperature (default 2)")
+    p.add_argument("--view-epochs", type=int, default=0, help="views: training epochs to label (a run may train at most "
+                                                              "this many)")
+    p.add_argument("--view-seeds", default="", help="views: comma list of the training seeds (`nessa train --seed`) to "
+                                                    "label, each its own column emb/view-labels-s<seed>")
+    p.add_argument("--view-augment", default="crop,flip", help="views: the `nessa train --augment` names whose views "
+                                                               "to label (default crop,flip)")
     add_where_args(p, "distil")
     p.set_defaults(func=_distill)
 
@@ -47,7 +55,8 @@ def _config(args):
     try:
         return DistillConfig(method=args.method, stages=args.stages, ipc=args.ipc, seed=args.seed,
                              iterations=args.iterations, labels=args.labels, teacher_epochs=args.teacher_epochs,
-                             label_temperature=args.label_temperature)
+                             label_temperature=args.label_temperature, view_epochs=args.view_epochs,
+                             view_seeds=args.view_seeds, view_augment=args.view_augment)
     except DistillError as exc:
         raise CliError(str(exc)) from None
 
@@ -64,7 +73,9 @@ def _distill(args: argparse.Namespace) -> int:
           + (f"; resumed after stage {status.resumed_from}" if status.resumed_from else ""))
     for name in status.stage_datasets:
         print(f"  {name}")
-    print(f"train on it: nessa train --strategy pdd --distilled {status.name} ...")
+    views = f" --augment {cfg.view_augment} --seed S --epochs E (S in {','.join(map(str, cfg.view_seeds))}, E <= {cfg.view_epochs})" \
+        if status.labels == "views" else ""
+    print(f"train on it: nessa train --strategy pdd --distilled {status.name}{views} ...")
     return 0
 
 
@@ -115,7 +126,8 @@ def _remote(args, cfg):
         with service_client(args) as client:
             info = client.distill(args.dataset, args.out, method=cfg.method.value, stages=cfg.stages, ipc=cfg.ipc,
                                   seed=cfg.seed, iterations=cfg.iterations, labels=cfg.labels.value,
-                                  teacher_epochs=cfg.teacher_epochs, label_temperature=cfg.label_temperature)
+                                  teacher_epochs=cfg.teacher_epochs, label_temperature=cfg.label_temperature,
+                                  view_epochs=cfg.view_epochs, view_seeds=cfg.view_seeds, view_augment=cfg.view_augment)
             bar = _bar(args, int(info.steps_total), int(info.step))
             try:
                 while info.state == 1:  # DISTILL_STATE_RUNNING
@@ -133,4 +145,5 @@ def _remote(args, cfg):
         raise CliError(f"{args.out}: distillation failed on {args.server}: {info.error or 'unknown error'}")
     return DistillStatus(info.name, info.source, args.method, info.stages, info.ipc, info.seed, info.iterations, "done",
                          info.stages_done, info.step, info.steps_total, list(info.stage_datasets), info.cpu_seconds,
-                         resumed_from=info.resumed_from, labels="soft" if info.soft_labels else "hard")
+                         resumed_from=info.resumed_from, view_epochs=info.view_epochs,
+                         labels="views" if info.view_epochs else "soft" if info.soft_labels else "hard")

@@ -129,20 +129,25 @@ class JobCalls:
 
     def distill(self, dataset: str, out: str, *, method: str = "dm", stages: int = 1, ipc: int = 10, seed: int = 0,
                 iterations: int = 0, labels: str = "hard", teacher_epochs: int = 0,
-                label_temperature: float = 0.0) -> "pb.DistillationInfo":
+                label_temperature: float = 0.0, view_epochs: int = 0, view_seeds=(),
+                view_augment: str = "") -> "pb.DistillationInfo":
         """Start (or resume, or find running) the distillation ``out`` of ``dataset`` on the
         storage host; answers at once with its ``DistillationInfo`` (poll ``get_distillation``).
         ``iterations`` 0: the server's default matching steps per stage. ``labels`` "soft": the
         stages also carry a teacher's probabilities (``teacher_epochs`` / ``label_temperature``
-        0: the server's defaults)."""
+        0: the server's defaults); "views": soft, and the teacher's label of every view training
+        seeds ``view_seeds`` draw with ``view_augment`` in ``view_epochs`` epochs."""
         methods = {"dm": pb.DISTILL_METHOD_DM, "dc": pb.DISTILL_METHOD_DC, "random": pb.DISTILL_METHOD_RANDOM}
         if method not in methods:
             raise ValueError(f"method: unknown distillation method {method!r}; choose dm, dc or random")
-        if labels not in ("hard", "soft"):
-            raise ValueError(f"labels: unknown labels {labels!r}; choose hard or soft")
+        if labels not in ("hard", "soft", "views"):
+            raise ValueError(f"labels: unknown labels {labels!r}; choose hard, soft or views")
+        views = labels == "views"
         req = pb.DistillRequest(dataset=dataset, out=out, method=methods[method], stages=stages, ipc=ipc, seed=seed,
-                                iterations=iterations, soft_labels=labels == "soft", teacher_epochs=int(teacher_epochs),
-                                label_temperature=float(label_temperature))
+                                iterations=iterations, soft_labels=labels != "hard", teacher_epochs=int(teacher_epochs),
+                                label_temperature=float(label_temperature), view_epochs=int(view_epochs) if views else 0,
+                                view_seeds=[int(s) for s in view_seeds] if views else [],
+                                view_augment=view_augment if views else "")
         return self._call(self._unary("Distill", pb.DistillationInfo), req)
 
     def get_distillation(self, name: str) -> "pb.DistillationInfo":

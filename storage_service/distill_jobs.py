@@ -21,10 +21,15 @@ Stage manifest (``manifest.json`` ``extra["distill"]``, format ``nessa-distill``
     stage, stages            this stage (1-based) and the number of stages asked for
     config                   every DistillConfig field but ``stages`` (what must match to resume)
     stage_rows               [[start, end], ...]: rows of each stage in this union
-    labels                   "hard" (the label column is each image's class) or "soft" (also a
-                             teacher's probabilities, in the embedding column below)
+    labels                   "hard" (the label column is each image's class), "soft" (also a
+                             teacher's probabilities, in the embedding column below) or "views"
+                             (soft, and also the teacher's label of every augmented view)
     soft_label_column        with soft labels: "emb/soft-labels", float32 [rows, classes], rows
                              summing to 1 (``label_temperature``: the softmax temperature)
+    view_labels              with views: {"format": "nessa-view-labels", "format_version": 1,
+                             "epochs", "augment", "temperature", "columns": {seed: column}}; each
+                             column ("emb/view-labels-s<seed>", float16 [rows, epochs * classes])
+                             is described in host/distill/views.py
     value_space              "model-input": float32 pixels as the models see uint8 / 255
     cpu_s                    process CPU seconds this stage took to distil (with its share of the
                              teacher: all of it for the first stage a run writes); cpu_s_total:
@@ -48,7 +53,8 @@ from typing import Callable
 
 import numpy as np
 
-from host.distill import SOFT_LABEL_COLUMN, DistillConfig, DistillError, Distiller, Labels, check_images
+from host.distill import (SOFT_LABEL_COLUMN, DistillConfig, DistillError, Distiller, check_images,
+                          view_label_column)
 from storage_service.columns import write_embedding_column
 from storage_service.ingest.writer import atomic_dir, write_chunks
 from storage_service.manifest import MANIFEST_NAME, Manifest, ManifestError
@@ -60,7 +66,8 @@ FORMAT = "nessa-distill"
 FORMAT_VERSION = 1
 #: Options added after the first distillations were written: what a manifest without them meant.
 _LEGACY_CONFIG = {k: v for k, v in DistillConfig().summary().items()
-                  if k in ("labels", "teacher_epochs", "teacher_width", "label_temperature")}
+                  if k in ("labels", "teacher_epochs", "teacher_width", "label_temperature", "view_epochs",
+                           "view_seeds", "view_augment")}
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 
 
@@ -100,7 +107,8 @@ class DistillStatus:
     cpu_s: float = 0.0
     error: str = ""
     resumed_from: int = 0  # stages found finished when this run started
-    labels: str = "hard"  # or "soft": the stages also carry SOFT_LABEL_COLUMN
+    labels: str = "hard"  # or "soft": the stages also carry SOFT_LABEL_COLUMN; "views": and view labels
+    view_epochs: int = 0  # views: epochs of views labelled
 
 
 def _source_sha(manifest: Manifest) -> str:
@@ -144,13 +152,15 @@ def finished_stages(root: str | os.PathLike, out: str, source: str, manifest: Ma
 
 
 def _write_stage(dest: Path, samples: np.ndarray, labels: np.ndarray, manifest: Manifest, extra: dict,
-                 soft: np.ndarray | None = None) -> None:
+                 soft: np.ndarray | None = None, views: dict[str, tuple[np.ndarray, str]] | None = None) -> None:
     with atomic_dir(dest) as tmp:
         write_chunks(tmp, [(samples, labels)], name=dest.parent.name + "/" + dest.name, sample_shape=samples.shape[1:],
                      dtype=np.float32, num_classes=manifest.num_classes, class_names=manifest.class_names,
                      extra={"distill": extra})
         if soft is not None:  # inside the temporary: the stage appears with its labels or not at all
             write_embedding_column(tmp, SOFT_LABEL_COLUMN, soft, dtype="float32", source="distill-teacher", lock=False)
+        for column, (values, source) in (views or {}).items():
+            write_embedding_column(tmp, column, values, dtype="float16", source=source, lock=False)
     # atomic_dir fsyncs every file of tmp before the rename and the parent folder after it.
 
 
@@ -173,7 +183,7 @@ def run_distillation(store, source: str, root: str | os.PathLike, out: str, cfg:
                            len(done), len(done) * cfg.iterations, cfg.stages * cfg.iterations,
                            [stage_dataset(out, s + 1) for s in range(len(done))],
                            float(done[-1].extra["distill"]["cpu_s_total"]) if done else 0.0, resumed_from=len(done),
-                           labels=cfg.labels.value)
+                           labels=cfg.labels.value, view_epochs=cfg.view_epochs)
     if len(done) >= cfg.stages:
         status.state, status.step = "done", status.steps_total
         return status
@@ -181,22 +191,30 @@ def run_distillation(store, source: str, root: str | os.PathLike, out: str, cfg:
     dist = Distiller(samples, labels, m.sample_shape, m.num_classes, cfg, name=source)
     del samples
     previous: list[tuple[np.ndarray, np.ndarray]] = []
-    soft: list[np.ndarray] = []  # soft labels of the stages in previous (Labels.SOFT)
+    soft: list[np.ndarray] = []  # soft labels of the stages in previous (soft and views)
+    views: dict[int, list[np.ndarray]] = {seed: [] for seed in cfg.view_seeds}  # per training seed, per stage
     if done:  # the earlier stages, read back from the last finished one (it holds their union)
         from storage_service.store import Store
 
         last = Store(Path(root) / stage_dataset(out, len(done)))
         x, y = last.take(np.arange(len(last)))
         previous = [(np.array(x[a:b]), np.array(y[a:b])) for a, b in last.manifest.extra["distill"]["stage_rows"]]
-        if cfg.labels is Labels.SOFT:  # read back, not recomputed: a new process's teacher could differ in the last bit
+        rows = last.manifest.extra["distill"]["stage_rows"]
+        if cfg.soft:  # read back, not recomputed: a new process's teacher could differ in the last bit
             q = last.embeddings(SOFT_LABEL_COLUMN)
-            soft = [np.array(q[a:b], dtype=np.float32) for a, b in last.manifest.extra["distill"]["stage_rows"]]
+            soft = [np.array(q[a:b], dtype=np.float32) for a, b in rows]
+        for seed in views:
+            q = last.embeddings(view_label_column(seed))
+            views[seed] = [np.array(q[a:b], dtype=np.float16) for a, b in rows]
     ident = _identity(source, m, cfg)
     for s in range(len(done) + 1, cfg.stages + 1):
         c0 = time.process_time()
         imgs, labs = dist.run_stage(s, previous, progress=(lambda k, s=s: progress(s, k)) if progress else None)
-        if cfg.labels is Labels.SOFT:
+        if cfg.soft:
             soft.append(dist.soft_labels(imgs))
+        first_row = sum(len(x) for x, _ in previous)  # a row's id in every later union too
+        for seed, parts in views.items():
+            parts.append(dist.view_labels(imgs, np.arange(first_row, first_row + len(imgs)), seed))
         cpu = time.process_time() - c0
         previous.append((imgs, labs))
         rows, start = [], 0
@@ -208,12 +226,18 @@ def run_distillation(store, source: str, root: str | os.PathLike, out: str, cfg:
                  "ipc": cfg.ipc, "seed": cfg.seed, "stage": s, "stages": cfg.stages, "stage_rows": rows,
                  "labels": cfg.labels.value, "value_space": "model-input", "cpu_s": round(cpu, 3),
                  "cpu_s_total": round(status.cpu_s, 3)}
-        if cfg.labels is Labels.SOFT:
+        if cfg.soft:
             extra.update(soft_label_column=SOFT_LABEL_COLUMN, label_temperature=cfg.label_temperature,
                          teacher_cpu_s=round(dist.teacher_cpu_s, 3))
+        spec = dist.view_spec if views else None
+        if spec is not None:
+            extra["view_labels"] = {"format": "nessa-view-labels", "format_version": 1, "epochs": spec.epochs,
+                                    "augment": list(spec.augment), "temperature": spec.temperature,
+                                    "columns": {str(seed): view_label_column(seed) for seed in views}}
         _write_stage(Path(root) / out / f"stage-{s:02d}", np.concatenate([x for x, _ in previous]),
                      np.concatenate([y for _, y in previous]), m, extra,
-                     np.concatenate(soft) if cfg.labels is Labels.SOFT else None)
+                     np.concatenate(soft) if cfg.soft else None,
+                     {view_label_column(seed): (np.concatenate(parts), spec.source()) for seed, parts in views.items()})
         status.stages_done = s
         status.stage_datasets.append(stage_dataset(out, s))
         if on_stage is not None:
@@ -240,15 +264,15 @@ class DistillJobs:
         with self._lock:
             job = self._jobs.get(out)
             if job is not None and job.state == "running":
-                if (job.source, job.method, job.ipc, job.seed, job.stages, job.labels) != (
-                        source, cfg.method.value, cfg.ipc, cfg.seed, cfg.stages, cfg.labels.value):
+                if (job.source, job.method, job.ipc, job.seed, job.stages, job.labels, job.view_epochs) != (
+                        source, cfg.method.value, cfg.ipc, cfg.seed, cfg.stages, cfg.labels.value, cfg.view_epochs):
                     raise DistillError(f"--out: {out!r} is being distilled with other options right now")
                 return replace(job, stage_datasets=list(job.stage_datasets))
             done = finished_stages(self.root, out, source, m, cfg)
             job = DistillStatus(out, source, cfg.method.value, cfg.stages, cfg.ipc, cfg.seed, cfg.iterations, "running",
                                 len(done), len(done) * cfg.iterations, cfg.stages * cfg.iterations,
                                 [stage_dataset(out, s + 1) for s in range(len(done))], resumed_from=len(done),
-                                labels=cfg.labels.value)
+                                labels=cfg.labels.value, view_epochs=cfg.view_epochs)
             self._jobs[out] = job
         self._pool.submit(self._run, job, store, source, out, cfg)
         return replace(job, stage_datasets=list(job.stage_datasets))
@@ -295,7 +319,8 @@ class DistillJobs:
         return DistillStatus(out, last.get("source", ""), last.get("method", ""), asked, int(last.get("ipc", 0)),
                              int(last.get("seed", 0)), iters, "done" if len(stages) >= asked else "stopped", len(stages),
                              len(stages) * iters, asked * iters, [stage_dataset(out, s + 1) for s in range(len(stages))],
-                             float(last.get("cpu_s_total", 0.0)), labels=str(last.get("labels", "hard")))
+                             float(last.get("cpu_s_total", 0.0)), labels=str(last.get("labels", "hard")),
+                             view_epochs=int((last.get("view_labels") or {}).get("epochs", 0)))
 
     def shutdown(self, wait: bool = False) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=True)

@@ -99,7 +99,8 @@ def _distillation_pb(st) -> pb.DistillationInfo:
         name=st.name, source=st.source, method=_METHOD_PB.get(st.method, pb.DISTILL_METHOD_UNSPECIFIED), stages=st.stages,
         ipc=st.ipc, seed=st.seed, iterations=st.iterations, state=_DISTILL_STATE_PB[st.state], stages_done=st.stages_done,
         step=st.step, steps_total=st.steps_total, stage_datasets=list(st.stage_datasets), cpu_seconds=float(st.cpu_s),
-        error=clip(st.error), resumed_from=st.resumed_from, soft_labels=st.labels == "soft")
+        error=clip(st.error), resumed_from=st.resumed_from, soft_labels=st.labels in ("soft", "views"),
+        view_epochs=int(st.view_epochs))
 
 
 def _columns_pb(store) -> list:
@@ -301,6 +302,9 @@ class StorageServicer:
                 soft["teacher_epochs"] = int(request.teacher_epochs)
             if request.label_temperature:
                 soft["label_temperature"] = float(request.label_temperature)
+        if request.view_epochs or request.view_seeds:  # per-view labels are soft labels too
+            soft.update(labels="views", view_epochs=int(request.view_epochs), view_seeds=tuple(request.view_seeds),
+                        view_augment=request.view_augment or "crop,flip")
         try:
             cfg = DistillConfig(method=method, stages=int(request.stages), ipc=int(request.ipc), seed=int(request.seed),
                                 iterations=int(request.iterations) or 200, **soft)

@@ -1,6 +1,6 @@
 """Options for augmentation in training, and augmented copies of a subset the storage host picks.
 
-``--augment crop,flip,cutout,randaugment`` names the transforms (trainer/augment.py); alone it
+``--augment crop,flip,cutout,randaugment`` names the transforms (host/augment.py); alone it
 augments every training batch (full augmentation). With ``--augment-subset KIND:FRACTION`` the
 batches stay as streamed and each gains augmented copies of examples from a subset of the data
 instead: data-efficient augmentation (Liu & Mirzasoleiman, NeurIPS 2022). Every
@@ -28,13 +28,10 @@ import numpy as np
 import torch
 
 from host.strategies import Strategy
-from trainer.augment import AugmentConfig, Augmenter
+from host.augment import AUGMENTATIONS, Augmenter, augment_config, parse_augment
 
 __all__ = ["AUGMENTATIONS", "AugmentKind", "BatchAugment", "augment_config", "parse_augment", "parse_augment_subset",
            "SubsetCopies", "as_chw"]
-
-AUGMENTATIONS = ("crop", "flip", "cutout", "randaugment")
-
 
 class AugmentKind(str, enum.Enum):
     CORESET = "coreset"
@@ -46,24 +43,6 @@ class AugmentKind(str, enum.Enum):
         """The service strategy that picks this kind of subset."""
         return {AugmentKind.CORESET: Strategy.CRAIG, AugmentKind.RANDOM: Strategy.RANDOM,
                 AugmentKind.MAX_LOSS: Strategy.MAX_LOSS}[self]
-
-
-def parse_augment(text: str) -> tuple[str, ...]:
-    """``"crop,flip"`` -> ("crop", "flip"); ValueError naming ``--augment`` on an unknown name."""
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    unknown = [n for n in names if n not in AUGMENTATIONS]
-    if unknown:
-        raise ValueError(f"--augment: unknown augmentation {unknown[0]!r}; choose from {', '.join(AUGMENTATIONS)}")
-    return names
-
-
-def augment_config(names: Sequence[str], sample_shape: Sequence[int]) -> AugmentConfig:
-    """The transforms ``names`` sized for images of ``sample_shape`` (C, H, W) or (H, W):
-    crop padding 4 at 32 px and up (the CIFAR recipe), 2 below; Cutout half the side
-    (DeVries & Taylor's 16 px at 32); RandAugment N=2, M=9."""
-    side = int(sample_shape[-1])
-    return AugmentConfig(crop_padding=(4 if side >= 32 else 2) if "crop" in names else 0, flip="flip" in names,
-                         cutout=side // 2 if "cutout" in names else 0, randaugment_ops=2 if "randaugment" in names else 0)
 
 
 def parse_augment_subset(text: str) -> tuple[AugmentKind, float]:

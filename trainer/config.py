@@ -261,7 +261,8 @@ class TrainConfig:
 
     def _check_distilled(self, set_) -> None:
         """pdd needs --distilled (its stages are the training data: --dataset defaults to stage 1,
-        the fraction is 1) and streams float images (no uint8 augmentation); nothing else takes it."""
+        the fraction is 1) and streams float images (crop, flip and Cutout work on them, RandAugment's
+        colour operations do not); nothing else takes it."""
         from host.strategies import Strategy as _S
 
         is_pdd = str(getattr(self.strategy, "value", self.strategy)).strip().lower() == _S.PDD.value
@@ -277,8 +278,9 @@ class TrainConfig:
         if not self.dataset:
             set_("dataset", f"{self.distilled}/stage-01")
         set_("fraction", 1.0)
-        if self.augment or self.augment_subset:
-            raise ConfigError("--augment: pdd streams float synthetic images; the augmentations work on uint8 images")
+        if "randaugment" in self.augment:
+            raise ConfigError("--augment: pdd streams float synthetic images; randaugment works on uint8 images "
+                              "(crop, flip and cutout work on both)")
 
     @property
     def label(self) -> str:

@@ -6,7 +6,7 @@ the budget is spent, so a 60 % subset sees each of its examples ~1/0.6 times as 
 data does in the same number of steps. ``steps_for(num_full, batch_size, epochs)`` gives full
 data's step count, which every arm of a comparison then uses.
 
-The two views of an image are ``trainer.augment.Augmenter`` draws for epochs 2e and 2e+1 (its
+The two views of an image are ``host.augment.Augmenter`` draws for epochs 2e and 2e+1 (its
 draws are a pure function of seed, epoch and sample id, so a run is reproducible and the views
 differ). The loss is NT-Xent (Chen et al., 2020): for 2B projected, normalised views, each view's
 positive is its twin and the other 2B-2 views are negatives, at temperature ``tau``.

@@ -33,12 +33,13 @@ from host.budget import class_budget
 from host.strategies import Strategy, spec
 from storage_service.client import FULL_SELECTION
 from host.curvature import CurvatureEMA
-from trainer.augment import Augmenter
+from host.augment import Augmenter
 from trainer.augment_subset import BatchAugment, SubsetCopies, augment_config, parse_augment, parse_augment_subset
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, Schedule, TrainConfig
 from trainer.dataset import SampleStream
 from trainer.distilled import open_plan
+from trainer.view_labels import ViewLabelTable
 from trainer.distributed import Dist as _Dist
 from trainer.metrics import MetricsWriter
 from trainer.model_state import state_to_safetensors
@@ -100,7 +101,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         if cfg.test_dataset:
             cluster.describe(cfg.test_dataset)
         try:  # pdd: the distillation's stage data sets, cumulative, over the epochs
-            plan = open_plan(cluster, cfg.distilled, cfg.epochs, soft=not cfg.hard_labels) if strategy.distilled else None
+            plan = open_plan(cluster, cfg.distilled, cfg.epochs, soft=not cfg.hard_labels, seed=cfg.seed,
+                             augment=parse_augment(cfg.augment) if cfg.augment else None,
+                             augment_subset=bool(cfg.augment_subset)) if strategy.distilled else None
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         shape = cluster.sample_shape
@@ -144,6 +147,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                 aug_kind, aug_fraction = parse_augment_subset(cfg.augment_subset)
                 copies = SubsetCopies(augmenter, seed=cfg.seed, use_weights=cfg.use_weights)
             augment = BatchAugment(augmenter, copies, seed=cfg.seed)
+        # pdd --labels views: the teacher's label of every view, held per stage data set.
+        views = ViewLabelTable(*plan.views) if plan is not None and plan.views is not None else None
         # AdaCore: the curvature estimate the trainer keeps and pushes with the model.
         curvature = CurvatureEMA(cluster.num_classes, cfg.curvature_beta) if strategy.curvature else None
         net = model
@@ -217,6 +222,11 @@ def train(cfg: TrainConfig) -> TrainResult:
                     for b in part.source.stream_samples(cfg.dataset, selection=sel, seed=cfg.seed, epoch=epoch, rank=0,
                                                         world_size=1, start_offset=0, batch_bytes=cfg.batch_bytes))
                 counters["selection_s"] += time.perf_counter() - t_sel
+            if views is not None and views.dataset != plan.dataset(epoch):  # a new stage: its views' labels
+                counters["bytes_received"] += views.load(plan.dataset(epoch), (
+                    b for part in cluster.parts(plan.dataset(epoch))
+                    for b in part.source.stream_samples(plan.dataset(epoch), selection=FULL_SELECTION, seed=cfg.seed,
+                                                        epoch=epoch, batch_bytes=cfg.batch_bytes, columns=(views.column,))))
             if not resuming_mid_epoch:
                 offsets, start_step = [0] * len(cluster.sources), 0
                 counters["loss_sum"], counters["loss_n"] = 0.0, 0.0
@@ -234,7 +244,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                                       batch_bytes=cfg.batch_bytes, prefetch=cfg.prefetch, device=dist.device,
                                       limit=limit, retry=_retry(cfg), soft_column=plan.soft_column if plan else None)
             stopped = _train_epoch(cfg, dist, net, model, optimizer, stream, shape, epoch, start_step, steps,
-                                   counters, selections, counts, ckpt_path, identity, augment, per_rank, curvature)
+                                   counters, selections, counts, ckpt_path, identity, augment, per_rank, curvature, views)
             if isinstance(stream, _RoundEpoch):
                 round_stats = stream.stats()
                 for key in ("selection_s", "storage_s", "forwarded", "model_bytes"):
@@ -376,7 +386,7 @@ def _train_epoch(cfg: TrainConfig, dist: _Dist, net: torch.nn.Module, model: tor
                  optimizer: torch.optim.Optimizer, stream: SampleStream, shape: tuple[int, ...], epoch: int,
                  step: int, steps: int, counters: dict, selections: list[str], counts: list[int],
                  ckpt_path, identity: dict, augment: BatchAugment | None = None, rows_per_epoch: int = 0,
-                 curvature: CurvatureEMA | None = None) -> bool:
+                 curvature: CurvatureEMA | None = None, views: ViewLabelTable | None = None) -> bool:
     """One epoch (or its rest, from ``step``); True when ``max_steps`` stopped it early."""
     from tqdm import tqdm
 
@@ -395,8 +405,9 @@ def _train_epoch(cfg: TrainConfig, dist: _Dist, net: torch.nn.Module, model: tor
             if augment is not None:
                 x, y, w = augment(x, batch.ids, y, w, epoch=epoch, sample_shape=shape, rows_per_epoch=rows_per_epoch)
             logits = net(to_input(x, shape if augment is None else input_chw(shape)))
-            if batch.soft is not None:  # a distillation's soft labels: cross-entropy against the teacher's q
-                per_example = -(batch.soft * F.log_softmax(logits, dim=1)).sum(dim=1)
+            soft = views.targets(batch.ids, epoch, logits.device) if views is not None else batch.soft
+            if soft is not None:  # a distillation's soft labels (of each view): cross-entropy against the teacher's q
+                per_example = -(soft * F.log_softmax(logits, dim=1)).sum(dim=1)
             else:
                 per_example = F.cross_entropy(logits, y, reduction="none")
             if curvature is not None:  # AdaCore's estimate follows training, step by step

@@ -8,6 +8,7 @@ from host.distill.config import DistillConfig, DistillError, Labels, Method, che
 from host.distill.herding import herding
 from host.distill.pdd import Distiller, stage_seed, to_model_space
 from host.distill.teacher import SOFT_LABEL_COLUMN
+from host.distill.views import ViewSpec, seed_of_column, view_label_column
 
 __all__ = ["SOFT_LABEL_COLUMN", "DistillConfig", "DistillError", "Labels", "Method", "Distiller", "check_images", "image_chw", "herding", "stage_seed",
-           "to_model_space"]
+           "to_model_space", "ViewSpec", "seed_of_column", "view_label_column"]

@@ -35,6 +35,7 @@ class Labels(str, enum.Enum):
 
     HARD = "hard"  # its class
     SOFT = "soft"  # softmax(teacher logits / T): a ConvNet trained on the source data set
+    VIEWS = "views"  # soft, and also the teacher's label of every augmented view a run draws (host.distill.views)
 
 
 def _int(name: str, value, low: int, high: int | None = None) -> int:
@@ -62,6 +63,8 @@ class DistillConfig:
     labels: hard or soft. Soft labels come from a teacher ConvNet (``teacher_width`` wide, the
         matching depth) trained ``teacher_epochs`` epochs on the whole source data set, once per
         distillation; each image's label is softmax(logits / ``label_temperature``).
+        views: soft labels, and for each training seed in ``view_seeds`` the teacher's label of
+        every view ``view_augment`` (``--augment`` names) draws in each of ``view_epochs`` epochs.
     """
 
     method: Method = Method.DM
@@ -82,6 +85,9 @@ class DistillConfig:
     teacher_epochs: int = 3
     teacher_width: int = 32
     label_temperature: float = 2.0
+    view_epochs: int = 0
+    view_seeds: tuple[int, ...] = ()
+    view_augment: str = "crop,flip"
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen)
@@ -116,6 +122,7 @@ class DistillConfig:
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and 0 < t <= 100):
             raise DistillError(f"--label-temperature: must be a number in (0, 100], got {t!r}")
         set_("label_temperature", float(t))
+        self._check_views(set_)
         if self.lr_img is None:
             set_("lr_img", 1.0 if self.method is Method.DM else 0.1)
         if isinstance(self.lr_img, bool) or not isinstance(self.lr_img, (int, float)) or not (
@@ -126,6 +133,40 @@ class DistillConfig:
         if not self.inner_loop:
             set_("inner_loop", 50 if self.ipc <= 10 else 10)
 
+    def _check_views(self, set_) -> None:
+        from host.augment import parse_augment
+
+        seeds = self.view_seeds
+        if isinstance(seeds, (int, str)) and not isinstance(seeds, bool):
+            seeds = [seeds] if isinstance(seeds, int) else [p for p in seeds.split(",") if p.strip()]
+        try:
+            seeds = tuple(dict.fromkeys(int(str(v).strip()) for v in seeds))
+        except (TypeError, ValueError):
+            raise DistillError(f"--view-seeds: a comma list of training seeds, got {self.view_seeds!r}") from None
+        set_("view_seeds", seeds)
+        try:
+            names = parse_augment(str(self.view_augment))
+        except ValueError as exc:
+            raise DistillError(str(exc).replace("--augment", "--view-augment")) from None
+        set_("view_augment", ",".join(sorted(names)))
+        if self.labels is not Labels.VIEWS:
+            if self.view_epochs or self.view_seeds:
+                raise DistillError("--view-epochs / --view-seeds: per-view labels need --labels views")
+            return
+        _int("view_epochs", self.view_epochs, 1, 10_000)
+        if not 1 <= len(seeds) <= 16 or any(s < 0 or s >= 2**63 for s in seeds):
+            raise DistillError(f"--view-seeds: 1 to 16 training seeds >= 0 (each gets its own labels), got {list(seeds)}")
+        if not names:
+            raise DistillError("--view-augment: per-view labels need an augmentation, e.g. crop,flip")
+        if "randaugment" in names:
+            raise DistillError("--view-augment: randaugment needs uint8 images; distilled images are float "
+                               "(choose from crop, flip, cutout)")
+
+    @property
+    def soft(self) -> bool:
+        """Whether the stages carry soft labels (``emb/soft-labels``): soft and views do."""
+        return self.labels is not Labels.HARD
+
     @property
     def total_ipc(self) -> int:
         return self.stages * self.ipc
@@ -134,6 +175,7 @@ class DistillConfig:
         doc = asdict(self)
         doc["method"] = self.method.value
         doc["labels"] = self.labels.value
+        doc["view_seeds"] = list(self.view_seeds)
         return doc
 
 

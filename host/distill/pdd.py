@@ -12,7 +12,9 @@ distils stage ``s`` (1-based) given the earlier stages' images, deterministicall
 never stopped. Images go in and come out in the models' input space (uint8 / 255, the store's
 sample shape); labels are hard (the class of each image, class-major), and with
 ``labels="soft"`` ``soft_labels(images)`` gives a teacher's probabilities for them
-(``host.distill.teacher``; the teacher is trained on first use). ``Method.RANDOM`` matches
+(``host.distill.teacher``; the teacher is trained on first use), and with ``labels="views"``
+``view_labels(images, ids, seed)`` the same teacher's label of every view a training run with
+``seed`` will draw (``host.distill.views``). ``Method.RANDOM`` matches
 nothing: a stage is the real images it would have started from.
 """
 
@@ -31,6 +33,7 @@ from host.distill._nets import ConvNet
 from host.distill.config import DistillConfig, Method, check_images
 from host.distill.matching import RealSampler, match_stage, train_net
 from host.distill.teacher import soft_labels, train_teacher
+from host.distill.views import ViewSpec, view_labels
 
 __all__ = ["Distiller", "stage_seed", "to_model_space"]
 
@@ -123,16 +126,34 @@ class Distiller:
             out = match_stage(init, labels, self.real, make, cfg, gen, progress=progress)
         return self._stored(out), labels.numpy().astype(np.int32)
 
-    def soft_labels(self, images: np.ndarray) -> np.ndarray:
-        """The teacher's tempered probabilities for ``images`` (model space, [N, *sample_shape]):
-        float32 [N, classes]. Trains the teacher on the first call (deterministic in the seed)."""
-        if self._teacher is None:
+    def _trained_teacher(self):
+        if self._teacher is None:  # trained on first use, deterministic in the seed
             c0 = time.process_time()
             self._teacher = train_teacher(self.real.images, self._labels, self.num_classes, self.cfg,
                                           stage_seed(self.cfg.seed, 0, "teacher"))
             self.teacher_cpu_s = time.process_time() - c0
+        return self._teacher
+
+    def soft_labels(self, images: np.ndarray) -> np.ndarray:
+        """The teacher's tempered probabilities for ``images`` (model space, [N, *sample_shape]):
+        float32 [N, classes]. Trains the teacher on the first call (deterministic in the seed)."""
+        teacher = self._trained_teacher()
         x = (self._chw(torch.from_numpy(to_model_space(images))) - self.mean) / self.std
-        return soft_labels(self._teacher, x, self.cfg.label_temperature)
+        return soft_labels(teacher, x, self.cfg.label_temperature)
+
+    @property
+    def view_spec(self) -> ViewSpec:
+        """The views ``view_labels`` labels (``cfg.view_epochs`` epochs of ``cfg.view_augment``)."""
+        return ViewSpec(self.cfg.view_epochs, self.num_classes, self.cfg.label_temperature,
+                        tuple(self.cfg.view_augment.split(",")))
+
+    def view_labels(self, images: np.ndarray, ids: Sequence[int], seed: int) -> np.ndarray:
+        """float16 [N, view_epochs * classes]: the teacher's label of every view training seed
+        ``seed`` draws of ``images`` (model space), which a trainer streams as sample ids ``ids``."""
+        teacher = self._trained_teacher()
+        x = self._chw(torch.from_numpy(to_model_space(images)))
+        return view_labels(teacher, x, ids, seed, self.view_spec, self.sample_shape,
+                           lambda v: (v - self.mean) / self.std)
 
     def _conditioned_nets(self, previous, gen: torch.Generator) -> list[ConvNet]:
         """Networks trained on the union of the earlier stages (PDD's conditioning): for DM,

@@ -338,7 +338,7 @@ class SampleBatch(_message.Message):
     def __init__(self, header: _Optional[_Union[BatchHeader, _Mapping]] = ..., body: _Optional[bytes] = ...) -> None: ...
 
 class DistillRequest(_message.Message):
-    __slots__ = ("dataset", "out", "method", "stages", "ipc", "seed", "iterations", "soft_labels", "teacher_epochs", "label_temperature")
+    __slots__ = ("dataset", "out", "method", "stages", "ipc", "seed", "iterations", "soft_labels", "teacher_epochs", "label_temperature", "view_epochs", "view_seeds", "view_augment")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     OUT_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -349,6 +349,9 @@ class DistillRequest(_message.Message):
     SOFT_LABELS_FIELD_NUMBER: _ClassVar[int]
     TEACHER_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     LABEL_TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    VIEW_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    VIEW_SEEDS_FIELD_NUMBER: _ClassVar[int]
+    VIEW_AUGMENT_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     out: str
     method: DistillMethod
@@ -359,7 +362,10 @@ class DistillRequest(_message.Message):
     soft_labels: bool
     teacher_epochs: int
     label_temperature: float
-    def __init__(self, dataset: _Optional[str] = ..., out: _Optional[str] = ..., method: _Optional[_Union[DistillMethod, str]] = ..., stages: _Optional[int] = ..., ipc: _Optional[int] = ..., seed: _Optional[int] = ..., iterations: _Optional[int] = ..., soft_labels: _Optional[bool] = ..., teacher_epochs: _Optional[int] = ..., label_temperature: _Optional[float] = ...) -> None: ...
+    view_epochs: int
+    view_seeds: _containers.RepeatedScalarFieldContainer[int]
+    view_augment: str
+    def __init__(self, dataset: _Optional[str] = ..., out: _Optional[str] = ..., method: _Optional[_Union[DistillMethod, str]] = ..., stages: _Optional[int] = ..., ipc: _Optional[int] = ..., seed: _Optional[int] = ..., iterations: _Optional[int] = ..., soft_labels: _Optional[bool] = ..., teacher_epochs: _Optional[int] = ..., label_temperature: _Optional[float] = ..., view_epochs: _Optional[int] = ..., view_seeds: _Optional[_Iterable[int]] = ..., view_augment: _Optional[str] = ...) -> None: ...
 
 class GetDistillationRequest(_message.Message):
     __slots__ = ("name",)
@@ -368,7 +374,7 @@ class GetDistillationRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class DistillationInfo(_message.Message):
-    __slots__ = ("name", "source", "method", "stages", "ipc", "seed", "iterations", "state", "stages_done", "step", "steps_total", "stage_datasets", "cpu_seconds", "error", "resumed_from", "soft_labels")
+    __slots__ = ("name", "source", "method", "stages", "ipc", "seed", "iterations", "state", "stages_done", "step", "steps_total", "stage_datasets", "cpu_seconds", "error", "resumed_from", "soft_labels", "view_epochs")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -385,6 +391,7 @@ class DistillationInfo(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RESUMED_FROM_FIELD_NUMBER: _ClassVar[int]
     SOFT_LABELS_FIELD_NUMBER: _ClassVar[int]
+    VIEW_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     name: str
     source: str
     method: DistillMethod
@@ -401,7 +408,8 @@ class DistillationInfo(_message.Message):
     error: str
     resumed_from: int
     soft_labels: bool
-    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., method: _Optional[_Union[DistillMethod, str]] = ..., stages: _Optional[int] = ..., ipc: _Optional[int] = ..., seed: _Optional[int] = ..., iterations: _Optional[int] = ..., state: _Optional[_Union[DistillState, str]] = ..., stages_done: _Optional[int] = ..., step: _Optional[int] = ..., steps_total: _Optional[int] = ..., stage_datasets: _Optional[_Iterable[str]] = ..., cpu_seconds: _Optional[float] = ..., error: _Optional[str] = ..., resumed_from: _Optional[int] = ..., soft_labels: _Optional[bool] = ...) -> None: ...
+    view_epochs: int
+    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., method: _Optional[_Union[DistillMethod, str]] = ..., stages: _Optional[int] = ..., ipc: _Optional[int] = ..., seed: _Optional[int] = ..., iterations: _Optional[int] = ..., state: _Optional[_Union[DistillState, str]] = ..., stages_done: _Optional[int] = ..., step: _Optional[int] = ..., steps_total: _Optional[int] = ..., stage_datasets: _Optional[_Iterable[str]] = ..., cpu_seconds: _Optional[float] = ..., error: _Optional[str] = ..., resumed_from: _Optional[int] = ..., soft_labels: _Optional[bool] = ..., view_epochs: _Optional[int] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
     __slots__ = ("dataset", "column", "model_version", "tower", "batch_size", "overwrite", "dtype")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.augment import AugmentConfig, Augmenter, uniforms
+from host.augment import AugmentConfig, Augmenter, augment_config, uniforms
 
 RNG = np.random.default_rng(3)
 IMAGES = torch.from_numpy(RNG.integers(1, 256, (64, 3, 16, 16), dtype=np.uint8))
@@ -76,7 +76,28 @@ def test_bad_options_named(kw, name):
 
 def test_bad_input_named():
     aug = Augmenter(AugmentConfig(flip=True))
-    with pytest.raises(ValueError, match="uint8"):
-        aug(IMAGES.float(), IDS, epoch=0, seed=0)
+    with pytest.raises(ValueError, match="uint8 or float32"):
+        aug(IMAGES.double(), IDS, epoch=0, seed=0)
+    with pytest.raises(ValueError, match="randaugment works on uint8"):
+        Augmenter(AugmentConfig(randaugment_ops=1))(IMAGES.float() / 255, IDS, epoch=0, seed=0)
     with pytest.raises(ValueError, match="63 ids for 64 images"):
         aug(IMAGES, IDS[:63], epoch=0, seed=0)
+
+
+def test_float_images_take_the_same_views_as_uint8():
+    # A distillation's images are float32 in the models' input space (uint8 / 255): crop, flip and
+    # Cutout must draw the very views they draw of the uint8 images, for the storage host's view
+    # labels (host.distill.views) to label what the trainer trains on.
+    aug = Augmenter(AugmentConfig(crop_padding=2, flip=True, cutout=4))
+    as_uint8 = aug(IMAGES, IDS, epoch=3, seed=7)
+    as_float = aug(IMAGES.float() / 255, IDS, epoch=3, seed=7)
+    assert as_float.dtype == torch.float32
+    assert torch.equal(as_float, as_uint8.float() / 255)
+    assert not torch.equal(as_uint8, IMAGES)  # something was augmented
+
+
+def test_augment_config_sizes_by_the_image_side_whatever_the_layout():
+    # (H, W, C) data: the side is W, not the channel count.
+    assert augment_config(("crop", "cutout"), (32, 32, 3)) == augment_config(("crop", "cutout"), (3, 32, 32))
+    assert augment_config(("crop", "cutout"), (32, 32, 3)).cutout == 16
+    assert augment_config(("crop",), (28, 28)).crop_padding == 2

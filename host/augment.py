@@ -1,4 +1,4 @@
-"""Data augmentation on uint8 image tensors, reproducible per (seed, epoch, sample id).
+"""Data augmentation on image tensors, reproducible per (seed, epoch, sample id).
 
 torchvision does not import beside the CPU torch build NeSSA pins, so the transforms are written
 on tensors (the geometric and colour kernels are kornia's): random crop with zero padding,
@@ -14,6 +14,14 @@ host over a few numbers per image; only the images go to the device.
     aug = Augmenter(AugmentConfig(crop_padding=4, flip=True, cutout=8, randaugment_ops=2))
     out = aug(images_uint8_bchw, ids, epoch=e, seed=s)     # same device and dtype as the input
 
+Images are uint8, or float32 in the models' input space (uint8 / 255: a distillation's
+synthetic images); crop, flip and Cutout treat both alike (zero padding and Cutout are black in
+either), RandAugment's colour operations need the uint8 range and refuse floats.
+
+Why this lives in ``host`` and not in the trainer: the storage host labels the views a run will
+draw (``host.distill.views``: a teacher's label for every (seed, epoch, id)), so both sides must
+draw the same ones; there is one definition of the transforms and of the ``--augment`` names.
+
 Cost per image: ``bench/augment.py``.
 """
 
@@ -21,11 +29,15 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["AugmentConfig", "Augmenter", "RandOp", "uniforms"]
+__all__ = ["AUGMENTATIONS", "AugmentConfig", "Augmenter", "RandOp", "augment_config", "parse_augment", "uniforms"]
+
+#: The transforms ``--augment`` names (``augment_config`` sizes them for an image).
+AUGMENTATIONS = ("crop", "flip", "cutout", "randaugment")
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -87,15 +99,38 @@ class AugmentConfig:
         return bool(self.crop_padding or self.flip or self.cutout or self.randaugment_ops)
 
 
+def parse_augment(text: str) -> tuple[str, ...]:
+    """``"crop,flip"`` -> ("crop", "flip"); ValueError naming ``--augment`` on an unknown name."""
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(f"--augment: unknown augmentation {unknown[0]!r}; choose from {', '.join(AUGMENTATIONS)}")
+    return names
+
+
+def augment_config(names: Sequence[str], sample_shape: Sequence[int]) -> AugmentConfig:
+    """The transforms ``names`` sized for images of ``sample_shape`` (C, H, W) or (H, W):
+    crop padding 4 at 32 px and up (the CIFAR recipe), 2 below; Cutout half the side
+    (DeVries & Taylor's 16 px at 32); RandAugment N=2, M=9."""
+    from host.models import input_chw
+
+    side = int(input_chw(tuple(int(s) for s in sample_shape))[-1])  # (H, W, C) data: W, not C
+    return AugmentConfig(crop_padding=(4 if side >= 32 else 2) if "crop" in names else 0, flip="flip" in names,
+                         cutout=side // 2 if "cutout" in names else 0, randaugment_ops=2 if "randaugment" in names else 0)
+
+
 class Augmenter:
-    """Applies an ``AugmentConfig`` to uint8 (B, C, H, W) tensors (see module docs)."""
+    """Applies an ``AugmentConfig`` to (B, C, H, W) uint8 or float32 tensors (see module docs)."""
 
     def __init__(self, config: AugmentConfig):
         self.config = config
 
     def __call__(self, images: torch.Tensor, ids, *, epoch: int, seed: int) -> torch.Tensor:
-        if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"augment needs uint8 (B, C, H, W) images, got {images.dtype} {tuple(images.shape)}")
+        if images.dtype not in (torch.uint8, torch.float32) or images.ndim != 4:
+            raise ValueError(f"augment needs uint8 or float32 (B, C, H, W) images, got {images.dtype} {tuple(images.shape)}")
+        if images.dtype != torch.uint8 and self.config.randaugment_ops:
+            raise ValueError("--augment: randaugment works on uint8 images; these are float32 "
+                             "(a distillation's synthetic images): use crop, flip, cutout")
         ids = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids).reshape(-1)
         if len(ids) != images.shape[0]:
             raise ValueError(f"augment got {len(ids)} ids for {images.shape[0]} images")
