@@ -18,6 +18,12 @@ Per seed, next to the data (in this process, one after the other, each timed in 
              ``host.distill.teacher``), and the trainer trains on those
   * random-soft  the control for them: ``method="random"`` (real images, no matching) with the
              same teacher's soft labels -- what the labels alone are worth
+  * dm-views, random-views  the dm and random sets made with ``labels="views"``: the same teacher
+             labels every view the trainer's ``--augment crop,flip`` draws with the arm's seed in each
+             of ``--view-epochs`` epochs (``host.distill.views``); trained ``--view-epochs`` epochs
+             with that augmentation, each view against its own label
+  * random-aug  the fair control for them: the random 500 with class labels and the same
+             augmentation and epochs
 Then a storage service on a loopback port serves them and the trainer trains the small CNN on
 each through it (``trainer.loop.train``, the same metrics as every other run): the same epochs,
 schedule and seed for every arm; pdd spreads its epochs over the cumulative unions of its stages
@@ -43,9 +49,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._tta_stats import mean_ci, paired  # noqa: E402
 
-ARMS = ("pdd", "pdd-steps", "dm", "herding", "random", "pdd-soft", "dm-soft", "random-soft")
+ARMS = ("pdd", "pdd-steps", "dm", "herding", "random", "pdd-soft", "dm-soft", "random-soft", "dm-views",
+        "random-views", "random-aug")
 #: Arms trained on a distillation's stages (``--strategy pdd``), soft labels where it has them.
-_DISTILLED = ("pdd", "pdd-steps", "dm", "pdd-soft", "dm-soft", "random-soft")
+_DISTILLED = ("pdd", "pdd-steps", "dm", "pdd-soft", "dm-soft", "random-soft", "dm-views", "random-views")
+#: Arms trained ``--view-epochs`` epochs with ``--augment crop,flip``.
+_VIEWS = ("dm-views", "random-views", "random-aug")
+_AUGMENT = "crop,flip"
 
 
 def _fashion() -> Path:
@@ -85,6 +95,14 @@ def _distil(root: Path, seed: int, args) -> dict:
             st = run_distillation(store, "fm/train", root, f"{arm}-s{seed}",
                                   DistillConfig(seed=seed, labels="soft", **kw))
             out[arm] = {"distill_cpu_s": st.cpu_s, "distilled": f"{arm}-s{seed}"}
+    views = {"dm-views": soft["dm-soft"], "random-views": soft["random-soft"]}
+    for arm, kw in views.items():
+        if arm in args.arms:  # the training seed is the arm's seed: its views are labelled
+            st = run_distillation(store, "fm/train", root, f"{arm}-s{seed}",
+                                  DistillConfig(seed=seed, labels="views", view_epochs=args.view_epochs, view_seeds=(seed,),
+                                                view_augment=_AUGMENT, **kw))
+            out[arm] = {"distill_cpu_s": st.cpu_s, "distilled": f"{arm}-s{seed}"}
+    out["random-aug"] = {"distill_cpu_s": 0.0}
     if "herding" not in args.arms:
         return out
     c0 = time.process_time()
@@ -106,19 +124,21 @@ def _train(port: int, arm: str, seed: int, info: dict, per_class: int, class_siz
         n, p, b = per_class * 10, args.stages, args.batch_size
         per_stage = sum(math.ceil(n * (s + 1) / p / b) for s in range(p))
         common["epochs"] = common["eval_every"] = max(p, round(args.epochs * math.ceil(n / b) * p / per_stage))
+    if arm in _VIEWS:
+        common.update(epochs=args.view_epochs, eval_every=args.view_epochs, augment=_AUGMENT)
     if arm in _DISTILLED:
         cfg = TrainConfig(dataset="", strategy="pdd", distilled=info["distilled"], **common)
     elif arm == "herding":
         cfg = TrainConfig(dataset=info["dataset"], strategy="full", **common)
     else:  # one uniform draw of per_class a class, kept for the whole run
         cfg = TrainConfig(dataset="fm/train", strategy="random", fraction=per_class / class_size,
-                          reselect_every=args.epochs, **common)
+                          reselect_every=common["epochs"], **common)
     t0 = time.perf_counter()
     res = train(cfg)
     last = res.final
     return {"test_acc": last["test_acc"], "bytes_received": last["bytes_received"],
             "samples_seen": last["samples_seen"], "train_cpu_s": last["cpu_s"], "train_wall_s": time.perf_counter() - t0,
-            "steps": sum(math.ceil(r["num_selected"] / args.batch_size) for r in res.records)}
+            "steps": sum(math.ceil(r["num_selected"] / args.batch_size) for r in res.records), "epochs": cfg.epochs}
 
 
 def main(argv=None) -> int:
@@ -130,6 +150,8 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--view-epochs", type=int, default=300,
+                    help="dm-views, random-views, random-aug: epochs trained (and views labelled) with crop + flip")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: OpenMP spin-waits make 2 threads on 2 busy cores ~10x slower)")
     ap.add_argument("--out", type=Path, default=Path("bench/results/distill"))
     ap.add_argument("--arms", default=",".join(ARMS), type=lambda t: [a for a in t.split(",") if a],
@@ -171,7 +193,8 @@ def _report(out: Path) -> int:
     conf = None
     for f in sorted(out.glob("runs-*.json")):
         doc = json.loads(f.read_text())
-        a = {k: v for k, v in doc["args"].items() if k not in ("seeds", "out", "report", "arms")}
+        # view_epochs only shapes the view arms (their runs record their epochs); older files lack it.
+        a = {k: v for k, v in doc["args"].items() if k not in ("seeds", "out", "report", "arms", "view_epochs")}
         if conf is not None and a != conf:
             raise SystemExit(f"{f}: made with other options than the other runs files ({a} vs {conf})")
         conf = a
@@ -193,6 +216,10 @@ def _table(rows: dict, stages: int, ipc: int) -> str:
              "pdd-soft": f"PDD over DM, {stages} x IPC {ipc}, soft labels, epoch-matched",
              "dm-soft": f"DM, 1 x IPC {total}, soft labels",
              "random-soft": f"random, {total} per class, soft labels (control)"}
+    ep = {arm: next(iter(r.values())).get("epochs") for arm, r in rows.items() if arm in _VIEWS and r}
+    names.update({"dm-views": f"DM, 1 x IPC {total}, per-view labels, crop + flip, {ep.get('dm-views')} epochs",
+                  "random-views": f"random, {total} per class, per-view labels, crop + flip, {ep.get('random-views')} epochs (control)",
+                  "random-aug": f"random, {total} per class, class labels, crop + flip, {ep.get('random-aug')} epochs (control)"})
     lines = ["| arm | test acc % (95 % CI) | distillation CPU s | MB received (training) | SGD steps |",
              "| --- | --- | --- | --- | --- |"]
     for arm in ARMS:
@@ -207,7 +234,9 @@ def _table(rows: dict, stages: int, ipc: int) -> str:
     lines += ["", "| paired difference (points) | mean ± 95 % CI | seeds |", "| --- | --- | --- |"]
     for a, b in (("pdd", "dm"), ("pdd-steps", "dm"), ("pdd-steps", "random"), ("dm", "random"), ("dm", "herding"),
                  ("pdd-soft", "dm-soft"), ("dm-soft", "random"), ("dm-soft", "random-soft"), ("dm-soft", "dm"),
-                 ("random-soft", "random")):
+                 ("random-soft", "random"), ("dm-views", "random"), ("dm-views", "random-aug"),
+                 ("dm-views", "random-views"), ("dm-views", "dm-soft"), ("random-views", "random-soft"),
+                 ("random-aug", "random")):
         if not rows[a] or not rows[b]:
             continue
         m, h, n = paired({s: 100 * v["test_acc"] for s, v in rows[a].items()},

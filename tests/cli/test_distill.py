@@ -44,6 +44,11 @@ def _run(root, *extra) -> int:
     (["--out", "x", "--labels", "fuzzy"], "--labels: unknown labels 'fuzzy'"),
     (["--out", "x", "--labels", "soft", "--label-temperature", "0"], "--label-temperature: must be a number in (0, 100]"),
     (["--out", "x", "--labels", "soft", "--teacher-epochs", "0"], "--teacher-epochs: must be an integer"),
+    (["--out", "x", "--labels", "views", "--view-epochs", "3"], "--view-seeds: 1 to 16 training seeds"),
+    (["--out", "x", "--labels", "views", "--view-seeds", "0"], "--view-epochs: must be an integer in [1, 10000]"),
+    (["--out", "x", "--view-epochs", "3", "--view-seeds", "0"], "per-view labels need --labels views"),
+    (["--out", "x", "--labels", "views", "--view-epochs", "3", "--view-seeds", "0", "--view-augment", "randaugment"],
+     "--view-augment: randaugment needs uint8 images"),
     (["--out", ".hidden"], "--out: '.hidden' is not a data set name"),
     (["--out", "digits"], "--out: 'digits' is or lies inside an existing data set"),
 ])
@@ -96,6 +101,21 @@ def test_distill_through_a_running_service(root, capsys):
     assert Store(root / "r" / "stage-02").manifest.num_samples == 40
 
 
+def test_view_labels_locally_and_through_a_service(root, capsys):
+    from tests.service.helpers import running
+
+    views = ["--method", "random", "--labels", "views", "--view-epochs", "3", "--view-seeds", "1,2", "--teacher-epochs", "1"]
+    assert _run(root, "--out", "v", *views) == 0
+    out = capsys.readouterr().out
+    assert "views labels" in out and "--augment crop,flip --seed S --epochs E (S in 1,2, E <= 3)" in out
+    with running(root) as (_, port):
+        assert _run(root, "--out", "w", "--server", f"127.0.0.1:{port}", *views) == 0
+        assert "views labels" in capsys.readouterr().out
+    for name in ("v", "w"):
+        cols = Store(root / name / "stage-01").columns
+        assert {"emb/view-labels-s1", "emb/view-labels-s2"} <= set(cols) and cols["emb/view-labels-s1"].dim == 3 * 10
+
+
 
 def test_a_distillation_written_before_the_label_options_resumes(root, capsys):
     """Stages written before ``labels`` / ``teacher_*`` / ``label_temperature`` existed lack them
@@ -105,7 +125,8 @@ def test_a_distillation_written_before_the_label_options_resumes(root, capsys):
     assert _run(root, "--out", "old", "--seed", "2") == 0
     path = root / "old" / "stage-01" / "manifest.json"
     doc = json.loads(path.read_text())
-    for key in ("labels", "teacher_epochs", "teacher_width", "label_temperature"):
+    for key in ("labels", "teacher_epochs", "teacher_width", "label_temperature", "view_epochs", "view_seeds",
+                "view_augment"):
         del doc["extra"]["distill"]["config"][key]
     path.write_text(json.dumps(doc))
     assert _run(root, "--out", "old", "--stages", "2", "--seed", "2") == 0
