@@ -18,10 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from host.augment import AugmentConfig, Augmenter
 from host.contrastive_models import ClipCNN
 from host.models import build_model, to_input
 
-from .augment import AugmentConfig, Augmenter
 from ._step_loop import BatchFn, check_loop_options, check_positive, run_steps
 
 __all__ = ["ClipConfig", "info_nce", "train_clip", "stream_batches"]

@@ -22,11 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from host.augment import AugmentConfig, Augmenter
 from host.contrastive_models import SimCLRCNN
 from host.models import build_model, to_input
 
 from ._step_loop import BatchFn, check_loop_options, check_positive, run_steps
-from .augment import AugmentConfig, Augmenter
 
 __all__ = ["SimCLRConfig", "nt_xent", "steps_for", "train_simclr", "ArrayBatches", "BatchFn"]
 

@@ -33,7 +33,7 @@ def test_spec_round_trips_through_the_column_source():
 def test_each_label_is_the_teachers_on_the_trainers_view(digits):
     x, y = digits
     dist = Distiller(x, y, (8, 8), 10, _cfg())
-    imgs, labs = dist.run_stage(1)
+    imgs, _ = dist.run_stage(1)
     ids = np.arange(100, 130)  # the rows' ids in the stage data set
     q = dist.view_labels(imgs, ids, seed=4)
     assert q.shape == (30, 5 * 10) and q.dtype == np.float16
