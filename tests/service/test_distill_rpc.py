@@ -1,5 +1,6 @@
 """Distill / GetDistillation over real gRPC: stages written as data sets, streamed like any
-other, trained on by the trainer (``--strategy pdd``), resumed, and bad requests refused."""
+other, trained on by the trainer (``--strategy pdd``; soft and per-view labels), resumed, and bad
+requests refused."""
 
 from __future__ import annotations
 
@@ -154,3 +155,68 @@ def test_unknown_distillation_and_selecting_pdd(root):
         with pytest.raises(StorageError) as err:
             client.select("digits/train", "pdd", 0.1, seed=0, model_version=None, backend="")
         assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and "selects nothing" in err.value.details
+
+
+VIEW_EPOCHS = 4
+
+
+def test_view_labels_are_written_resumed_and_trained_on(root):
+    from host.distill import SOFT_LABEL_COLUMN, ViewSpec, view_label_column
+    from storage_service._proto import nessa_pb2 as pb
+    from trainer.config import ConfigError, TrainConfig
+    from trainer.loop import train
+
+    with running(root) as (_, port), StorageClient(f"127.0.0.1:{port}") as client:
+        kw = dict(method="random", ipc=3, seed=2, labels="views", teacher_epochs=20, view_epochs=VIEW_EPOCHS,
+                  view_seeds=[0, 5], view_augment="crop,flip")
+        one = _wait(client, client.distill("digits/train", "vl", stages=1, **kw).name)
+        assert one.state == pb.DISTILL_STATE_DONE and one.soft_labels and one.view_epochs == VIEW_EPOCHS, one
+        q1 = Store(root / "vl" / "stage-01").embeddings(view_label_column(5))
+        two = _wait(client, client.distill("digits/train", "vl", stages=2, **kw).name)
+        assert two.state == pb.DISTILL_STATE_DONE and two.resumed_from == 1, two
+
+        stage2 = Store(root / "vl" / "stage-02")
+        doc = stage2.manifest.extra["distill"]
+        assert doc["labels"] == "views"
+        assert doc["view_labels"] == {"format": "nessa-view-labels", "format_version": 1, "epochs": VIEW_EPOCHS,
+                                      "augment": ["crop", "flip"], "temperature": 2.0,
+                                      "columns": {"0": view_label_column(0), "5": view_label_column(5)}}
+        col = stage2.columns[view_label_column(5)]
+        assert (col.dtype, col.dim) == ("float16", VIEW_EPOCHS * 10)
+        assert ViewSpec.parse(col.source) == ViewSpec(VIEW_EPOCHS, 10, 2.0, ("crop", "flip"))
+        q = stage2.embeddings(view_label_column(5))
+        assert q.shape == (60, VIEW_EPOCHS * 10) and SOFT_LABEL_COLUMN in stage2.columns
+        np.testing.assert_array_equal(q[:30], q1)  # stage 1's rows keep their ids, hence their views
+        assert np.abs(stage2.embeddings(view_label_column(0)) - q).max() > 2e-3  # seeds draw other views
+
+        common = dict(servers=f"127.0.0.1:{port}", dataset="", test_dataset="digits/test", strategy="pdd",
+                      distilled="vl", epochs=VIEW_EPOCHS, batch_size=16, progress=False, threads=1, seed=5)
+        views = train(TrainConfig(**common, augment="flip,crop")).records
+        hard = train(TrainConfig(**common, augment="crop,flip", hard_labels=True)).records
+        # Each epoch's loss is a cross-entropy against that epoch's view labels: never below their
+        # mean entropy (Gibbs). The last epoch trains on stage 2's 60 rows.
+        last = q.reshape(60, VIEW_EPOCHS, 10)[:, -1].astype(np.float64)
+        entropy = float(-(last * np.log(last + 1e-12)).sum(axis=1).mean())
+        assert views[-1]["train_loss"] >= entropy - 1e-3
+        assert views[-1]["train_loss"] != pytest.approx(hard[-1]["train_loss"], abs=1e-3)
+        # The labels are streamed once per stage and counted: more bytes than the hard-label run.
+        assert views[-1]["bytes_received"] > hard[-1]["bytes_received"]
+
+        for bad, text in [(dict(augment="crop"), "--augment: vl labels the views of --augment crop,flip, not crop"),
+                          (dict(), "--augment: vl carries the teacher's label of each view"),
+                          (dict(augment="crop,flip", seed=1), "--seed: vl has view labels for seeds 0, 5, not 1"),
+                          (dict(augment="crop,flip", epochs=VIEW_EPOCHS + 1), f"--epochs: vl labels the views of {VIEW_EPOCHS} epochs"),
+                          (dict(augment="crop,flip", augment_subset="random:0.5"), "--augment-subset: vl carries per-view")]:
+            with pytest.raises(ConfigError) as err:
+                train(TrainConfig(**{**common, **bad}))
+            assert text in str(err.value)
+
+
+def test_bad_view_requests_are_invalid_argument(root):
+    with running(root) as (_, port), StorageClient(f"127.0.0.1:{port}", retries=0) as client:
+        for kw, text in [(dict(view_epochs=3), "view-seeds: 1 to 16 training seeds"),
+                         (dict(view_epochs=3, view_seeds=[0], view_augment="spin"), "view-augment: unknown augmentation")]:
+            with pytest.raises(StorageError) as err:
+                client.distill("digits/train", "bad", method="random", ipc=2, labels="views", **kw)
+            assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and text in err.value.details
+        assert not (root / "bad").exists()
