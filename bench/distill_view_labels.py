@@ -6,8 +6,10 @@ per image (validation split carved from Fashion-MNIST train; the test split is n
 Static soft labels (what ``nessa distill --labels soft`` stores) give a random 500 ~+3.7 points;
 this measures what labelling every view the trainer makes adds (FKD / "patient and consistent"
 distillation). The trainer's augmentation is reproducible per (seed, epoch, sample id)
-(``host.augment``), so the storage host could precompute these labels for exactly the views a
-run will draw -- that is the design this pilot is for; here the teacher runs in process.
+(``host.augment``), so the storage host can precompute these labels for exactly the views a run
+will draw: the system does that since (``nessa distill --labels views``, ``host.distill.views``;
+measured on the test split by ``bench/distill.py --arms dm-views,random-views,random-aug``). This
+pilot, where the teacher runs in process, is what chose its temperature and epochs on validation.
 
 Arms: ``hard`` / ``soft`` (static T=2 teacher labels), no augmentation; ``hard-cf`` hard labels with
 crop (pad 2) + flip; ``view-*`` crop + flip with the teacher's softmax(logits / T) of each view
