@@ -101,7 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="adacore: EMA factor of the squared Hessian diagonal pushed with the model (default 0.99)")
     p.add_argument("--distilled", metavar="NAME",
                    help="pdd: the distillation (made by `nessa distill ... --out NAME`) whose stages to train on, "
-                        "cumulatively, the epochs split evenly over the stages (on its soft labels if it has them)")
+                        "cumulatively, the epochs split evenly over the stages (on its soft labels if it has them; "
+                        "on each view's own label if it was distilled with --labels views: then --augment, --seed "
+                        "and --epochs must be ones it labelled)")
     p.add_argument("--hard-labels", action="store_true",
                    help="pdd: train on the class labels even where the distillation carries soft labels")
     c = p.add_argument_group("contrastive objectives (simclr, clip): --strategy full, random, sas, sas-fl or clipcov; "

@@ -39,13 +39,13 @@ from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, Schedule, TrainConfig
 from trainer.dataset import SampleStream
 from trainer.distilled import open_plan
-from trainer.view_labels import ViewLabelTable
 from trainer.distributed import Dist as _Dist
 from trainer.metrics import MetricsWriter
 from trainer.model_state import state_to_safetensors
 from trainer.multi import Cluster, open_cluster
 from trainer.retry import RetryPolicy, StorageGaveUp, retrying
 from trainer.rounds import RoundFeeder, RoundStream
+from trainer.view_labels import ViewLabelTable
 
 __all__ = ["train", "TrainResult", "default_arch", "lr_at", "state_to_safetensors"]
 
