@@ -1,11 +1,13 @@
 """Probe for issue #18 on a validation split: does a larger matching budget let PDD overtake DM?
 
-    python bench/distill_budget.py --seeds 0 --iterations 1000   # one process per seed
+    python bench/distill_budget.py --seeds 0 --iterations 1000            # one process per seed
+    python bench/distill_budget.py --seeds 0 --method dc --iterations 4 --arms pdd,base
 
 ``bench/distill.py`` distils with 20 DM steps a PDD stage (100 for single-stage DM), where the
-synthetic images hardly leave their real initialisation. This runs 50x that: PDD over DM, 5 stages
-x IPC 10 with ``--iterations`` steps a stage, against single-stage DM at IPC 50 with 5x as many
-steps and a random 50 per class (the images DM starts from), on a 5,000-image validation split
+synthetic images hardly leave their real initialisation. This runs more: PDD over the base method
+(``--method`` dm or dc), 5 stages x IPC 10 with ``--iterations`` steps a stage, against the base
+method in one stage at IPC 50 with 5x as many steps, and a random 50 per class (the real images
+the matching starts from), on a 5,000-image validation split
 carved from Fashion-MNIST train (seed 123, as in ``bench/distill_view_labels.py``; the test split
 is not touched). Student: the small CNN, 100 epochs (PDD: split over its cumulative unions as
 ``trainer.distilled`` splits them), batch 128, SGD 0.05 nesterov cosine, wd 5e-4, hard labels, one
@@ -66,8 +68,9 @@ def _student(stages: list[tuple[np.ndarray, np.ndarray]], seed: int, xv: torch.T
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0,1")
-    ap.add_argument("--iterations", type=int, default=1000, help="DM steps a PDD stage (single-stage DM: 5x)")
-    ap.add_argument("--arms", default="pdd,dm,random")
+    ap.add_argument("--iterations", type=int, default=1000, help="matching steps a PDD stage (single stage: 5x)")
+    ap.add_argument("--method", default="dm", choices=("dm", "dc"), help="the base method (default dm)")
+    ap.add_argument("--arms", default="pdd,base,random", help="pdd, base (the single-stage method), random")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     root = _fashion()
@@ -77,16 +80,18 @@ def main(argv=None) -> None:
     xv, yv = torch.from_numpy(x_all[val]).unsqueeze(1).float() / 255, torch.from_numpy(y_all[val].astype(np.int64))
     xt, yt = x_all[train], y_all[train].astype(np.int64)
     for seed in (int(s) for s in args.seeds.split(",")):
-        arms = {"pdd": DistillConfig(method="dm", stages=5, ipc=10, iterations=args.iterations, seed=seed),
-                "dm": DistillConfig(method="dm", stages=1, ipc=50, iterations=5 * args.iterations, seed=seed),
+        arms = {"pdd": DistillConfig(method=args.method, stages=5, ipc=10, iterations=args.iterations, seed=seed),
+                args.method: DistillConfig(method=args.method, stages=1, ipc=50, iterations=5 * args.iterations, seed=seed),
                 "random": DistillConfig(method="random", stages=1, ipc=50, seed=seed)}
+        arms["base"] = arms.pop(args.method)
         for arm, cfg in ((a, arms[a]) for a in args.arms.split(",")):
             c0 = time.process_time()
             dist, stages = Distiller(xt, yt, (28, 28), 10, cfg), []
             for s in range(1, cfg.stages + 1):
                 stages.append(dist.run_stage(s, stages))
             cpu = time.process_time() - c0
-            print(json.dumps({"seed": seed, "arm": arm, "iterations": cfg.iterations, "val_acc": round(_student(stages, seed, xv, yv), 2),
+            print(json.dumps({"seed": seed, "arm": args.method if arm == "base" else arm, "method": cfg.method.value,
+                              "iterations": cfg.iterations, "val_acc": round(_student(stages, seed, xv, yv), 2),
                               "distill_cpu_s": round(cpu, 1)}), flush=True)
 
 
