@@ -20,7 +20,8 @@ __all__ = ["ViewLabelTable"]
 
 
 class ViewLabelTable:
-    """The view labels of one stage data set: float32 [rows, epochs, classes], indexed by id."""
+    """The view labels of one stage data set: [rows, epochs, classes], indexed by id; held as
+    float16, as stored (500 rows x 300 epochs x 10 classes: 3 MB; 5,000 x 300 x 100: 300 MB)."""
 
     def __init__(self, column: str, spec: ViewSpec):
         self.column = column
@@ -34,12 +35,12 @@ class ViewLabelTable:
         ids, rows, nbytes = [], [], 0
         for b in batches:
             ids.append(np.asarray(b.ids, np.int64))
-            rows.append(np.asarray(b.columns[self.column], np.float32))
+            rows.append(np.asarray(b.columns[self.column], np.float16))
             nbytes += int(b.nbytes)
         ids_all = np.concatenate(ids) if ids else np.empty(0, np.int64)
         if not len(ids_all) or np.unique(ids_all).size != len(ids_all) or ids_all.max() != len(ids_all) - 1:
             raise ValueError(f"{dataset}: column {self.column} did not stream every row exactly once")
-        q = np.empty((len(ids_all), self.spec.epochs, self.spec.classes), np.float32)
+        q = np.empty((len(ids_all), self.spec.epochs, self.spec.classes), np.float16)
         q[ids_all] = np.concatenate(rows).reshape(len(ids_all), self.spec.epochs, self.spec.classes)
         self._q, self.dataset = torch.from_numpy(q), dataset
         return nbytes
@@ -50,4 +51,4 @@ class ViewLabelTable:
             raise RuntimeError("view labels used before load()")
         if not 0 <= epoch < self.spec.epochs:
             raise ValueError(f"--epochs: epoch {epoch + 1} has no view labels (labelled: {self.spec.epochs} epochs)")
-        return self._q[ids.cpu().long(), epoch].to(device)
+        return self._q[ids.cpu().long(), epoch].to(device=device, dtype=torch.float32)
