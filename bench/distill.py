@@ -18,7 +18,7 @@ Per seed, next to the data (in this process, one after the other, each timed in 
              ``host.distill.teacher``), and the trainer trains on those
   * random-soft  the control for them: ``method="random"`` (real images, no matching) with the
              same teacher's soft labels -- what the labels alone are worth
-  * dm-views, random-views  the dm and random sets made with ``labels="views"``: the same teacher
+  * dm-views, random-views, pdd-views  the dm, random and pdd sets made with ``labels="views"``: the same teacher
              labels every view the trainer's ``--augment crop,flip`` draws with the arm's seed in each
              of ``--view-epochs`` epochs (``host.distill.views``); trained ``--view-epochs`` epochs
              with that augmentation, each view against its own label
@@ -50,11 +50,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._tta_stats import mean_ci, paired  # noqa: E402
 
 ARMS = ("pdd", "pdd-steps", "dm", "herding", "random", "pdd-soft", "dm-soft", "random-soft", "dm-views",
-        "random-views", "random-aug")
+        "random-views", "pdd-views", "random-aug")
 #: Arms trained on a distillation's stages (``--strategy pdd``), soft labels where it has them.
-_DISTILLED = ("pdd", "pdd-steps", "dm", "pdd-soft", "dm-soft", "random-soft", "dm-views", "random-views")
+_DISTILLED = ("pdd", "pdd-steps", "dm", "pdd-soft", "dm-soft", "random-soft", "dm-views", "random-views", "pdd-views")
 #: Arms trained ``--view-epochs`` epochs with ``--augment crop,flip``.
-_VIEWS = ("dm-views", "random-views", "random-aug")
+_VIEWS = ("dm-views", "random-views", "pdd-views", "random-aug")
 _AUGMENT = "crop,flip"
 
 
@@ -95,7 +95,7 @@ def _distil(root: Path, seed: int, args) -> dict:
             st = run_distillation(store, "fm/train", root, f"{arm}-s{seed}",
                                   DistillConfig(seed=seed, labels="soft", **kw))
             out[arm] = {"distill_cpu_s": st.cpu_s, "distilled": f"{arm}-s{seed}"}
-    views = {"dm-views": soft["dm-soft"], "random-views": soft["random-soft"]}
+    views = {"dm-views": soft["dm-soft"], "random-views": soft["random-soft"], "pdd-views": soft["pdd-soft"]}
     for arm, kw in views.items():
         if arm in args.arms:  # the training seed is the arm's seed: its views are labelled
             st = run_distillation(store, "fm/train", root, f"{arm}-s{seed}",
@@ -217,6 +217,7 @@ def _table(rows: dict, stages: int, ipc: int) -> str:
              "dm-soft": f"DM, 1 x IPC {total}, soft labels",
              "random-soft": f"random, {total} per class, soft labels (control)"}
     ep = {arm: next(iter(r.values())).get("epochs") for arm, r in rows.items() if arm in _VIEWS and r}
+    names["pdd-views"] = f"PDD over DM, {stages} x IPC {ipc}, per-view labels, crop + flip, {ep.get('pdd-views')} epochs"
     names.update({"dm-views": f"DM, 1 x IPC {total}, per-view labels, crop + flip, {ep.get('dm-views')} epochs",
                   "random-views": f"random, {total} per class, per-view labels, crop + flip, {ep.get('random-views')} epochs (control)",
                   "random-aug": f"random, {total} per class, class labels, crop + flip, {ep.get('random-aug')} epochs (control)"})
@@ -236,7 +237,7 @@ def _table(rows: dict, stages: int, ipc: int) -> str:
                  ("pdd-soft", "dm-soft"), ("dm-soft", "random"), ("dm-soft", "random-soft"), ("dm-soft", "dm"),
                  ("random-soft", "random"), ("dm-views", "random"), ("dm-views", "random-aug"),
                  ("dm-views", "random-views"), ("dm-views", "dm-soft"), ("random-views", "random-soft"),
-                 ("random-aug", "random")):
+                 ("random-aug", "random"), ("pdd-views", "dm-views")):
         if not rows[a] or not rows[b]:
             continue
         m, h, n = paired({s: 100 * v["test_acc"] for s, v in rows[a].items()},
