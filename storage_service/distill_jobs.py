@@ -55,6 +55,7 @@ import numpy as np
 
 from host.distill import (SOFT_LABEL_COLUMN, DistillConfig, DistillError, Distiller, check_images,
                           view_label_column)
+from host.distill.views import VIEW_LABELS_FORMAT, VIEW_LABELS_VERSION
 from storage_service.columns import write_embedding_column
 from storage_service.ingest.writer import atomic_dir, write_chunks
 from storage_service.manifest import MANIFEST_NAME, Manifest, ManifestError
@@ -231,7 +232,7 @@ def run_distillation(store, source: str, root: str | os.PathLike, out: str, cfg:
                          teacher_cpu_s=round(dist.teacher_cpu_s, 3))
         spec = dist.view_spec if views else None
         if spec is not None:
-            extra["view_labels"] = {"format": "nessa-view-labels", "format_version": 1, "epochs": spec.epochs,
+            extra["view_labels"] = {"format": VIEW_LABELS_FORMAT, "format_version": VIEW_LABELS_VERSION, "epochs": spec.epochs,
                                     "augment": list(spec.augment), "temperature": spec.temperature,
                                     "columns": {str(seed): view_label_column(seed) for seed in views}}
         _write_stage(Path(root) / out / f"stage-{s:02d}", np.concatenate([x for x, _ in previous]),

@@ -303,8 +303,9 @@ class StorageServicer:
             if request.label_temperature:
                 soft["label_temperature"] = float(request.label_temperature)
         if request.view_epochs or request.view_seeds:  # per-view labels are soft labels too
-            soft.update(labels="views", view_epochs=int(request.view_epochs), view_seeds=tuple(request.view_seeds),
-                        view_augment=request.view_augment or "crop,flip")
+            soft.update(labels="views", view_epochs=int(request.view_epochs), view_seeds=tuple(request.view_seeds))
+            if request.view_augment:  # unset: the config's default
+                soft["view_augment"] = request.view_augment
         try:
             cfg = DistillConfig(method=method, stages=int(request.stages), ipc=int(request.ipc), seed=int(request.seed),
                                 iterations=int(request.iterations) or 200, **soft)

@@ -104,7 +104,7 @@ def view_labels(teacher: torch.nn.Module, images_chw: torch.Tensor, ids: Sequenc
     if len(ids) != n:
         raise ValueError(f"view labels: {len(ids)} ids for {n} images")
     augment = Augmenter(augment_config(spec.augment, sample_shape))
-    out = np.empty((n, spec.epochs * classes), dtype=np.float16)
+    out = np.empty((n, spec.width), dtype=np.float16)
     for epoch in range(spec.epochs):
         for a in range(0, n, _BATCH):
             view = augment(images_chw[a:a + _BATCH], ids[a:a + _BATCH], epoch=epoch, seed=seed)
