@@ -99,12 +99,12 @@ class AugmentConfig:
         return bool(self.crop_padding or self.flip or self.cutout or self.randaugment_ops)
 
 
-def parse_augment(text: str) -> tuple[str, ...]:
-    """``"crop,flip"`` -> ("crop", "flip"); ValueError naming ``--augment`` on an unknown name."""
+def parse_augment(text: str, option: str = "--augment") -> tuple[str, ...]:
+    """``"crop,flip"`` -> ("crop", "flip"); ValueError naming ``option`` on an unknown name."""
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     unknown = [n for n in names if n not in AUGMENTATIONS]
     if unknown:
-        raise ValueError(f"--augment: unknown augmentation {unknown[0]!r}; choose from {', '.join(AUGMENTATIONS)}")
+        raise ValueError(f"{option}: unknown augmentation {unknown[0]!r}; choose from {', '.join(AUGMENTATIONS)}")
     return names
 
 

@@ -95,7 +95,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="augment training batches: comma list of crop, flip, cutout, randaugment (default: none)")
     p.add_argument("--augment-subset", default="", metavar="KIND:FRACTION",
                    help="augment only copies of a subset the storage host picks (coreset, random or max-loss), "
-                        "added to the streamed batches: data-efficient augmentation (needs --augment)")
+                        "added to the streamed batches: data-efficient augmentation (needs --augment); "
+                        "'selected': a copy of every streamed row (with --strategy craig --fraction F: train on "
+                        "the coreset and its augmentations)")
+    p.add_argument("--augment-main", default="", metavar="LIST",
+                   help="with --augment-subset: weak transforms (e.g. crop,flip) applied to the streamed rows "
+                        "themselves; --augment then names the copies' (strong) ones (default: none)")
     p.add_argument("--augment-every", type=int, default=5, metavar="R", help="epochs between subset picks (default 5)")
     p.add_argument("--curvature-beta", type=float, default=0.99,
                    help="adacore: EMA factor of the squared Hessian diagonal pushed with the model (default 0.99)")
@@ -182,7 +187,8 @@ def _train(args: argparse.Namespace) -> int:
             stream_idle_timeout=args.stream_idle_timeout, storage_retries=args.storage_retries,
             retry_backoff=args.retry_backoff,
             tls_ca=args.tls_ca, timeout=args.timeout, progress=not args.no_progress, threads=args.threads,
-            augment=args.augment, augment_subset=args.augment_subset, augment_every=args.augment_every,
+            augment=args.augment, augment_subset=args.augment_subset, augment_main=args.augment_main,
+            augment_every=args.augment_every,
             distilled=args.distilled, hard_labels=args.hard_labels,
             curvature_beta=args.curvature_beta, objective=args.objective, embedding_column=args.embedding_column,
             text_embedding_column=args.text_embedding_column, latent_classes=args.latent_classes,

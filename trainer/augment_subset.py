@@ -10,6 +10,18 @@ instead: data-efficient augmentation (Liu & Mirzasoleiman, NeurIPS 2022). Every
               with its cluster-size weights when the run uses weights
     random    a per-class random subset (the paper's random baseline)
     max-loss  per class the highest-loss examples under the current model (its other baseline)
+    selected  no separate pick: every streamed row also trains as an augmented copy. With a subset
+              strategy (``--strategy craig --fraction 0.3``) this is the reference code's
+              ``--subset_main_dataset --enable_subset_augment``: train on the coreset *and* its
+              augmentations, 2 x FRACTION of full augmentation's rows; with ``--strategy full`` it
+              is full augmentation as the paper counts it (the data plus a copy of every row).
+              Copies carry weight 1, as in the reference (its coreset weights stay on the
+              streamed rows). Written ``selected`` or ``selected:1``.
+
+``--augment-main`` names weak transforms (the reference's crop + flip) applied in place to the
+streamed rows of a run that adds copies; ``--augment`` then names the copies' strong ones. The
+main rows draw their views from another stream than the copies (seed salted), so a row and its
+copy are not cropped alike.
 
 The trainer keeps the subset in memory (it is small: FRACTION of the data; streamed once per R
 epochs, counted in bytes received) and appends to each batch of b rows
@@ -37,12 +49,13 @@ class AugmentKind(str, enum.Enum):
     CORESET = "coreset"
     RANDOM = "random"
     MAX_LOSS = "max-loss"
+    SELECTED = "selected"  # copies of the streamed rows themselves: no pick of its own
 
     @property
-    def strategy(self) -> Strategy:
-        """The service strategy that picks this kind of subset."""
+    def strategy(self) -> Strategy | None:
+        """The service strategy that picks this kind of subset (None: ``selected`` picks nothing)."""
         return {AugmentKind.CORESET: Strategy.CRAIG, AugmentKind.RANDOM: Strategy.RANDOM,
-                AugmentKind.MAX_LOSS: Strategy.MAX_LOSS}[self]
+                AugmentKind.MAX_LOSS: Strategy.MAX_LOSS}.get(self)
 
 
 def parse_augment_subset(text: str) -> tuple[AugmentKind, float]:
@@ -54,11 +67,14 @@ def parse_augment_subset(text: str) -> tuple[AugmentKind, float]:
         raise ValueError(f"--augment-subset: unknown kind {kind!r}; choose from "
                          f"{', '.join(k.value for k in AugmentKind)} (as KIND:FRACTION)") from None
     try:
-        fraction = float(frac) if sep else math.nan
+        fraction = float(frac) if sep else (1.0 if parsed is AugmentKind.SELECTED else math.nan)
     except ValueError:
         fraction = math.nan
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"--augment-subset: fraction must be in (0, 1] after the colon, got {text!r}")
+    if parsed is AugmentKind.SELECTED and fraction != 1.0:
+        raise ValueError(f"--augment-subset: 'selected' copies every streamed row; its fraction is the run's "
+                         f"--fraction, not {frac.strip()!r} (write 'selected')")
     return parsed, fraction
 
 
@@ -125,23 +141,44 @@ def as_chw(x: torch.Tensor, sample_shape: Sequence[int]) -> torch.Tensor:
     return x if shape == chw else x.permute(0, 3, 1, 2).contiguous()
 
 
-class BatchAugment:
-    """What the training loop applies to each batch: every row augmented (no subset), or the
-    batch as streamed plus augmented copies of subset rows (``copies``)."""
+#: Salt of the seed the streamed rows' weak views draw from (``--augment-main``): not the copies' views.
+_MAIN_SALT = 0x6D61696E
 
-    def __init__(self, augmenter: Augmenter, copies: SubsetCopies | None, *, seed: int):
+
+class BatchAugment:
+    """What the training loop applies to each batch: every row augmented (no copies); the batch
+    plus augmented copies of subset rows (``copies``); or the batch plus an augmented copy of
+    each of its own rows (``mirror``: ``--augment-subset selected``). With copies, ``main``
+    (``--augment-main``) augments the streamed rows in place first."""
+
+    def __init__(self, augmenter: Augmenter, copies: SubsetCopies | None, *, seed: int, mirror: bool = False,
+                 main: Augmenter | None = None):
+        if mirror and copies is not None:
+            raise ValueError("BatchAugment: mirror copies the batch's own rows; it takes no subset copies")
+        if main is not None and copies is None and not mirror:
+            raise ValueError("--augment-main: augments the streamed rows beside copies; without "
+                             "--augment-subset use --augment")
         self.augmenter = augmenter
         self.copies = copies
+        self.mirror = mirror
+        self.main = main
         self._seed = seed
 
     def __call__(self, x: torch.Tensor, ids: torch.Tensor, y: torch.Tensor, w: torch.Tensor, *, epoch: int,
                  sample_shape: Sequence[int], rows_per_epoch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(x uint8 (N, C, H, W), y, w)`` to train on."""
         x = as_chw(x, sample_shape)
-        if self.copies is None:
+        if self.copies is None and not self.mirror:
             return self.augmenter(x, ids, epoch=epoch, seed=self._seed), y, w
-        k = self.copies.rows_for(len(y), rows_per_epoch)
-        if not k:
+        if self.mirror:  # each row's strong copy is drawn from the row as stored, not from its weak view
+            ax, ay, aw = self.augmenter(x, ids, epoch=epoch, seed=self._seed), y, torch.ones_like(w)
+        else:
+            k = self.copies.rows_for(len(y), rows_per_epoch)
+            ax = ay = aw = None
+            if k:
+                ax, ay, aw = self.copies.take(k, epoch=epoch, sample_shape=sample_shape, device=x.device)
+        if self.main is not None:
+            x = self.main(x, ids, epoch=epoch, seed=self._seed ^ _MAIN_SALT)
+        if ax is None:
             return x, y, w
-        ax, ay, aw = self.copies.take(k, epoch=epoch, sample_shape=sample_shape, device=x.device)
         return torch.cat([x, ax]), torch.cat([y, ay]), torch.cat([w, aw])

@@ -135,7 +135,8 @@ class TrainConfig:
     threads: int | None = None  # torch intra-op threads (None: torch's default)
     # Augmentation (trainer/augment_subset.py): transforms, and the subset to augment.
     augment: str = ""  # comma list of crop, flip, cutout, randaugment ("": none)
-    augment_subset: str = ""  # KIND:FRACTION (coreset, random, max-loss): augment only that subset
+    augment_subset: str = ""  # KIND:FRACTION (coreset, random, max-loss) or selected: augment only copies
+    augment_main: str = ""  # weak transforms applied in place to the streamed rows beside the copies
     augment_every: int = 5  # epochs between picks of the subset to augment (R)
     curvature_beta: float = 0.99  # AdaCore: EMA factor of the squared Hessian diagonal (host/curvature.py)
     distilled: str | None = None  # pdd: the distillation whose stages to train on (trainer/distilled.py)
@@ -218,10 +219,14 @@ class TrainConfig:
             names = parse_augment(self.augment)
             if self.augment_subset:
                 parse_augment_subset(self.augment_subset)
+            main = parse_augment(self.augment_main, "--augment-main")
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         if self.augment_subset and not names:
             raise ConfigError("--augment-subset: needs --augment to say which transforms the subset's copies get")
+        if main and not self.augment_subset:
+            raise ConfigError("--augment-main: augments the streamed rows beside --augment-subset's copies; "
+                              "without copies, --augment augments every row")
         if not isinstance(self.augment_every, int) or isinstance(self.augment_every, bool) or self.augment_every < 1:
             raise ConfigError(f"--augment-every: must be an integer >= 1, got {self.augment_every!r}")
         if self.resume and self.out_dir is None:
@@ -278,9 +283,10 @@ class TrainConfig:
         if not self.dataset:
             set_("dataset", f"{self.distilled}/stage-01")
         set_("fraction", 1.0)
-        if "randaugment" in self.augment:
-            raise ConfigError("--augment: pdd streams float synthetic images; randaugment works on uint8 images "
-                              "(crop, flip and cutout work on both)")
+        for option, value in (("--augment", self.augment), ("--augment-main", self.augment_main)):
+            if "randaugment" in value:
+                raise ConfigError(f"{option}: pdd streams float synthetic images; randaugment works on uint8 images "
+                                  "(crop, flip and cutout work on both)")
 
     @property
     def label(self) -> str:

@@ -34,7 +34,7 @@ from host.strategies import Strategy, spec
 from storage_service.client import FULL_SELECTION
 from host.curvature import CurvatureEMA
 from host.augment import Augmenter
-from trainer.augment_subset import BatchAugment, SubsetCopies, augment_config, parse_augment, parse_augment_subset
+from trainer.augment_subset import AugmentKind, BatchAugment, SubsetCopies, augment_config, parse_augment, parse_augment_subset
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, Schedule, TrainConfig
 from trainer.dataset import SampleStream
@@ -142,11 +142,16 @@ def train(cfg: TrainConfig) -> TrainResult:
         augment, aug_kind, aug_fraction = None, None, 0.0
         if cfg.augment:
             augmenter = Augmenter(augment_config(parse_augment(cfg.augment), shape))
-            copies = None
+            copies, mirror = None, False
             if cfg.augment_subset:
                 aug_kind, aug_fraction = parse_augment_subset(cfg.augment_subset)
-                copies = SubsetCopies(augmenter, seed=cfg.seed, use_weights=cfg.use_weights)
-            augment = BatchAugment(augmenter, copies, seed=cfg.seed)
+                mirror = aug_kind is AugmentKind.SELECTED  # copies of the streamed rows: nothing else to pick
+                if mirror:
+                    aug_kind = None
+                else:
+                    copies = SubsetCopies(augmenter, seed=cfg.seed, use_weights=cfg.use_weights)
+            main = Augmenter(augment_config(parse_augment(cfg.augment_main), shape)) if cfg.augment_main else None
+            augment = BatchAugment(augmenter, copies, seed=cfg.seed, mirror=mirror, main=main)
         # pdd --labels views: the teacher's label of every view, held per stage data set.
         views = ViewLabelTable(*plan.views) if plan is not None and plan.views is not None else None
         # AdaCore: the curvature estimate the trainer keeps and pushes with the model.

@@ -28,6 +28,15 @@ def test_train_runs_and_reports(store_root, tmp_path, capsys):
     assert "random@0.3: test accuracy" in out and (tmp_path / "metrics.jsonl").is_file()
 
 
+def test_coreset_and_its_augmentations(store_root, tmp_path, capsys):
+    """The reference's data-efficient augmentation on a coreset: weak views of the coreset's rows,
+    strong copies of them."""
+    with local_service(store_root) as target:
+        assert main(args(target, tmp_path, "--strategy", "craig", "--fraction", "0.3", "--augment", "crop,randaugment",
+                         "--augment-subset", "selected", "--augment-main", "crop")) == 0
+    assert "craig@0.3: test accuracy" in capsys.readouterr().out
+
+
 def test_a_previous_run_is_not_replaced_silently(store_root, tmp_path, capsys):
     with local_service(store_root) as target:
         run = args(target, tmp_path, "--strategy", "random", "--fraction", "0.3")
@@ -52,6 +61,8 @@ def test_a_previous_run_is_not_replaced_silently(store_root, tmp_path, capsys):
     (["--strategy", "nessa-pa", "--pool-size", "4"], "--pool-size"),
     (["--strategy", "nessa-ss"], "--drop-threshold"),
     (["--strategy", "crest", "--drop-threshold", "-0.5"], "--drop-threshold"),
+    (["--augment", "flip", "--augment-main", "crop"], "--augment-main"),
+    (["--augment", "flip", "--augment-subset", "selected:0.5"], "--augment-subset"),
 ])
 def test_bad_input_is_a_clear_error(store_root, tmp_path, capsys, extra, message):
     with local_service(store_root) as target:

@@ -46,8 +46,28 @@ def test_subset_copies_are_added_and_repicked_every_r_epochs(service, plain, tmp
     assert recs[-1]["test_acc"] > 0.6
 
 
+@pytest.mark.parametrize("strategy,fraction", [("full", 1.0), ("craig", 0.3), ("random", 0.3)])
+def test_selected_trains_on_the_streamed_rows_and_a_copy_of_each(service, tmp_path, strategy, fraction):
+    """``--augment-subset selected``: the reference's coreset + its augmentations (or, on full
+    data, full augmentation as the paper counts it): every streamed row twice, nothing picked
+    for the copies (no extra stream, no extra selection)."""
+    target, store = service
+    kw = dict(strategy=strategy, fraction=fraction, reselect_every=2)
+    base = train(config(target, tmp_path / "base", epochs=3, **kw)).records
+    recs = train(config(target, tmp_path / "sel", augment="crop,randaugment", augment_main="crop",
+                        augment_subset="selected", epochs=3, **kw)).records
+    assert [r["samples_seen"] for r in recs] == [2 * r["samples_seen"] for r in base]
+    assert [r["bytes_received"] for r in recs] == [r["bytes_received"] for r in base]
+    assert [r["model_bytes"] for r in recs] == [r["model_bytes"] for r in base]
+    assert recs[-1]["samples_seen"] <= 3 * 2 * (fraction * len(store) + 10)
+    assert recs[-1]["test_acc"] > (0.6 if strategy == "full" else 0.4)
+
+
 @pytest.mark.parametrize("kw,message", [
     (dict(augment="crop,blur"), "--augment: unknown augmentation 'blur'"),
+    (dict(augment="flip", augment_subset="selected", augment_main="crop,blur"), "--augment-main: unknown augmentation 'blur'"),
+    (dict(augment="flip", augment_main="crop"), "--augment-main: augments the streamed rows beside --augment-subset"),
+    (dict(augment="flip", augment_subset="selected:0.5"), "'selected' copies every streamed row"),
     (dict(augment_subset="coreset:0.2"), "--augment-subset: needs --augment"),
     (dict(augment="flip", augment_subset="herding:0.2"), "--augment-subset: unknown kind 'herding'"),
     (dict(augment="flip", augment_subset="coreset"), "--augment-subset: fraction must be in"),
