@@ -20,7 +20,9 @@ Arms (all the same epochs, batch size, schedule and initialisation per seed):
   README's example): train on an F subset *and* augmented copies of it, the subset re-picked every
   ``--every`` epochs by the storage service (``--strategy craig|random --fraction F
   --augment-subset selected``): ``coreset-sub`` (CRAIG, its weights on the subset's rows, copies
-  weight 1, as the reference), ``random-sub``; F of the SGD steps, 2F of ``full-aug``'s rows.
+  weight 1, as the reference), ``random-sub``, ``pa-nw-sub`` (NeSSA's partition mode: every
+  mini-batch a facility-location coreset of a fresh 640-example pool, weights off); F of the SGD
+  steps, 2F of ``full-aug``'s rows (``--sub-epochs`` gives these arms a longer schedule).
 
 With ``--main-aug`` (the reference's weak crop + flip) the streamed rows of every arm are
 augmented in place by those transforms and the copies get them plus ``--augment`` (the
@@ -62,6 +64,9 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--augment", default="crop,cutout,randaugment")
     p.add_argument("--main-aug", default="", help="weak transforms of every streamed row (the reference's crop,flip)")
     p.add_argument("--every", type=int, default=2, help="epochs between subset picks (R)")
+    p.add_argument("--sub-epochs", type=int, default=0,
+                   help="epochs of the KIND-sub arms (default --epochs): a longer schedule on the subset that "
+                        "still costs 2 x F x sub-epochs rows against full-aug's 2 x epochs")
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--val", action="store_true")
     p.add_argument("--threads", type=int, default=1)
@@ -130,8 +135,12 @@ def _config(args, arm: str, fraction: float, seed: int, target: str):
     elif arm == "full-aug":
         kw.update(augment_subset="selected", **copies)
     elif arm.endswith("-sub"):
-        kw.update(strategy={"coreset-sub": "craig", "random-sub": "random"}[arm], fraction=fraction,
-                  reselect_every=args.every, augment_subset="selected", **copies)
+        if args.sub_epochs:
+            kw.update(epochs=args.sub_epochs, run_name=f"{arm}@{fraction:g}/{args.sub_epochs}ep")
+        if arm == "pa-nw-sub":  # NeSSA's mini-batch coresets (weights off, 640-pools: the TTA study's best rule)
+            kw.update(use_weights=False, pool_size=640)
+        kw.update(strategy={"coreset-sub": "craig", "random-sub": "random", "pa-nw-sub": "nessa-pa"}[arm],
+                  fraction=fraction, reselect_every=args.every, augment_subset="selected", **copies)
     elif arm != "none":
         kw.update(augment_subset=f"{arm}:{fraction:g}", augment_every=args.every, **copies)
     return TrainConfig(**kw)
@@ -151,7 +160,8 @@ def _table(runs: list[dict], args) -> str:
     def fmt(m, h, n=None):
         return f"{m:+.2f} ± {h:.2f}" if n is None or n > 1 else f"{m:+.2f}"
 
-    order = [base, "inplace-aug", "full-aug"] + sorted((k for k in by if "@" in k), key=lambda k: (float(k.split("@")[1]), k))
+    order = [base, "inplace-aug", "full-aug"] + sorted((k for k in by if "@" in k),
+                                                           key=lambda k: (float(k.split("@")[1].split("/")[0]), k))
     for label in order:
         if label not in by:
             continue
