@@ -81,9 +81,8 @@ def main(argv=None) -> None:
     xt, yt = x_all[train], y_all[train].astype(np.int64)
     for seed in (int(s) for s in args.seeds.split(",")):
         arms = {"pdd": DistillConfig(method=args.method, stages=5, ipc=10, iterations=args.iterations, seed=seed),
-                args.method: DistillConfig(method=args.method, stages=1, ipc=50, iterations=5 * args.iterations, seed=seed),
+                "base": DistillConfig(method=args.method, stages=1, ipc=50, iterations=5 * args.iterations, seed=seed),
                 "random": DistillConfig(method="random", stages=1, ipc=50, seed=seed)}
-        arms["base"] = arms.pop(args.method)
         for arm, cfg in ((a, arms[a]) for a in args.arms.split(",")):
             c0 = time.process_time()
             dist, stages = Distiller(xt, yt, (28, 28), 10, cfg), []

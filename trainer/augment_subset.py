@@ -170,15 +170,18 @@ class BatchAugment:
         x = as_chw(x, sample_shape)
         if self.copies is None and not self.mirror:
             return self.augmenter(x, ids, epoch=epoch, seed=self._seed), y, w
-        if self.mirror:  # each row's strong copy is drawn from the row as stored, not from its weak view
-            ax, ay, aw = self.augmenter(x, ids, epoch=epoch, seed=self._seed), y, torch.ones_like(w)
-        else:
-            k = self.copies.rows_for(len(y), rows_per_epoch)
-            ax = ay = aw = None
-            if k:
-                ax, ay, aw = self.copies.take(k, epoch=epoch, sample_shape=sample_shape, device=x.device)
+        extra = self._copies(x, ids, y, w, epoch, sample_shape, rows_per_epoch)  # from the rows as stored
         if self.main is not None:
             x = self.main(x, ids, epoch=epoch, seed=self._seed ^ _MAIN_SALT)
-        if ax is None:
+        if extra is None:
             return x, y, w
+        ax, ay, aw = extra
         return torch.cat([x, ax]), torch.cat([y, ay]), torch.cat([w, aw])
+
+    def _copies(self, x, ids, y, w, epoch: int, sample_shape, rows_per_epoch: int):
+        """The augmented rows to append, or None: a strong copy of each row (``mirror``), or the
+        subset's next rows."""
+        if self.mirror:
+            return self.augmenter(x, ids, epoch=epoch, seed=self._seed), y, torch.ones_like(w)
+        k = self.copies.rows_for(len(y), rows_per_epoch)
+        return self.copies.take(k, epoch=epoch, sample_shape=sample_shape, device=x.device) if k else None
